@@ -1,0 +1,300 @@
+package catalog
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"net"
+	"sort"
+	"strings"
+)
+
+// NodeEntry is one node as the catalog serves it: its record (nil until
+// one has been received), its member status and its node-level checks,
+// including the synthesised serfHealth check. NodeEntry values belong to a
+// Snapshot and must not be modified.
+type NodeEntry struct {
+	Node    Node
+	Version uint64
+	Status  MemberStatus
+	// Checks are the node-level checks: serfHealth plus the record's
+	// checks that name no service, sorted by CheckID.
+	Checks []Check
+	// Health is the aggregate of Checks.
+	Health string
+	// Instances are the node's service instances, sorted by service ID.
+	Instances []*Instance
+	// AllChecks are every check of the node (node and service level).
+	AllChecks []Check
+	// Index is the catalog index at which this entry last changed.
+	Index uint64
+	record    *NodeRecord
+}
+
+// Record returns the node record the entry was built from, or nil.
+func (n *NodeEntry) Record() *NodeRecord { return n.record }
+
+// Instance is one service instance with the checks that decide its health:
+// its own service checks and its node's checks. Instance values belong to
+// a Snapshot and must not be modified.
+type Instance struct {
+	Node    *NodeEntry
+	Service *Service
+	// Checks are the node-level checks followed by the service's checks.
+	Checks []Check
+	// Health is the aggregate of Checks.
+	Health string
+	hash   uint64
+}
+
+// Address returns the instance's address: the service address, or the
+// node's address when the service has none.
+func (i *Instance) Address() string {
+	if i.Service.Address != "" {
+		return i.Service.Address
+	}
+	return i.Node.Node.Address
+}
+
+// Weight returns the instance's SRV weight for its current health:
+// Weights.Passing when passing, Weights.Warning when warning, 0 otherwise.
+func (i *Instance) Weight() int {
+	switch i.Health {
+	case HealthPassing:
+		return i.Service.Weights.Passing
+	case HealthWarning:
+		return i.Service.Weights.Warning
+	}
+	return 0
+}
+
+// HasTag reports whether the instance carries tag (case-insensitive).
+func (i *Instance) HasTag(tag string) bool {
+	for _, t := range i.Service.Tags {
+		if strings.EqualFold(t, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServiceEntry is every instance of one service name across the cluster.
+type ServiceEntry struct {
+	Name string
+	// Instances are sorted by node name, then service ID.
+	Instances []*Instance
+	// Tags is the sorted union of the instances' tags.
+	Tags []string
+	// Index is the catalog index at which this service's instances last
+	// changed in any way (added, removed, health, tags, address…).
+	Index uint64
+	hash  uint64
+}
+
+// Snapshot is an immutable view of the whole catalog at one Index. All of
+// its methods are safe for concurrent use and take no locks. Slices and
+// maps it returns must not be modified.
+type Snapshot struct {
+	// Index increases with every change to the catalog.
+	Index uint64
+
+	nodes      map[string]*NodeEntry // lower-case name
+	nodeList   []*NodeEntry          // sorted by name
+	services   map[string]*ServiceEntry
+	svcList    []*ServiceEntry // sorted by name
+	nodeAddrs  map[string][]*NodeEntry
+	svcAddrs   map[string][]*Instance
+	nodesIndex uint64
+	changed    chan struct{}
+}
+
+// Changed returns a channel that is closed when a newer snapshot replaces
+// this one. Blocking queries wait on it.
+func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
+
+// Node returns the node named name (case-insensitive).
+func (s *Snapshot) Node(name string) (*NodeEntry, bool) {
+	n, ok := s.nodes[lowerASCII(name)]
+	return n, ok
+}
+
+// Nodes returns every node, sorted by name.
+func (s *Snapshot) Nodes() []*NodeEntry { return s.nodeList }
+
+// NodesIndex is the index at which the set of nodes or any node's
+// addresses, meta or status last changed.
+func (s *Snapshot) NodesIndex() uint64 { return s.nodesIndex }
+
+// Service returns the instances of the service called name
+// (case-insensitive), of every health.
+func (s *Snapshot) Service(name string) (*ServiceEntry, bool) {
+	e, ok := s.services[lowerASCII(name)]
+	return e, ok
+}
+
+// Services returns every service name with its instances, sorted by name.
+func (s *Snapshot) Services() []*ServiceEntry { return s.svcList }
+
+// NodesByAddress returns the nodes whose address is ip.
+func (s *Snapshot) NodesByAddress(ip net.IP) []*NodeEntry {
+	return s.nodeAddrs[ip.String()]
+}
+
+// InstancesByAddress returns the instances that have ip as their own
+// service address.
+func (s *Snapshot) InstancesByAddress(ip net.IP) []*Instance {
+	return s.svcAddrs[ip.String()]
+}
+
+// Versions returns the record version held for every node.
+func (s *Snapshot) Versions() map[string]uint64 {
+	v := make(map[string]uint64, len(s.nodeList))
+	for _, n := range s.nodeList {
+		v[n.Node.Name] = n.Version
+	}
+	return v
+}
+
+// Digest returns a short hash of every node's name, record version and
+// member status. Two agents with the same Digest hold the same catalog.
+func (s *Snapshot) Digest() string {
+	h := sha256.New()
+	var b [9]byte
+	for _, n := range s.nodeList {
+		h.Write([]byte(n.Node.Name))
+		binary.BigEndian.PutUint64(b[:8], n.Version)
+		b[8] = byte(n.Status)
+		h.Write(b[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// buildNode derives a node's entry and instances from its record and
+// member status.
+func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index uint64) *NodeEntry {
+	n := &NodeEntry{Status: status, Index: index, record: rec}
+	if rec != nil {
+		n.Node = rec.Node
+		n.Version = rec.Version
+	} else {
+		n.Node = Node{Name: name}
+	}
+	if addr != "" && n.Node.Address == "" {
+		n.Node.Address = addr
+	}
+	serf := Check{CheckID: SerfCheckID, Name: SerfCheckName, Status: HealthPassing, Output: "Agent alive and reachable"}
+	if status != MemberAlive && status != MemberLeaving {
+		serf.Status = HealthCritical
+		serf.Output = "Agent not live or unreachable"
+	}
+	n.Checks = []Check{serf}
+	var svcChecks map[string][]Check
+	if rec != nil {
+		for _, c := range rec.Checks {
+			if c.ServiceID == "" {
+				n.Checks = append(n.Checks, c)
+			} else {
+				if svcChecks == nil {
+					svcChecks = make(map[string][]Check)
+				}
+				svcChecks[c.ServiceID] = append(svcChecks[c.ServiceID], c)
+			}
+		}
+	}
+	sort.Slice(n.Checks, func(i, j int) bool { return n.Checks[i].CheckID < n.Checks[j].CheckID })
+	n.Health = AggregateHealth(n.Checks)
+	n.AllChecks = append([]Check(nil), n.Checks...)
+	if rec == nil {
+		return n
+	}
+	n.Instances = make([]*Instance, 0, len(rec.Services))
+	for i := range rec.Services {
+		svc := &rec.Services[i]
+		own := svcChecks[svc.ID]
+		checks := make([]Check, 0, len(n.Checks)+len(own))
+		checks = append(checks, n.Checks...)
+		checks = append(checks, own...)
+		n.AllChecks = append(n.AllChecks, own...)
+		inst := &Instance{Node: n, Service: svc, Checks: checks, Health: AggregateHealth(checks)}
+		inst.hash = instanceHash(inst)
+		n.Instances = append(n.Instances, inst)
+	}
+	sort.Slice(n.AllChecks, func(i, j int) bool { return n.AllChecks[i].CheckID < n.AllChecks[j].CheckID })
+	return n
+}
+
+// instanceHash fingerprints everything about an instance that a reader can
+// see, so that per-service indexes move only when a service really changes.
+func instanceHash(i *Instance) uint64 {
+	h := newFNV()
+	h.str(i.Node.Node.Name)
+	h.str(i.Node.Node.Address)
+	h.str(i.Node.Node.Datacenter)
+	h.str(i.Node.Node.Zone)
+	h.strMap(i.Node.Node.Meta)
+	h.strMap(i.Node.Node.TaggedAddresses)
+	s := i.Service
+	h.str(s.ID)
+	h.str(s.Name)
+	for _, t := range s.Tags {
+		h.str(t)
+	}
+	h.str(s.Address)
+	h.u64(uint64(s.Port))
+	h.strMap(s.Meta)
+	h.u64(uint64(s.Weights.Passing)<<32 | uint64(s.Weights.Warning))
+	h.u64(uint64(int64(s.Load * 1000)))
+	for _, c := range i.Checks {
+		h.str(c.CheckID)
+		h.str(c.Name)
+		h.str(c.Status)
+		h.str(c.Notes)
+		h.str(c.Output)
+	}
+	h.str(i.Health)
+	return uint64(h)
+}
+
+type fnv64 uint64
+
+func newFNV() fnv64 { return 14695981039346656037 }
+
+func (h *fnv64) u64(v uint64) {
+	for i := 0; i < 8; i++ {
+		*h ^= fnv64(byte(v >> (8 * i)))
+		*h *= 1099511628211
+	}
+}
+
+func (h *fnv64) str(s string) {
+	for i := 0; i < len(s); i++ {
+		*h ^= fnv64(s[i])
+		*h *= 1099511628211
+	}
+	h.u64(uint64(len(s)))
+}
+
+func (h *fnv64) strMap(m map[string]string) {
+	if len(m) == 0 {
+		h.u64(0)
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		h.str(k)
+		h.str(m[k])
+	}
+}
