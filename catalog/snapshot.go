@@ -105,6 +105,8 @@ type Snapshot struct {
 	nodeAddrs  map[string][]*NodeEntry
 	svcAddrs   map[string][]*Instance
 	nodesIndex uint64
+	svcsIndex  uint64
+	svcsHash   uint64
 	changed    chan struct{}
 }
 
@@ -124,6 +126,10 @@ func (s *Snapshot) Nodes() []*NodeEntry { return s.nodeList }
 // NodesIndex is the index at which the set of nodes or any node's
 // addresses, meta or status last changed.
 func (s *Snapshot) NodesIndex() uint64 { return s.nodesIndex }
+
+// ServicesIndex is the index at which the set of service names or their
+// tags last changed.
+func (s *Snapshot) ServicesIndex() uint64 { return s.svcsIndex }
 
 // Service returns the instances of the service called name
 // (case-insensitive), of every health.

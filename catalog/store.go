@@ -268,6 +268,19 @@ func (s *Store) publishLocked() {
 		next.svcList = append(next.svcList, se)
 	}
 	sort.Slice(next.svcList, func(i, j int) bool { return next.svcList[i].Name < next.svcList[j].Name })
+	h := newFNV()
+	for _, se := range next.svcList {
+		h.str(se.Name)
+		for _, t := range se.Tags {
+			h.str(t)
+		}
+	}
+	next.svcsHash = uint64(h)
+	if next.svcsHash == prev.svcsHash && prev.svcsIndex != 0 {
+		next.svcsIndex = prev.svcsIndex
+	} else {
+		next.svcsIndex = idx
+	}
 	s.snap.Store(next)
 	close(prev.changed)
 }
