@@ -1,0 +1,118 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// eventually polls cond every 10ms until it returns nil or the deadline passes,
+// then fails the test with cond's last error.
+func eventually(t *testing.T, within time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", within, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// recorder collects the Results a Manager notifies.
+type recorder struct {
+	mu      sync.Mutex
+	results []Result
+}
+
+func (r *recorder) notify(res Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results = append(r.results, res)
+}
+
+func (r *recorder) all() []Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Result(nil), r.results...)
+}
+
+// last returns the last Result notified for id.
+func (r *recorder) last(id string) (Result, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.results) - 1; i >= 0; i-- {
+		if r.results[i].CheckID == id {
+			return r.results[i], true
+		}
+	}
+	return Result{}, false
+}
+
+// statuses returns the statuses notified for id, in order.
+func (r *recorder) statuses(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s []string
+	for _, res := range r.results {
+		if res.CheckID == id {
+			s = append(s, res.Status)
+		}
+	}
+	return s
+}
+
+// startManager runs a Manager until the test ends and checks that Run returns.
+func startManager(t *testing.T, cfg Config) (*Manager, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	m := New(cfg, slog.New(slog.DiscardHandler), rec.notify)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return within 10s of cancel")
+		}
+	})
+	return m, rec
+}
+
+// waitStatus waits until the check's reported status is want and returns that
+// Result.
+func waitStatus(t *testing.T, m *Manager, id, want string, within time.Duration) Result {
+	t.Helper()
+	var got Result
+	eventually(t, within, func() error {
+		res, ok := m.Status(id)
+		if !ok {
+			return errors.New("check " + id + " unknown")
+		}
+		got = res
+		if res.Status != want {
+			return errors.New("status " + res.Status + " (output " + res.Output + "), want " + want)
+		}
+		return nil
+	})
+	return got
+}
+
+func mustAdd(t *testing.T, m *Manager, def Definition) {
+	t.Helper()
+	if err := m.Add(def); err != nil {
+		t.Fatalf("Add(%q): %v", def.ID, err)
+	}
+}

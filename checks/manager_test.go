@@ -1,0 +1,408 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// counter is an HTTP health endpoint that answers with a settable status code,
+// counts requests and records the most that were in flight at once.
+type counter struct {
+	code     atomic.Int32
+	body     atomic.Value // string
+	delay    atomic.Int64 // nanoseconds to wait before answering
+	hits     atomic.Int64
+	inFlight atomic.Int32
+	maxIn    atomic.Int32
+	srv      *httptest.Server
+}
+
+func newCounter(t *testing.T) *counter {
+	t.Helper()
+	c := &counter{}
+	c.code.Store(http.StatusOK)
+	c.body.Store("")
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := c.inFlight.Add(1)
+		defer c.inFlight.Add(-1)
+		for {
+			m := c.maxIn.Load()
+			if n <= m || c.maxIn.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		c.hits.Add(1)
+		if d := time.Duration(c.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.WriteHeader(int(c.code.Load()))
+		io.WriteString(w, c.body.Load().(string))
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+func TestNotifyOnlyOnChange(t *testing.T) {
+	c := newCounter(t)
+	m, rec := startManager(t, Config{})
+	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
+
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+	before := c.hits.Load()
+	eventually(t, 5*time.Second, func() error {
+		if n := c.hits.Load(); n < before+5 {
+			return fmt.Errorf("%d probes since passing, want 5", n-before)
+		}
+		return nil
+	})
+	if got := rec.statuses("web"); !slices.Equal(got, []string{StatusPassing}) {
+		t.Fatalf("notified %v over many identical probes, want one passing", got)
+	}
+
+	// A new output alone is a change.
+	c.body.Store("v2")
+	eventually(t, 5*time.Second, func() error {
+		if res, _ := rec.last("web"); res.Output != "HTTP GET "+c.srv.URL+": 200 OK Output: v2" {
+			return fmt.Errorf("last notified output %q", res.Output)
+		}
+		return nil
+	})
+	if got := rec.statuses("web"); len(got) != 2 {
+		t.Errorf("notified %v, want two results", got)
+	}
+}
+
+func TestCheckUpdateIntervalDefersOutputChanges(t *testing.T) {
+	c := newCounter(t)
+	m, rec := startManager(t, Config{CheckUpdateInterval: time.Hour})
+	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+
+	c.body.Store("v2")
+	before := c.hits.Load()
+	eventually(t, 5*time.Second, func() error {
+		if n := c.hits.Load(); n < before+3 {
+			return fmt.Errorf("%d probes", n-before)
+		}
+		return nil
+	})
+	if got := rec.all(); len(got) != 1 {
+		t.Fatalf("notified %+v, want the output change held back", got)
+	}
+	// A status change goes out at once.
+	c.code.Store(http.StatusServiceUnavailable)
+	waitStatus(t, m, "web", StatusCritical, 5*time.Second)
+	if got := rec.statuses("web"); !slices.Equal(got, []string{StatusPassing, StatusCritical}) {
+		t.Errorf("notified %v", got)
+	}
+}
+
+// TestFlapDamping runs Consul's thresholds against a real endpoint that flips.
+func TestFlapDamping(t *testing.T) {
+	c := newCounter(t)
+	m, rec := startManager(t, Config{})
+	mustAdd(t, m, Definition{
+		ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond,
+		SuccessBeforePassing: 3, FailuresBeforeCritical: 3,
+	})
+	// The first result is reported at once.
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+
+	// Failing: critical only after 3 failures in a row.
+	c.code.Store(http.StatusInternalServerError)
+	before := c.hits.Load()
+	waitStatus(t, m, "web", StatusCritical, 5*time.Second)
+	if n := c.hits.Load() - before; n < 3 {
+		t.Errorf("critical after %d failing probes, want at least 3", n)
+	}
+
+	// Recovering: passing only after 3 successes in a row.
+	c.code.Store(http.StatusOK)
+	before = c.hits.Load()
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+	if n := c.hits.Load() - before; n < 3 {
+		t.Errorf("passing after %d good probes, want at least 3", n)
+	}
+	if got := rec.statuses("web"); !slices.Equal(got, []string{StatusPassing, StatusCritical, StatusPassing}) {
+		t.Errorf("notified %v", got)
+	}
+}
+
+func TestCriticalSince(t *testing.T) {
+	c := newCounter(t)
+	m, _ := startManager(t, Config{})
+	added := time.Now()
+	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond, Status: StatusPassing})
+	if _, ok := m.CriticalSince("web"); ok {
+		t.Fatal("critical before any probe")
+	}
+	c.code.Store(http.StatusInternalServerError)
+	waitStatus(t, m, "web", StatusCritical, 5*time.Second)
+	first, ok := m.CriticalSince("web")
+	if !ok || first.Before(added) {
+		t.Fatalf("CriticalSince = %v, %v", first, ok)
+	}
+	// Staying critical, even with a new output, keeps the time it became critical.
+	c.body.Store("still down")
+	eventually(t, 5*time.Second, func() error {
+		if res, _ := m.Status("web"); res.Output == "HTTP GET "+c.srv.URL+": 500 Internal Server Error Output: still down" {
+			return nil
+		}
+		return errors.New("output not updated")
+	})
+	if again, _ := m.CriticalSince("web"); !again.Equal(first) {
+		t.Errorf("CriticalSince moved from %v to %v while critical", first, again)
+	}
+	c.code.Store(http.StatusOK)
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+	if _, ok := m.CriticalSince("web"); ok {
+		t.Error("still critical after passing")
+	}
+	if _, ok := m.CriticalSince("nope"); ok {
+		t.Error("CriticalSince of an unknown check")
+	}
+}
+
+func TestReplaceKeepsStateAndStopsOld(t *testing.T) {
+	old, repl := newCounter(t), newCounter(t)
+	m, rec := startManager(t, Config{})
+	mustAdd(t, m, Definition{ID: "web", HTTP: old.srv.URL, Interval: 100 * time.Millisecond})
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+
+	mustAdd(t, m, Definition{ID: "web", HTTP: repl.srv.URL, Interval: 100 * time.Millisecond})
+	// Replacing keeps the state instead of the new definition's initial critical.
+	if res, _ := m.Status("web"); res.Status != StatusPassing {
+		t.Errorf("status right after replacing: %+v, want passing kept", res)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if res, _ := rec.last("web"); res.Output != "HTTP GET "+repl.srv.URL+": 200 OK Output: " {
+			return fmt.Errorf("last output %q", res.Output)
+		}
+		return nil
+	})
+	// The old runner is gone: its endpoint gets no more probes.
+	stoppedAt := old.hits.Load()
+	before := repl.hits.Load()
+	eventually(t, 5*time.Second, func() error {
+		if n := repl.hits.Load(); n < before+3 {
+			return fmt.Errorf("%d probes of the replacement", n-before)
+		}
+		return nil
+	})
+	if n := old.hits.Load(); n != stoppedAt {
+		t.Errorf("old endpoint probed %d more times after replacement", n-stoppedAt)
+	}
+	if got := rec.statuses("web"); !slices.Equal(got, []string{StatusPassing, StatusPassing}) {
+		t.Errorf("notified %v, want passing then passing with the new output", got)
+	}
+}
+
+func TestRemoveStopsCheck(t *testing.T) {
+	c := newCounter(t)
+	m, rec := startManager(t, Config{})
+	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+
+	m.Remove("web")
+	m.Remove("web") // a no-op the second time
+	if _, ok := m.Status("web"); ok {
+		t.Error("Status after Remove: still known")
+	}
+	// Any probe in flight was cancelled; after one more interval nothing probes.
+	time.Sleep(150 * time.Millisecond) // let a cancelled in-flight request land; not synchronisation
+	n := c.hits.Load()
+	c.code.Store(http.StatusInternalServerError)
+	time.Sleep(300 * time.Millisecond) // three intervals in which nothing may happen
+	if got := c.hits.Load(); got != n {
+		t.Errorf("%d probes after Remove", got-n)
+	}
+	if got := rec.statuses("web"); !slices.Equal(got, []string{StatusPassing}) {
+		t.Errorf("notified %v after Remove", got)
+	}
+	if err := m.UpdateTTL("web", StatusPassing, ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UpdateTTL after Remove: %v, want ErrNotFound", err)
+	}
+}
+
+// TestNoOverlapAndNoDelay: a check slower than its interval never runs twice at
+// once, and does not slow down another check.
+func TestNoOverlapAndNoDelay(t *testing.T) {
+	slow, fast := newCounter(t), newCounter(t)
+	slow.delay.Store(int64(time.Second)) // beyond the 200ms timeout
+	m, _ := startManager(t, Config{})
+	mustAdd(t, m, Definition{ID: "slow", HTTP: slow.srv.URL, Interval: 200 * time.Millisecond})
+	mustAdd(t, m, Definition{ID: "fast", HTTP: fast.srv.URL, Interval: 100 * time.Millisecond})
+
+	waitStatus(t, m, "slow", StatusCritical, 5*time.Second)
+	start, fastBefore, slowBefore := time.Now(), fast.hits.Load(), slow.hits.Load()
+	eventually(t, 5*time.Second, func() error {
+		if n := slow.hits.Load(); n < slowBefore+4 {
+			return fmt.Errorf("%d slow probes", n-slowBefore)
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	if got := slow.maxIn.Load(); got != 1 {
+		t.Errorf("the slow check had %d probes in flight at once, want 1", got)
+	}
+	// The fast check kept its 100ms pace meanwhile (allow half of it for a loaded machine).
+	if want, got := int64(elapsed/(100*time.Millisecond))/2, fast.hits.Load()-fastBefore; got < want {
+		t.Errorf("fast check probed %d times in %s, want at least %d", got, elapsed, want)
+	}
+	if res, _ := m.Status("slow"); res.Output != "Get \""+slow.srv.URL+"\": context deadline exceeded" {
+		t.Errorf("slow output %q", res.Output)
+	}
+}
+
+// TestFirstProbeIsPrompt: a new check with a long interval probes within about
+// a second, not at a random point of its interval.
+func TestFirstProbeIsPrompt(t *testing.T) {
+	c := newCounter(t)
+	m, _ := startManager(t, Config{})
+	start := time.Now()
+	for i := range 5 {
+		mustAdd(t, m, Definition{ID: fmt.Sprint("web", i), HTTP: c.srv.URL, Interval: time.Hour})
+	}
+	for i := range 5 {
+		waitStatus(t, m, fmt.Sprint("web", i), StatusPassing, 3*time.Second)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("first probes took %s", took)
+	}
+}
+
+func TestFirstDelay(t *testing.T) {
+	for range 100 {
+		r := &runner{def: Definition{Interval: time.Hour}, fresh: true}
+		if d := r.firstDelay(); d < 0 || d >= firstRunJitter {
+			t.Fatalf("fresh check first delay %s, want within [0, %s)", d, firstRunJitter)
+		}
+		r = &runner{def: Definition{Interval: 200 * time.Millisecond}, fresh: true}
+		if d := r.firstDelay(); d < 0 || d >= 200*time.Millisecond {
+			t.Fatalf("fresh check first delay %s, want within its 200ms interval", d)
+		}
+		r = &runner{def: Definition{Interval: 5 * time.Second}}
+		if d := r.firstDelay(); d < 0 || d >= 5*time.Second {
+			t.Fatalf("replacement first delay %s, want within its interval", d)
+		}
+	}
+}
+
+func TestAddBeforeRun(t *testing.T) {
+	c := newCounter(t)
+	rec := &recorder{}
+	m := New(Config{}, slog.New(slog.DiscardHandler), rec.notify)
+	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
+	if res, ok := m.Status("web"); !ok || res.Status != StatusCritical {
+		t.Fatalf("Status before Run = %+v, %v; want the initial critical", res, ok)
+	}
+	if n := c.hits.Load(); n != 0 {
+		t.Fatalf("%d probes before Run", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := m.Run(context.Background()); !errors.Is(err, ErrStopped) {
+		t.Errorf("second Run: %v, want ErrStopped", err)
+	}
+	if err := m.Add(Definition{ID: "late", TTL: time.Second}); !errors.Is(err, ErrStopped) {
+		t.Errorf("Add after Run: %v, want ErrStopped", err)
+	}
+}
+
+func TestAddRejectsInvalid(t *testing.T) {
+	m := New(Config{}, nil, nil)
+	tests := []struct {
+		def  Definition
+		want error
+	}{
+		{Definition{TTL: time.Second}, ErrInvalid}, // no ID
+		{Definition{ID: "x"}, ErrInvalid},
+		{Definition{ID: "x", Args: []string{"true"}, Interval: time.Second}, ErrScriptDisabled},
+	}
+	for _, tc := range tests {
+		if err := m.Add(tc.def); !errors.Is(err, tc.want) {
+			t.Errorf("Add(%+v) = %v, want %v", tc.def, err, tc.want)
+		}
+	}
+	if _, ok := m.Status("x"); ok {
+		t.Error("an invalid check was registered")
+	}
+}
+
+// TestRunWaitsForChecks: Run returns only after every check goroutine has
+// exited, promptly even with probes in flight.
+func TestRunWaitsForChecks(t *testing.T) {
+	c := newCounter(t)
+	c.delay.Store(int64(time.Minute))
+	m := New(Config{}, nil, nil)
+	for i := range 50 {
+		mustAdd(t, m, Definition{ID: fmt.Sprint("c", i), HTTP: c.srv.URL, Interval: 200 * time.Millisecond})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	eventually(t, 5*time.Second, func() error {
+		if n := c.inFlight.Load(); n < 10 {
+			return fmt.Errorf("%d probes in flight", n)
+		}
+		return nil
+	})
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Run took %s to return", took)
+	}
+	m.wg.Wait() // returns at once: Run already waited
+}
+
+// TestConcurrentUse hammers the Manager from several goroutines under -race.
+func TestConcurrentUse(t *testing.T) {
+	c := newCounter(t)
+	m, _ := startManager(t, Config{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 30 {
+				id := fmt.Sprint("c", i%5)
+				switch (g + i) % 4 {
+				case 0:
+					_ = m.Add(Definition{ID: id, HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
+				case 1:
+					_ = m.Add(Definition{ID: id, TTL: 100 * time.Millisecond})
+					_ = m.UpdateTTL(id, StatusPassing, "ok")
+				case 2:
+					m.Status(id)
+					m.CriticalSince(id)
+				case 3:
+					m.Remove(id)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
