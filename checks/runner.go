@@ -39,6 +39,8 @@ func newRunner(d Definition, cfg Config) (*runner, error) {
 		r.prober = newHTTPProber(d, cfg.outputMaxSize())
 	case TypeTCP:
 		r.prober = &tcpProber{addr: d.TCP}
+	case TypeGRPC:
+		r.prober = newGRPCProber(d)
 	default:
 		return nil, fmt.Errorf("%w %q", errUnknownType, d.Type())
 	}
