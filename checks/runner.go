@@ -41,6 +41,8 @@ func newRunner(d Definition, cfg Config) (*runner, error) {
 		r.prober = &tcpProber{addr: d.TCP}
 	case TypeGRPC:
 		r.prober = newGRPCProber(d)
+	case TypeScript:
+		r.prober = &scriptProber{args: d.Args, timeout: d.Timeout, maxOutput: cfg.outputMaxSize()}
 	default:
 		return nil, fmt.Errorf("%w %q", errUnknownType, d.Type())
 	}
