@@ -28,12 +28,11 @@ type Manager struct {
 	logger *slog.Logger
 	notify func(Result)
 
-	mu      sync.RWMutex
-	checks  map[string]*runner // by check ID
-	state   int                // idle, running or stopped
-	runCtx  context.Context    // Run's ctx while running
-	wg      sync.WaitGroup     // check goroutines, waited for by Run
-	nowFunc func() time.Time   // time source; time.Now outside tests
+	mu     sync.RWMutex
+	checks map[string]*runner // by check ID
+	state  int                // idle, running or stopped
+	runCtx context.Context    // Run's ctx while running
+	wg     sync.WaitGroup     // check goroutines, waited for by Run
 }
 
 const (
@@ -48,11 +47,9 @@ const (
 // probe), with the new Result. It is called from the check's goroutine, or from
 // the caller's goroutine inside UpdateTTL, and calls for one check never overlap
 // and arrive in order. notify must not block for long (it holds up that check
-// only) and must not call Add, Remove or UpdateTTL for the same check; it may call
-// Status and CriticalSince. Add does not call notify: the initial Result is
-// available from Status as soon as Add returns.
-//
-// After calling New, cfg should no longer be modified by the caller.
+// only) and must not call UpdateTTL for the same check, which would wait for
+// notify to return; it may call any other method. Add does not call notify: the
+// initial Result is available from Status as soon as Add returns.
 func New(cfg Config, logger *slog.Logger, notify func(Result)) *Manager {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -61,11 +58,10 @@ func New(cfg Config, logger *slog.Logger, notify func(Result)) *Manager {
 		notify = func(Result) {}
 	}
 	return &Manager{
-		cfg:     cfg,
-		logger:  logger.With("component", "checks"),
-		notify:  notify,
-		checks:  make(map[string]*runner),
-		nowFunc: time.Now,
+		cfg:    cfg,
+		logger: logger.With("component", "checks"),
+		notify: notify,
+		checks: make(map[string]*runner),
 	}
 }
 
@@ -143,7 +139,7 @@ func (m *Manager) Add(def Definition) error {
 		r.slot = old.slot
 		r.fresh = false
 	} else {
-		r.slot = newSlot(d.ID, d.Status, m.nowFunc())
+		r.slot = newSlot(d.ID, d.Status, time.Now())
 	}
 	m.checks[d.ID] = r
 	if m.state == running {
@@ -203,7 +199,7 @@ func (m *Manager) UpdateTTL(id, status, output string) error {
 	s := r.slot
 	s.reportMu.Lock()
 	defer s.reportMu.Unlock()
-	now := m.nowFunc()
+	now := time.Now()
 	s.mu.Lock()
 	s.ttlUpdated = now
 	s.ttlOutput = output

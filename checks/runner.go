@@ -113,17 +113,17 @@ func (r *runner) report(m *Manager, status, output string, force bool) {
 	if r.stopped.Load() {
 		return
 	}
-	m.reportLocked(s, status, output, m.nowFunc(), force)
+	m.reportLocked(s, status, output, time.Now(), force)
 }
 
 // runTTL turns the check critical when TTL passes without an UpdateTTL. The TTL
 // runs from the later of the runner's start and the last update.
 func (r *runner) runTTL(ctx context.Context, m *Manager) {
-	start := m.nowFunc()
+	start := time.Now()
 	timer := time.NewTimer(r.def.TTL)
 	defer timer.Stop()
 	for {
-		if wait := r.ttlDeadline(start).Sub(m.nowFunc()); wait > 0 {
+		if wait := r.ttlDeadline(start).Sub(time.Now()); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
@@ -160,7 +160,7 @@ func (r *runner) expireTTL(m *Manager, start time.Time) bool {
 	s := r.slot
 	s.reportMu.Lock()
 	defer s.reportMu.Unlock()
-	now := m.nowFunc()
+	now := time.Now()
 	if r.ttlDeadline(start).After(now) {
 		return false
 	}
