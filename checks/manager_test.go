@@ -15,15 +15,14 @@ import (
 	"time"
 )
 
-// counter is an HTTP health endpoint that answers with a settable status code,
-// counts requests and records the most that were in flight at once.
+// counter is an HTTP health endpoint that answers with a settable status code
+// and body, and counts requests, in total and in flight.
 type counter struct {
 	code     atomic.Int32
 	body     atomic.Value // string
 	delay    atomic.Int64 // nanoseconds to wait before answering
 	hits     atomic.Int64
 	inFlight atomic.Int32
-	maxIn    atomic.Int32
 	srv      *httptest.Server
 }
 
@@ -33,14 +32,8 @@ func newCounter(t *testing.T) *counter {
 	c.code.Store(http.StatusOK)
 	c.body.Store("")
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := c.inFlight.Add(1)
+		c.inFlight.Add(1)
 		defer c.inFlight.Add(-1)
-		for {
-			m := c.maxIn.Load()
-			if n <= m || c.maxIn.CompareAndSwap(m, n) {
-				break
-			}
-		}
 		c.hits.Add(1)
 		if d := time.Duration(c.delay.Load()); d > 0 {
 			select {
@@ -238,9 +231,9 @@ func TestRemoveStopsCheck(t *testing.T) {
 	}
 }
 
-// TestNoOverlapAndNoDelay: a check slower than its interval never runs twice at
-// once, and does not slow down another check.
-func TestNoOverlapAndNoDelay(t *testing.T) {
+// TestSlowCheckDoesNotDelayOthers: a check that times out on every probe does
+// not slow down another check.
+func TestSlowCheckDoesNotDelayOthers(t *testing.T) {
 	slow, fast := newCounter(t), newCounter(t)
 	slow.delay.Store(int64(time.Second)) // beyond the 200ms timeout
 	m, _ := startManager(t, Config{})
@@ -256,15 +249,61 @@ func TestNoOverlapAndNoDelay(t *testing.T) {
 		return nil
 	})
 	elapsed := time.Since(start)
-	if got := slow.maxIn.Load(); got != 1 {
-		t.Errorf("the slow check had %d probes in flight at once, want 1", got)
-	}
 	// The fast check kept its 100ms pace meanwhile (allow half of it for a loaded machine).
 	if want, got := int64(elapsed/(100*time.Millisecond))/2, fast.hits.Load()-fastBefore; got < want {
 		t.Errorf("fast check probed %d times in %s, want at least %d", got, elapsed, want)
 	}
 	if res, _ := m.Status("slow"); res.Output != "Get \""+slow.srv.URL+"\": context deadline exceeded" {
 		t.Errorf("slow output %q", res.Output)
+	}
+}
+
+// overlapProber wraps a real prober and records the most probes running at once.
+type overlapProber struct {
+	inner    prober
+	inFlight atomic.Int32
+	maxIn    atomic.Int32
+	probes   atomic.Int32
+}
+
+func (p *overlapProber) probe(ctx context.Context) (string, string) {
+	n := p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	p.probes.Add(1)
+	for m := p.maxIn.Load(); n > m && !p.maxIn.CompareAndSwap(m, n); m = p.maxIn.Load() {
+	}
+	return p.inner.probe(ctx)
+}
+
+// TestNoOverlap: a check whose probes last its whole interval (the Timeout is
+// clamped to it) never runs two probes at once; the next one follows at once.
+// It is measured around the prober, since the server may see a cancelled
+// request end after the next one started.
+func TestNoOverlap(t *testing.T) {
+	slow := newCounter(t)
+	slow.delay.Store(int64(time.Minute))
+	def := Definition{ID: "slow", HTTP: slow.srv.URL, Interval: 100 * time.Millisecond}
+	d := def.withDefaults()
+	p := &overlapProber{inner: newHTTPProber(d, DefaultOutputMaxSize)}
+	r := &runner{def: d, prober: p, slot: newSlot(d.ID, d.Status, time.Now()), fresh: true}
+	m := New(Config{}, nil, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.run(ctx, m)
+	}()
+	eventually(t, 5*time.Second, func() error {
+		if n := p.probes.Load(); n < 6 {
+			return fmt.Errorf("%d probes", n)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if got := p.maxIn.Load(); got != 1 {
+		t.Errorf("%d probes ran at once, want 1", got)
 	}
 }
 
@@ -405,4 +444,45 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestNotifyMayCallManager: notify may call Add, Remove, Status and
+// CriticalSince (here it deregisters a check once it turns critical, as the
+// agent does for DeregisterCriticalServiceAfter) without deadlocking.
+func TestNotifyMayCallManager(t *testing.T) {
+	c := newCounter(t)
+	var m *Manager
+	removed := make(chan string, 1)
+	m = New(Config{}, nil, func(res Result) {
+		m.Status(res.CheckID)
+		if _, critical := m.CriticalSince(res.CheckID); critical {
+			m.Remove(res.CheckID)
+			_ = m.Add(Definition{ID: res.CheckID + "-replacement", TTL: time.Minute})
+			removed <- res.CheckID
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
+	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
+	c.code.Store(http.StatusInternalServerError)
+	select {
+	case id := <-removed:
+		if id != "web" {
+			t.Fatalf("removed %q", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("notify did not see the check turn critical")
+	}
+	if _, ok := m.Status("web"); ok {
+		t.Error("web still registered")
+	}
+	if _, ok := m.Status("web-replacement"); !ok {
+		t.Error("the check added from notify is missing")
+	}
 }
