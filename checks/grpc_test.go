@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,10 +61,7 @@ func TestGRPCCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := waitStatus(t, m, tc.name, tc.status, 5*time.Second)
-			if !strings.Contains(res.Output, tc.output) {
-				t.Errorf("output %q, want it to contain %q", res.Output, tc.output)
-			}
+			waitOutput(t, m, tc.name, tc.status, tc.output, 10*time.Second)
 		})
 	}
 
@@ -87,8 +83,6 @@ func TestGRPCCheckTLS(t *testing.T) {
 	mustAdd(t, m, Definition{ID: "plaintext", GRPC: addr, Interval: 500 * time.Millisecond, Status: StatusPassing})
 
 	waitStatus(t, m, "skip", StatusPassing, 5*time.Second)
-	if res := waitStatus(t, m, "verify", StatusCritical, 5*time.Second); !strings.Contains(res.Output, "certificate") {
-		t.Errorf("output %q, want a certificate error", res.Output)
-	}
+	waitOutput(t, m, "verify", StatusCritical, "certificate", 10*time.Second)
 	waitStatus(t, m, "plaintext", StatusCritical, 5*time.Second)
 }

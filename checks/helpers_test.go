@@ -3,7 +3,9 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +106,25 @@ func waitStatus(t *testing.T, m *Manager, id, want string, within time.Duration)
 		got = res
 		if res.Status != want {
 			return errors.New("status " + res.Status + " (output " + res.Output + "), want " + want)
+		}
+		return nil
+	})
+	return got
+}
+
+// waitOutput waits until the check's status is want and its output contains
+// substr: under load a first probe may fail for a different reason (a timeout).
+func waitOutput(t *testing.T, m *Manager, id, want, substr string, within time.Duration) Result {
+	t.Helper()
+	var got Result
+	eventually(t, within, func() error {
+		res, ok := m.Status(id)
+		if !ok {
+			return errors.New("check " + id + " unknown")
+		}
+		got = res
+		if res.Status != want || !strings.Contains(res.Output, substr) {
+			return fmt.Errorf("%s %q, want %s with %q", res.Status, res.Output, want, substr)
 		}
 		return nil
 	})

@@ -38,10 +38,14 @@ func TestScriptCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := waitStatus(t, m, tc.name, tc.status, 5*time.Second)
-			if tc.prefix && !strings.HasPrefix(res.Output, tc.output) || !tc.prefix && res.Output != tc.output {
-				t.Errorf("output %q, want %q", res.Output, tc.output)
-			}
+			// Wait for the expected result: under load a probe may time out first.
+			eventually(t, 10*time.Second, func() error {
+				res, _ := m.Status(tc.name)
+				if res.Status != tc.status || tc.prefix && !strings.HasPrefix(res.Output, tc.output) || !tc.prefix && res.Output != tc.output {
+					return fmt.Errorf("%s %q, want %s %q", res.Status, res.Output, tc.status, tc.output)
+				}
+				return nil
+			})
 		})
 	}
 }
@@ -66,11 +70,11 @@ func TestScriptTimeoutKillsProcessGroup(t *testing.T) {
 	m, _ := startManager(t, Config{EnableScriptChecks: true})
 	mustAdd(t, m, Definition{
 		ID: "hang", Args: []string{"/bin/sh", "-c", script},
-		Interval: time.Minute, Timeout: 300 * time.Millisecond, Status: StatusPassing,
+		Interval: time.Minute, Timeout: time.Second, Status: StatusPassing,
 	})
 
 	res := waitStatus(t, m, "hang", StatusCritical, 5*time.Second)
-	if want := "Timed out (300ms) running check\n\nstarted\n"; res.Output != want {
+	if want := "Timed out (1s) running check\n\nstarted\n"; res.Output != want {
 		t.Errorf("output %q, want %q", res.Output, want)
 	}
 	b, err := os.ReadFile(pidFile)
