@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -77,6 +78,9 @@ func TestCostThousandHTTPChecks(t *testing.T) {
 	t.Logf("%d HTTP checks at %s for %s: %d probes (%.0f/s), CPU %s = %.2f%% of one core, %s per probe",
 		n, interval, wall.Round(time.Millisecond), probes, float64(probes)/wall.Seconds(), cpu.Round(time.Millisecond), 100*core, perProbe.Round(time.Microsecond))
 	t.Logf("scaled to a 10s interval: %.2f%% of one core (target < 5%%)", 100*at10s)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("%d goroutines, heap in use %.1f MiB, %d GC cycles so far", runtime.NumGoroutine(), float64(ms.HeapInuse)/(1<<20), ms.NumGC)
 	if want := float64(n) * wall.Seconds() / interval.Seconds(); float64(probes) < 0.9*want {
 		t.Errorf("only %d probes in the window, want about %.0f", probes, want)
 	}

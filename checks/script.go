@@ -17,7 +17,8 @@ const scriptWaitDelay = time.Second
 // scriptProber runs Args directly, with no shell unless Args name one: exit 0
 // is passing, 1 warning, anything else critical. The process runs in its own
 // process group, and a timeout (or the check stopping) kills the whole group, so
-// the children of the script die with it.
+// the children of the script die with it. A script that exits by itself is not
+// chased: what it left running in the background keeps running, as in Consul.
 type scriptProber struct {
 	args      []string
 	timeout   time.Duration
