@@ -1,0 +1,34 @@
+# Chorus — common tasks. `make test` is what CI runs (see .ci/run).
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/chorusdns/chorus/agent.Version=$(VERSION)
+IMAGE     ?= chorus:latest
+
+.PHONY: build test test-short fuzz bench bench-dns bench-cluster docker lint chaos
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chorus ./cmd/chorus
+
+test:
+	$(GO) test -race ./...
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet ./...
+
+# Each fuzz target runs for FUZZTIME (short in CI).
+FUZZTIME ?= 15s
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-dns:
+	$(GO) run ./test/bench/dnsbench
+
+bench-cluster:
+	$(GO) run ./test/bench/clusterbench
+
+docker: build
+	docker build -t $(IMAGE) .

@@ -1,0 +1,327 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/checks"
+	dnssrv "github.com/chorusdns/chorus/dns"
+)
+
+// Version is the agent's build version, set at link time with
+// -ldflags "-X github.com/chorusdns/chorus/agent.Version=…".
+var Version = "0.1.0-dev"
+
+// Agent is one running Chorus agent. Create it with New, then Start it;
+// Shutdown (graceful, leaves the cluster) or Kill (as a crash would) stop it.
+type Agent struct {
+	cfg    atomic.Pointer[Config]
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	gather prometheus.Gatherer
+
+	store   *catalog.Store
+	local   *localState
+	checks  *checks.Manager
+	dns     *dnssrv.Server
+	serf    *serf.Serf
+	sync    *syncer
+	metrics *metrics
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+	dataDir string
+	tmpDir  string // dev-mode data dir, removed on shutdown
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+	leaving  atomic.Bool
+	done     chan struct{}
+}
+
+// New validates cfg and prepares an agent. It binds nothing and starts no
+// goroutine. reg receives the agent's metrics; gather serves /metrics
+// (usually the same *prometheus.Registry).
+func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		logger:  logger.With("component", "agent"),
+		reg:     reg,
+		gather:  reg,
+		store:   catalog.NewStore(),
+		dataDir: cfg.DataDir,
+		done:    make(chan struct{}),
+	}
+	a.cfg.Store(&cfg)
+	a.metrics = newMetrics(reg, a.store)
+	return a, nil
+}
+
+// Config returns the configuration in force. It must not be modified.
+func (a *Agent) Config() *Config { return a.cfg.Load() }
+
+// Store returns the agent's catalog store.
+func (a *Agent) Store() *catalog.Store { return a.store }
+
+// HTTPAddr returns the bound HTTP address ("ip:port"), after Start.
+func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// DNSAddr returns the bound DNS address (UDP and TCP), after Start.
+func (a *Agent) DNSAddr() string { return a.dns.Addr() }
+
+// SerfAddr returns the gossip address peers join ("ip:port"), after Start.
+func (a *Agent) SerfAddr() string {
+	m := a.serf.LocalMember()
+	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+}
+
+// NodeName returns this agent's node name.
+func (a *Agent) NodeName() string { return a.cfg.Load().NodeName }
+
+// Done is closed when the agent has stopped (after Shutdown, Kill or a
+// leave requested over the API).
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+// Start loads the persisted local state, binds every listener, joins the
+// gossip pool and starts serving. On error everything started is stopped.
+func (a *Agent) Start() (err error) {
+	cfg := a.cfg.Load()
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			a.cancel()
+			a.closeAll(false)
+		}
+	}()
+	if cfg.DataDir == "" { // --dev: a temporary data dir, removed on exit
+		dir, err := os.MkdirTemp("", "chorus-dev-")
+		if err != nil {
+			return fmt.Errorf("data_dir: create temporary dir: %w", err)
+		}
+		c := *cfg
+		c.DataDir = dir
+		cfg = &c
+		a.cfg.Store(cfg)
+		a.tmpDir, a.dataDir = dir, dir
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "serf"), 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	advertise, err := advertiseAddr(cfg)
+	if err != nil {
+		return err
+	}
+	node := catalog.Node{
+		Name:       cfg.NodeName,
+		Address:    advertise,
+		Datacenter: cfg.Datacenter,
+		Zone:       cfg.Zone,
+		Meta:       cfg.NodeMeta,
+	}
+	a.local = newLocalState(node, cfg.DataDir)
+	a.checks = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks}, a.logger.With("component", "checks"), a.onCheckResult)
+	if err := a.restoreLocal(); err != nil {
+		return err
+	}
+	if err := a.loadConfigServices(cfg.Services); err != nil {
+		return err
+	}
+
+	// DNS and HTTP bind first so that a taken port fails fast.
+	a.dns, err = dnssrv.New(a.dnsConfig(cfg, advertise), a.store, a.logger.With("component", "dns"), a.reg)
+	if err != nil {
+		return err
+	}
+	if err := a.dns.Listen(net.JoinHostPort(cfg.Client, strconv.Itoa(cfg.DNSPort))); err != nil {
+		return fmt.Errorf("dns_port: %w", err)
+	}
+	a.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Client, strconv.Itoa(cfg.HTTPPort)))
+	if err != nil {
+		return fmt.Errorf("http_port: %w", err)
+	}
+	a.httpSrv = &http.Server{
+		Handler:           a.httpHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          serfLogger(a.logger.With("component", "http")),
+	}
+
+	if err := a.startSerf(cfg, advertise); err != nil {
+		return err
+	}
+	a.dns.SetDistances(a)
+	a.publish()
+
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.serveHTTP() }()
+	go func() {
+		defer a.wg.Done()
+		if err := a.dns.Run(a.ctx); err != nil {
+			a.logger.Error("dns server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer a.wg.Done()
+		if err := a.checks.Run(a.ctx); err != nil {
+			a.logger.Error("check runner stopped", "err", err)
+		}
+	}()
+	go func() { defer a.wg.Done(); a.reapCritical(a.ctx) }()
+	a.sync.start(a.ctx, &a.wg)
+	a.startJoin(cfg)
+	a.logger.Info("agent started", "node", cfg.NodeName, "datacenter", cfg.Datacenter,
+		"http", a.HTTPAddr(), "dns", a.DNSAddr(), "serf", a.SerfAddr(), "data_dir", cfg.DataDir)
+	return nil
+}
+
+func (a *Agent) serveHTTP() {
+	if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.logger.Error("http server stopped", "err", err)
+	}
+}
+
+// Run starts the agent and serves until ctx is cancelled, then shuts it
+// down gracefully (leaving the cluster).
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Start(); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-a.done:
+		return a.stopErr
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	return a.Shutdown(sctx)
+}
+
+// Shutdown stops the agent gracefully: DNS, then checks, then a Serf leave
+// (bounded by ctx) so peers remove this node at once, then Serf itself.
+// It is safe to call more than once.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.stop(ctx, true)
+	return a.stopErr
+}
+
+// Kill stops the agent without leaving, as a crash would: peers must
+// detect the failure. It is safe to call more than once.
+func (a *Agent) Kill() {
+	a.stop(context.Background(), false)
+}
+
+func (a *Agent) stop(ctx context.Context, leave bool) {
+	a.stopOnce.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		if a.httpSrv != nil {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			a.httpSrv.Shutdown(sctx)
+			cancel()
+		}
+		if leave && a.serf != nil {
+			a.leaveSerf(ctx)
+		}
+		a.wg.Wait()
+		a.closeAll(leave)
+		close(a.done)
+	})
+}
+
+// closeAll releases what Start acquired, in reverse order.
+func (a *Agent) closeAll(left bool) {
+	if a.serf != nil {
+		if err := a.serf.Shutdown(); err != nil {
+			a.logger.Warn("serf shutdown", "err", err)
+		}
+	}
+	if a.sync != nil {
+		a.sync.close()
+	}
+	if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+	if a.local != nil {
+		if err := a.local.persist(); err != nil {
+			a.logger.Error("final persist failed", "err", err)
+		}
+	}
+	if a.tmpDir != "" {
+		os.RemoveAll(a.tmpDir)
+	}
+}
+
+// leaveSerf announces a graceful leave and waits for it to propagate.
+func (a *Agent) leaveSerf(ctx context.Context) {
+	if !a.leaving.CompareAndSwap(false, true) {
+		return
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.serf.Leave() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			a.logger.Warn("leave", "err", err)
+		}
+	case <-ctx.Done():
+		a.logger.Warn("leave timed out")
+	}
+}
+
+// advertiseAddr picks the address peers and the catalog use for this node.
+func advertiseAddr(cfg *Config) (string, error) {
+	if cfg.Advertise != "" {
+		return cfg.Advertise, nil
+	}
+	if ip := net.ParseIP(cfg.Bind); ip != nil && !ip.IsUnspecified() {
+		return cfg.Bind, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("advertise: cannot list interfaces (%v); set advertise", err)
+	}
+	var fallback string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.To4() == nil || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if ipn.IP.IsPrivate() {
+			return ipn.IP.String(), nil
+		}
+		if fallback == "" {
+			fallback = ipn.IP.String()
+		}
+	}
+	if fallback != "" {
+		return fallback, nil
+	}
+	return "127.0.0.1", nil
+}
+
+func (a *Agent) dnsConfig(cfg *Config, advertise string) dnssrv.Config {
+	d := cfg.dnsConfig()
+	d.NodeAddress = advertise
+	return d
+}

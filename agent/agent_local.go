@@ -1,0 +1,517 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"time"
+
+	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/checks"
+)
+
+// Sentinel errors of local operations; the HTTP layer maps them to status
+// codes.
+var (
+	ErrInvalid     = catalog.ErrInvalid
+	ErrNotTTL      = errors.New("not a TTL check")
+	ErrPersistence = errors.New("cannot persist")
+)
+
+// lazyDelay bounds how long a change that needs no immediate propagation
+// (a check's output alone, an instance's load figure) may wait before it
+// is published; status changes are always published at once.
+const (
+	outputPublishDelay = 5 * time.Minute
+	loadPublishDelay   = time.Second
+)
+
+// RegisterService adds or replaces a service owned by this agent, with its
+// checks. It returns after the registration is on disk and published.
+func (a *Agent) RegisterService(def ServiceDefinition) error {
+	return a.registerService(def, sourceAPI)
+}
+
+func (a *Agent) registerService(def ServiceDefinition, source string) error {
+	cfg := a.cfg.Load()
+	svc, defs, err := def.Build(cfg.EnableScriptChecks)
+	if err != nil {
+		return err
+	}
+	raw := serviceRawChecks(def)
+	l := a.local
+	l.mu.Lock()
+	prevSvc, prevChecks := l.services[svc.ID], l.checksOfLocked(svc.ID)
+	removed := l.addServiceLocked(def, svc, defs, raw, source)
+	l.mu.Unlock()
+	if err := l.persist(); err != nil {
+		l.mu.Lock()
+		l.restoreServiceLocked(svc.ID, prevSvc, prevChecks)
+		l.mu.Unlock()
+		return fmt.Errorf("register service %q: %w: %v", svc.ID, ErrPersistence, err)
+	}
+	for _, id := range removed {
+		a.checks.Remove(id)
+	}
+	for _, d := range defs {
+		if err := a.checks.Add(d); err != nil {
+			a.logger.Error("start check", "check", d.ID, "err", err)
+		}
+	}
+	a.publish()
+	a.logger.Debug("service registered", "service", svc.ID, "source", source)
+	return nil
+}
+
+// serviceRawChecks lists a definition's checks in Build's order.
+func serviceRawChecks(def ServiceDefinition) []CheckDefinition {
+	var raw []CheckDefinition
+	if def.Check != nil {
+		raw = append(raw, *def.Check)
+	}
+	return append(raw, def.Checks...)
+}
+
+// checksOfLocked returns copies of the checks bound to service id.
+func (l *localState) checksOfLocked(id string) map[string]*localCheck {
+	out := map[string]*localCheck{}
+	for cid, c := range l.checks {
+		if c.Def.ServiceID == id {
+			cc := *c
+			out[cid] = &cc
+		}
+	}
+	return out
+}
+
+// restoreServiceLocked puts back a service and its checks as they were
+// before a change that could not be persisted.
+func (l *localState) restoreServiceLocked(id string, svc *localService, prev map[string]*localCheck) {
+	for cid, c := range l.checks {
+		if c.Def.ServiceID == id {
+			delete(l.checks, cid)
+		}
+	}
+	if svc == nil {
+		delete(l.services, id)
+	} else {
+		l.services[id] = svc
+	}
+	for cid, c := range prev {
+		l.checks[cid] = c
+	}
+	l.bumpLocked()
+}
+
+// DeregisterService removes a service owned by this agent and its checks.
+func (a *Agent) DeregisterService(id string) error {
+	l := a.local
+	l.mu.Lock()
+	prevSvc, prevChecks := l.services[id], l.checksOfLocked(id)
+	removed, err := l.removeServiceLocked(id)
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := l.persist(); err != nil {
+		l.mu.Lock()
+		l.restoreServiceLocked(id, prevSvc, prevChecks)
+		l.mu.Unlock()
+		return fmt.Errorf("deregister service %q: %w: %v", id, ErrPersistence, err)
+	}
+	for _, cid := range removed {
+		a.checks.Remove(cid)
+	}
+	a.publish()
+	a.logger.Debug("service deregistered", "service", id)
+	return nil
+}
+
+// RegisterCheck adds or replaces a standalone check, bound to a service
+// when ServiceID is set.
+func (a *Agent) RegisterCheck(def CheckDefinition) error {
+	cfg := a.cfg.Load()
+	id := def.checkID()
+	if id == "" {
+		id = def.Name
+	}
+	l := a.local
+	l.mu.Lock()
+	if def.ServiceID != "" && l.services[def.ServiceID] == nil {
+		l.mu.Unlock()
+		return fmt.Errorf("ServiceID %q is not a service registered on this agent: %w", def.ServiceID, ErrInvalid)
+	}
+	l.mu.Unlock()
+	cd, err := def.build(id, cfg.EnableScriptChecks)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	prev := l.checks[id]
+	if prev != nil && prev.Source != sourceAPI {
+		l.mu.Unlock()
+		return fmt.Errorf("check %q is defined in a config file: %w", id, ErrInvalid)
+	}
+	c := &localCheck{Def: cd, Raw: def, Source: sourceAPI, Status: initialStatus(cd)}
+	if prev != nil && prev.Def.Type() == cd.Type() {
+		c.Status, c.Output = prev.Status, prev.Output
+	}
+	l.checks[id] = c
+	l.bumpLocked()
+	l.mu.Unlock()
+	if err := l.persist(); err != nil {
+		l.mu.Lock()
+		if prev == nil {
+			delete(l.checks, id)
+		} else {
+			l.checks[id] = prev
+		}
+		l.bumpLocked()
+		l.mu.Unlock()
+		return fmt.Errorf("register check %q: %w: %v", id, ErrPersistence, err)
+	}
+	if err := a.checks.Add(cd); err != nil {
+		a.logger.Error("start check", "check", id, "err", err)
+	}
+	a.publish()
+	return nil
+}
+
+// DeregisterCheck removes a check.
+func (a *Agent) DeregisterCheck(id string) error {
+	l := a.local
+	l.mu.Lock()
+	prev := l.checks[id]
+	if prev == nil {
+		l.mu.Unlock()
+		return fmt.Errorf("check %q: %w", id, ErrNotFound)
+	}
+	delete(l.checks, id)
+	if s := l.services[prev.Def.ServiceID]; s != nil {
+		ids := s.CheckIDs[:0:0]
+		for _, cid := range s.CheckIDs {
+			if cid != id {
+				ids = append(ids, cid)
+			}
+		}
+		s.CheckIDs = ids
+	}
+	l.bumpLocked()
+	l.mu.Unlock()
+	if err := l.persist(); err != nil {
+		return fmt.Errorf("deregister check %q: %w: %v", id, ErrPersistence, err)
+	}
+	a.checks.Remove(id)
+	a.publish()
+	return nil
+}
+
+// UpdateTTL sets a TTL check's status and output (the pass/warn/fail/update
+// endpoints).
+func (a *Agent) UpdateTTL(id, status, output string) error {
+	if !catalog.ValidStatus(status) {
+		return fmt.Errorf("status %q: want passing, warning or critical: %w", status, ErrInvalid)
+	}
+	l := a.local
+	l.mu.Lock()
+	c := l.checks[id]
+	if c == nil {
+		l.mu.Unlock()
+		return fmt.Errorf("check %q: %w", id, ErrNotFound)
+	}
+	if c.Def.TTL <= 0 {
+		l.mu.Unlock()
+		return fmt.Errorf("check %q is a %s check: %w", id, c.Def.Type(), ErrNotTTL)
+	}
+	l.mu.Unlock()
+	if err := a.checks.UpdateTTL(id, status, output); err != nil {
+		if errors.Is(err, checks.ErrNotFound) {
+			return fmt.Errorf("check %q: %w", id, ErrNotFound)
+		}
+		return err
+	}
+	// The manager reports the change through onCheckResult; make sure it
+	// is recorded and on disk before the caller hears back.
+	a.applyResult(checks.Result{CheckID: id, Status: status, Output: output, At: time.Now()})
+	return l.persist()
+}
+
+// onCheckResult receives status and output changes from the check runner.
+func (a *Agent) onCheckResult(r checks.Result) { a.applyResult(r) }
+
+func (a *Agent) applyResult(r checks.Result) {
+	l := a.local
+	l.mu.Lock()
+	c := l.checks[r.CheckID]
+	if c == nil || (c.Status == r.Status && c.Output == r.Output) {
+		l.mu.Unlock()
+		return
+	}
+	statusChanged := c.Status != r.Status
+	c.Status, c.Output = r.Status, r.Output
+	if statusChanged {
+		if r.Status == catalog.HealthCritical {
+			c.criticalSince = r.At
+		} else {
+			c.criticalSince = time.Time{}
+		}
+		l.bumpLocked()
+	} else {
+		l.markLazyLocked(outputPublishDelay)
+	}
+	l.mu.Unlock()
+	if statusChanged {
+		a.publish()
+		a.logger.Debug("check status changed", "check", r.CheckID, "status", r.Status)
+	}
+}
+
+// SetNodeMaintenance puts the whole node in or out of maintenance: all of
+// its instances leave DNS and passing-only answers.
+func (a *Agent) SetNodeMaintenance(enable bool, reason string) error {
+	l := a.local
+	l.mu.Lock()
+	prev := l.nodeMaint
+	if enable {
+		if reason == "" {
+			reason = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
+		}
+		l.nodeMaint = &reason
+	} else {
+		l.nodeMaint = nil
+	}
+	l.bumpLocked()
+	l.mu.Unlock()
+	if err := l.persist(); err != nil {
+		l.mu.Lock()
+		l.nodeMaint = prev
+		l.bumpLocked()
+		l.mu.Unlock()
+		return fmt.Errorf("node maintenance: %w: %v", ErrPersistence, err)
+	}
+	a.publish()
+	return nil
+}
+
+// SetServiceMaintenance puts one service in or out of maintenance.
+func (a *Agent) SetServiceMaintenance(id string, enable bool, reason string) error {
+	l := a.local
+	l.mu.Lock()
+	s := l.services[id]
+	if s == nil {
+		l.mu.Unlock()
+		return fmt.Errorf("service %q: %w", id, ErrNotFound)
+	}
+	prev := s.Maint
+	if enable {
+		if reason == "" {
+			reason = "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."
+		}
+		s.Maint = &reason
+	} else {
+		s.Maint = nil
+	}
+	l.bumpLocked()
+	l.mu.Unlock()
+	if err := l.persist(); err != nil {
+		l.mu.Lock()
+		s.Maint = prev
+		l.bumpLocked()
+		l.mu.Unlock()
+		return fmt.Errorf("service maintenance: %w: %v", ErrPersistence, err)
+	}
+	a.publish()
+	return nil
+}
+
+// SetServiceLoad records an instance's load figure for the least-loaded
+// DNS policy. Load changes are published at most about once a second.
+func (a *Agent) SetServiceLoad(id string, load float64) error {
+	if math.IsNaN(load) || math.IsInf(load, 0) || load < 0 {
+		return fmt.Errorf("Load %v must be a finite number ≥ 0: %w", load, ErrInvalid)
+	}
+	l := a.local
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.services[id]
+	if s == nil {
+		return fmt.Errorf("service %q: %w", id, ErrNotFound)
+	}
+	if s.Service.Load != load {
+		s.Service.Load = load
+		l.markLazyLocked(loadPublishDelay)
+	}
+	return nil
+}
+
+// markLazyLocked asks for a publish within d.
+func (l *localState) markLazyLocked(d time.Duration) {
+	due := l.now().Add(d)
+	if l.lazyDue.IsZero() || due.Before(l.lazyDue) {
+		l.lazyDue = due
+	}
+}
+
+// publish builds this node's record from the local state, applies it to
+// the catalog and announces the new version to peers.
+func (a *Agent) publish() {
+	l := a.local
+	l.mu.Lock()
+	l.lazyDue = time.Time{}
+	rec := l.recordLocked()
+	l.mu.Unlock()
+	if a.store.ApplyRecord(rec) && a.sync != nil {
+		a.sync.announce(rec)
+	}
+}
+
+// localLoop publishes lazy changes when due and deregisters services whose
+// checks stayed critical longer than DeregisterCriticalServiceAfter.
+func (a *Agent) reapCritical(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			l := a.local
+			l.mu.Lock()
+			due := !l.lazyDue.IsZero() && !now.Before(l.lazyDue)
+			if due {
+				l.bumpLocked()
+			}
+			var reap []string
+			for _, c := range l.checks {
+				d := c.Def.DeregisterCriticalServiceAfter
+				if d > 0 && c.Def.ServiceID != "" && !c.criticalSince.IsZero() && now.Sub(c.criticalSince) >= d {
+					reap = append(reap, c.Def.ServiceID)
+				}
+			}
+			l.mu.Unlock()
+			if due {
+				a.publish()
+			}
+			sort.Strings(reap)
+			for i, id := range reap {
+				if i > 0 && reap[i-1] == id {
+					continue
+				}
+				if err := a.DeregisterService(id); err == nil {
+					a.logger.Info("deregistered service whose check stayed critical", "service", id)
+				}
+			}
+		}
+	}
+}
+
+// restoreLocal loads the persisted local state from the data dir.
+func (a *Agent) restoreLocal() error {
+	if a.local.path == "" {
+		return nil
+	}
+	p, warnings, err := loadPersisted(a.local.path)
+	for _, w := range warnings {
+		a.logger.Warn(w)
+	}
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	cfg := a.cfg.Load()
+	l := a.local
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.version = p.Version
+	l.nodeMaint = p.NodeMaint
+	var defs []checks.Definition
+	for _, ps := range p.Services {
+		svc, cdefs, err := ps.Definition.Build(cfg.EnableScriptChecks)
+		if err != nil {
+			a.logger.Error("dropping persisted service that no longer validates", "service", ps.Definition.ID, "err", err)
+			continue
+		}
+		l.addServiceLocked(ps.Definition, svc, cdefs, serviceRawChecks(ps.Definition), ps.Source)
+		l.services[svc.ID].Maint = ps.Maint
+		defs = append(defs, cdefs...)
+	}
+	for _, pc := range p.Checks {
+		id := pc.Definition.checkID()
+		if id == "" {
+			id = pc.Definition.Name
+		}
+		cd, err := pc.Definition.build(id, cfg.EnableScriptChecks)
+		if err != nil {
+			a.logger.Error("dropping persisted check that no longer validates", "check", id, "err", err)
+			continue
+		}
+		l.checks[id] = &localCheck{Def: cd, Raw: pc.Definition, Source: pc.Source, Status: initialStatus(cd)}
+		defs = append(defs, cd)
+	}
+	for id, st := range p.CheckStates {
+		if c := l.checks[id]; c != nil && catalog.ValidStatus(st.Status) {
+			c.Status, c.Output = st.Status, st.Output
+			if c.Def.TTL > 0 {
+				c.Def.Status = st.Status
+			}
+		}
+	}
+	for i := range defs {
+		if c := l.checks[defs[i].ID]; c != nil {
+			defs[i] = c.Def
+		}
+		if err := a.checks.Add(defs[i]); err != nil {
+			a.logger.Error("start check", "check", defs[i].ID, "err", err)
+		}
+	}
+	l.bumpLocked()
+	return nil
+}
+
+// loadConfigServices makes the config-file services exactly defs: new ones
+// are added, changed ones replaced, missing ones removed. Services
+// registered over the API are left alone.
+func (a *Agent) loadConfigServices(defs []ServiceDefinition) error {
+	cfg := a.cfg.Load()
+	want := map[string]ServiceDefinition{}
+	for _, d := range defs {
+		svc, _, err := d.Build(cfg.EnableScriptChecks)
+		if err != nil {
+			return fmt.Errorf("service %q: %w", d.Name, err)
+		}
+		want[svc.ID] = d
+	}
+	a.local.mu.Lock()
+	var stale []string
+	for id, s := range a.local.services {
+		if _, ok := want[id]; !ok && s.Source == sourceConfig {
+			stale = append(stale, id)
+		}
+	}
+	a.local.mu.Unlock()
+	for _, id := range stale {
+		if err := a.DeregisterService(id); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		a.local.mu.Lock()
+		cur := a.local.services[id]
+		same := cur != nil && cur.Source == sourceConfig && reflect.DeepEqual(cur.Def, want[id])
+		a.local.mu.Unlock()
+		if same {
+			continue
+		}
+		if err := a.registerService(want[id], sourceConfig); err != nil {
+			return err
+		}
+	}
+	return nil
+}

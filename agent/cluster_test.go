@@ -1,0 +1,237 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/test/testutil"
+)
+
+// instancesOn returns how many healthy instances of svc agent a answers
+// over DNS.
+func dnsCount(t testing.TB, a *Agent, svc string) int {
+	r := query(t, a, "udp", svc+".service.chorus", dns.TypeSRV)
+	return len(r.Answer)
+}
+
+func waitDNS(t testing.TB, agents []*Agent, svc string, want int, timeout time.Duration) {
+	t.Helper()
+	testutil.Eventually(t, timeout, func() error {
+		for _, a := range agents {
+			if n := dnsCount(t, a, svc); n != want {
+				return fmt.Errorf("%s answers %d instances of %s, want %d", a.NodeName(), n, svc, want)
+			}
+		}
+		return nil
+	})
+}
+
+func waitConverged(t testing.TB, agents []*Agent, timeout time.Duration) {
+	t.Helper()
+	testutil.Eventually(t, timeout, func() error {
+		d0 := agents[0].Store().Snapshot().Digest()
+		for _, a := range agents[1:] {
+			if d := a.Store().Snapshot().Digest(); d != d0 {
+				return fmt.Errorf("%s digest %s != %s digest %s", a.NodeName(), d, agents[0].NodeName(), d0)
+			}
+		}
+		return nil
+	})
+}
+
+func TestReplicationAndFailure(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8080}`)
+	mustDo(t, agents[2], "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8081}`)
+	waitDNS(t, agents, "web", 2, 5*time.Second)
+	waitConverged(t, agents, 5*time.Second)
+
+	// A crash (no leave): node2's instance leaves every answer once Serf
+	// declares it failed; the catalog still lists it, critical.
+	agents[2].Kill()
+	live := agents[:2]
+	waitDNS(t, live, "web", 1, 10*time.Second)
+	n, ok := agents[0].Store().Snapshot().Node("node2")
+	if !ok || n.Status != catalog.MemberFailed || n.Health != catalog.HealthCritical {
+		t.Fatalf("node2 after crash: %+v", n)
+	}
+
+	// A graceful leave removes the node from the catalog at once.
+	if err := agents[1].Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, ok := agents[0].Store().Snapshot().Node("node1"); ok {
+			return fmt.Errorf("node1 still in node0's catalog after leaving")
+		}
+		return nil
+	})
+}
+
+func TestRejoinAfterRestartWithDataDir(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	cfg2 := *agents[2].Config()
+	port := agents[2].serf.LocalMember().Port
+	mustDo(t, agents[2], "PUT", "/v1/agent/service/register", `{"Name":"cache","Port":6379}`)
+	waitDNS(t, agents, "cache", 1, 5*time.Second)
+	agents[2].Kill()
+	waitDNS(t, agents[:2], "cache", 0, 10*time.Second)
+
+	// Restart with the same data dir and gossip port: the Serf snapshot
+	// rejoins by itself and the persisted registration comes back.
+	cfg2.SerfPort = int(port)
+	b := startAgent(t, cfg2)
+	mustDo(t, b, "PUT", "/v1/agent/service/register", `{"Name":"cache2","Port":6380}`)
+	all := []*Agent{agents[0], agents[1], b}
+	waitDNS(t, all, "cache", 1, 15*time.Second)
+	waitDNS(t, all, "cache2", 1, 10*time.Second)
+	waitConverged(t, all, 10*time.Second)
+}
+
+func TestConcurrentChangesConverge(t *testing.T) {
+	agents := startCluster(t, 5, nil)
+	var wg sync.WaitGroup
+	for i, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				code, body := do(t, a, "PUT", "/v1/agent/service/register", fmt.Sprintf(`{"Name":"svc%d","ID":"svc%d-%d","Port":%d}`, j%4, i, j, 1000+j))
+				if code != 200 {
+					t.Errorf("register: %d %s", code, body)
+				}
+			}
+			for j := 0; j < 20; j += 3 {
+				do(t, a, "PUT", fmt.Sprintf("/v1/agent/service/deregister/svc%d-%d", i, j), nil)
+			}
+		}()
+	}
+	wg.Wait()
+	waitConverged(t, agents, 10*time.Second)
+	for _, a := range agents {
+		total := 0
+		for _, se := range a.Store().Snapshot().Services() {
+			total += len(se.Instances)
+		}
+		if total != 5*(20-7) {
+			t.Fatalf("%s holds %d instances, want %d", a.NodeName(), total, 5*13)
+		}
+	}
+}
+
+func TestAntiEntropyRepairsWithoutFastPath(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	for _, a := range agents {
+		a.sync.fastPath.Store(false)
+	}
+	mustDo(t, agents[0], "PUT", "/v1/agent/service/register", `{"Name":"quiet","Port":1}`)
+	// Only anti-entropy (digest → vector exchange → pull) can carry it.
+	waitDNS(t, agents, "quiet", 1, 10*time.Second)
+	waitConverged(t, agents, 5*time.Second)
+	if agents[1].metrics != nil {
+		if v := counterValue(t, agents[1], "ae_repair") + counterValue(t, agents[2], "ae_repair"); v == 0 {
+			t.Fatal("no anti-entropy repair counted")
+		}
+	}
+}
+
+func counterValue(t testing.TB, a *Agent, event string) float64 {
+	_, body := do(t, a, "GET", "/metrics", nil)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, `chorus_sync_events_total{event="`+event+`"}`) {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			return v
+		}
+	}
+	return 0
+}
+
+func TestLargeRecordReplicates(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	for i := 0; i < 300; i++ {
+		mustDo(t, agents[0], "PUT", "/v1/agent/service/register",
+			fmt.Sprintf(`{"Name":"bulk","ID":"bulk-%03d","Port":%d,"Tags":["t%d"],"Meta":{"index":"%d"}}`, i, 2000+i, i%7, i))
+	}
+	enc, _ := catalog.EncodeRecord(agents[0].Store().Record("node0"))
+	if len(enc) <= maxInlineRecord {
+		t.Fatalf("record of %d bytes is not bigger than a notice", len(enc))
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, a := range agents {
+			se, ok := a.Store().Snapshot().Service("bulk")
+			if !ok || len(se.Instances) != 300 {
+				return fmt.Errorf("%s holds %v instances", a.NodeName(), ok)
+			}
+		}
+		return nil
+	})
+}
+
+func TestPartitionAndHeal(t *testing.T) {
+	agents := startCluster(t, 4, nil)
+	for _, a := range agents {
+		mustDo(t, a, "PUT", "/v1/agent/service/register", `{"Name":"web","Port":80}`)
+	}
+	waitDNS(t, agents, "web", 4, 5*time.Second)
+	left, right := agents[:2], agents[2:]
+	addrsOf := func(as []*Agent) map[string]bool {
+		m := map[string]bool{}
+		for _, a := range as {
+			m[a.SerfAddr()] = true
+		}
+		return m
+	}
+	cut := func(from []*Agent, to map[string]bool) {
+		f := func(addr string) bool { return to[addr] }
+		for _, a := range from {
+			a.sync.transport.drop.Store(&f)
+		}
+	}
+	cut(left, addrsOf(right))
+	cut(right, addrsOf(left))
+	// Each side keeps answering its own members only.
+	waitDNS(t, left, "web", 2, 15*time.Second)
+	waitDNS(t, right, "web", 2, 15*time.Second)
+	// A change on one side during the partition.
+	mustDo(t, agents[0], "PUT", "/v1/agent/service/register", `{"Name":"web","ID":"web-extra","Port":81}`)
+	waitDNS(t, left, "web", 3, 5*time.Second)
+
+	for _, a := range agents {
+		a.sync.transport.drop.Store(nil)
+	}
+	start := time.Now()
+	waitDNS(t, agents, "web", 5, 15*time.Second)
+	waitConverged(t, agents, 10*time.Second)
+	t.Logf("healed and converged in %v", time.Since(start))
+}
+
+func TestDuplicateNodeNameRefused(t *testing.T) {
+	agents := startCluster(t, 2, nil)
+	dup := testConfig(t, "node1")
+	d, err := New(dup, testLogger(t), prometheus.NewPedanticRegistry())
+	if err == nil {
+		err = d.Start()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Kill()
+	_, joinErr := d.Join([]string{agents[0].SerfAddr()})
+	select {
+	case <-d.Done():
+	case <-time.After(15 * time.Second):
+		if joinErr == nil {
+			t.Fatal("an agent with a taken node name joined and kept running")
+		}
+	}
+	// The original keeps its place.
+	waitMembers(t, agents, 2)
+}

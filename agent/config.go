@@ -1,0 +1,245 @@
+package agent
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/chorusdns/chorus/catalog"
+	dnssrv "github.com/chorusdns/chorus/dns"
+)
+
+// Config is the agent's whole configuration. Field tags name the config
+// file keys; flags and CHORUS_* environment variables use the same names
+// (dashes for flags, upper case for the environment). A Config handed to
+// New must not be modified afterwards; a reload builds a new one.
+type Config struct {
+	NodeName   string            `mapstructure:"node"`
+	Datacenter string            `mapstructure:"datacenter"`
+	Zone       string            `mapstructure:"zone"`
+	NodeMeta   map[string]string `mapstructure:"node_meta"`
+	DataDir    string            `mapstructure:"data_dir"`
+	Dev        bool              `mapstructure:"dev"`
+	LogLevel   string            `mapstructure:"log_level"`
+
+	// Bind is the gossip address, Advertise the address peers use to reach
+	// this agent (defaults to Bind, or the first private address when Bind
+	// is 0.0.0.0). Client is where HTTP and DNS listen.
+	Bind      string `mapstructure:"bind"`
+	Advertise string `mapstructure:"advertise"`
+	Client    string `mapstructure:"client"`
+	HTTPPort  int    `mapstructure:"http_port"`
+	DNSPort   int    `mapstructure:"dns_port"`
+	SerfPort  int    `mapstructure:"serf_port"`
+
+	Join          []string      `mapstructure:"join"`
+	RetryJoin     []string      `mapstructure:"retry_join"`
+	RetryInterval time.Duration `mapstructure:"retry_interval"`
+	RetryMax      int           `mapstructure:"retry_max"`
+
+	Domain    string   `mapstructure:"domain"`
+	AltDomain string   `mapstructure:"alt_domain"`
+	Recursors []string `mapstructure:"recursors"`
+	Encrypt   string   `mapstructure:"encrypt"`
+
+	EnableScriptChecks bool `mapstructure:"enable_script_checks"`
+
+	DNS    DNSConfig    `mapstructure:"dns"`
+	Gossip GossipConfig `mapstructure:"gossip"`
+	// GossipProfile picks the gossip timings: lan (default), wan or local.
+	GossipProfile string `mapstructure:"gossip_profile"`
+
+	// Services are service definitions from config files and the config
+	// directory (keys "service" and "services").
+	Services []ServiceDefinition `mapstructure:"-"`
+}
+
+// DNSConfig holds the dns.* keys.
+type DNSConfig struct {
+	NodeTTL         time.Duration            `mapstructure:"node_ttl"`
+	ServiceTTL      time.Duration            `mapstructure:"service_ttl"`
+	ServiceTTLs     map[string]time.Duration `mapstructure:"service_ttls"`
+	OnlyPassing     bool                     `mapstructure:"only_passing"`
+	Policy          string                   `mapstructure:"policy"`
+	ZoneFailover    bool                     `mapstructure:"zone_failover"`
+	ARecordLimit    int                      `mapstructure:"a_record_limit"`
+	MaxUDPSize      int                      `mapstructure:"max_udp_size"`
+	RecursorTimeout time.Duration            `mapstructure:"recursor_timeout"`
+	DNSSD           bool                     `mapstructure:"dnssd"`
+	SOA             SOAConfig                `mapstructure:"soa"`
+}
+
+// SOAConfig holds the dns.soa.* keys, in seconds.
+type SOAConfig struct {
+	Refresh uint32 `mapstructure:"refresh"`
+	Retry   uint32 `mapstructure:"retry"`
+	Expire  uint32 `mapstructure:"expire"`
+	MinTTL  uint32 `mapstructure:"min_ttl"`
+}
+
+// GossipConfig holds expert gossip knobs; zero values take the profile's.
+type GossipConfig struct {
+	ProbeInterval    time.Duration `mapstructure:"probe_interval"`
+	ProbeTimeout     time.Duration `mapstructure:"probe_timeout"`
+	SuspicionMult    int           `mapstructure:"suspicion_mult"`
+	GossipInterval   time.Duration `mapstructure:"gossip_interval"`
+	PushPullInterval time.Duration `mapstructure:"push_pull_interval"`
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	d := dnssrv.DefaultConfig()
+	return Config{
+		NodeName:      host,
+		Datacenter:    "dc1",
+		LogLevel:      "info",
+		Bind:          "0.0.0.0",
+		Client:        "127.0.0.1",
+		HTTPPort:      8500,
+		DNSPort:       8600,
+		SerfPort:      8301,
+		RetryInterval: 5 * time.Second,
+		Domain:        "chorus",
+		GossipProfile: "lan",
+		DNS: DNSConfig{
+			NodeTTL:         d.NodeTTL,
+			ServiceTTL:      d.ServiceTTL,
+			OnlyPassing:     d.OnlyPassing,
+			Policy:          d.Policy,
+			ZoneFailover:    d.ZoneFailover,
+			ARecordLimit:    d.ARecordLimit,
+			MaxUDPSize:      d.MaxUDPSize,
+			RecursorTimeout: d.RecursorTimeout,
+			SOA: SOAConfig{
+				Refresh: d.SOA.Refresh,
+				Retry:   d.SOA.Retry,
+				Expire:  d.SOA.Expire,
+				MinTTL:  d.SOA.MinTTL,
+			},
+		},
+	}
+}
+
+// Validate checks the configuration and returns an error naming the first
+// offending key.
+func (c *Config) Validate() error {
+	if err := catalog.ValidateNodeName(c.NodeName); err != nil {
+		return fmt.Errorf("node: %v", err)
+	}
+	if err := catalog.ValidateLabel("datacenter", c.Datacenter); err != nil {
+		return fmt.Errorf("datacenter: %v", err)
+	}
+	if c.Zone != "" {
+		if err := catalog.ValidateLabel("zone", c.Zone); err != nil {
+			return fmt.Errorf("zone: %v", err)
+		}
+	}
+	if c.DataDir == "" && !c.Dev {
+		return fmt.Errorf("data_dir: required (or use --dev)")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("log_level: %v", err)
+	}
+	for key, addr := range map[string]string{"bind": c.Bind, "client": c.Client} {
+		if net.ParseIP(addr) == nil {
+			return fmt.Errorf("%s: %q is not an IP address", key, addr)
+		}
+	}
+	if c.Advertise != "" && net.ParseIP(c.Advertise) == nil {
+		return fmt.Errorf("advertise: %q is not an IP address", c.Advertise)
+	}
+	for key, p := range map[string]int{"http_port": c.HTTPPort, "dns_port": c.DNSPort, "serf_port": c.SerfPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("%s: %d is outside 0–65535", key, p)
+		}
+	}
+	if c.RetryInterval <= 0 {
+		return fmt.Errorf("retry_interval: must be positive")
+	}
+	if c.RetryMax < 0 {
+		return fmt.Errorf("retry_max: must be 0 (no limit) or more")
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(c.Domain, "."), ".") {
+		if err := catalog.ValidateLabel("domain label", l); err != nil {
+			return fmt.Errorf("domain: %v", err)
+		}
+	}
+	if c.AltDomain != "" {
+		for _, l := range strings.Split(strings.TrimSuffix(c.AltDomain, "."), ".") {
+			if err := catalog.ValidateLabel("alt_domain label", l); err != nil {
+				return fmt.Errorf("alt_domain: %v", err)
+			}
+		}
+	}
+	if c.Encrypt != "" {
+		if _, err := decodeKey(c.Encrypt); err != nil {
+			return fmt.Errorf("encrypt: %v", err)
+		}
+	}
+	if _, err := gossipProfile(c.GossipProfile); err != nil {
+		return fmt.Errorf("gossip_profile: %v", err)
+	}
+	for k, v := range map[string]time.Duration{
+		"gossip.probe_interval": c.Gossip.ProbeInterval, "gossip.probe_timeout": c.Gossip.ProbeTimeout,
+		"gossip.gossip_interval": c.Gossip.GossipInterval, "gossip.push_pull_interval": c.Gossip.PushPullInterval,
+	} {
+		if v < 0 {
+			return fmt.Errorf("%s: must not be negative", k)
+		}
+	}
+	if c.Gossip.SuspicionMult < 0 {
+		return fmt.Errorf("gossip.suspicion_mult: must not be negative")
+	}
+	if err := c.dnsConfig().Validate(); err != nil {
+		return err
+	}
+	for i := range c.Services {
+		if _, _, err := c.Services[i].Build(c.EnableScriptChecks); err != nil {
+			return fmt.Errorf("services[%d]: %v", i, err)
+		}
+	}
+	return nil
+}
+
+// dnsConfig maps the agent config onto the DNS server's.
+func (c *Config) dnsConfig() dnssrv.Config {
+	d := dnssrv.DefaultConfig()
+	d.Domain = c.Domain
+	d.AltDomain = c.AltDomain
+	d.NodeName = c.NodeName
+	d.Datacenter = c.Datacenter
+	d.Zone = c.Zone
+	d.Recursors = c.Recursors
+	d.RecursorTimeout = c.DNS.RecursorTimeout
+	d.NodeTTL = c.DNS.NodeTTL
+	d.ServiceTTL = c.DNS.ServiceTTL
+	d.ServiceTTLs = c.DNS.ServiceTTLs
+	d.OnlyPassing = c.DNS.OnlyPassing
+	d.Policy = c.DNS.Policy
+	d.ZoneFailover = c.DNS.ZoneFailover
+	d.ARecordLimit = c.DNS.ARecordLimit
+	d.MaxUDPSize = c.DNS.MaxUDPSize
+	d.DNSSD = c.DNS.DNSSD
+	d.SOA.Refresh = c.DNS.SOA.Refresh
+	d.SOA.Retry = c.DNS.SOA.Retry
+	d.SOA.Expire = c.DNS.SOA.Expire
+	d.SOA.MinTTL = c.DNS.SOA.MinTTL
+	return d
+}
+
+// decodeKey parses a base64 gossip encryption key of 16, 24 or 32 bytes.
+func decodeKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not valid base64: %v", err)
+	}
+	switch len(k) {
+	case 16, 24, 32:
+		return k, nil
+	}
+	return nil, fmt.Errorf("key is %d bytes; it must be 16, 24 or 32 bytes (use 'chorus keygen')", len(k))
+}

@@ -1,0 +1,371 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/chorusdns/chorus/catalog"
+)
+
+// Serf tag keys. Tags ride every alive message and push-pull, so they
+// always converge; the version tag is the truth the replication follows.
+const (
+	tagVersion    = "v"
+	tagZone       = "zone"
+	tagDatacenter = "dc"
+	tagBuild      = "build"
+	tagRole       = "role"
+)
+
+// gossipTimings are the memberlist and serf timings of a profile.
+type gossipTimings struct {
+	ProbeInterval, ProbeTimeout, GossipInterval, PushPullInterval time.Duration
+	SuspicionMult                                                 int
+	ReconnectInterval                                             time.Duration
+	base                                                          func() *memberlist.Config
+}
+
+// gossipProfile returns the timings of a named profile:
+//   - lan (default): a failed host is declared by everyone in about 2 s on
+//     a LAN of 50 (memberlist's DefaultLANConfig takes about 9 s);
+//   - wan: memberlist's DefaultWANConfig;
+//   - local: for agents on one machine (tests, demos).
+func gossipProfile(name string) (gossipTimings, error) {
+	switch name {
+	case "", "lan":
+		return gossipTimings{
+			ProbeInterval: 400 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond,
+			GossipInterval: 100 * time.Millisecond, PushPullInterval: 30 * time.Second,
+			SuspicionMult: 2, ReconnectInterval: 2 * time.Second, base: memberlist.DefaultLANConfig,
+		}, nil
+	case "wan":
+		return gossipTimings{
+			ProbeInterval: 5 * time.Second, ProbeTimeout: 3 * time.Second,
+			GossipInterval: 500 * time.Millisecond, PushPullInterval: 60 * time.Second,
+			SuspicionMult: 6, ReconnectInterval: 30 * time.Second, base: memberlist.DefaultWANConfig,
+		}, nil
+	case "local":
+		return gossipTimings{
+			ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
+			GossipInterval: 50 * time.Millisecond, PushPullInterval: 10 * time.Second,
+			SuspicionMult: 2, ReconnectInterval: time.Second, base: memberlist.DefaultLocalConfig,
+		}, nil
+	}
+	return gossipTimings{}, fmt.Errorf("unknown profile %q (lan, wan or local)", name)
+}
+
+// startSerf creates the Serf member on the gossip port, wrapped by the
+// multiplexing transport that also carries Chorus's record traffic.
+func (a *Agent) startSerf(cfg *Config, advertise string) error {
+	prof, _ := gossipProfile(cfg.GossipProfile)
+	ml := prof.base()
+	ml.ProbeInterval, ml.ProbeTimeout = prof.ProbeInterval, prof.ProbeTimeout
+	ml.GossipInterval, ml.PushPullInterval = prof.GossipInterval, prof.PushPullInterval
+	ml.SuspicionMult = prof.SuspicionMult
+	g := cfg.Gossip
+	if g.ProbeInterval > 0 {
+		ml.ProbeInterval = g.ProbeInterval
+	}
+	if g.ProbeTimeout > 0 {
+		ml.ProbeTimeout = g.ProbeTimeout
+	}
+	if g.GossipInterval > 0 {
+		ml.GossipInterval = g.GossipInterval
+	}
+	if g.PushPullInterval > 0 {
+		ml.PushPullInterval = g.PushPullInterval
+	}
+	if g.SuspicionMult > 0 {
+		ml.SuspicionMult = g.SuspicionMult
+	}
+	slogger := serfLogger(a.logger.With("component", "serf"))
+	ml.Logger = slogger
+	ml.Name = cfg.NodeName
+	ml.BindAddr = cfg.Bind
+	ml.BindPort = cfg.SerfPort
+	ml.AdvertiseAddr = advertise
+	ml.AdvertisePort = cfg.SerfPort
+
+	keyring, err := a.loadKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	if keyring != nil {
+		ml.Keyring = keyring
+		ml.SecretKey = keyring.GetPrimaryKey()
+		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	}
+
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{cfg.Bind}, BindPort: cfg.SerfPort, Logger: slogger,
+	})
+	if err != nil {
+		return fmt.Errorf("serf_port: %w", err)
+	}
+	port := nt.GetAutoBindPort()
+	ml.BindPort, ml.AdvertisePort = port, port
+	a.sync = newSyncer(a, keyring)
+	tr := newMuxTransport(nt, a.sync.handlePacket, a.sync.handleStream)
+	ml.Transport = tr
+	a.sync.transport = tr
+
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.NodeName
+	sc.MemberlistConfig = ml
+	sc.Logger = slogger
+	sc.Tags = a.tags(cfg, 0)
+	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf", "local.snapshot")
+	sc.RejoinAfterLeave = false
+	sc.ReconnectInterval = prof.ReconnectInterval
+	sc.ReconnectTimeout = 72 * time.Hour
+	sc.TombstoneTimeout = 24 * time.Hour
+	sc.EnableNameConflictResolution = true
+	events := make(chan serf.Event, 4096)
+	sc.EventCh = events
+	if keyring != nil {
+		sc.KeyringFile = filepath.Join(cfg.DataDir, "serf", "local.keyring")
+	}
+	s, err := serf.Create(sc)
+	if err != nil {
+		tr.Shutdown()
+		return fmt.Errorf("start gossip on %s:%d: %w", cfg.Bind, port, err)
+	}
+	a.serf = s
+	a.sync.ready.Store(true)
+	self := s.LocalMember()
+	a.store.SetMember(self.Name, self.Addr.String(), catalog.MemberAlive)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.handleEvents(events)
+	}()
+	return nil
+}
+
+// loadKeyring returns the gossip keyring: the persisted one in the data
+// dir if present (it holds rotations), else the configured key, else nil.
+func (a *Agent) loadKeyring(cfg *Config) (*memberlist.Keyring, error) {
+	path := filepath.Join(cfg.DataDir, "serf", "local.keyring")
+	if b, err := os.ReadFile(path); err == nil {
+		keys, err := parseKeyringFile(b)
+		if err != nil {
+			return nil, fmt.Errorf("keyring file %s: %w", path, err)
+		}
+		if len(keys) > 0 {
+			return memberlist.NewKeyring(keys, keys[0])
+		}
+	}
+	if cfg.Encrypt == "" {
+		return nil, nil
+	}
+	k, err := decodeKey(cfg.Encrypt)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	kr, err := memberlist.NewKeyring(nil, k)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if err := writeKeyringFile(path, [][]byte{k}); err != nil {
+		return nil, fmt.Errorf("keyring file %s: %w", path, err)
+	}
+	return kr, nil
+}
+
+// tags builds this agent's Serf tags.
+func (a *Agent) tags(cfg *Config, version uint64) map[string]string {
+	t := map[string]string{
+		tagVersion:    strconv.FormatUint(version, 10),
+		tagDatacenter: cfg.Datacenter,
+		tagBuild:      Version,
+		tagRole:       "chorus",
+	}
+	if cfg.Zone != "" {
+		t[tagZone] = cfg.Zone
+	}
+	return t
+}
+
+// handleEvents applies Serf's membership events to the catalog and asks
+// the syncer for records whose version moved. It never blocks Serf for
+// long: the event channel is large and the work here is local.
+func (a *Agent) handleEvents(events <-chan serf.Event) {
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-a.serf.ShutdownCh():
+			if !a.leaving.Load() && a.ctx.Err() == nil {
+				a.logger.Error("gossip stopped unexpectedly (was this node name taken over by another agent?); shutting down", "node", a.NodeName())
+				go a.Kill()
+			}
+			return
+		case e := <-events:
+			me, ok := e.(serf.MemberEvent)
+			if !ok {
+				continue
+			}
+			a.store.Update(func(tx *catalog.Tx) {
+				for _, m := range me.Members {
+					switch me.Type {
+					case serf.EventMemberReap:
+						if m.Name != a.NodeName() {
+							tx.RemoveNode(m.Name)
+						}
+					default:
+						tx.SetMember(m.Name, m.Addr.String(), memberStatus(m.Status))
+					}
+				}
+			})
+			for _, m := range me.Members {
+				if m.Status == serf.StatusAlive && m.Name != a.NodeName() {
+					a.sync.wantFromTags(m)
+				}
+			}
+			a.metrics.memberEvents.WithLabelValues(me.Type.String()).Add(float64(len(me.Members)))
+		}
+	}
+}
+
+func memberStatus(s serf.MemberStatus) catalog.MemberStatus {
+	switch s {
+	case serf.StatusAlive:
+		return catalog.MemberAlive
+	case serf.StatusLeaving:
+		return catalog.MemberLeaving
+	case serf.StatusLeft:
+		return catalog.MemberLeft
+	case serf.StatusFailed:
+		return catalog.MemberFailed
+	}
+	return catalog.MemberNone
+}
+
+// Join asks Serf to join the members at addrs ("host" or "host:port",
+// the default port being the serf_port). It returns how many it reached.
+func (a *Agent) Join(addrs []string) (int, error) {
+	cfg := a.cfg.Load()
+	full := make([]string, 0, len(addrs))
+	for _, s := range addrs {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			s = net.JoinHostPort(s, strconv.Itoa(defaultPort(cfg.SerfPort)))
+		}
+		full = append(full, s)
+	}
+	n, err := a.serf.Join(full, true)
+	if n > 0 {
+		a.logger.Info("joined cluster", "contacted", n)
+		a.sync.kick()
+	}
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("join %v: %w", addrs, err)
+	}
+	return n, nil
+}
+
+func defaultPort(p int) int {
+	if p == 0 {
+		return 8301
+	}
+	return p
+}
+
+// startJoin joins the --join addresses once (failure is logged) and keeps
+// retrying the --retry-join addresses with backoff until one succeeds, so
+// agents may start in any order.
+func (a *Agent) startJoin(cfg *Config) {
+	if len(cfg.Join) > 0 {
+		if _, err := a.Join(cfg.Join); err != nil {
+			a.logger.Warn("join failed", "addrs", cfg.Join, "err", err)
+		}
+	}
+	if len(cfg.RetryJoin) == 0 {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		delay := cfg.RetryInterval
+		for attempt := 1; ; attempt++ {
+			if _, err := a.Join(cfg.RetryJoin); err == nil {
+				return
+			} else {
+				a.logger.Warn("retry join failed", "attempt", attempt, "addrs", cfg.RetryJoin, "err", err, "next_in_seconds", delay.Seconds())
+			}
+			if cfg.RetryMax > 0 && attempt >= cfg.RetryMax {
+				a.logger.Error("retry join gave up", "attempts", attempt)
+				return
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-a.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			// Back off up to 8× the interval, with jitter.
+			if delay < 8*cfg.RetryInterval {
+				delay *= 2
+			}
+			delay = delay/2 + rand.N(delay/2+1)
+		}
+	}()
+}
+
+// Leave leaves the cluster gracefully and stops the agent.
+func (a *Agent) Leave() {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	}()
+}
+
+// ForceLeave marks a failed member as left, removing it at once.
+func (a *Agent) ForceLeave(node string, prune bool) error {
+	var err error
+	if prune {
+		err = a.serf.RemoveFailedNodePrune(node)
+	} else {
+		err = a.serf.RemoveFailedNode(node)
+	}
+	if err != nil {
+		return fmt.Errorf("force-leave %q: %w", node, err)
+	}
+	return nil
+}
+
+// Members returns Serf's view of the cluster.
+func (a *Agent) Members() []serf.Member { return a.serf.Members() }
+
+// RTT implements dns.Distances: the estimated round-trip time to node from
+// Serf's network coordinates.
+func (a *Agent) RTT(node string) (time.Duration, bool) {
+	if a.serf == nil {
+		return 0, false
+	}
+	if node == a.NodeName() {
+		return 0, true
+	}
+	mine, err := a.serf.GetCoordinate()
+	if err != nil {
+		return 0, false
+	}
+	other, ok := a.serf.GetCachedCoordinate(node)
+	if !ok || other == nil {
+		return 0, false
+	}
+	if !mine.IsCompatibleWith(other) {
+		return 0, false
+	}
+	return mine.DistanceTo(other), true
+}

@@ -1,0 +1,40 @@
+package agent
+
+import "fmt"
+
+// Reload applies a new configuration read after SIGHUP: config-file
+// services and their checks (added, changed and removed; API
+// registrations untouched), DNS settings and check settings. Settings that
+// need a restart (ports, addresses, node name, data dir, datacenter) keep
+// their running values; changing them is reported as an error and nothing
+// is applied.
+func (a *Agent) Reload(next Config) error {
+	cur := a.cfg.Load()
+	for key, changed := range map[string]bool{
+		"node":       next.NodeName != cur.NodeName,
+		"data_dir":   next.DataDir != cur.DataDir && next.DataDir != "",
+		"bind":       next.Bind != cur.Bind,
+		"advertise":  next.Advertise != cur.Advertise,
+		"client":     next.Client != cur.Client,
+		"http_port":  next.HTTPPort != cur.HTTPPort,
+		"dns_port":   next.DNSPort != cur.DNSPort,
+		"serf_port":  next.SerfPort != cur.SerfPort,
+		"datacenter": next.Datacenter != cur.Datacenter,
+	} {
+		if changed {
+			return fmt.Errorf("reload: %s cannot change without a restart", key)
+		}
+	}
+	next.DataDir = cur.DataDir
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if err := a.dns.Reload(a.dnsConfig(&next, a.local.node.Address)); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	a.cfg.Store(&next)
+	if err := a.loadConfigServices(next.Services); err != nil {
+		return fmt.Errorf("reload services: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,701 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/chorusdns/chorus/catalog"
+)
+
+// Message types after chorusMagic on the gossip port.
+const (
+	pktNotice byte = 1 // UDP: a node's new version, with its record when small
+	pktDigest byte = 2 // UDP: a hash of the sender's version vector
+	strPull   byte = 3 // TCP: fetch records
+	strVector byte = 4 // TCP: exchange version vectors
+)
+
+// Sync tuning. maxInlineRecord keeps a notice within one unfragmented UDP
+// datagram on any LAN.
+const (
+	maxInlineRecord  = 1200
+	aeInterval       = time.Second
+	pullTimeout      = 5 * time.Second
+	pullWorkers      = 4
+	maxPullJitter    = 500 * time.Millisecond
+	jitterPerMember  = 3 * time.Millisecond
+	maxVectorEntries = 1 << 20
+)
+
+// syncer replicates node records between agents. The version tag in Serf
+// is the truth; on top of it:
+//   - fast path: on every local change the owner sends a notice straight
+//     to every alive member (one UDP datagram each, the record inline when
+//     it fits), so peers apply it within a network round trip;
+//   - pull: a peer that learns of a newer version than it holds (from a
+//     notice, a tag or anti-entropy) fetches the record over TCP, after a
+//     jitter that grows with the cluster, from whoever told it;
+//   - anti-entropy: every second each agent sends a random peer a hash of
+//     its node → version vector; on a mismatch the two exchange vectors
+//     and pull what the other has newer, so a lost message is repaired in
+//     seconds rather than at Serf's next push-pull.
+type syncer struct {
+	a         *Agent
+	logger    *slog.Logger
+	seal      sealer
+	transport *muxTransport
+
+	kickCh     chan struct{}
+	announceCh chan struct{}
+	latest     atomic.Pointer[catalog.NodeRecord]
+	ownEnc     atomic.Pointer[encodedRecord]
+
+	mu      sync.Mutex
+	pending map[string]uint64 // node → version being fetched
+	jobs    chan pullJob
+	lastAE  map[string]time.Time // peer addr → last vector exchange
+
+	vec atomic.Pointer[vectorCache]
+
+	// fastPath off disables notices and tag-driven pulls, leaving only
+	// anti-entropy (tests use it to prove repair).
+	fastPath atomic.Bool
+	closed   atomic.Bool
+	// ready is set once Serf exists; traffic that arrives earlier (the
+	// transport starts first) is dropped and repaired by anti-entropy.
+	ready atomic.Bool
+}
+
+type encodedRecord struct {
+	version uint64
+	b       []byte
+}
+
+type pullJob struct {
+	addr  string
+	nodes map[string]uint64
+}
+
+type vectorCache struct {
+	index uint64
+	hash  uint64
+	vec   map[string]uint64
+}
+
+func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
+	s := &syncer{
+		a:          a,
+		logger:     a.logger.With("component", "sync"),
+		seal:       sealer{keyring: kr},
+		kickCh:     make(chan struct{}, 1),
+		announceCh: make(chan struct{}, 1),
+		pending:    make(map[string]uint64),
+		jobs:       make(chan pullJob, 1024),
+		lastAE:     make(map[string]time.Time),
+	}
+	s.fastPath.Store(true)
+	return s
+}
+
+// start launches the syncer's goroutines; wg tracks them.
+func (s *syncer) start(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Add(2 + pullWorkers)
+	go func() { defer wg.Done(); s.announceLoop(ctx) }()
+	go func() { defer wg.Done(); s.aeLoop(ctx) }()
+	for range pullWorkers {
+		go func() { defer wg.Done(); s.pullWorker(ctx) }()
+	}
+}
+
+func (s *syncer) close() { s.closed.Store(true) }
+
+// kick asks for an immediate anti-entropy round (after a join).
+func (s *syncer) kick() {
+	select {
+	case s.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// announce publishes a new local record: the encoded form for pulls, the
+// version tag and the fast-path notices. Bursts coalesce.
+func (s *syncer) announce(rec *catalog.NodeRecord) {
+	s.latest.Store(rec)
+	select {
+	case s.announceCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *syncer) announceLoop(ctx context.Context) {
+	var sentVersion uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.announceCh:
+		}
+		rec := s.latest.Load()
+		if rec == nil || rec.Version == sentVersion {
+			continue
+		}
+		b, err := catalog.EncodeRecord(rec)
+		if err != nil {
+			s.logger.Error("encode own record", "err", err)
+			continue
+		}
+		s.ownEnc.Store(&encodedRecord{version: rec.Version, b: b})
+		if s.fastPath.Load() {
+			s.sendNotices(rec, b)
+		}
+		cfg := s.a.cfg.Load()
+		if err := s.a.serf.SetTags(s.a.tags(cfg, rec.Version)); err != nil && ctx.Err() == nil {
+			s.logger.Warn("set version tag", "err", err)
+		}
+		sentVersion = rec.Version
+		s.a.metrics.syncEvents.WithLabelValues("announce").Inc()
+	}
+}
+
+// sendNotices sends one datagram to every other alive member.
+func (s *syncer) sendNotices(rec *catalog.NodeRecord, enc []byte) {
+	var body bytes.Buffer
+	name := rec.Node.Name
+	body.WriteByte(byte(len(name)))
+	body.WriteString(name)
+	binary.Write(&body, binary.BigEndian, rec.Version)
+	if len(enc) <= maxInlineRecord {
+		body.Write(enc)
+	}
+	pkt, err := s.packet(pktNotice, body.Bytes())
+	if err != nil {
+		s.logger.Error("seal notice", "err", err)
+		return
+	}
+	self := s.a.NodeName()
+	for _, m := range s.a.serf.Members() {
+		if m.Name == self || m.Status != serf.StatusAlive {
+			continue
+		}
+		addr := net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+		if _, err := s.transport.WriteTo(pkt, addr); err != nil {
+			s.logger.Debug("notice", "to", m.Name, "err", err)
+		}
+	}
+	s.a.metrics.syncEvents.WithLabelValues("notice_sent").Inc()
+}
+
+// packet frames and seals a datagram.
+func (s *syncer) packet(typ byte, body []byte) ([]byte, error) {
+	ad := []byte{chorusMagic, typ}
+	sealed, err := s.seal.seal(body, ad)
+	if err != nil {
+		return nil, err
+	}
+	return append(ad, sealed...), nil
+}
+
+// handlePacket receives Chorus datagrams from the transport.
+func (s *syncer) handlePacket(p *memberlist.Packet) {
+	if !s.ready.Load() || s.closed.Load() || len(p.Buf) < 2 {
+		return
+	}
+	typ := p.Buf[1]
+	body, err := s.seal.open(p.Buf[2:], p.Buf[:2])
+	if err != nil {
+		s.logger.Warn("dropping packet", "from", p.From.String(), "err", err)
+		s.a.metrics.syncEvents.WithLabelValues("rejected").Inc()
+		return
+	}
+	switch typ {
+	case pktNotice:
+		s.handleNotice(body, p.From.String())
+	case pktDigest:
+		s.handleDigest(body, p.From.String())
+	default:
+		s.logger.Debug("unknown packet type", "type", typ, "from", p.From.String())
+	}
+}
+
+func (s *syncer) handleNotice(body []byte, from string) {
+	if !s.fastPath.Load() {
+		return
+	}
+	if len(body) < 1 || len(body) < 1+int(body[0])+8 {
+		s.logger.Warn("malformed notice", "from", from)
+		return
+	}
+	n := int(body[0])
+	name := string(body[1 : 1+n])
+	version := binary.BigEndian.Uint64(body[1+n:])
+	inline := body[1+n+8:]
+	if name == s.a.NodeName() {
+		return
+	}
+	// Only the owner sends notices: the sender must be the member itself.
+	owner := s.memberAddr(name)
+	if owner == "" || owner != from {
+		s.logger.Debug("rejecting notice for a node from another address", "node", name, "from", from, "member_addr", owner)
+		s.a.metrics.syncEvents.WithLabelValues("rejected").Inc()
+		return
+	}
+	s.a.metrics.syncEvents.WithLabelValues("notice_received").Inc()
+	if s.a.store.Version(name) >= version {
+		return
+	}
+	if len(inline) > 0 {
+		rec, err := catalog.DecodeRecord(inline)
+		if err == nil && rec.Node.Name == name && rec.Version == version {
+			if s.a.store.ApplyRecord(rec) {
+				s.a.metrics.syncEvents.WithLabelValues("applied_notice").Inc()
+			}
+			return
+		}
+		s.logger.Warn("rejecting inline record", "node", name, "from", from, "err", err)
+	}
+	s.want(from, map[string]uint64{name: version})
+}
+
+// memberAddr returns the gossip address of an alive member, or "".
+func (s *syncer) memberAddr(name string) string {
+	for _, m := range s.a.serf.Members() {
+		if m.Name == name {
+			return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+		}
+	}
+	return ""
+}
+
+// wantFromTags schedules a pull when a member's version tag is ahead.
+func (s *syncer) wantFromTags(m serf.Member) {
+	if !s.fastPath.Load() {
+		return
+	}
+	v, err := strconv.ParseUint(m.Tags[tagVersion], 10, 64)
+	if err != nil || v == 0 || s.a.store.Version(m.Name) >= v {
+		return
+	}
+	s.want(net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), map[string]uint64{m.Name: v})
+}
+
+// want schedules fetching the given node versions from addr, skipping
+// those already held or already being fetched.
+func (s *syncer) want(addr string, nodes map[string]uint64) {
+	self := s.a.NodeName()
+	job := pullJob{addr: addr, nodes: map[string]uint64{}}
+	s.mu.Lock()
+	for n, v := range nodes {
+		if n == self || s.a.store.Version(n) >= v || s.pending[n] >= v {
+			continue
+		}
+		s.pending[n] = v
+		job.nodes[n] = v
+	}
+	s.mu.Unlock()
+	if len(job.nodes) == 0 {
+		return
+	}
+	select {
+	case s.jobs <- job:
+	default:
+		s.done(job) // queue full: anti-entropy will ask again
+	}
+}
+
+func (s *syncer) done(job pullJob) {
+	s.mu.Lock()
+	for n, v := range job.nodes {
+		if s.pending[n] == v {
+			delete(s.pending, n)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *syncer) pullWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case job := <-s.jobs:
+			// Jitter so that N-1 peers do not hit the owner at once.
+			j := time.Duration(s.a.serf.NumNodes()) * jitterPerMember
+			if j > maxPullJitter {
+				j = maxPullJitter
+			}
+			if j > 0 {
+				t := time.NewTimer(rand.N(j))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
+			if err := s.pull(ctx, job); err != nil {
+				s.logger.Debug("pull failed", "from", job.addr, "err", err)
+				s.a.metrics.syncEvents.WithLabelValues("pull_failed").Inc()
+			}
+			s.done(job)
+		}
+	}
+}
+
+// pull fetches records from job.addr and applies the newer ones.
+func (s *syncer) pull(ctx context.Context, job pullJob) error {
+	var names []string
+	for n, v := range job.nodes {
+		if s.a.store.Version(n) < v {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	conn, err := s.dial(job.addr, strPull)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	req, _ := json.Marshal(names)
+	if err := s.writeFrame(conn, strPull, req); err != nil {
+		return err
+	}
+	r := bufio.NewReader(conn)
+	for _, name := range names {
+		b, err := s.readFrame(r, strPull, catalog.MaxRecordSize+64)
+		if err != nil {
+			return fmt.Errorf("read record %q: %w", name, err)
+		}
+		if len(b) == 0 {
+			continue // the peer does not hold it
+		}
+		rec, err := catalog.DecodeRecord(b)
+		if err != nil || rec.Node.Name != name {
+			s.logger.Warn("rejecting pulled record", "node", name, "from", job.addr, "err", err)
+			s.a.metrics.syncEvents.WithLabelValues("rejected").Inc()
+			continue
+		}
+		if name == s.a.NodeName() {
+			continue
+		}
+		if s.a.store.ApplyRecord(rec) {
+			s.a.metrics.syncEvents.WithLabelValues("applied_pull").Inc()
+		}
+	}
+	return nil
+}
+
+// dial opens a Chorus stream of type typ on the gossip port of addr.
+func (s *syncer) dial(addr string, typ byte) (net.Conn, error) {
+	conn, err := s.transport.DialTimeout(addr, pullTimeout)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(pullTimeout))
+	if _, err := conn.Write([]byte{chorusMagic, typ}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// writeFrame writes one length-prefixed, sealed frame.
+func (s *syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
+	sealed, err := s.seal.seal(body, []byte{chorusMagic, typ})
+	if err != nil {
+		return err
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(sealed)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(sealed)
+	return err
+}
+
+// readFrame reads one frame written by writeFrame, refusing frames over max.
+func (s *syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if int(n) > max {
+		return nil, fmt.Errorf("frame of %d bytes exceeds %d", n, max)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	return s.seal.open(buf, []byte{chorusMagic, typ})
+}
+
+// handleStream serves a Chorus stream opened by a peer.
+func (s *syncer) handleStream(c net.Conn) {
+	defer c.Close()
+	if !s.ready.Load() || s.closed.Load() {
+		return
+	}
+	c.SetDeadline(time.Now().Add(pullTimeout))
+	r := bufio.NewReader(c)
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return
+	}
+	var err error
+	switch hdr[1] {
+	case strPull:
+		err = s.servePull(r, c)
+	case strVector:
+		err = s.serveVector(r, c)
+	default:
+		err = fmt.Errorf("unknown stream type %d", hdr[1])
+	}
+	if err != nil {
+		s.logger.Warn("stream from peer failed", "from", c.RemoteAddr().String(), "err", err)
+		if errors.Is(err, errOpen) {
+			s.a.metrics.syncEvents.WithLabelValues("rejected").Inc()
+		}
+	}
+}
+
+func (s *syncer) servePull(r *bufio.Reader, w net.Conn) error {
+	req, err := s.readFrame(r, strPull, 1<<20)
+	if err != nil {
+		return err
+	}
+	var names []string
+	if err := json.Unmarshal(req, &names); err != nil {
+		return fmt.Errorf("pull request: %v", err)
+	}
+	bw := bufio.NewWriter(w)
+	for _, name := range names {
+		if err := s.writeFrame(bw, strPull, s.encoded(name)); err != nil {
+			return err
+		}
+	}
+	s.a.metrics.syncEvents.WithLabelValues("pull_served").Inc()
+	return bw.Flush()
+}
+
+// encoded returns the encoded record held for name, or nil.
+func (s *syncer) encoded(name string) []byte {
+	if name == s.a.NodeName() {
+		if e := s.ownEnc.Load(); e != nil && e.version == s.a.store.Version(name) {
+			return e.b
+		}
+	}
+	rec := s.a.store.Record(name)
+	if rec == nil {
+		return nil
+	}
+	b, err := catalog.EncodeRecord(rec)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// vector returns this agent's version vector and its hash, cached per
+// catalog snapshot.
+func (s *syncer) vector() *vectorCache {
+	snap := s.a.store.Snapshot()
+	if c := s.vec.Load(); c != nil && c.index == snap.Index {
+		return c
+	}
+	vec := make(map[string]uint64, len(snap.Nodes()))
+	h := uint64(14695981039346656037)
+	for _, n := range snap.Nodes() { // sorted by name
+		if n.Version == 0 {
+			continue
+		}
+		vec[n.Node.Name] = n.Version
+		for i := 0; i < len(n.Node.Name); i++ {
+			h = (h ^ uint64(n.Node.Name[i])) * 1099511628211
+		}
+		for i := 0; i < 8; i++ {
+			h = (h ^ uint64(byte(n.Version>>(8*i)))) * 1099511628211
+		}
+	}
+	c := &vectorCache{index: snap.Index, hash: h, vec: vec}
+	s.vec.Store(c)
+	return c
+}
+
+func (s *syncer) aeLoop(ctx context.Context) {
+	t := time.NewTimer(aeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kickCh:
+		case <-t.C:
+		}
+		s.reconcileTags()
+		s.sendDigest()
+		// 0.75–1.25 × the interval, so peers do not fall into step.
+		t.Reset(aeInterval*3/4 + rand.N(aeInterval/2))
+	}
+}
+
+// reconcileTags catches version tags whose member events were missed.
+func (s *syncer) reconcileTags() {
+	for _, m := range s.a.serf.Members() {
+		if m.Status == serf.StatusAlive && m.Name != s.a.NodeName() {
+			s.wantFromTags(m)
+		}
+	}
+}
+
+// sendDigest sends the vector hash to one random alive peer.
+func (s *syncer) sendDigest() {
+	self := s.a.NodeName()
+	var peers []serf.Member
+	for _, m := range s.a.serf.Members() {
+		if m.Name != self && m.Status == serf.StatusAlive {
+			peers = append(peers, m)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	m := peers[rand.N(len(peers))]
+	v := s.vector()
+	body := make([]byte, 8)
+	binary.BigEndian.PutUint64(body, v.hash)
+	pkt, err := s.packet(pktDigest, body)
+	if err != nil {
+		return
+	}
+	s.transport.WriteTo(pkt, net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
+}
+
+// handleDigest compares a peer's vector hash with ours and, on a mismatch,
+// exchanges vectors with it (at most once a second per peer).
+func (s *syncer) handleDigest(body []byte, from string) {
+	if len(body) != 8 {
+		return
+	}
+	if binary.BigEndian.Uint64(body) == s.vector().hash {
+		return
+	}
+	s.mu.Lock()
+	if time.Since(s.lastAE[from]) < aeInterval/2 {
+		s.mu.Unlock()
+		return
+	}
+	s.lastAE[from] = time.Now()
+	if len(s.lastAE) > 4096 {
+		clear(s.lastAE)
+	}
+	s.mu.Unlock()
+	go s.exchangeVectors(from)
+}
+
+// vectorMsg is the body of a vector exchange.
+type vectorMsg struct {
+	Addr   string // the sender's gossip address, to pull from it
+	Vector map[string]uint64
+}
+
+func (s *syncer) exchangeVectors(addr string) {
+	if s.closed.Load() {
+		return
+	}
+	conn, err := s.dial(addr, strVector)
+	if err != nil {
+		s.logger.Debug("vector exchange", "with", addr, "err", err)
+		return
+	}
+	defer conn.Close()
+	if err := s.writeFrame(conn, strVector, s.vectorBody()); err != nil {
+		return
+	}
+	b, err := s.readFrame(bufio.NewReader(conn), strVector, 64<<20)
+	if err != nil {
+		s.logger.Debug("vector exchange", "with", addr, "err", err)
+		return
+	}
+	theirs, err := decodeVector(b)
+	if err != nil {
+		s.logger.Warn("bad vector", "from", addr, "err", err)
+		return
+	}
+	s.a.metrics.syncEvents.WithLabelValues("ae_exchange").Inc()
+	s.pullNewer(addr, theirs.Vector)
+}
+
+func (s *syncer) serveVector(r *bufio.Reader, w net.Conn) error {
+	b, err := s.readFrame(r, strVector, 64<<20)
+	if err != nil {
+		return err
+	}
+	theirs, err := decodeVector(b)
+	if err != nil {
+		return err
+	}
+	if err := s.writeFrame(w, strVector, s.vectorBody()); err != nil {
+		return err
+	}
+	if theirs.Addr != "" {
+		s.pullNewer(theirs.Addr, theirs.Vector)
+	}
+	return nil
+}
+
+// pullNewer schedules pulls from addr of every node it holds newer.
+func (s *syncer) pullNewer(addr string, theirs map[string]uint64) {
+	want := map[string]uint64{}
+	for n, v := range theirs {
+		if s.a.store.Version(n) < v {
+			want[n] = v
+		}
+	}
+	if len(want) > 0 {
+		s.a.metrics.syncEvents.WithLabelValues("ae_repair").Add(float64(len(want)))
+		s.want(addr, want)
+	}
+}
+
+func (s *syncer) vectorBody() []byte {
+	var buf bytes.Buffer
+	zw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	json.NewEncoder(zw).Encode(vectorMsg{Addr: s.a.SerfAddr(), Vector: s.vector().vec})
+	zw.Close()
+	return buf.Bytes()
+}
+
+func decodeVector(b []byte) (*vectorMsg, error) {
+	zr := flate.NewReader(bytes.NewReader(b))
+	defer zr.Close()
+	var m vectorMsg
+	if err := json.NewDecoder(io.LimitReader(zr, 64<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode vector: %v", err)
+	}
+	if len(m.Vector) > maxVectorEntries {
+		return nil, fmt.Errorf("vector of %d entries is too large", len(m.Vector))
+	}
+	return &m, nil
+}

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/hashicorp/hcl"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/chorusdns/chorus/agent"
+)
+
+// flagKeys maps agent flags onto config keys where the names differ
+// beyond dashes and underscores.
+var flagKeys = map[string]string{"recursor": "recursors"}
+
+// sources are where the configuration comes from, besides flags and the
+// environment.
+type sources struct {
+	files []string
+	dir   string
+}
+
+// loadConfig builds the agent configuration: defaults < config files (in
+// order, then the config dir's files in lexical order) < CHORUS_*
+// environment variables < flags. Unknown keys and values of the wrong type
+// are errors naming the key.
+func loadConfig(flags *pflag.FlagSet, src sources, dev bool) (agent.Config, error) {
+	v := viper.New()
+	def := agent.DefaultConfig()
+	if dev {
+		def.Bind = "127.0.0.1"
+		def.LogLevel = "debug"
+		def.GossipProfile = "local"
+		if def.NodeName == "" {
+			def.NodeName = "dev"
+		}
+	}
+	setDefaults(v, "", reflect.ValueOf(def))
+	v.SetEnvPrefix("CHORUS")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	var services []agent.ServiceDefinition
+	files := append([]string(nil), src.files...)
+	if src.dir != "" {
+		entries, err := os.ReadDir(src.dir)
+		if err != nil {
+			return agent.Config{}, fmt.Errorf("config_dir: %w", err)
+		}
+		var names []string
+		for _, e := range entries {
+			if !e.IsDir() && configFormat(e.Name()) != "" {
+				names = append(names, filepath.Join(src.dir, e.Name()))
+			}
+		}
+		sort.Strings(names)
+		files = append(files, names...)
+	}
+	for _, f := range files {
+		m, err := readConfigFile(f)
+		if err != nil {
+			return agent.Config{}, err
+		}
+		svcs, err := extractServices(m)
+		if err != nil {
+			return agent.Config{}, fmt.Errorf("%s: %w", f, err)
+		}
+		services = append(services, svcs...)
+		if err := v.MergeConfigMap(m); err != nil {
+			return agent.Config{}, fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	if flags != nil {
+		var err error
+		flags.VisitAll(func(f *pflag.Flag) {
+			key, ok := flagKeys[f.Name]
+			if !ok {
+				key = strings.ReplaceAll(f.Name, "-", "_")
+			}
+			if key == "config_file" || key == "config_dir" || key == "help" {
+				return
+			}
+			if e := v.BindPFlag(key, f); e != nil && err == nil {
+				err = e
+			}
+		})
+		if err != nil {
+			return agent.Config{}, err
+		}
+	}
+	var cfg agent.Config
+	err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("config: %s", cleanDecodeError(err))
+	}
+	cfg.Services = services
+	if dev {
+		cfg.Dev = true
+	}
+	if err := cfg.Validate(); err != nil {
+		return agent.Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// cleanDecodeError trims mapstructure's multi-line error into one line
+// that still names every key.
+func cleanDecodeError(err error) string {
+	s := strings.ReplaceAll(err.Error(), "\n", " ")
+	s = strings.ReplaceAll(s, "decoding failed due to the following error(s):", "")
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// setDefaults registers every key of the config struct with its default,
+// so that environment variables and UnmarshalExact know all keys.
+func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
+	rt := rv.Type()
+	for i := 0; i < rt.NumField(); i++ {
+		f := rt.Field(i)
+		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		fv := rv.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			setDefaults(v, key, fv)
+			continue
+		}
+		v.SetDefault(key, fv.Interface())
+	}
+}
+
+// configFormat returns the format of a config file by extension.
+func configFormat(name string) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".json":
+		return "json"
+	case ".yaml", ".yml":
+		return "yaml"
+	case ".hcl":
+		return "hcl"
+	}
+	return ""
+}
+
+// readConfigFile decodes a YAML, JSON or HCL file into a generic map.
+func readConfigFile(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config_file: %w", err)
+	}
+	m := map[string]any{}
+	switch configFormat(path) {
+	case "json":
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("%s: invalid JSON: %v", path, err)
+		}
+	case "yaml":
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("%s: invalid YAML: %v", path, err)
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+	case "hcl":
+		if err := hcl.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("%s: invalid HCL: %v", path, err)
+		}
+		m = flattenHCL(m).(map[string]any)
+	default:
+		return nil, fmt.Errorf("config_file %s: unknown format (want .yaml, .yml, .json or .hcl)", path)
+	}
+	return m, nil
+}
+
+// flattenHCL turns HCL v1's one-element lists of blocks into plain maps,
+// except under keys that hold lists of blocks by nature.
+func flattenHCL(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, val := range t {
+			if l, ok := val.([]map[string]any); ok {
+				if len(l) == 1 && k != "services" && k != "checks" {
+					t[k] = flattenHCL(l[0])
+					continue
+				}
+				out := make([]any, len(l))
+				for i := range l {
+					out[i] = flattenHCL(l[i])
+				}
+				t[k] = out
+				continue
+			}
+			t[k] = flattenHCL(val)
+		}
+		return t
+	case []map[string]any:
+		out := make([]any, len(t))
+		for i := range t {
+			out[i] = flattenHCL(t[i])
+		}
+		return out
+	case []any:
+		for i := range t {
+			t[i] = flattenHCL(t[i])
+		}
+		return t
+	}
+	return v
+}
+
+// extractServices removes the "service" and "services" keys from a config
+// map and decodes them strictly as service definitions.
+func extractServices(m map[string]any) ([]agent.ServiceDefinition, error) {
+	var raw []any
+	for k, val := range m {
+		switch strings.ToLower(k) {
+		case "service":
+			if l, ok := val.([]any); ok {
+				raw = append(raw, l...)
+			} else {
+				raw = append(raw, val)
+			}
+			delete(m, k)
+		case "services":
+			l, ok := val.([]any)
+			if !ok {
+				return nil, fmt.Errorf("services: want a list of service definitions")
+			}
+			raw = append(raw, l...)
+			delete(m, k)
+		}
+	}
+	out := make([]agent.ServiceDefinition, 0, len(raw))
+	for i, r := range raw {
+		b, err := json.Marshal(stringKeys(r))
+		if err != nil {
+			return nil, fmt.Errorf("services[%d]: %v", i, err)
+		}
+		def, err := agent.DecodeServiceDefinition(b, true)
+		if err != nil {
+			return nil, fmt.Errorf("services[%d]: %v", i, err)
+		}
+		out = append(out, def)
+	}
+	return out, nil
+}
+
+// stringKeys converts YAML's map[any]any (if any) into JSON-encodable maps.
+func stringKeys(v any) any {
+	switch t := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, val := range t {
+			m[fmt.Sprint(k)] = stringKeys(val)
+		}
+		return m
+	case map[string]any:
+		for k, val := range t {
+			t[k] = stringKeys(val)
+		}
+		return t
+	case []any:
+		for i := range t {
+			t[i] = stringKeys(t[i])
+		}
+		return t
+	}
+	return v
+}
