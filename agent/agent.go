@@ -94,6 +94,21 @@ func (a *Agent) SerfAddr() string {
 	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
 }
 
+// GossipBytes returns the UDP payload bytes this agent has sent and
+// received on its gossip port since it started (Serf's traffic and
+// Chorus's notices and digests; TCP pulls and push-pulls excluded).
+func (a *Agent) GossipBytes() (sent, received uint64) {
+	if a.sync == nil || a.sync.transport == nil {
+		return 0, 0
+	}
+	return a.sync.transport.bytesOut.Load(), a.sync.transport.bytesIn.Load()
+}
+
+// SetFastPath turns the replication fast path (direct notices and
+// tag-driven pulls) on or off, leaving anti-entropy alone. Benchmarks and
+// fault tests use it to measure the repair path.
+func (a *Agent) SetFastPath(on bool) { a.sync.fastPath.Store(on) }
+
 // NodeName returns this agent's node name.
 func (a *Agent) NodeName() string { return a.cfg.Load().NodeName }
 

@@ -32,6 +32,9 @@ type muxTransport struct {
 	shutdown chan struct{}
 	wg       sync.WaitGroup
 	once     sync.Once
+	// Datagram bytes sent and received on the gossip port (memberlist's
+	// and Chorus's); TCP streams are not counted.
+	bytesOut, bytesIn atomic.Uint64
 }
 
 func newMuxTransport(inner *memberlist.NetTransport, onPacket func(*memberlist.Packet), onStream func(net.Conn)) *muxTransport {
@@ -64,6 +67,7 @@ func (t *muxTransport) pumpPackets() {
 			if t.dropped(p.From.String()) {
 				continue
 			}
+			t.bytesIn.Add(uint64(len(p.Buf)))
 			if len(p.Buf) > 0 && p.Buf[0] == chorusMagic {
 				t.onPacket(p)
 				continue
@@ -132,6 +136,7 @@ func (t *muxTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.dropped(addr) {
 		return time.Now(), nil
 	}
+	t.bytesOut.Add(uint64(len(b)))
 	return t.inner.WriteTo(b, addr)
 }
 
