@@ -136,11 +136,12 @@ func AggregateHealth(checks []Check) string {
 		if c.CheckID == NodeMaintCheckID || strings.HasPrefix(c.CheckID, ServiceMaintCheckPrefix) {
 			return HealthMaintenance
 		}
-		if Worse(c.Status, h) {
-			h = c.Status
-			if healthRank(h) > healthRank(HealthCritical) {
-				h = HealthCritical
-			}
+		st := c.Status
+		if healthRank(st) >= healthRank(HealthCritical) {
+			st = HealthCritical // unknown states count as critical
+		}
+		if Worse(st, h) {
+			h = st
 		}
 	}
 	return h

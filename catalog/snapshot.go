@@ -234,6 +234,7 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		inst.hash = instanceHash(inst)
 		n.Instances = append(n.Instances, inst)
 	}
+	sort.Slice(n.Instances, func(i, j int) bool { return n.Instances[i].Service.ID < n.Instances[j].Service.ID })
 	sort.Slice(n.AllChecks, func(i, j int) bool { return n.AllChecks[i].CheckID < n.AllChecks[j].CheckID })
 	return n
 }
@@ -274,11 +275,12 @@ type fnv64 uint64
 
 func newFNV() fnv64 { return 14695981039346656037 }
 
+// u64 mixes a whole word at once (FNV-style multiply, then a shift to
+// spread high bits down).
 func (h *fnv64) u64(v uint64) {
-	for i := 0; i < 8; i++ {
-		*h ^= fnv64(byte(v >> (8 * i)))
-		*h *= 1099511628211
-	}
+	*h ^= fnv64(v)
+	*h *= 1099511628211
+	*h ^= *h >> 29
 }
 
 func (h *fnv64) str(s string) {

@@ -215,6 +215,11 @@ func (s *Store) publishLocked() {
 			k := ip.String()
 			next.nodeAddrs[k] = append(next.nodeAddrs[k], e)
 		}
+	}
+	sort.Slice(next.nodeList, func(i, j int) bool { return next.nodeList[i].Node.Name < next.nodeList[j].Node.Name })
+	// Walking nodes in name order, each node's instances in ID order,
+	// leaves every service's instance list sorted without a sort.
+	for _, e := range next.nodeList {
 		for _, inst := range e.Instances {
 			key := lowerASCII(inst.Service.Name)
 			se := next.services[key]
@@ -231,7 +236,6 @@ func (s *Store) publishLocked() {
 			}
 		}
 	}
-	sort.Slice(next.nodeList, func(i, j int) bool { return next.nodeList[i].Node.Name < next.nodeList[j].Node.Name })
 	if nodesChanged || len(next.nodeList) != len(prev.nodeList) {
 		next.nodesIndex = idx
 	} else {
@@ -239,13 +243,6 @@ func (s *Store) publishLocked() {
 	}
 	next.svcList = make([]*ServiceEntry, 0, len(next.services))
 	for key, se := range next.services {
-		sort.Slice(se.Instances, func(i, j int) bool {
-			a, b := se.Instances[i], se.Instances[j]
-			if a.Node.Node.Name != b.Node.Node.Name {
-				return a.Node.Node.Name < b.Node.Node.Name
-			}
-			return a.Service.ID < b.Service.ID
-		})
 		h := newFNV()
 		tags := map[string]struct{}{}
 		for _, inst := range se.Instances {
