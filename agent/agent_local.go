@@ -155,11 +155,7 @@ func (a *Agent) RegisterCheck(def CheckDefinition) error {
 		l.mu.Unlock()
 		return fmt.Errorf("check %q is defined in a config file: %w", id, ErrInvalid)
 	}
-	c := &localCheck{Def: cd, Raw: def, Source: sourceAPI, Status: initialStatus(cd)}
-	if prev != nil && prev.Def.Type() == cd.Type() {
-		c.Status, c.Output = prev.Status, prev.Output
-	}
-	l.checks[id] = c
+	l.checks[id] = l.newCheckLocked(cd, def, sourceAPI)
 	l.bumpLocked()
 	l.mu.Unlock()
 	if err := l.persist(); err != nil {
@@ -447,12 +443,15 @@ func (a *Agent) restoreLocal() error {
 			a.logger.Error("dropping persisted check that no longer validates", "check", id, "err", err)
 			continue
 		}
-		l.checks[id] = &localCheck{Def: cd, Raw: pc.Definition, Source: pc.Source, Status: initialStatus(cd)}
+		l.checks[id] = l.newCheckLocked(cd, pc.Definition, pc.Source)
 		defs = append(defs, cd)
 	}
 	for id, st := range p.CheckStates {
 		if c := l.checks[id]; c != nil && catalog.ValidStatus(st.Status) {
 			c.Status, c.Output = st.Status, st.Output
+			if c.Status != catalog.HealthCritical {
+				c.criticalSince = time.Time{}
+			}
 			if c.Def.TTL > 0 {
 				c.Def.Status = st.Status
 			}

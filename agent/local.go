@@ -142,14 +142,11 @@ func (l *localState) addServiceLocked(def ServiceDefinition, svc catalog.Service
 	for i, d := range defs {
 		keep[d.ID] = true
 		ls.CheckIDs = append(ls.CheckIDs, d.ID)
-		c := &localCheck{Def: d, Source: source, Status: initialStatus(d)}
+		var r CheckDefinition
 		if i < len(raw) {
-			c.Raw = raw[i]
+			r = raw[i]
 		}
-		if prev := l.checks[d.ID]; prev != nil && prev.Def.Type() == d.Type() {
-			c.Status, c.Output = prev.Status, prev.Output
-		}
-		l.checks[d.ID] = c
+		l.checks[d.ID] = l.newCheckLocked(d, r, source)
 	}
 	if old != nil {
 		for _, id := range old.CheckIDs {
@@ -181,6 +178,20 @@ func (l *localState) removeServiceLocked(id string) ([]string, error) {
 	sort.Strings(removed)
 	l.bumpLocked()
 	return removed, nil
+}
+
+// newCheckLocked makes the local entry of a check: it keeps the status of
+// a check of the same ID and type being replaced, else starts from the
+// definition's initial status.
+func (l *localState) newCheckLocked(d checks.Definition, raw CheckDefinition, source string) *localCheck {
+	c := &localCheck{Def: d, Raw: raw, Source: source, Status: initialStatus(d)}
+	if prev := l.checks[d.ID]; prev != nil && prev.Def.Type() == d.Type() {
+		c.Status, c.Output, c.criticalSince = prev.Status, prev.Output, prev.criticalSince
+	}
+	if c.Status == catalog.HealthCritical && c.criticalSince.IsZero() {
+		c.criticalSince = l.now()
+	}
+	return c
 }
 
 func initialStatus(d checks.Definition) string {
