@@ -1,10 +1,12 @@
 package dns
 
 import (
+	"cmp"
 	"hash/fnv"
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,10 +65,15 @@ type entry struct {
 	rcode uint8 // RcodeSuccess or RcodeNameError
 	soa   bool  // put the SOA in the authority section (negative answers)
 	// apex is the compression pointer to the domain in the question.
-	apex   uint16
-	units  []unit
-	tiers  []int32 // end index in units of each tier, in priority order
-	equal  []bool  // per tier: all weights equal
+	apex  uint16
+	units []unit
+	tiers []int32 // end index in units of each tier, in priority order
+	equal []bool  // per tier: all weights equal
+	// cum holds the running sum of the units' weights (random policy on
+	// large tiers); byLoad the unit indexes of each tier sorted by load
+	// (least-loaded policy).
+	cum    []float64
+	byLoad []int32
 	policy policyKind
 	// limitA is set when a_record_limit applies to this answer.
 	limitA bool
@@ -110,8 +117,41 @@ func (e *entry) finish() *entry {
 		e.equal[t] = eq
 		lo = int(hi)
 	}
+	switch e.policy {
+	case policyRandom:
+		if len(e.units) > 64 {
+			e.cum = make([]float64, len(e.units))
+			sum := 0.0
+			for i := range e.units {
+				sum += max(e.units[i].weight, 0)
+				e.cum[i] = sum
+			}
+		}
+	case policyLeastLoaded:
+		e.byLoad = make([]int32, len(e.units))
+		lo := 0
+		for _, hi := range e.tiers {
+			for i := lo; i < int(hi); i++ {
+				e.byLoad[i] = int32(i)
+			}
+			slices.SortStableFunc(e.byLoad[lo:hi], func(a, b int32) int {
+				return cmp.Compare(e.units[a].load, e.units[b].load)
+			})
+			lo = int(hi)
+		}
+	}
 	e.rr.Store(uint32(randUint64()))
 	return e
+}
+
+// tierOf returns the tier of unit i.
+func (e *entry) tierOf(i int) int {
+	for t, hi := range e.tiers {
+		if i < int(hi) {
+			return t
+		}
+	}
+	return len(e.tiers) - 1
 }
 
 func negative(rcode uint8, apex uint16) *entry {

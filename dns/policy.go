@@ -49,8 +49,9 @@ type orderInput struct {
 
 // orderUnits returns the indexes of up to k units of e in answer order:
 // tiers in priority order, each tier ordered by the entry's policy. Only
-// the first k positions are computed, so a large service costs O(n) and
-// not O(n log n) per query.
+// the first k positions are computed: picking a handful of records out of
+// a very large tier costs O(k) for random and least-loaded, O(n) with no
+// sort for hash and nearest.
 func orderUnits(e *entry, k int, sc *scratch, in *orderInput) []int32 {
 	out := sc.order[:0]
 	var rot uint32
@@ -75,8 +76,10 @@ func orderUnits(e *entry, k int, sc *scratch, in *orderInput) []int32 {
 			for i := 0; i < want; i++ {
 				out = append(out, int32(lo+(start+i)%n))
 			}
+		case e.policy == policyRandom && e.equal[t] && want*4 < n:
+			out = sampleUniform(out, lo, n, want, sc)
 		case e.policy == policyRandom && e.equal[t]:
-			// Partial Fisher–Yates: uniform, O(want).
+			// Partial Fisher–Yates: uniform, O(n) to copy, O(want) to draw.
 			base := len(out)
 			for i := lo; i < hi; i++ {
 				out = append(out, int32(i))
@@ -87,20 +90,111 @@ func orderUnits(e *entry, k int, sc *scratch, in *orderInput) []int32 {
 				tail[i], tail[j] = tail[j], tail[i]
 			}
 			out = out[:base+want]
+		case e.policy == policyRandom && want*4 < n && n > 64:
+			var ok bool
+			if out, ok = sampleWeighted(out, e, lo, hi, want, sc); ok {
+				break
+			}
+			out = orderByKey(out, e, lo, hi, want, sc, in)
+		case e.policy == policyLeastLoaded:
+			out = orderByLoad(out, e, lo, hi, want)
 		default:
-			keys := sc.keyed[:0]
-			for i := lo; i < hi; i++ {
-				keys = append(keys, unitKey(e.policy, &e.units[i], int32(i), in))
-			}
-			selectSmallest(keys, want)
-			for _, kk := range keys[:want] {
-				out = append(out, kk.idx)
-			}
-			sc.keyed = keys
+			out = orderByKey(out, e, lo, hi, want, sc, in)
 		}
 		lo = hi
 	}
 	sc.order = out
+	return out
+}
+
+// orderByKey computes every unit's key and keeps the want smallest.
+func orderByKey(out []int32, e *entry, lo, hi, want int, sc *scratch, in *orderInput) []int32 {
+	keys := sc.keyed[:0]
+	equal := e.equal[e.tierOf(lo)]
+	for i := lo; i < hi; i++ {
+		keys = append(keys, unitKey(e.policy, &e.units[i], int32(i), in, equal))
+	}
+	selectSmallest(keys, want)
+	for _, kk := range keys[:want] {
+		out = append(out, kk.idx)
+	}
+	sc.keyed = keys
+	return out
+}
+
+// sampleUniform draws want distinct units of [lo, lo+n) uniformly by
+// rejection, for want much smaller than n.
+func sampleUniform(out []int32, lo, n, want int, sc *scratch) []int32 {
+	seen := sc.mark(n)
+	for picked := 0; picked < want; {
+		i := int(rand.Uint64N(uint64(n)))
+		if seen[i/64]&(1<<(i%64)) != 0 {
+			continue
+		}
+		seen[i/64] |= 1 << (i % 64)
+		out = append(out, int32(lo+i))
+		picked++
+	}
+	return out
+}
+
+// sampleWeighted draws want distinct units of [lo, hi) by successive
+// weighted sampling (each draw proportional to weight among those not yet
+// drawn, the distribution of the Efraimidis–Spirakis keys) using the
+// entry's cumulative weights and rejecting repeats. Heavily skewed weights
+// make repeats frequent; after a bounded number of draws it gives up and
+// the caller computes keys instead.
+func sampleWeighted(out []int32, e *entry, lo, hi, want int, sc *scratch) ([]int32, bool) {
+	base := 0.0
+	if lo > 0 {
+		base = e.cum[lo-1]
+	}
+	total := e.cum[hi-1] - base
+	if total <= 0 {
+		return out, false
+	}
+	start := len(out)
+	seen := sc.mark(hi - lo)
+	for tries, picked := 0, 0; picked < want; tries++ {
+		if tries > 8*want+32 {
+			return out[:start], false
+		}
+		x := base + unitFloat(rand.Uint64())*total
+		i, _ := slices.BinarySearch(e.cum[lo:hi], x)
+		if i >= hi-lo {
+			i = hi - lo - 1
+		}
+		if e.units[lo+i].weight <= 0 || seen[i/64]&(1<<(i%64)) != 0 {
+			continue
+		}
+		seen[i/64] |= 1 << (i % 64)
+		out = append(out, int32(lo+i))
+		picked++
+	}
+	return out, true
+}
+
+// orderByLoad walks the tier in the load order prepared with the entry and
+// shuffles each run of equal loads, so ties are broken at random.
+func orderByLoad(out []int32, e *entry, lo, hi, want int) []int32 {
+	order := e.byLoad[lo:hi]
+	for g := 0; g < len(order) && want > 0; {
+		end := g + 1
+		for end < len(order) && e.units[order[end]].load == e.units[order[g]].load {
+			end++
+		}
+		base := len(out)
+		out = append(out, order[g:end]...)
+		grp := out[base:]
+		take := min(want, len(grp))
+		for i := 0; i < take; i++ {
+			j := i + int(rand.Uint64N(uint64(len(grp)-i)))
+			grp[i], grp[j] = grp[j], grp[i]
+		}
+		out = out[:base+take]
+		want -= take
+		g = end
+	}
 	return out
 }
 
@@ -113,12 +207,19 @@ func orderUnits(e *entry, k int, sc *scratch, in *orderInput) []int32 {
 //     first instance goes away, and then only for that instance's clients.
 //   - least-loaded: the load, ties at random.
 //   - nearest: the estimated RTT, unknown last, ties at random.
-func unitKey(p policyKind, u *unit, idx int32, in *orderInput) keyed {
+//
+// equal says all weights of the tier are equal: hash then orders by U
+// alone, which is the same order without a logarithm per unit.
+func unitKey(p policyKind, u *unit, idx int32, in *orderInput, equal bool) keyed {
 	k := keyed{idx: idx}
 	switch p {
 	case policyHash:
 		h := mix64(in.client ^ u.key)
-		k.key = weightedKey(unitFloat(h), u.weight)
+		if equal && u.weight > 0 {
+			k.key = -unitFloat(h)
+		} else {
+			k.key = weightedKey(unitFloat(h), u.weight)
+		}
 		k.tie = u.key
 	case policyLeastLoaded:
 		k.key = u.load
@@ -154,7 +255,8 @@ func unitFloat(h uint64) float64 {
 // order.
 func selectSmallest(keys []keyed, k int) {
 	n := len(keys)
-	if k <= 0 || n == 0 {
+	k = min(k, n)
+	if k <= 0 {
 		return
 	}
 	if n <= 32 || k*4 >= n {

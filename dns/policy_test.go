@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -279,5 +280,136 @@ func TestPolicyConfigDefaultAndReload(t *testing.T) {
 	p := answerOrder(exchange(t, "udp", ts.addr, query("rr.service.chorus.", dns.TypeA)))
 	if o[0] != p[2] {
 		t.Errorf("chorus-policy round-robin lost to the configured policy: %v then %v", o, p)
+	}
+}
+
+// largeStore holds service "large" with n instances on n nodes; mod
+// adjusts each instance.
+func largeStore(t testing.TB, n int, mod func(i int, s *svc)) *catalog.Store {
+	st := catalog.NewStore()
+	var nodes []node
+	for i := 0; i < n; i++ {
+		s := svc{name: "large", port: 1}
+		if mod != nil {
+			mod(i, &s)
+		}
+		nodes = append(nodes, node{name: fmt.Sprintf("l%04d", i), addr: fmt.Sprintf("10.8.%d.%d", i/250, i%250+1), zone: "a", services: []svc{s}})
+	}
+	st.Update(func(tx *catalog.Tx) {
+		for _, nd := range nodes {
+			tx.ApplyRecord(record(t, nd))
+			tx.SetMember(nd.name, nd.addr, catalog.MemberAlive)
+		}
+	})
+	return st
+}
+
+// askLarge answers one A query with EDNS 1232 through the handler.
+func askLarge(t *testing.T, s *Server, w *recorder) []string {
+	t.Helper()
+	w.reset()
+	m := query("large.service.chorus.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	s.ServeDNS(w, m)
+	r := w.reply(t)
+	o := answerOrder(r)
+	seen := map[string]bool{}
+	for _, a := range o {
+		if seen[a] {
+			t.Fatalf("duplicate %s in %v", a, o)
+		}
+		seen[a] = true
+	}
+	if !r.Truncated || len(o) < 60 {
+		t.Fatalf("%d answers, TC=%v", len(o), r.Truncated)
+	}
+	return o
+}
+
+func TestLargeTiers(t *testing.T) {
+	t.Run("uniform", func(t *testing.T) {
+		s, _ := New(baseConfig(), largeStore(t, 1000, nil), nil, nil)
+		w := newRecorder(false)
+		first := map[string]int{}
+		for i := 0; i < 2000; i++ {
+			first[askLarge(t, s, w)[0]]++
+		}
+		if len(first) < 800 {
+			t.Errorf("only %d of 1000 instances came first in 2000 answers", len(first))
+		}
+	})
+	t.Run("weighted", func(t *testing.T) {
+		st := largeStore(t, 300, func(i int, s *svc) {
+			s.weights = catalog.Weights{Passing: 1, Warning: 1}
+			if i == 7 {
+				s.weights.Passing = 1000
+			}
+		})
+		s, _ := New(baseConfig(), st, nil, nil)
+		w := newRecorder(false)
+		heavy := 0
+		const n = 3000
+		for i := 0; i < n; i++ {
+			if askLarge(t, s, w)[0] == "10.8.0.8" {
+				heavy++
+			}
+		}
+		// P = 1000/1299 ≈ 0.770; 5 standard deviations ≈ 0.038.
+		if p := float64(heavy) / n; math.Abs(p-1000.0/1299) > 0.04 {
+			t.Errorf("heavy instance first in %.3f of answers, want 0.770", p)
+		}
+	})
+	t.Run("least-loaded", func(t *testing.T) {
+		st := largeStore(t, 400, func(i int, s *svc) {
+			s.meta = map[string]string{MetaPolicy: PolicyLeastLoaded}
+			s.load = float64((i * 7919) % 50)
+		})
+		s, _ := New(baseConfig(), st, nil, nil)
+		w := newRecorder(false)
+		loadOf := map[string]float64{}
+		for i := 0; i < 400; i++ {
+			loadOf[fmt.Sprintf("10.8.%d.%d", i/250, i%250+1)] = float64((i * 7919) % 50)
+		}
+		o := askLarge(t, s, w)
+		for i := 1; i < len(o); i++ {
+			if loadOf[o[i]] < loadOf[o[i-1]] {
+				t.Fatalf("load order broken at %d: %v then %v", i, loadOf[o[i-1]], loadOf[o[i]])
+			}
+		}
+		if loadOf[o[0]] != 0 {
+			t.Errorf("first has load %v", loadOf[o[0]])
+		}
+	})
+	t.Run("hash", func(t *testing.T) {
+		st := largeStore(t, 500, func(i int, s *svc) { s.meta = map[string]string{MetaPolicy: PolicyHash} })
+		s, _ := New(baseConfig(), st, nil, nil)
+		w := newRecorder(false)
+		a := askLarge(t, s, w)
+		b := askLarge(t, s, w)
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("hash order not stable")
+		}
+	})
+}
+
+func TestSelectSmallest(t *testing.T) {
+	for _, n := range []int{1, 5, 17, 33, 100, 1000} {
+		for _, k := range []int{1, 3, n / 5, n / 2, n} {
+			if k <= 0 || k > n {
+				continue
+			}
+			keys := make([]keyed, n)
+			for i := range keys {
+				keys[i] = keyed{key: float64(randUint64() % 50), tie: randUint64(), idx: int32(i)}
+			}
+			want := append([]keyed(nil), keys...)
+			slices.SortFunc(want, keyedLess)
+			selectSmallest(keys, k)
+			for i := 0; i < k; i++ {
+				if keys[i] != want[i] {
+					t.Fatalf("n=%d k=%d: position %d is %v, want %v", n, k, i, keys[i], want[i])
+				}
+			}
+		}
 	}
 }

@@ -58,7 +58,19 @@ type scratch struct {
 	order  []int32
 	keyed  []keyed
 	chosen []int32
-	bits   []uint64
+	bits   []uint64 // glue written
+	seen   []uint64 // units drawn, for sampling
+}
+
+// mark returns a cleared bitmap of n bits.
+func (sc *scratch) mark(n int) []uint64 {
+	w := (n + 63) / 64
+	if cap(sc.seen) < w {
+		sc.seen = make([]uint64, w)
+	}
+	s := sc.seen[:w]
+	clear(s)
+	return s
 }
 
 var _ dns.Handler = (*Server)(nil)
