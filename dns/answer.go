@@ -397,7 +397,7 @@ func (b *builder) serviceTTL(svc *catalog.ServiceEntry) uint32 {
 // target is where an SRV record of inst points and the address behind it.
 type target struct {
 	name string
-	addr netip.Addr // invalid: no glue (a host name)
+	addr netip.Addr // invalid: no glue and no meta (a host name target)
 }
 
 // srvTarget follows Consul: an instance with its own IP address (not its
@@ -548,8 +548,10 @@ func (b *builder) srvEntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instanc
 			if !ok {
 				continue
 			}
-			if len(inst.Service.Meta) > 0 {
-				if owner, ok := b.q.appendName(nil, b.srvTarget(inst).name); ok {
+			// The meta goes under the target's name, which must be ours: a
+			// host name's records would be out of bailiwick.
+			if t := b.srvTarget(inst); len(inst.Service.Meta) > 0 && t.addr.IsValid() {
+				if owner, ok := b.q.appendName(nil, t.name); ok {
 					u.extra = appendTXT(nil, owner, ttl, metaTXT(inst.Service.Meta))
 					u.nextra = 1
 				}

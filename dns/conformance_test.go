@@ -21,7 +21,7 @@ func fixture(t testing.TB) *catalog.Store {
 			{name: "crit", port: 1, check: catalog.HealthCritical},
 			{name: "warn", port: 2, check: catalog.HealthWarning},
 			{name: "maint", port: 3, maint: true},
-			{name: "ext", addr: "db.example.com", port: 3306},
+			{name: "ext", addr: "db.example.com", port: 3306, meta: map[string]string{"k": "v"}},
 			{name: "txtless", port: 4},
 		}},
 		node{name: "n2", addr: "10.0.0.2", zone: "a", services: []svc{
