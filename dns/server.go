@@ -45,6 +45,7 @@ type Server struct {
 	mu      sync.Mutex // guards the fields below
 	pc      net.PacketConn
 	ln      net.Listener
+	addr    string
 	running bool
 }
 
@@ -122,7 +123,8 @@ func (s *Server) Reload(cfg Config) error {
 
 // Listen binds UDP and TCP on the same address. With port 0 it picks a
 // free UDP port and binds TCP to the same one, retrying with another port
-// when TCP's is taken. It may be called once before Run.
+// when TCP's is taken. Call it once before each Run; Run closes the
+// sockets when it returns.
 func (s *Server) Listen(addr string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,7 +145,7 @@ func (s *Server) Listen(addr string) error {
 		p := pc.LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
 		if err == nil {
-			s.pc, s.ln = pc, ln
+			s.pc, s.ln, s.addr = pc, ln, pc.LocalAddr().String()
 			return nil
 		}
 		pc.Close()
@@ -155,14 +157,12 @@ func (s *Server) Listen(addr string) error {
 	return fmt.Errorf("dns: listen tcp %s: %w", addr, lastErr)
 }
 
-// Addr returns the bound "ip:port", or "" before Listen.
+// Addr returns the "ip:port" bound by the last Listen (also after Run has
+// returned), or "" before Listen.
 func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pc == nil {
-		return ""
-	}
-	return s.pc.LocalAddr().String()
+	return s.addr
 }
 
 // Run serves the sockets bound by Listen until ctx is done, then stops

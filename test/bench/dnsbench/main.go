@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,7 @@ type options struct {
 	noPin       bool
 	noLatency   bool
 	rounds      int
+	cpuProfile  string
 }
 
 func run() int {
@@ -64,6 +66,7 @@ func run() int {
 	flag.BoolVar(&o.noPin, "no-pin", false, "do not pin with taskset")
 	flag.BoolVar(&o.noLatency, "no-latency", false, "skip the p99 runs at half the maximum rate")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every scenario; the table shows medians")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the servers to this file")
 	flag.Parse()
 
 	if _, err := exec.LookPath("dnsperf"); err != nil {
@@ -80,6 +83,19 @@ func run() int {
 		if err := repin(o.serverCPU); err != nil {
 			fmt.Fprintln(os.Stderr, "dnsbench: not pinned:", err)
 		}
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dnsbench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "dnsbench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := bench(o, pinned); err != nil {
 		fmt.Fprintln(os.Stderr, "dnsbench:", err)
