@@ -94,7 +94,7 @@ func addClientCommands(root *cobra.Command) {
 	var cf clientFlags
 	cmds := []*cobra.Command{
 		membersCmd(&cf), servicesCmd(&cf), registerCmd(&cf), deregisterCmd(&cf),
-		joinCmd(&cf), leaveCmd(&cf), forceLeaveCmd(&cf), maintCmd(&cf),
+		joinCmd(&cf), leaveCmd(&cf), forceLeaveCmd(&cf), maintCmd(&cf), keyringCmd(&cf),
 	}
 	for _, c := range cmds {
 		cf.register(c)

@@ -165,28 +165,46 @@ func readConfigFile(path string) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config_file: %w", err)
 	}
+	format := configFormat(path)
+	if format == "" {
+		return nil, fmt.Errorf("config_file %s: unknown format (want .yaml, .yml, .json or .hcl)", path)
+	}
+	m, err := decodeConfig(format, b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// decodeConfig decodes config bytes of the given format into a map with
+// string keys.
+func decodeConfig(format string, b []byte) (map[string]any, error) {
 	m := map[string]any{}
-	switch configFormat(path) {
+	switch format {
 	case "json":
 		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("%s: invalid JSON: %v", path, err)
+			return nil, fmt.Errorf("invalid JSON: %v", err)
 		}
 	case "yaml":
 		if err := yaml.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("%s: invalid YAML: %v", path, err)
-		}
-		if m == nil {
-			m = map[string]any{}
+			return nil, fmt.Errorf("invalid YAML: %v", err)
 		}
 	case "hcl":
 		if err := hcl.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("%s: invalid HCL: %v", path, err)
+			return nil, fmt.Errorf("invalid HCL: %v", err)
 		}
-		m = flattenHCL(m).(map[string]any)
+		m, _ = flattenHCL(m).(map[string]any)
 	default:
-		return nil, fmt.Errorf("config_file %s: unknown format (want .yaml, .yml, .json or .hcl)", path)
+		return nil, fmt.Errorf("unknown format %q", format)
 	}
-	return m, nil
+	if m == nil {
+		m = map[string]any{}
+	}
+	sm, ok := stringKeys(m).(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("expected a map at the top level")
+	}
+	return sm, nil
 }
 
 // flattenHCL turns HCL v1's one-element lists of blocks into plain maps,
