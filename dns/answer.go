@@ -316,7 +316,7 @@ func priority(inst *catalog.Instance) int {
 
 // selectInstances applies the rules in order: health, datacenter, tag,
 // zone; it returns the survivors grouped by tier, best tier first.
-func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string, zoned bool) [][]*catalog.Instance {
+func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string) [][]*catalog.Instance {
 	var all []*catalog.Instance
 	for _, inst := range svc.Instances {
 		if !b.healthy(inst) {
@@ -327,7 +327,7 @@ func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string, zoned b
 		}
 		all = append(all, inst)
 	}
-	if zoned && b.rt.zone != "" && len(all) > 0 {
+	if b.rt.zone != "" && len(all) > 0 {
 		var local []*catalog.Instance
 		for _, inst := range all {
 			if strings.EqualFold(inst.Node.Node.Zone, b.rt.zone) {
@@ -434,7 +434,7 @@ func (b *builder) buildService() *entry {
 		b.cacheable = false
 		return b.nxdomain()
 	}
-	tiers := b.selectInstances(svc, b.p.tag, true)
+	tiers := b.selectInstances(svc, b.p.tag)
 	if len(tiers) == 0 {
 		return b.withDep(b.nxdomain(), svc)
 	}
@@ -664,12 +664,12 @@ func (b *builder) buildNode() *entry {
 		}
 	case qcTXT:
 		if len(node.Meta) > 0 {
-			u := unit{glueID: -1}
+			// One record per key, as Consul does, each its own unit so
+			// that truncation drops whole records.
+			e = &entry{apex: b.apex, policy: policyFixed}
 			for _, s := range metaTXT(node.Meta) {
-				u.rr = appendTXT(u.rr, ownerQ, ttl, []string{s})
-				u.nrr++
+				e.units = append(e.units, unit{rr: appendTXT(nil, ownerQ, ttl, []string{s}), nrr: 1, glueID: -1})
 			}
-			e = &entry{apex: b.apex, policy: policyFixed, units: []unit{u}}
 		}
 	}
 	if e == nil {

@@ -1,8 +1,13 @@
 package dns
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/chorusdns/chorus/catalog"
+	"github.com/miekg/dns"
 )
 
 func testRuntime(t testing.TB, dnssd bool) *runtime {
@@ -185,4 +190,36 @@ func FuzzParseName(f *testing.F) {
 			t.Fatalf("apex label %d beyond the %d labels of %q", p.apexLabels, len(q.offs), name)
 		}
 	})
+}
+
+func TestHugeMetaStaysWithinLimits(t *testing.T) {
+	meta := map[string]string{}
+	for i := 0; i < 600; i++ {
+		meta[fmt.Sprintf("key%03d", i)] = strings.Repeat("v", 200)
+	}
+	meta["toolong"] = strings.Repeat("x", 300)
+	st := catalog.NewStore()
+	apply(t, st, node{name: "m1", addr: "10.9.9.1", zone: "a", meta: meta, services: []svc{{name: "meta", port: 1, meta: meta}}})
+	s, err := New(baseConfig(), st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"meta.service.chorus.", dns.TypeTXT}, {"meta.service.chorus.", dns.TypeSRV}, {"m1.node.chorus.", dns.TypeTXT}} {
+		for _, tcp := range []bool{false, true} {
+			w := newRecorder(tcp)
+			m := query(q.name, q.qtype)
+			s.ServeDNS(w, m)
+			checkFuzzReply(t, m, w, tcp)
+			r := w.reply(t)
+			if tcp && len(r.Answer) == 0 {
+				t.Errorf("%s %s over TCP: no answer (TC=%v)", q.name, dns.TypeToString[q.qtype], r.Truncated)
+			}
+			if !tcp && !r.Truncated {
+				t.Errorf("%s %s over UDP: not truncated", q.name, dns.TypeToString[q.qtype])
+			}
+		}
+	}
 }

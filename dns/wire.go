@@ -223,13 +223,18 @@ func appendSRV(dst []byte, owner []byte, ttl uint32, prio, weight, port uint16, 
 	return rrEnd(dst, at), true
 }
 
+// maxTXT bounds the RDATA of one TXT record so that it, and the message
+// carrying it, stay within 64 KiB whatever the meta holds.
+const maxTXT = 16 << 10
+
 // appendTXT appends a TXT record of the given strings; strings longer
-// than 255 bytes are skipped, and a record always has at least one string.
+// than 255 bytes are skipped, strings past maxTXT bytes in all are left
+// out, and a record always has at least one string.
 func appendTXT(dst []byte, owner []byte, ttl uint32, txt []string) []byte {
 	dst, at := rrStart(dst, owner, dns.TypeTXT, ttl)
 	n := 0
 	for _, s := range txt {
-		if len(s) > 255 {
+		if len(s) > 255 || len(dst)-at-2+1+len(s) > maxTXT {
 			continue
 		}
 		dst = append(dst, byte(len(s)))
