@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -444,5 +445,35 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if rt.domains[0] != "example.com." || rt.recursors[0] != "1.1.1.1:53" || rt.recursors[1] != "[2606:4700::1111]:5353" || rt.rtimeout != 2*time.Second {
 		t.Errorf("normalised: %v %v %v", rt.domains, rt.recursors, rt.rtimeout)
+	}
+}
+
+func TestOddNames(t *testing.T) {
+	ts := startServer(t, baseConfig(), fixture(t))
+	cases := []struct {
+		label string
+		wire  []byte // the question name in wire form
+		rcode int
+	}{
+		{"high bytes", []byte("\x04\xc8\xff\x80A\x07service\x06chorus\x00"), dns.RcodeNameError},
+		{"dot inside a label", []byte("\x05we.b1\x07service\x06chorus\x00"), dns.RcodeNameError},
+		{"dot inside the domain label", []byte("\x08a.chorus\x00"), dns.RcodeRefused},
+		{"space", []byte("\x04we b\x04node\x06CHORUS\x00"), dns.RcodeNameError},
+		{"long name", append(bytes.Repeat([]byte("\x3faaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 3), []byte("\x35aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x06chorus\x00")...), dns.RcodeNameError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.label, func(t *testing.T) {
+			q := append(append([]byte(nil), tc.wire...), 0, 1, 0, 1)
+			wire, r := rawExchangeBytes(t, ts.addr, rawQuery(42, flagRD, 1, 0, 0, 0, q))
+			if r.Rcode != tc.rcode {
+				t.Errorf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if !bytes.Equal(wire[12:12+len(q)], q) {
+				t.Errorf("question not echoed byte for byte:\n% x\n% x", wire[12:12+len(q)], q)
+			}
+			if tc.rcode == dns.RcodeNameError && (len(r.Ns) != 1 || !strings.EqualFold(r.Ns[0].Header().Name, "chorus.")) {
+				t.Errorf("authority %v", r.Ns)
+			}
+		})
 	}
 }

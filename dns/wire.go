@@ -45,7 +45,13 @@ func newQname(name string) (qname, bool) {
 	if !ok {
 		return qname{}, false
 	}
-	q := qname{wire: []byte(strings.ToLower(string(w)))}
+	q := qname{wire: append([]byte(nil), w...)}
+	for i, c := range q.wire {
+		// ASCII only: other bytes (and the length bytes) stay as they are.
+		if c >= 'A' && c <= 'Z' {
+			q.wire[i] = c + 'a' - 'A'
+		}
+	}
 	for i := 0; i < len(q.wire) && q.wire[i] != 0; i += int(q.wire[i]) + 1 {
 		q.offs = append(q.offs, i)
 	}
