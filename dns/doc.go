@@ -25,10 +25,12 @@
 //	<domain>                                  SOA, NS (the answering agent)
 //	<reversed-ip>.in-addr.arpa / .ip6.arpa    PTR: nodes, else services
 //
-// and with DNSSD (RFC 6763): _services._dns-sd._udp.<domain> PTR,
-// b|db|lb._dns-sd._udp.<domain> PTR, _<service>._tcp.<domain> PTR with
-// SRV, TXT and addresses in the additional section, and the SRV and TXT of
-// each instance <id>-<node>._<service>._tcp.<domain>.
+// and with DNSSD (RFC 6763): _services._dns-sd._udp.<domain> PTR (every
+// service with a healthy instance, as _<service>._tcp), b|db|lb._dns-sd._udp
+// PTR (the domain), _<service>._tcp|_udp.<domain> PTR with each instance's
+// SRV, TXT and address in the additional section, and the SRV and TXT of
+// each instance <id>-<node>._<service>._tcp.<domain> (the label reduced to
+// letters, digits and '-', made unique with a hash suffix when needed).
 //
 // SRV targets are <node>.node.<domain>, or <hex>.addr.<domain> when the
 // instance has an IP address of its own, or the instance's host name; the
@@ -71,6 +73,23 @@
 // (default 5 s), the negative-caching TTL. ANY is answered minimally (RFC
 // 8482): the A and AAAA records, the SOA at the apex, else HINFO
 // "RFC8482".
+//
+// # Where Chorus differs from Consul
+//
+//   - TC is set whenever records were left out for size (Consul trims
+//     silently unless enable_truncate), so clients retry over TCP.
+//   - The negative TTL (soa.min_ttl) defaults to 5 s, not 0.
+//   - SRV priority is the chorus-priority tier (Consul: always 1), and
+//     weights order A and AAAA answers too, not only the SRV weight field.
+//   - SRV targets omit the datacenter label: <node>.node.<domain>.
+//   - A PTR query for an address no node or instance has is forwarded to
+//     the recursors, or REFUSED without any (Consul: NXDOMAIN): the reverse
+//     zones are not ours.
+//   - An instance whose address is a host name is left out of A/AAAA
+//     answers (Consul answers a CNAME) and appears in SRV with that host as
+//     target.
+//   - Prepared queries (.query), .connect, .virtual and .ingress are not
+//     served (NXDOMAIN).
 //
 // # Speed
 //
