@@ -220,3 +220,23 @@ func TestDevModeAndVersion(t *testing.T) {
 		t.Fatalf("exit code after SIGINT = %d", code)
 	}
 }
+
+// runAgentOnce runs `chorus agent` expecting it to exit by itself (e.g. on
+// a bad config or state) and returns its output.
+func runAgentOnce(t *testing.T, dataDir, node string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(testutil.Binary(t), "agent", "--node", node, "--data-dir", dataDir,
+		"--bind", "127.0.0.1", "--http-port", "0", "--dns-port", "0", "--serf-port", "0")
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		return string(out), nil
+	}
+	return string(out), err
+}
