@@ -40,17 +40,25 @@ func (a *Agent) KeyringOp(op, key string) (*KeyringResponse, error) {
 	km := a.serf.KeyManager()
 	var resp *serf.KeyResponse
 	var err error
-	switch op {
-	case "list":
-		resp, err = km.ListKeys()
-	case "install":
-		resp, err = km.InstallKey(key)
-	case "use":
-		resp, err = km.UseKey(key)
-	case "remove":
-		resp, err = km.RemoveKey(key)
-	default:
-		return nil, fmt.Errorf("unknown keyring operation %q: %w", op, ErrInvalid)
+	// Every operation is idempotent, so a query that missed some answers
+	// (a member slow to respond) is simply asked again.
+	for attempt := 0; attempt < 3; attempt++ {
+		switch op {
+		case "list":
+			resp, err = km.ListKeys()
+		case "install":
+			resp, err = km.InstallKey(key)
+		case "use":
+			resp, err = km.UseKey(key)
+		case "remove":
+			resp, err = km.RemoveKey(key)
+		default:
+			return nil, fmt.Errorf("unknown keyring operation %q: %w", op, ErrInvalid)
+		}
+		if err == nil {
+			break
+		}
+		a.logger.Warn("keyring operation incomplete; retrying", "op", op, "attempt", attempt+1, "err", err)
 	}
 	out := &KeyringResponse{Datacenter: a.cfg.Load().Datacenter, Messages: map[string]string{}, Keys: map[string]int{}, PrimaryKeys: map[string]int{}}
 	if resp != nil {
