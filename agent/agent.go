@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,10 +43,12 @@ type Agent struct {
 	sync    *syncer
 	metrics *metrics
 
-	httpLn  net.Listener
-	httpSrv *http.Server
-	dataDir string
-	tmpDir  string // dev-mode data dir, removed on shutdown
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	httpsLn  net.Listener
+	httpsSrv *http.Server
+	dataDir  string
+	tmpDir   string // dev-mode data dir, removed on shutdown
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -84,6 +87,14 @@ func (a *Agent) Store() *catalog.Store { return a.store }
 
 // HTTPAddr returns the bound HTTP address ("ip:port"), after Start.
 func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// HTTPSAddr returns the bound HTTPS address, or "" when TLS is off.
+func (a *Agent) HTTPSAddr() string {
+	if a.httpsLn == nil {
+		return ""
+	}
+	return a.httpsLn.Addr().String()
+}
 
 // DNSAddr returns the bound DNS address (UDP and TCP), after Start.
 func (a *Agent) DNSAddr() string { return a.dns.Addr() }
@@ -173,12 +184,19 @@ func (a *Agent) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("http_port: %w", err)
 	}
-	a.httpSrv = &http.Server{
-		Handler:           a.httpHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          serfLogger(a.logger.With("component", "http")),
+	handler := a.withACL(a.httpHandler())
+	a.httpSrv = a.newHTTPServer(handler)
+	if cfg.HTTPSPort > 0 {
+		tlsCfg, err := cfg.TLS.serverConfig()
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Client, strconv.Itoa(cfg.HTTPSPort)))
+		if err != nil {
+			return fmt.Errorf("https_port: %w", err)
+		}
+		a.httpsLn = tls.NewListener(ln, tlsCfg)
+		a.httpsSrv = a.newHTTPServer(handler)
 	}
 
 	if err := a.startSerf(cfg, advertise); err != nil {
@@ -188,7 +206,11 @@ func (a *Agent) Start() (err error) {
 	a.publish()
 
 	a.wg.Add(4)
-	go func() { defer a.wg.Done(); a.serveHTTP() }()
+	go func() { defer a.wg.Done(); a.serveHTTP(a.httpSrv, a.httpLn) }()
+	if a.httpsSrv != nil {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.serveHTTP(a.httpsSrv, a.httpsLn) }()
+	}
 	go func() {
 		defer a.wg.Done()
 		if err := a.dns.Run(a.ctx); err != nil {
@@ -209,8 +231,20 @@ func (a *Agent) Start() (err error) {
 	return nil
 }
 
-func (a *Agent) serveHTTP() {
-	if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+// newHTTPServer returns an API server with bounded header size and
+// read-header and idle timeouts (bodies are bounded per request).
+func (a *Agent) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          serfLogger(a.logger.With("component", "http")),
+	}
+}
+
+func (a *Agent) serveHTTP(srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.logger.Error("http server stopped", "err", err)
 	}
 }
@@ -250,10 +284,12 @@ func (a *Agent) stop(ctx context.Context, leave bool) {
 		if a.cancel != nil {
 			a.cancel()
 		}
-		if a.httpSrv != nil {
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			a.httpSrv.Shutdown(sctx)
-			cancel()
+		for _, srv := range []*http.Server{a.httpSrv, a.httpsSrv} {
+			if srv != nil {
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				srv.Shutdown(sctx)
+				cancel()
+			}
 		}
 		if leave && a.serf != nil {
 			a.leaveSerf(ctx)
@@ -276,6 +312,9 @@ func (a *Agent) closeAll(left bool) {
 	}
 	if a.httpLn != nil {
 		a.httpLn.Close()
+	}
+	if a.httpsLn != nil {
+		a.httpsLn.Close()
 	}
 	if a.local != nil {
 		if err := a.local.persist(); err != nil {

@@ -32,8 +32,10 @@ type Config struct {
 	Advertise string `mapstructure:"advertise"`
 	Client    string `mapstructure:"client"`
 	HTTPPort  int    `mapstructure:"http_port"`
-	DNSPort   int    `mapstructure:"dns_port"`
-	SerfPort  int    `mapstructure:"serf_port"`
+	// HTTPSPort, when set, also serves the API over TLS (see TLS).
+	HTTPSPort int `mapstructure:"https_port"`
+	DNSPort   int `mapstructure:"dns_port"`
+	SerfPort  int `mapstructure:"serf_port"`
 
 	Join          []string      `mapstructure:"join"`
 	RetryJoin     []string      `mapstructure:"retry_join"`
@@ -47,6 +49,8 @@ type Config struct {
 
 	EnableScriptChecks bool `mapstructure:"enable_script_checks"`
 
+	ACL    ACLConfig    `mapstructure:"acl"`
+	TLS    TLSConfig    `mapstructure:"tls"`
 	DNS    DNSConfig    `mapstructure:"dns"`
 	Gossip GossipConfig `mapstructure:"gossip"`
 	// GossipProfile picks the gossip timings: lan (default), wan or local.
@@ -105,6 +109,7 @@ func DefaultConfig() Config {
 		RetryInterval: 5 * time.Second,
 		Domain:        "chorus",
 		GossipProfile: "lan",
+		ACL:           ACLConfig{DefaultPolicy: policyAllow},
 		DNS: DNSConfig{
 			NodeTTL:         d.NodeTTL,
 			ServiceTTL:      d.ServiceTTL,
@@ -152,10 +157,16 @@ func (c *Config) Validate() error {
 	if c.Advertise != "" && net.ParseIP(c.Advertise) == nil {
 		return fmt.Errorf("advertise: %q is not an IP address", c.Advertise)
 	}
-	for key, p := range map[string]int{"http_port": c.HTTPPort, "dns_port": c.DNSPort, "serf_port": c.SerfPort} {
+	for key, p := range map[string]int{"http_port": c.HTTPPort, "https_port": c.HTTPSPort, "dns_port": c.DNSPort, "serf_port": c.SerfPort} {
 		if p < 0 || p > 65535 {
 			return fmt.Errorf("%s: %d is outside 0–65535", key, p)
 		}
+	}
+	if err := c.ACL.validate(); err != nil {
+		return err
+	}
+	if err := c.TLS.validate(c.HTTPSPort); err != nil {
+		return err
 	}
 	if c.RetryInterval <= 0 {
 		return fmt.Errorf("retry_interval: must be positive")

@@ -17,6 +17,7 @@ func (a *Agent) Reload(next Config) error {
 		"advertise":  next.Advertise != cur.Advertise,
 		"client":     next.Client != cur.Client,
 		"http_port":  next.HTTPPort != cur.HTTPPort,
+		"https_port": next.HTTPSPort != cur.HTTPSPort,
 		"dns_port":   next.DNSPort != cur.DNSPort,
 		"serf_port":  next.SerfPort != cur.SerfPort,
 		"datacenter": next.Datacenter != cur.Datacenter,

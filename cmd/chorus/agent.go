@@ -58,6 +58,7 @@ Precedence: flag > environment > config file > default.`,
 	f.String("advertise", "", "address peers use to reach this agent (default: bind, or the first private address)")
 	f.String("client", def.Client, "address for the HTTP API and DNS")
 	f.Int("http-port", def.HTTPPort, "HTTP API port")
+	f.Int("https-port", 0, "HTTPS API port (needs tls.cert_file and tls.key_file in the config); 0 = off")
 	f.Int("dns-port", def.DNSPort, "DNS port (UDP and TCP)")
 	f.Int("serf-port", def.SerfPort, "gossip port (UDP and TCP)")
 	f.StringArray("join", nil, "address of an agent to join at start; repeatable")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,12 +23,14 @@ type client struct {
 	addr  string
 	token string
 	http  *http.Client
+	err   error // a TLS setting that could not be loaded
 }
 
 // clientFlags are shared by every client command.
 type clientFlags struct {
-	addr  string
-	token string
+	addr                      string
+	token                     string
+	caFile, certFile, keyFile string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -36,18 +40,50 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	}
 	cmd.PersistentFlags().StringVar(&f.addr, "http-addr", addr, "agent HTTP address (env CHORUS_HTTP_ADDR)")
 	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("CHORUS_HTTP_TOKEN"), "API token (env CHORUS_HTTP_TOKEN)")
+	cmd.PersistentFlags().StringVar(&f.caFile, "ca-file", os.Getenv("CHORUS_CACERT"), "CA certificate to verify the agent's HTTPS certificate (env CHORUS_CACERT)")
+	cmd.PersistentFlags().StringVar(&f.certFile, "client-cert", os.Getenv("CHORUS_CLIENT_CERT"), "client certificate for HTTPS (env CHORUS_CLIENT_CERT)")
+	cmd.PersistentFlags().StringVar(&f.keyFile, "client-key", os.Getenv("CHORUS_CLIENT_KEY"), "client key for HTTPS (env CHORUS_CLIENT_KEY)")
 }
 
 func (f *clientFlags) client() *client {
 	addr := f.addr
 	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+		scheme := "http://"
+		if f.caFile != "" || f.certFile != "" {
+			scheme = "https://"
+		}
+		addr = scheme + addr
 	}
-	return &client{addr: strings.TrimSuffix(addr, "/"), token: f.token, http: &http.Client{Timeout: 30 * time.Second}}
+	c := &client{addr: strings.TrimSuffix(addr, "/"), token: f.token, http: &http.Client{Timeout: 30 * time.Second}}
+	if strings.HasPrefix(addr, "https://") {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if f.caFile != "" {
+			pem, err := os.ReadFile(f.caFile)
+			if err == nil {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(pem)
+				tlsCfg.RootCAs = pool
+			} else {
+				c.err = fmt.Errorf("--ca-file: %v", err)
+			}
+		}
+		if f.certFile != "" || f.keyFile != "" {
+			cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+			if err != nil {
+				c.err = fmt.Errorf("--client-cert/--client-key: %v", err)
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+		c.http.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	}
+	return c
 }
 
 // do sends a request and decodes a JSON answer into out (when non-nil).
 func (c *client) do(method, path string, body any, out any) error {
+	if c.err != nil {
+		return c.err
+	}
 	var rd io.Reader
 	if body != nil {
 		switch b := body.(type) {

@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// ACL policies.
+const (
+	policyRead  = "read"
+	policyWrite = "write"
+	policyAllow = "allow"
+	policyDeny  = "deny"
+)
+
+// ACLConfig holds the acl.* keys: API tokens with read or write policies.
+type ACLConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// DefaultPolicy applies to requests without a known token: allow
+	// (everything) or deny (nothing).
+	DefaultPolicy string     `mapstructure:"default_policy"`
+	Tokens        []ACLToken `mapstructure:"tokens"`
+}
+
+// ACLToken is one API token. Secrets are compared in constant time and
+// never logged.
+type ACLToken struct {
+	Secret string `mapstructure:"secret"`
+	Policy string `mapstructure:"policy"`
+}
+
+// validate checks the acl.* keys.
+func (c *ACLConfig) validate() error {
+	switch c.DefaultPolicy {
+	case policyAllow, policyDeny:
+	default:
+		return fmt.Errorf("acl.default_policy: %q: want allow or deny", c.DefaultPolicy)
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tokens {
+		if len(t.Secret) < 16 {
+			return fmt.Errorf("acl.tokens[%d].secret: must be at least 16 characters", i)
+		}
+		if t.Policy != policyRead && t.Policy != policyWrite {
+			return fmt.Errorf("acl.tokens[%d].policy: %q: want read or write", i, t.Policy)
+		}
+		if seen[t.Secret] {
+			return fmt.Errorf("acl.tokens[%d].secret: appears twice", i)
+		}
+		seen[t.Secret] = true
+	}
+	return nil
+}
+
+// requestToken extracts the API token as Consul clients send it:
+// X-Consul-Token, Authorization: Bearer, or ?token=.
+func requestToken(r *http.Request) string {
+	if t := r.Header.Get("X-Consul-Token"); t != "" {
+		return t
+	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return r.URL.Query().Get("token")
+}
+
+// policyFor returns the policy of token: read, write, or the default
+// policy's meaning (write for allow, "" for deny) for an unknown or
+// missing token. Every configured secret is compared, in constant time
+// over hashes, so timing reveals neither which token matched nor its
+// length.
+func (c *ACLConfig) policyFor(token string) string {
+	got := sha256.Sum256([]byte(token))
+	policy := ""
+	for _, t := range c.Tokens {
+		want := sha256.Sum256([]byte(t.Secret))
+		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 && token != "" {
+			policy = t.Policy
+		}
+	}
+	if policy != "" {
+		return policy
+	}
+	if c.DefaultPolicy == policyAllow {
+		return policyWrite
+	}
+	return ""
+}
+
+// withACL enforces API tokens: GET and HEAD need read (or write), every
+// other method needs write. Denied requests get 403 with a JSON message.
+// /metrics counts as a read.
+func (a *Agent) withACL(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		acl := a.cfg.Load().ACL
+		if !acl.Enabled {
+			next.ServeHTTP(w, r)
+			return
+		}
+		need := policyWrite
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			need = policyRead
+		}
+		have := acl.policyFor(requestToken(r))
+		if have == policyWrite || (have == policyRead && need == policyRead) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		json.NewEncoder(w).Encode(map[string]string{"error": "Permission denied: this request needs a token with " + need +
+			" access (send it in X-Consul-Token, Authorization: Bearer, or ?token=)"})
+	})
+}
