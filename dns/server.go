@@ -378,7 +378,7 @@ func (s *Server) resolve(c *cache, key []byte) *entry {
 	return c.store(string(key), e)
 }
 
-// transport is how a query arrived.
+// isTCP reports whether the query came over TCP.
 func isTCP(w dns.ResponseWriter) bool {
 	_, ok := w.RemoteAddr().(*net.TCPAddr)
 	return ok

@@ -128,6 +128,8 @@ type scenario struct {
 
 type result struct {
 	qps      float64
+	cpu      time.Duration // server CPU time (user+system) per answered query
+	cpuRatio float64       // bare CPU per query / this CPU per query
 	ratio    float64
 	minQPS   float64
 	maxQPS   float64
@@ -214,25 +216,35 @@ func bench(o options, pinned bool) error {
 	// ratio compares runs of the same round.
 	runs := make([][]result, len(scenarios))
 	ratios := make([][]float64, len(scenarios))
+	cpuRatios := make([][]float64, len(scenarios))
 	for round := 0; round < max(o.rounds, 1); round++ {
 		var bare float64
+		var bareCPU time.Duration
 		for i, sc := range scenarios {
 			r, err := dnsperf(o, pinned, addrOf(sc), files[i], 0)
 			if err != nil {
 				return fmt.Errorf("%s: %w", sc.label, err)
 			}
 			if sc.bare {
-				bare = r.qps
+				bare, bareCPU = r.qps, r.cpu
 			}
 			runs[i] = append(runs[i], r)
 			ratios[i] = append(ratios[i], r.qps/bare)
-			fmt.Fprintf(os.Stderr, "dnsbench: round %d %-50s %9.0f qps %5.2f\n", round+1, sc.label, r.qps, r.qps/bare)
+			cpuRatios[i] = append(cpuRatios[i], float64(bareCPU)/float64(r.cpu))
+			fmt.Fprintf(os.Stderr, "dnsbench: round %d %-50s %9.0f qps %5.2f  %5.2f µs CPU/query %5.2f\n",
+				round+1, sc.label, r.qps, r.qps/bare, float64(r.cpu)/1e3, float64(bareCPU)/float64(r.cpu))
 		}
 	}
 	results := make([]result, len(scenarios))
 	for i, sc := range scenarios {
 		r := medianRun(runs[i])
 		r.ratio = median(ratios[i])
+		r.cpuRatio = median(cpuRatios[i])
+		var cpus []float64
+		for _, x := range runs[i] {
+			cpus = append(cpus, float64(x.cpu))
+		}
+		r.cpu = time.Duration(median(cpus))
 		r.minQPS, r.maxQPS = runs[i][0].qps, runs[i][0].qps
 		for _, x := range runs[i] {
 			r.minQPS, r.maxQPS = min(r.minQPS, x.qps), max(r.maxQPS, x.qps)
@@ -356,6 +368,7 @@ var (
 	reLost = regexp.MustCompile(`Queries lost:\s+(\d+ \([0-9.]+%\))`)
 	reAvg  = regexp.MustCompile(`Average Latency \(s\):\s+([0-9.]+)`)
 	reRC   = regexp.MustCompile(`Response codes:\s+(.*)`)
+	reDone = regexp.MustCompile(`Queries completed:\s+(\d+)`)
 	reLine = regexp.MustCompile(`^> \S+ .* ([0-9.]+)$`)
 )
 
@@ -380,6 +393,7 @@ func dnsperf(o options, pinned bool, addr, data string, rate float64) (result, e
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = os.Stderr
+	cpu0 := cpuTime()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return result{}, err
@@ -408,6 +422,7 @@ func dnsperf(o options, pinned bool, addr, data string, rate float64) (result, e
 	if err := cmd.Wait(); err != nil {
 		return result{}, fmt.Errorf("dnsperf: %w\n%s", err, summary.String())
 	}
+	cpu := cpuTime() - cpu0
 	s := summary.String()
 	var r result
 	m := reQPS.FindStringSubmatch(s)
@@ -424,6 +439,11 @@ func dnsperf(o options, pinned bool, addr, data string, rate float64) (result, e
 	}
 	if m := reRC.FindStringSubmatch(s); m != nil {
 		r.answers = strings.TrimSpace(m[1])
+	}
+	if m := reDone.FindStringSubmatch(s); m != nil {
+		if n, _ := strconv.Atoi(m[1]); n > 0 {
+			r.cpu = cpu / time.Duration(n)
+		}
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
@@ -448,6 +468,18 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// cpuTime is the CPU time this process has used, user and system. Only one
+// server is queried at a time, so its difference over a run is that
+// server's cost; unlike the query rate it hardly depends on what else the
+// machine is doing.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // memStatus returns VmRSS and VmHWM of this process in MiB.
@@ -482,18 +514,20 @@ func printTable(w io.Writer, o options, pinned bool, scs []scenario, rs []result
 	}
 	fmt.Fprintf(w, "dnsperf, %d rounds of %s per query kind, -c %d -q %d, EDNS0 %v; servers pinned to CPU %d with GOMAXPROCS=1: %v, dnsperf on CPU %d; %s/%s, %d CPUs, Go %s\n\n",
 		max(o.rounds, 1), o.duration, o.clients, o.outstanding, o.edns, o.serverCPU, pinned, o.clientCPU, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintln(w, "| query | qps (median) | range | vs bare | avg latency at max | p99 at half rate | lost | rcodes |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| query | qps (median) | range | vs bare | CPU per query | capacity vs bare | avg latency at max | p99 at half rate | lost | rcodes |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for i, sc := range scs {
 		r := rs[i]
 		p99 := "–"
 		if r.hasP99 {
 			p99 = fmt.Sprintf("%.0f µs (at %.0f qps)", float64(r.p99)/1e3, r.halfRate)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f–%.0f | %.2f | %.0f µs | %s | %s | %s |\n",
-			sc.label, r.qps, r.minQPS, r.maxQPS, r.ratio, float64(r.avg)/1e3, p99, r.lost, r.answers)
+		fmt.Fprintf(w, "| %s | %.0f | %.0f–%.0f | %.2f | %.2f µs | %.2f | %.0f µs | %s | %s | %s |\n",
+			sc.label, r.qps, r.minQPS, r.maxQPS, r.ratio, float64(r.cpu)/1e3, r.cpuRatio, float64(r.avg)/1e3, p99, r.lost, r.answers)
 	}
 	fmt.Fprintf(w, "\nCatalog: %d instances of %d services on %d nodes. Process RSS after the runs: %.1f MiB (peak %.1f MiB); Go heap in use %.1f MiB.\n",
 		inst, len(snap.Services()), len(snap.Nodes()), rss, hwm, float64(ms.HeapInuse)/(1<<20))
 	fmt.Fprintln(w, "vs bare = median over rounds of (qps / qps of the bare server in the same round).")
+	fmt.Fprintln(w, "CPU per query = server process CPU time (user+system, syscalls included) / queries answered, median over rounds;")
+	fmt.Fprintln(w, "capacity vs bare = median over rounds of (bare CPU per query / this CPU per query): the rate one core sustains, relative to the bare server, robust to other load on the machine.")
 }
