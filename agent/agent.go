@@ -54,8 +54,8 @@ type Agent struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
-	stopErr  error
 	leaving  atomic.Bool
+	fatalErr atomic.Pointer[error]
 	done     chan struct{}
 }
 
@@ -249,6 +249,21 @@ func (a *Agent) serveHTTP(srv *http.Server, ln net.Listener) {
 	}
 }
 
+// fatal stops the agent because it cannot go on; Err reports why.
+func (a *Agent) fatal(err error) {
+	a.logger.Error("stopping the agent", "err", err)
+	a.fatalErr.Store(&err)
+	go a.Kill()
+}
+
+// Err returns why the agent stopped by itself, or nil.
+func (a *Agent) Err() error {
+	if p := a.fatalErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Run starts the agent and serves until ctx is cancelled, then shuts it
 // down gracefully (leaving the cluster).
 func (a *Agent) Run(ctx context.Context) error {
@@ -258,7 +273,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-a.done:
-		return a.stopErr
+		return a.Err()
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
@@ -270,7 +285,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // It is safe to call more than once.
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.stop(ctx, true)
-	return a.stopErr
+	return nil
 }
 
 // Kill stops the agent without leaving, as a crash would: peers must

@@ -227,6 +227,9 @@ func TestDuplicateNodeNameRefused(t *testing.T) {
 	_, joinErr := d.Join([]string{agents[0].SerfAddr()})
 	select {
 	case <-d.Done():
+		if err := d.Err(); err == nil || !strings.Contains(err.Error(), "unique --node") {
+			t.Fatalf("stopped without a clear reason: %v", err)
+		}
 	case <-time.After(15 * time.Second):
 		if joinErr == nil {
 			t.Fatal("an agent with a taken node name joined and kept running")

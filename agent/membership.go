@@ -205,8 +205,8 @@ func (a *Agent) handleEvents(events <-chan serf.Event) {
 			return
 		case <-a.serf.ShutdownCh():
 			if !a.leaving.Load() && a.ctx.Err() == nil {
-				a.logger.Error("gossip stopped unexpectedly (was this node name taken over by another agent?); shutting down", "node", a.NodeName())
-				go a.Kill()
+				// Serf shuts itself down when it loses a node-name conflict.
+				a.fatal(fmt.Errorf("node name %q is already used by another alive agent (Serf's name-conflict resolution picked the other one): give this agent a unique --node", a.NodeName()))
 			}
 			return
 		case e := <-events:

@@ -97,6 +97,10 @@ func runAgent(parent context.Context, cfg agent.Config, flags *pflag.FlagSet, sr
 	for {
 		select {
 		case <-a.Done():
+			if err := a.Err(); err != nil {
+				fmt.Fprintln(os.Stderr, "error:", err)
+				return exitCode(1)
+			}
 			return nil
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
