@@ -1,16 +1,20 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chorusdns/chorus/catalog"
@@ -56,16 +60,62 @@ func statusOf(err error) int {
 }
 
 // apiFunc handles a request and returns the value to encode as JSON (nil
-// for an empty 200) or an error.
+// for an empty 200, an encoded value for a body already encoded) or an
+// error.
 type apiFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 
-// httpHandler builds the HTTP API.
+// encoded is a response body already encoded as compact JSON.
+type encoded []byte
+
+// httpAPI serves the HTTP API of one agent. It embeds the agent and adds
+// what only the API needs: the blocking-query hub and the per-snapshot
+// render cache. It lives as long as the agent's HTTP server.
+type httpAPI struct {
+	*Agent
+	hub   *watchHub
+	cache *renderCache
+	// results indexes the answers to questions (X-Consul-Index); objects
+	// the nodes, services and checks inside them (CreateIndex and
+	// ModifyIndex).
+	results *indexTable
+	objects *indexTable
+}
+
+// httpHandler builds the HTTP API. When the agent is running (its context
+// is set) it also starts the goroutine that wakes blocking queries; the
+// agent's wait group owns it and it stops with the agent's context.
 func (a *Agent) httpHandler() http.Handler {
+	s := &httpAPI{
+		Agent: a, hub: newWatchHub(a.store), cache: newRenderCache(),
+		results: newIndexTable(1 << 14), objects: newIndexTable(1 << 17),
+	}
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chorus_http_blocking_queries",
+		Help: "Blocking HTTP queries waiting for their answer to change.",
+	}, func() float64 { return float64(s.hub.waiting()) })
+	if err := a.reg.Register(g); err != nil {
+		var dup prometheus.AlreadyRegisteredError
+		if !errors.As(err, &dup) {
+			a.logger.Warn("register blocking-query gauge", "err", err)
+		}
+	}
+	if a.ctx != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			s.hub.run(a.ctx)
+		}()
+	}
+	return s.routes()
+}
+
+func (a *httpAPI) routes() http.Handler {
 	mux := http.NewServeMux()
 	h := func(pattern string, f apiFunc) { mux.Handle(pattern, a.wrap(f)) }
 
-	// Agent endpoints.
+	// Agent endpoints: this agent's own state.
 	h("GET /v1/agent/self", a.apiSelf)
+	h("GET /v1/agent/host", a.apiHost)
 	h("GET /v1/agent/members", a.apiMembers)
 	h("GET /v1/agent/services", a.apiAgentServices)
 	h("GET /v1/agent/service/{id}", a.apiAgentService)
@@ -92,12 +142,21 @@ func (a *Agent) httpHandler() http.Handler {
 	h("GET /v1/catalog/service/{name}", a.apiCatalogService)
 	h("GET /v1/catalog/nodes", a.apiCatalogNodes)
 	h("GET /v1/catalog/node/{node}", a.apiCatalogNode)
+	h("GET /v1/catalog/node-services/{node}", a.apiCatalogNodeServices)
+	h("PUT /v1/catalog/register", a.apiCatalogRegister)
+	h("PUT /v1/catalog/deregister", a.apiCatalogDeregister)
 	h("GET /v1/health/service/{name}", a.apiHealthService)
 	h("GET /v1/health/checks/{name}", a.apiHealthChecks)
 	h("GET /v1/health/node/{node}", a.apiHealthNode)
 	h("GET /v1/health/state/{state}", a.apiHealthState)
 	h("GET /v1/status/leader", a.apiStatusLeader)
 	h("GET /v1/status/peers", a.apiStatusPeers)
+
+	// Gossip keyring (agent/operator.go): GET lists, POST installs, PUT
+	// makes primary, DELETE removes.
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		h(m+" /v1/operator/keyring", a.apiKeyring)
+	}
 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.Handle("/v1/", a.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -115,13 +174,18 @@ func methodNotAllowed(allow string) apiFunc {
 	}
 }
 
-// wrap adapts an apiFunc: body limit, JSON encoding, error mapping,
-// Consul's consistency headers and metrics.
-func (a *Agent) wrap(f apiFunc) http.Handler {
+// wrap adapts an apiFunc: body limit, datacenter and consistency checks,
+// JSON encoding, error mapping, Consul's consistency headers and metrics.
+func (a *httpAPI) wrap(f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := a.checkDC(r); err != nil {
+			a.writeError(w, r, err, start)
+			return
+		}
+		stale, err := consistency(r)
+		if err != nil {
 			a.writeError(w, r, err, start)
 			return
 		}
@@ -132,27 +196,36 @@ func (a *Agent) wrap(f apiFunc) http.Handler {
 		}
 		hdr := w.Header()
 		// Every read is a local read of this agent's replica; there is no
-		// leader to be out of contact with.
+		// leader to be out of contact with, so the answer is as fresh as
+		// this agent's catalog and clients asking for a maximum staleness
+		// (consul-template's max_stale) never need to retry.
 		hdr.Set("X-Consul-KnownLeader", "true")
 		hdr.Set("X-Consul-LastContact", "0")
-		hdr.Set("X-Consul-Effective-Consistency", "leader")
+		hdr.Set("X-Consul-Effective-Consistency", stale)
+		if _, ok := params(r)["cached"]; ok {
+			hdr.Set("X-Cache", "MISS")
+			hdr.Set("Age", "0")
+		}
+		hdr.Set("Content-Type", "application/json")
 		if v == nil {
-			hdr.Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
 			a.observe(r, http.StatusOK, start)
 			return
 		}
-		var b []byte
-		if _, ok := r.URL.Query()["pretty"]; ok {
-			b, err = json.MarshalIndent(v, "", "    ")
-		} else {
-			b, err = json.Marshal(v)
+		b, ok := v.(encoded)
+		if !ok {
+			if b, err = json.Marshal(v); err != nil {
+				hdr.Del("Content-Type")
+				a.writeError(w, r, err, start)
+				return
+			}
 		}
-		if err != nil {
-			a.writeError(w, r, err, start)
-			return
+		if _, ok := params(r)["pretty"]; ok {
+			var buf bytes.Buffer
+			if json.Indent(&buf, b, "", "    ") == nil {
+				b = buf.Bytes()
+			}
 		}
-		hdr.Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		w.Write(b)
 		w.Write([]byte("\n"))
@@ -160,7 +233,29 @@ func (a *Agent) wrap(f apiFunc) http.Handler {
 	})
 }
 
-func (a *Agent) writeError(w http.ResponseWriter, r *http.Request, err error, start time.Time) {
+// params returns the request's query parameters, parsed once per request
+// (the API reads them in many places; r.URL.Query parses every time).
+func params(r *http.Request) url.Values {
+	if r.Form == nil {
+		r.Form = r.URL.Query()
+	}
+	return r.Form
+}
+
+// consistency validates the consistency-mode parameters and returns the
+// mode to report. Chorus serves every read from the local replica, so
+// stale, consistent and cached are all accepted and answered the same way.
+func consistency(r *http.Request) (string, error) {
+	q := params(r)
+	_, stale := q["stale"]
+	_, consistent := q["consistent"]
+	if stale && consistent {
+		return "", errorf(http.StatusBadRequest, "cannot specify ?stale with ?consistent, conflicting semantics")
+	}
+	return "stale", nil
+}
+
+func (a *httpAPI) writeError(w http.ResponseWriter, r *http.Request, err error, start time.Time) {
 	code := statusOf(err)
 	msg := err.Error()
 	var mb *http.MaxBytesError
@@ -176,14 +271,14 @@ func (a *Agent) writeError(w http.ResponseWriter, r *http.Request, err error, st
 	a.observe(r, code, start)
 }
 
-func (a *Agent) observe(r *http.Request, code int, start time.Time) {
+func (a *httpAPI) observe(r *http.Request, code int, start time.Time) {
 	a.metrics.httpRequests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
 	a.metrics.httpDuration.WithLabelValues(r.Method).Observe(time.Since(start).Seconds())
 }
 
 // checkDC accepts ?dc= only for this agent's own datacenter.
-func (a *Agent) checkDC(r *http.Request) error {
-	dc := r.URL.Query().Get("dc")
+func (a *httpAPI) checkDC(r *http.Request) error {
+	dc := params(r).Get("dc")
 	if dc == "" || strings.EqualFold(dc, a.cfg.Load().Datacenter) {
 		return nil
 	}
@@ -203,63 +298,226 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// blocking serves a read that supports Consul's blocking queries: with
-// ?index=N it waits (up to ?wait=, default 5 min, max 10 min) until the
-// result's index passes N, then renders. index returns the index of the
-// data this query depends on, so unrelated changes do not wake it. The
-// X-Consul-Index header is always set and always ≥ 1.
-func (a *Agent) blocking(w http.ResponseWriter, r *http.Request, index func(*catalog.Snapshot) uint64, render func(*catalog.Snapshot) (any, error)) (any, error) {
-	q := r.URL.Query()
-	var minIndex uint64
+// readQuery describes one read endpoint for serve.
+type readQuery struct {
+	// key names the catalog data the answer depends on; blocking queries
+	// wake only when its index moves.
+	key watchKey
+	// render builds the answer from a snapshot. For catalog reads it must
+	// depend on nothing else, so that answers can be shared between
+	// requests for the same snapshot.
+	render func(*catalog.Snapshot) (any, error)
+	// order, when set, reorders a rendered answer for this request only
+	// (?near=): it must return a new value and leave its argument alone.
+	order func(any) any
+	// local marks answers read from the agent's local state rather than
+	// the snapshot: they are never cached, they carry
+	// X-Consul-ContentHash and they support ?hash= blocking.
+	local bool
+}
+
+// queryOpts are the blocking parameters of a read.
+type queryOpts struct {
+	index uint64
+	wait  time.Duration
+	hash  string
+}
+
+func parseQueryOpts(r *http.Request) (queryOpts, error) {
+	q := params(r)
+	o := queryOpts{wait: defaultWait, hash: q.Get("hash")}
 	if s := q.Get("index"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "index %q: not an unsigned integer", s)
+			return o, errorf(http.StatusBadRequest, "index %q: not an unsigned integer", s)
 		}
-		minIndex = v
+		o.index = v
 	}
-	wait := defaultWait
 	if s := q.Get("wait"); s != "" {
 		d, err := parseWait(s)
 		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "wait %q: %v", s, err)
+			return o, errorf(http.StatusBadRequest, "wait %q: %v", s, err)
 		}
-		wait = min(d, maxWait)
+		o.wait = min(d, maxWait)
 	}
-	snap := a.store.Snapshot()
-	if minIndex > 0 {
-		wait += rand.N(wait/16 + 1)
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-	loop:
-		for {
-			cur := index(snap)
-			// Return at once when the data moved past the client's index,
-			// or when the client is ahead of us (e.g. it last talked to
-			// another agent or before a restart): it must reset.
-			if cur > minIndex || minIndex > snap.Index {
-				break
-			}
-			select {
-			case <-snap.Changed():
-				snap = a.store.Snapshot()
-			case <-timer.C:
-				snap = a.store.Snapshot()
-				break loop
-			case <-r.Context().Done():
-				return nil, r.Context().Err()
-			}
+	return o, nil
+}
+
+// answer is one answer to a read: the snapshot it was built from, the
+// rendering, and the answer's index.
+type answer struct {
+	snap *catalog.Snapshot
+	rendered
+	index uint64
+}
+
+// serve answers a read, blocking as Consul's blocking queries do.
+//
+// Each distinct question (path and answer-shaping parameters) has an
+// index that moves only when its answer changes. With ?index=N serve
+// answers at once when that index is past N, or when N is ahead of this
+// agent's catalog (the client talked to another agent: it must reset).
+// Otherwise it waits up to ?wait= (default 5 min, max 10 min, plus up to
+// 1/16 jitter) and answers as soon as the answer changes: changes
+// elsewhere in the catalog neither wake it nor end it. Local endpoints
+// also accept ?hash= (the X-Consul-ContentHash of a previous answer).
+//
+// X-Consul-Index is always set, always ≥ 1, and for one question never
+// lower than an index this agent answered before.
+func (a *httpAPI) serve(w http.ResponseWriter, r *http.Request, q readQuery) (any, error) {
+	o, err := parseQueryOpts(r)
+	if err != nil {
+		return nil, err
+	}
+	ckey := cacheKey(r)
+	ans, err := a.answer(q, ckey)
+	if err != nil {
+		return nil, err
+	}
+	wait := false
+	switch {
+	case q.local && o.hash != "":
+		wait = a.contentHash(ans) == o.hash
+	case o.index > 0:
+		wait = ans.index <= o.index && o.index <= ans.snap.Index
+	}
+	if wait {
+		if ans, err = a.await(r, q, ckey, o, ans); err != nil {
+			return nil, err
 		}
 	}
-	idx := max(index(snap), 1)
-	w.Header().Set("X-Consul-Index", strconv.FormatUint(idx, 10))
-	return render(snap)
+	w.Header().Set("X-Consul-Index", strconv.FormatUint(max(ans.index, 1), 10))
+	if q.local {
+		w.Header().Set("X-Consul-ContentHash", a.contentHash(ans))
+	}
+	if q.order != nil {
+		return q.order(ans.v), nil
+	}
+	return encoded(ans.body), nil
+}
+
+// answer renders q from the newest snapshot and looks up its index.
+func (a *httpAPI) answer(q readQuery, ckey string) (answer, error) {
+	for {
+		snap := a.store.Snapshot()
+		r, err := a.result(snap, q, ckey)
+		if err != nil {
+			return answer{}, err
+		}
+		if _, idx, ok := a.results.get(ckey, snap.Index, q.key.index(snap), r.hash); ok {
+			return answer{snap: snap, rendered: r, index: idx}, nil
+		}
+		// Another request already saw a newer snapshot with a different
+		// answer: answer from the newest snapshot instead.
+	}
+}
+
+// await waits until the answer differs from held, the wait passes, the
+// client goes away or the agent stops, and returns the answer then.
+func (a *httpAPI) await(r *http.Request, q readQuery, ckey string, o queryOpts, held answer) (answer, error) {
+	timer := time.NewTimer(o.wait + rand.N(o.wait/16+1))
+	defer timer.Stop()
+	hashOf := func(s *catalog.Snapshot) uint64 {
+		res, err := a.result(s, q, ckey)
+		if err != nil {
+			return 0
+		}
+		return res.hash
+	}
+	e := a.hub.acquire(ckey, q.key, hashOf, held.snap, held.hash)
+	defer a.hub.release(e)
+	var done <-chan struct{}
+	if a.ctx != nil {
+		done = a.ctx.Done()
+	}
+	snap := held.snap
+	for {
+		// Take the wake-up channel before looking at the catalog, so that
+		// no change between the look and the wait can be missed.
+		ch := a.hub.wait(e, snap)
+		cur, err := a.answer(q, ckey)
+		if err != nil || cur.hash != held.hash {
+			return cur, err
+		}
+		snap = cur.snap
+		select {
+		case <-ch:
+		case <-timer.C:
+			return a.answer(q, ckey)
+		case <-done:
+			return cur, nil
+		case <-r.Context().Done():
+			return answer{}, r.Context().Err()
+		}
+	}
+}
+
+// result renders q for snap. Catalog answers are shared with concurrent
+// requests for the same answer of the same snapshot; local answers are
+// rendered every time.
+func (a *httpAPI) result(snap *catalog.Snapshot, q readQuery, ckey string) (rendered, error) {
+	render := func() (rendered, error) {
+		v, err := q.render(snap)
+		if err != nil {
+			return rendered{}, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return rendered{}, err
+		}
+		return rendered{v: v, body: b, hash: bodyHash(b)}, nil
+	}
+	if q.local {
+		return render()
+	}
+	return a.cache.get(snap, ckey, render)
+}
+
+// contentHash is the X-Consul-ContentHash of an answer: the value's own
+// ContentHash when it has one (/v1/agent/service/<id>), else a hash of
+// the encoded answer.
+func (a *httpAPI) contentHash(ans answer) string {
+	if h, ok := ans.v.(interface{ contentHashValue() string }); ok {
+		return h.contentHashValue()
+	}
+	return fmt.Sprintf("%016x", ans.hash)
+}
+
+// cacheKey identifies the answer of a request: its path and the
+// parameters that shape the answer (not the blocking or consistency ones).
+func cacheKey(r *http.Request) string {
+	q := params(r)
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		switch k {
+		case "index", "wait", "hash", "stale", "consistent", "cached", "pretty", "near", "dc", "ns", "partition", "token":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(r.URL.Path)
+	for _, k := range keys {
+		vs := append([]string(nil), q[k]...)
+		sort.Strings(vs)
+		for _, v := range vs {
+			b.WriteByte('&')
+			b.WriteString(url.QueryEscape(k))
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(v))
+		}
+	}
+	return b.String()
 }
 
 // parseWait parses Consul's wait parameter: a Go duration ("5m",
 // "120000ms") or a bare number of seconds.
 func parseWait(s string) (time.Duration, error) {
 	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		if n > uint64(maxWait/time.Second) {
+			n = uint64(maxWait / time.Second)
+		}
 		return time.Duration(n) * time.Second, nil
 	}
 	d, err := time.ParseDuration(s)
@@ -272,7 +530,7 @@ func parseWait(s string) (time.Duration, error) {
 // boolParam reports whether a flag-style query parameter is set: present
 // with no value, or with a true value.
 func boolParam(r *http.Request, name string) (bool, error) {
-	q := r.URL.Query()
+	q := params(r)
 	if _, ok := q[name]; !ok {
 		return false, nil
 	}

@@ -3,9 +3,11 @@ package agent
 import (
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/serf/serf"
 
@@ -24,12 +26,16 @@ type catalogNode struct {
 	ModifyIndex     uint64
 }
 
-func toCatalogNode(n *catalog.NodeEntry) catalogNode {
-	return catalogNode{
+// toCatalogNode renders a node. Its indexes move only when the node's own
+// fields change, not with its services and checks, as in Consul.
+func (a *httpAPI) toCatalogNode(snap *catalog.Snapshot, n *catalog.NodeEntry) catalogNode {
+	cn := catalogNode{
 		ID: nodeID(n.Node.Name), Node: n.Node.Name, Address: n.Node.Address, Datacenter: n.Node.Datacenter,
 		TaggedAddresses: taggedAddresses(n.Node), Meta: nodeMeta(n.Node),
-		CreateIndex: n.Index, ModifyIndex: n.Index,
 	}
+	h := newHasher().str(cn.Node).str(cn.Address).str(cn.Datacenter).strMap(cn.TaggedAddresses).strMap(cn.Meta)
+	cn.CreateIndex, cn.ModifyIndex, _ = a.objects.get("n\x00"+cn.Node, snap.Index, snap.Index, h.h)
+	return cn
 }
 
 // nodeMeta is the node's meta plus the zone, which Chorus tracks as a
@@ -62,7 +68,8 @@ func taggedAddresses(n catalog.Node) map[string]string {
 	return t
 }
 
-// catalogService is Consul's CatalogService JSON shape.
+// catalogService is Consul's CatalogService JSON shape (a ServiceNode:
+// node and service fields flattened).
 type catalogService struct {
 	ID                       string
 	Node                     string
@@ -75,6 +82,7 @@ type catalogService struct {
 	ServiceName              string
 	ServiceTags              []string
 	ServiceAddress           string
+	ServiceTaggedAddresses   map[string]serviceAddress `json:",omitempty"`
 	ServiceWeights           catalog.Weights
 	ServiceMeta              map[string]string
 	ServicePort              int
@@ -83,82 +91,54 @@ type catalogService struct {
 	ModifyIndex              uint64
 }
 
-func toCatalogService(i *catalog.Instance) catalogService {
+func (a *httpAPI) toCatalogService(snap *catalog.Snapshot, i *catalog.Instance) catalogService {
 	s := i.Service
+	n := i.Node.Node
+	create, modify := a.serviceIndex(snap, n.Name, s)
 	return catalogService{
-		ID: nodeID(i.Node.Node.Name), Node: i.Node.Node.Name, Address: i.Node.Node.Address,
-		Datacenter: i.Node.Node.Datacenter, TaggedAddresses: taggedAddresses(i.Node.Node), NodeMeta: nodeMeta(i.Node.Node),
+		ID: nodeID(n.Name), Node: n.Name, Address: n.Address, Datacenter: n.Datacenter,
+		TaggedAddresses: taggedAddresses(n), NodeMeta: nodeMeta(n),
 		ServiceID: s.ID, ServiceName: s.Name, ServiceTags: nonNil(s.Tags), ServiceAddress: s.Address,
-		ServiceWeights: s.Weights, ServiceMeta: orEmpty(s.Meta), ServicePort: s.Port,
-		CreateIndex: i.Node.Index, ModifyIndex: i.Node.Index,
+		ServiceTaggedAddresses: serviceTaggedAddresses(*s), ServiceWeights: s.Weights, ServiceMeta: orEmpty(s.Meta),
+		ServicePort: s.Port, CreateIndex: create, ModifyIndex: modify,
 	}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// healthService is the Service object inside Consul's ServiceEntry.
-type healthService struct {
-	ID                string
-	Service           string
-	Tags              []string
-	Address           string
-	Meta              map[string]string
-	Port              int
-	Weights           catalog.Weights
-	EnableTagOverride bool
-	Datacenter        string
-	CreateIndex       uint64
-	ModifyIndex       uint64
 }
 
 // serviceEntry is Consul's ServiceEntry JSON shape (/v1/health/service).
 type serviceEntry struct {
 	Node    catalogNode
-	Service healthService
+	Service agentService
 	Checks  []healthCheck
 }
 
-func toServiceEntry(i *catalog.Instance) serviceEntry {
-	s := i.Service
+// toServiceEntry builds a health entry.
+func (a *httpAPI) toServiceEntry(snap *catalog.Snapshot, i *catalog.Instance) serviceEntry {
 	e := serviceEntry{
-		Node: toCatalogNode(i.Node),
-		Service: healthService{
-			ID: s.ID, Service: s.Name, Tags: nonNil(s.Tags), Address: s.Address, Meta: orEmpty(s.Meta),
-			Port: s.Port, Weights: s.Weights, Datacenter: i.Node.Node.Datacenter,
-			CreateIndex: i.Node.Index, ModifyIndex: i.Node.Index,
-		},
+		Node: a.toCatalogNode(snap, i.Node), Service: a.nodeService(snap, i.Node, i.Service),
 		Checks: make([]healthCheck, 0, len(i.Checks)),
 	}
+	e.Service.Datacenter = i.Node.Node.Datacenter
 	for _, c := range i.Checks {
 		var tags []string
-		if c.ServiceID == s.ID {
-			tags = s.Tags
+		if c.ServiceID == i.Service.ID {
+			tags = i.Service.Tags
 		}
-		e.Checks = append(e.Checks, toHealthCheck(i.Node.Node.Name, c, tags, i.Node.Index))
+		e.Checks = append(e.Checks, a.catalogCheck(snap, i.Node.Node.Name, c, tags))
 	}
 	return e
 }
 
-// serviceIndex is the blocking index of one service's results.
-func serviceIndex(name string) func(*catalog.Snapshot) uint64 {
-	return func(s *catalog.Snapshot) uint64 {
-		if e, ok := s.Service(name); ok {
-			return e.Index
-		}
-		return s.Index
-	}
+// nodeService renders a catalog service instance as Consul's NodeService.
+func (a *httpAPI) nodeService(snap *catalog.Snapshot, n *catalog.NodeEntry, s *catalog.Service) agentService {
+	as := a.toAgentService(*s)
+	as.Datacenter = ""
+	as.CreateIndex, as.ModifyIndex = a.serviceIndex(snap, n.Node.Name, s)
+	return as
 }
 
-func snapIndex(s *catalog.Snapshot) uint64 { return s.Index }
-
 // instanceFilter selects instances by the common query parameters:
-// repeated tag (all must match), node-meta key:value (all must match) and
-// passing.
+// repeated tag (all must match, case-insensitive), node-meta key:value
+// (all must match) and passing.
 type instanceFilter struct {
 	tags     []string
 	nodeMeta map[string]string
@@ -166,18 +146,13 @@ type instanceFilter struct {
 }
 
 func parseInstanceFilter(r *http.Request, withPassing bool) (instanceFilter, error) {
-	q := r.URL.Query()
+	q := params(r)
 	f := instanceFilter{tags: q["tag"]}
-	for _, kv := range q["node-meta"] {
-		k, v, ok := strings.Cut(kv, ":")
-		if !ok || k == "" {
-			return f, errorf(http.StatusBadRequest, "node-meta %q: want key:value", kv)
-		}
-		if f.nodeMeta == nil {
-			f.nodeMeta = map[string]string{}
-		}
-		f.nodeMeta[k] = v
+	nm, err := parseNodeMeta(r)
+	if err != nil {
+		return f, err
 	}
+	f.nodeMeta = nm
 	if withPassing {
 		p, err := boolParam(r, "passing")
 		if err != nil {
@@ -188,54 +163,177 @@ func parseInstanceFilter(r *http.Request, withPassing bool) (instanceFilter, err
 	return f, nil
 }
 
+func parseNodeMeta(r *http.Request) (map[string]string, error) {
+	var out map[string]string
+	for _, kv := range params(r)["node-meta"] {
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok || k == "" {
+			return nil, errorf(http.StatusBadRequest, "node-meta %q: want key:value", kv)
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func matchNodeMeta(want map[string]string, n catalog.Node) bool {
+	if len(want) == 0 {
+		return true
+	}
+	meta := nodeMeta(n)
+	for k, v := range want {
+		if got, ok := meta[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
 func (f instanceFilter) match(i *catalog.Instance) bool {
 	for _, t := range f.tags {
 		if !i.HasTag(t) {
 			return false
 		}
 	}
-	if len(f.nodeMeta) > 0 {
-		meta := nodeMeta(i.Node.Node)
-		for k, v := range f.nodeMeta {
-			if meta[k] != v {
-				return false
-			}
-		}
-	}
-	if f.passing && i.Health != catalog.HealthPassing {
+	if !matchNodeMeta(f.nodeMeta, i.Node.Node) {
 		return false
 	}
-	return true
+	return !f.passing || i.Health == catalog.HealthPassing
 }
 
-func (a *Agent) apiDatacenters(w http.ResponseWriter, r *http.Request) (any, error) {
+// nearOrder returns the per-request reordering for ?near=, or nil.
+// "_agent" sorts by estimated round-trip time from this agent, "_ip" from
+// the node whose address the request came from (this agent if none), any
+// other value from that node. Nodes without a coordinate go last, in
+// their original order.
+func (a *httpAPI) nearOrder(r *http.Request) func(node string) (time.Duration, bool) {
+	near := params(r).Get("near")
+	switch near {
+	case "":
+		return nil
+	case "_agent":
+		return a.RTT
+	case "_ip":
+		near = a.NodeName()
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if ip := net.ParseIP(host); ip != nil {
+				if ns := a.store.Snapshot().NodesByAddress(ip); len(ns) > 0 {
+					near = ns[0].Node.Name
+				}
+			}
+		}
+		if near == a.NodeName() {
+			return a.RTT
+		}
+	}
+	return a.rttFrom(near)
+}
+
+// rttFrom estimates round-trip times from node origin with the cached
+// Serf coordinates; nil when origin has no coordinate.
+func (a *httpAPI) rttFrom(origin string) func(string) (time.Duration, bool) {
+	if a.serf == nil {
+		return nil
+	}
+	if strings.EqualFold(origin, a.NodeName()) {
+		return a.RTT
+	}
+	oc, ok := a.serf.GetCachedCoordinate(origin)
+	if !ok || oc == nil {
+		return nil
+	}
+	return func(node string) (time.Duration, bool) {
+		if node == origin {
+			return 0, true
+		}
+		if node == a.NodeName() {
+			if d, ok := a.RTT(origin); ok {
+				return d, true
+			}
+			return 0, false
+		}
+		c, ok := a.serf.GetCachedCoordinate(node)
+		if !ok || c == nil || !oc.IsCompatibleWith(c) {
+			return 0, false
+		}
+		return oc.DistanceTo(c), true
+	}
+}
+
+// sortNear returns a copy of items ordered by rtt of each item's node.
+func sortNear[T any](items []T, node func(*T) string, rtt func(string) (time.Duration, bool)) []T {
+	type keyed struct {
+		d  time.Duration
+		ok bool
+	}
+	out := slices.Clone(items)
+	keys := make(map[string]keyed, len(out))
+	for i := range out {
+		n := node(&out[i])
+		if _, done := keys[n]; !done {
+			d, ok := rtt(n)
+			keys[n] = keyed{d, ok}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ki, kj := keys[node(&out[i])], keys[node(&out[j])]
+		if ki.ok != kj.ok {
+			return ki.ok
+		}
+		return ki.ok && ki.d < kj.d
+	})
+	return out
+}
+
+// orderBy builds a readQuery.order for a list answer of T.
+func orderBy[T any](rtt func(string) (time.Duration, bool), node func(*T) string) func(any) any {
+	if rtt == nil {
+		return nil
+	}
+	return func(v any) any { return sortNear(v.([]T), node, rtt) }
+}
+
+func (a *httpAPI) apiDatacenters(w http.ResponseWriter, r *http.Request) (any, error) {
 	return []string{a.cfg.Load().Datacenter}, nil
 }
 
-func (a *Agent) apiCatalogServices(w http.ResponseWriter, r *http.Request) (any, error) {
-	f, err := parseInstanceFilter(r, false)
+func (a *httpAPI) apiCatalogServices(w http.ResponseWriter, r *http.Request) (any, error) {
+	nm, err := parseNodeMeta(r)
 	if err != nil {
 		return nil, err
 	}
-	idx := func(s *catalog.Snapshot) uint64 { return s.ServicesIndex() }
-	if len(f.nodeMeta) > 0 {
-		idx = snapIndex
+	f, err := queryFilter(r, typeCatalogService)
+	if err != nil {
+		return nil, err
 	}
-	return a.blocking(w, r, idx, func(s *catalog.Snapshot) (any, error) {
+	key := keyServices
+	if f != nil || len(nm) > 0 {
+		key = keyAll // the answer then depends on every instance
+	}
+	return a.serve(w, r, readQuery{key: key, render: func(s *catalog.Snapshot) (any, error) {
 		out := map[string][]string{}
 		for _, se := range s.Services() {
-			if len(f.nodeMeta) == 0 {
+			if f == nil && len(nm) == 0 {
 				out[se.Name] = nonNil(se.Tags)
 				continue
 			}
 			tags := map[string]bool{}
 			found := false
 			for _, i := range se.Instances {
-				if f.match(i) {
-					found = true
-					for _, t := range i.Service.Tags {
-						tags[t] = true
+				if !matchNodeMeta(nm, i.Node.Node) {
+					continue
+				}
+				if f != nil {
+					cs := a.toCatalogService(s, i)
+					if !f.match(&cs) {
+						continue
 					}
+				}
+				found = true
+				for _, t := range i.Service.Tags {
+					tags[t] = true
 				}
 			}
 			if found {
@@ -243,7 +341,7 @@ func (a *Agent) apiCatalogServices(w http.ResponseWriter, r *http.Request) (any,
 			}
 		}
 		return out, nil
-	})
+	}})
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -255,156 +353,256 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-func (a *Agent) apiCatalogService(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *httpAPI) apiCatalogService(w http.ResponseWriter, r *http.Request) (any, error) {
 	name := r.PathValue("name")
-	f, err := parseInstanceFilter(r, false)
+	inst, err := parseInstanceFilter(r, false)
 	if err != nil {
 		return nil, err
 	}
-	return a.blocking(w, r, serviceIndex(name), func(s *catalog.Snapshot) (any, error) {
-		out := []catalogService{}
-		if se, ok := s.Service(name); ok {
-			for _, i := range se.Instances {
-				if f.match(i) {
-					out = append(out, toCatalogService(i))
-				}
-			}
-		}
-		return out, nil
-	})
-}
-
-func (a *Agent) apiHealthService(w http.ResponseWriter, r *http.Request) (any, error) {
-	name := r.PathValue("name")
-	f, err := parseInstanceFilter(r, true)
+	f, err := queryFilter(r, typeCatalogService)
 	if err != nil {
 		return nil, err
 	}
-	return a.blocking(w, r, serviceIndex(name), func(s *catalog.Snapshot) (any, error) {
-		out := []serviceEntry{}
-		if se, ok := s.Service(name); ok {
-			for _, i := range se.Instances {
-				if f.match(i) {
-					out = append(out, toServiceEntry(i))
-				}
-			}
-		}
-		return out, nil
-	})
-}
-
-func (a *Agent) apiHealthChecks(w http.ResponseWriter, r *http.Request) (any, error) {
-	name := r.PathValue("name")
-	return a.blocking(w, r, serviceIndex(name), func(s *catalog.Snapshot) (any, error) {
-		out := []healthCheck{}
-		if se, ok := s.Service(name); ok {
-			for _, i := range se.Instances {
-				for _, c := range i.Checks {
-					if c.ServiceID == i.Service.ID {
-						out = append(out, toHealthCheck(i.Node.Node.Name, c, i.Service.Tags, i.Node.Index))
+	return a.serve(w, r, readQuery{
+		key: svcKey(name),
+		render: func(s *catalog.Snapshot) (any, error) {
+			out := []catalogService{}
+			if se, ok := s.Service(name); ok {
+				for _, i := range se.Instances {
+					if !inst.match(i) {
+						continue
+					}
+					cs := a.toCatalogService(s, i)
+					if f.match(&cs) {
+						out = append(out, cs)
 					}
 				}
 			}
-		}
-		return out, nil
+			return out, nil
+		},
+		order: orderBy(a.nearOrder(r), func(c *catalogService) string { return c.Node }),
 	})
 }
 
-func (a *Agent) apiCatalogNodes(w http.ResponseWriter, r *http.Request) (any, error) {
-	f, err := parseInstanceFilter(r, false)
+func (a *httpAPI) apiHealthService(w http.ResponseWriter, r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	inst, err := parseInstanceFilter(r, true)
 	if err != nil {
 		return nil, err
 	}
-	return a.blocking(w, r, func(s *catalog.Snapshot) uint64 { return s.NodesIndex() }, func(s *catalog.Snapshot) (any, error) {
-		out := []catalogNode{}
-		for _, n := range s.Nodes() {
-			if len(f.nodeMeta) > 0 {
-				meta := nodeMeta(n.Node)
-				ok := true
-				for k, v := range f.nodeMeta {
-					ok = ok && meta[k] == v
-				}
-				if !ok {
-					continue
+	f, err := queryFilter(r, typeServiceEntry)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{
+		key: svcKey(name),
+		render: func(s *catalog.Snapshot) (any, error) {
+			out := []serviceEntry{}
+			if se, ok := s.Service(name); ok {
+				for _, i := range se.Instances {
+					if !inst.match(i) {
+						continue
+					}
+					e := a.toServiceEntry(s, i)
+					if f.match(&e) {
+						out = append(out, e)
+					}
 				}
 			}
-			out = append(out, toCatalogNode(n))
-		}
-		return out, nil
+			return out, nil
+		},
+		order: orderBy(a.nearOrder(r), func(e *serviceEntry) string { return e.Node.Node }),
 	})
 }
 
-func nodeIndex(name string) func(*catalog.Snapshot) uint64 {
-	return func(s *catalog.Snapshot) uint64 {
-		if n, ok := s.Node(name); ok {
-			return n.Index
-		}
-		return s.Index
+func (a *httpAPI) apiHealthChecks(w http.ResponseWriter, r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	nm, err := parseNodeMeta(r)
+	if err != nil {
+		return nil, err
 	}
+	f, err := queryFilter(r, typeHealthCheck)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{
+		key: svcKey(name),
+		render: func(s *catalog.Snapshot) (any, error) {
+			out := []healthCheck{}
+			if se, ok := s.Service(name); ok {
+				for _, i := range se.Instances {
+					if !matchNodeMeta(nm, i.Node.Node) {
+						continue
+					}
+					for _, c := range i.Checks {
+						if c.ServiceID != i.Service.ID {
+							continue
+						}
+						hc := a.catalogCheck(s, i.Node.Node.Name, c, i.Service.Tags)
+						if f.match(&hc) {
+							out = append(out, hc)
+						}
+					}
+				}
+			}
+			return out, nil
+		},
+		order: orderBy(a.nearOrder(r), func(c *healthCheck) string { return c.Node }),
+	})
 }
 
-func (a *Agent) apiCatalogNode(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *httpAPI) apiCatalogNodes(w http.ResponseWriter, r *http.Request) (any, error) {
+	nm, err := parseNodeMeta(r)
+	if err != nil {
+		return nil, err
+	}
+	f, err := queryFilter(r, typeCatalogNode)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{
+		key: keyNodes,
+		render: func(s *catalog.Snapshot) (any, error) {
+			out := []catalogNode{}
+			for _, n := range s.Nodes() {
+				if !matchNodeMeta(nm, n.Node) {
+					continue
+				}
+				cn := a.toCatalogNode(s, n)
+				if f.match(&cn) {
+					out = append(out, cn)
+				}
+			}
+			return out, nil
+		},
+		order: orderBy(a.nearOrder(r), func(n *catalogNode) string { return n.Node }),
+	})
+}
+
+// nodeServices renders a node's services for the catalog node endpoints.
+func (a *httpAPI) nodeServices(snap *catalog.Snapshot, n *catalog.NodeEntry, f *filter) []agentService {
+	out := make([]agentService, 0, len(n.Instances))
+	for _, i := range n.Instances {
+		as := a.nodeService(snap, n, i.Service)
+		if f.match(&as) {
+			out = append(out, as)
+		}
+	}
+	return out
+}
+
+func (a *httpAPI) apiCatalogNode(w http.ResponseWriter, r *http.Request) (any, error) {
 	name := r.PathValue("node")
-	return a.blocking(w, r, nodeIndex(name), func(s *catalog.Snapshot) (any, error) {
+	f, err := queryFilter(r, typeAgentService)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{key: nodeKey(name), render: func(s *catalog.Snapshot) (any, error) {
 		n, ok := s.Node(name)
 		if !ok {
 			return nil, nil // Consul answers null for an unknown node
 		}
-		svcs := make(map[string]agentService, len(n.Instances))
-		for _, i := range n.Instances {
-			svcs[i.Service.ID] = a.toAgentService(*i.Service)
+		svcs := map[string]agentService{}
+		for _, as := range a.nodeServices(s, n, f) {
+			svcs[as.ID] = as
 		}
-		return map[string]any{"Node": toCatalogNode(n), "Services": svcs}, nil
-	})
+		return struct {
+			Node     catalogNode
+			Services map[string]agentService
+		}{a.toCatalogNode(s, n), svcs}, nil
+	}})
 }
 
-func (a *Agent) apiHealthNode(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *httpAPI) apiCatalogNodeServices(w http.ResponseWriter, r *http.Request) (any, error) {
 	name := r.PathValue("node")
-	return a.blocking(w, r, nodeIndex(name), func(s *catalog.Snapshot) (any, error) {
+	f, err := queryFilter(r, typeAgentService)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{key: nodeKey(name), render: func(s *catalog.Snapshot) (any, error) {
+		type nodeServiceList struct {
+			Node     *catalogNode
+			Services []agentService
+		}
+		n, ok := s.Node(name)
+		if !ok {
+			return nodeServiceList{Services: []agentService{}}, nil
+		}
+		cn := a.toCatalogNode(s, n)
+		return nodeServiceList{Node: &cn, Services: a.nodeServices(s, n, f)}, nil
+	}})
+}
+
+// nodeChecks renders checks of the node entries that pass keep.
+func (a *httpAPI) nodeChecks(snap *catalog.Snapshot, n *catalog.NodeEntry, f *filter, keep func(catalog.Check) bool, out []healthCheck) []healthCheck {
+	tags := map[string][]string{}
+	for _, i := range n.Instances {
+		tags[i.Service.ID] = i.Service.Tags
+	}
+	for _, c := range n.AllChecks {
+		if keep != nil && !keep(c) {
+			continue
+		}
+		hc := a.catalogCheck(snap, n.Node.Name, c, tags[c.ServiceID])
+		if f.match(&hc) {
+			out = append(out, hc)
+		}
+	}
+	return out
+}
+
+func (a *httpAPI) apiHealthNode(w http.ResponseWriter, r *http.Request) (any, error) {
+	name := r.PathValue("node")
+	f, err := queryFilter(r, typeHealthCheck)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{key: nodeKey(name), render: func(s *catalog.Snapshot) (any, error) {
 		out := []healthCheck{}
 		if n, ok := s.Node(name); ok {
-			tags := map[string][]string{}
-			for _, i := range n.Instances {
-				tags[i.Service.ID] = i.Service.Tags
-			}
-			for _, c := range n.AllChecks {
-				out = append(out, toHealthCheck(n.Node.Name, c, tags[c.ServiceID], n.Index))
-			}
+			out = a.nodeChecks(s, n, f, nil, out)
 		}
 		return out, nil
-	})
+	}})
 }
 
-func (a *Agent) apiHealthState(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *httpAPI) apiHealthState(w http.ResponseWriter, r *http.Request) (any, error) {
 	state := r.PathValue("state")
 	if state != "any" && !catalog.ValidStatus(state) {
 		return nil, errorf(http.StatusBadRequest, "state %q: want any, passing, warning or critical", state)
 	}
-	return a.blocking(w, r, snapIndex, func(s *catalog.Snapshot) (any, error) {
-		out := []healthCheck{}
-		for _, n := range s.Nodes() {
-			tags := map[string][]string{}
-			for _, i := range n.Instances {
-				tags[i.Service.ID] = i.Service.Tags
-			}
-			for _, c := range n.AllChecks {
-				if state == "any" || c.Status == state {
-					out = append(out, toHealthCheck(n.Node.Name, c, tags[c.ServiceID], n.Index))
+	nm, err := parseNodeMeta(r)
+	if err != nil {
+		return nil, err
+	}
+	f, err := queryFilter(r, typeHealthCheck)
+	if err != nil {
+		return nil, err
+	}
+	keep := func(c catalog.Check) bool { return state == "any" || c.Status == state }
+	return a.serve(w, r, readQuery{
+		key: keyAll,
+		render: func(s *catalog.Snapshot) (any, error) {
+			out := []healthCheck{}
+			for _, n := range s.Nodes() {
+				if matchNodeMeta(nm, n.Node) {
+					out = a.nodeChecks(s, n, f, keep, out)
 				}
 			}
-		}
-		return out, nil
+			return out, nil
+		},
+		order: orderBy(a.nearOrder(r), func(c *healthCheck) string { return c.Node }),
 	})
 }
 
 // apiStatusLeader answers for a leaderless cluster: every agent is its own
 // authority, so it names itself; tools that probe for a leader stay happy.
-func (a *Agent) apiStatusLeader(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *httpAPI) apiStatusLeader(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.SerfAddr(), nil
 }
 
 // apiStatusPeers lists the alive members' gossip addresses.
-func (a *Agent) apiStatusPeers(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *httpAPI) apiStatusPeers(w http.ResponseWriter, r *http.Request) (any, error) {
 	out := []string{}
 	for _, m := range a.serf.Members() {
 		if m.Status == serf.StatusAlive {
