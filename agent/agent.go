@@ -31,7 +31,8 @@ var Version = "0.1.0-dev"
 // Shutdown (graceful, leaves the cluster) or Kill (as a crash would) stop it.
 type Agent struct {
 	cfg    atomic.Pointer[Config]
-	logger *slog.Logger
+	logger *slog.Logger // component=agent
+	root   *slog.Logger // as given; other components add their own name
 	reg    prometheus.Registerer
 	gather prometheus.Gatherer
 
@@ -67,6 +68,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, err
 		return nil, err
 	}
 	a := &Agent{
+		root:    logger,
 		logger:  logger.With("component", "agent"),
 		reg:     reg,
 		gather:  reg,
@@ -164,7 +166,7 @@ func (a *Agent) Start() (err error) {
 		Meta:       cfg.NodeMeta,
 	}
 	a.local = newLocalState(node, cfg.DataDir)
-	a.checks = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks}, a.logger.With("component", "checks"), a.onCheckResult)
+	a.checks = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks}, a.root, a.onCheckResult)
 	if err := a.restoreLocal(); err != nil {
 		return err
 	}
@@ -173,7 +175,7 @@ func (a *Agent) Start() (err error) {
 	}
 
 	// DNS and HTTP bind first so that a taken port fails fast.
-	a.dns, err = dnssrv.New(a.dnsConfig(cfg, advertise), a.store, a.logger.With("component", "dns"), a.reg)
+	a.dns, err = dnssrv.New(a.dnsConfig(cfg, advertise), a.store, a.root, a.reg)
 	if err != nil {
 		return err
 	}
@@ -239,7 +241,7 @@ func (a *Agent) newHTTPServer(h http.Handler) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          serfLogger(a.logger.With("component", "http")),
+		ErrorLog:          serfLogger(a.root.With("component", "http")),
 	}
 }
 

@@ -87,7 +87,7 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	if g.SuspicionMult > 0 {
 		ml.SuspicionMult = g.SuspicionMult
 	}
-	slogger := serfLogger(a.logger.With("component", "serf"))
+	slogger := serfLogger(a.root.With("component", "serf"))
 	ml.Logger = slogger
 	ml.Name = cfg.NodeName
 	ml.BindAddr = cfg.Bind

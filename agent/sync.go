@@ -103,7 +103,7 @@ type vectorCache struct {
 func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 	s := &syncer{
 		a:          a,
-		logger:     a.logger.With("component", "sync"),
+		logger:     a.root.With("component", "sync"),
 		seal:       sealer{keyring: kr},
 		kickCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),

@@ -16,10 +16,10 @@ const (
 
 // Check IDs that Consul reserves for maintenance mode and node liveness.
 const (
-	NodeMaintCheckID       = "_node_maintenance"
+	NodeMaintCheckID        = "_node_maintenance"
 	ServiceMaintCheckPrefix = "_service_maintenance:"
-	SerfCheckID            = "serfHealth"
-	SerfCheckName          = "Serf Health Status"
+	SerfCheckID             = "serfHealth"
+	SerfCheckName           = "Serf Health Status"
 )
 
 // MemberStatus is a node's gossip membership state as Serf reports it.

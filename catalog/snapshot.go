@@ -27,8 +27,8 @@ type NodeEntry struct {
 	// AllChecks are every check of the node (node and service level).
 	AllChecks []Check
 	// Index is the catalog index at which this entry last changed.
-	Index uint64
-	record    *NodeRecord
+	Index  uint64
+	record *NodeRecord
 }
 
 // Record returns the node record the entry was built from, or nil.

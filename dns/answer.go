@@ -315,7 +315,8 @@ func priority(inst *catalog.Instance) int {
 }
 
 // selectInstances applies the rules in order: health, datacenter, tag,
-// zone; it returns the survivors grouped by tier, best tier first.
+// tier, then zone within each tier; it returns the survivors grouped by
+// tier, best tier first.
 func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string) [][]*catalog.Instance {
 	var all []*catalog.Instance
 	for _, inst := range svc.Instances {
@@ -326,17 +327,6 @@ func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string) [][]*ca
 			continue
 		}
 		all = append(all, inst)
-	}
-	if b.rt.zone != "" && len(all) > 0 {
-		var local []*catalog.Instance
-		for _, inst := range all {
-			if strings.EqualFold(inst.Node.Node.Zone, b.rt.zone) {
-				local = append(local, inst)
-			}
-		}
-		if len(local) > 0 || !b.rt.cfg.ZoneFailover {
-			all = local
-		}
 	}
 	if len(all) == 0 {
 		return nil
@@ -351,11 +341,33 @@ func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string) [][]*ca
 		byTier[p] = append(byTier[p], inst)
 	}
 	sort.Ints(prios)
-	tiers := make([][]*catalog.Instance, len(prios))
-	for i, p := range prios {
-		tiers[i] = byTier[p]
+	tiers := make([][]*catalog.Instance, 0, len(prios))
+	for _, p := range prios {
+		if t := b.zoneFilter(byTier[p]); len(t) > 0 {
+			tiers = append(tiers, t)
+		}
 	}
 	return tiers
+}
+
+// zoneFilter keeps the instances of one tier that are in the answering
+// agent's zone; when none are, the whole tier stays (zone failover) or,
+// with zone_failover off, none. Tiers come first so that a backup is
+// answered exactly when every primary, in any zone, is down.
+func (b *builder) zoneFilter(tier []*catalog.Instance) []*catalog.Instance {
+	if b.rt.zone == "" {
+		return tier
+	}
+	var local []*catalog.Instance
+	for _, inst := range tier {
+		if strings.EqualFold(inst.Node.Node.Zone, b.rt.zone) {
+			local = append(local, inst)
+		}
+	}
+	if len(local) > 0 || !b.rt.cfg.ZoneFailover {
+		return local
+	}
+	return tier
 }
 
 // servicePolicy is the service's chorus-policy (the first instance that

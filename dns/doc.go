@@ -46,14 +46,16 @@
 //  2. Datacenter: instances of nodes in another datacenter are left out;
 //     <svc>.service.<other-dc> is NXDOMAIN.
 //  3. Tag: <tag>.<svc> and _<svc>._<tag> keep instances with the tag.
-//  4. Zone: when the agent has a zone, only instances in that zone are
-//     kept if there is at least one; otherwise every zone is used with
-//     zone_failover (the default), and none without it (NXDOMAIN: the zone
-//     is a hard boundary).
-//  5. Tier: chorus-priority (integer, lower preferred, default 1) is the
+//  4. Tier: chorus-priority (integer, lower preferred, default 1) is the
 //     SRV priority. SRV answers carry every tier; A, AAAA and TXT carry
-//     only the best tier left after the zone rule. Zone comes before tier,
-//     so a local backup is preferred over a remote primary.
+//     only the best tier that still has an instance after the zone rule.
+//     Tier comes before zone, so a backup is answered exactly when every
+//     primary, in any zone, is down.
+//  5. Zone, within each tier: when the agent has a zone, only the tier's
+//     instances in that zone are kept if there is at least one; otherwise
+//     the whole tier is used with zone_failover (the default), and none
+//     without it (the zone is a hard boundary; NXDOMAIN when no tier has
+//     a local instance).
 //  6. Policy: within each tier, the service's chorus-policy or the
 //     configured one orders the records: random (weighted shuffle by SRV
 //     weight), round-robin (rotation per name), least-loaded (lowest Load

@@ -62,8 +62,9 @@ func TestZones(t *testing.T) {
 	cases := []struct{ qname, want string }{
 		{"web.service.chorus.", "[10.4.0.1]"},
 		{"only-b.service.chorus.", "[10.4.0.2]"},
-		// Zone before tier: the local backup wins over the remote primary.
-		{"tiered.service.chorus.", "[10.4.0.1]"},
+		// Tier before zone: a remote primary wins over a local backup, so
+		// backups are answered exactly when every primary is down.
+		{"tiered.service.chorus.", "[10.4.0.2]"},
 	}
 	for _, tc := range cases {
 		if got := sortedAnswer(exchange(t, "udp", ts.addr, query(tc.qname, dns.TypeA))); fmt.Sprint(got) != tc.want {
