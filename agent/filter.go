@@ -591,7 +591,7 @@ func resolveSelector(typ reflect.Type, path []string) ([]step, reflect.Type, err
 		case reflect.Struct:
 			f, ok := findField(t, seg)
 			if !ok {
-				return nil, nil, fmt.Errorf("unknown selector %s: %s has no field %q (fields: %s)", strings.Join(path, "."), describe(path[:i], typ), seg, strings.Join(fieldNames(t), ", "))
+				return nil, nil, fmt.Errorf("unknown selector %s: %s has no field %q (fields: %s)", strings.Join(path, "."), describe(path[:i]), seg, strings.Join(fieldNames(t), ", "))
 			}
 			steps = append(steps, step{field: f.Index})
 			t = deref(f.Type)
@@ -611,7 +611,7 @@ func resolveSelector(typ reflect.Type, path []string) ([]step, reflect.Type, err
 	return steps, t, nil
 }
 
-func describe(prefix []string, typ reflect.Type) string {
+func describe(prefix []string) string {
 	if len(prefix) == 0 {
 		return "the result"
 	}
