@@ -73,6 +73,9 @@ type DNSConfig struct {
 	MaxUDPSize      int                      `mapstructure:"max_udp_size"`
 	RecursorTimeout time.Duration            `mapstructure:"recursor_timeout"`
 	DNSSD           bool                     `mapstructure:"dnssd"`
+	RateLimit       int                      `mapstructure:"rate_limit"`
+	RateLimitBurst  int                      `mapstructure:"rate_limit_burst"`
+	UDPAnswerLimit  int                      `mapstructure:"udp_answer_limit"`
 	SOA             SOAConfig                `mapstructure:"soa"`
 }
 
@@ -235,6 +238,9 @@ func (c *Config) dnsConfig() dnssrv.Config {
 	d.ARecordLimit = c.DNS.ARecordLimit
 	d.MaxUDPSize = c.DNS.MaxUDPSize
 	d.DNSSD = c.DNS.DNSSD
+	d.RateLimit = c.DNS.RateLimit
+	d.RateLimitBurst = c.DNS.RateLimitBurst
+	d.UDPAnswerLimit = c.DNS.UDPAnswerLimit
 	d.SOA.Refresh = c.DNS.SOA.Refresh
 	d.SOA.Retry = c.DNS.SOA.Retry
 	d.SOA.Expire = c.DNS.SOA.Expire

@@ -110,6 +110,12 @@ type Config struct {
 	SOA SOAConfig `mapstructure:"soa"`
 	// DNSSD enables unicast DNS-SD (RFC 6763) browsing names.
 	DNSSD bool `mapstructure:"dnssd"`
+	// RateLimit caps queries per second from one source (an IPv4 address
+	// or an IPv6 /64); excess queries get REFUSED. 0 = no limit.
+	RateLimit int `mapstructure:"rate_limit"`
+	// RateLimitBurst is how many queries a source may send at once before
+	// the rate applies; at least RateLimit.
+	RateLimitBurst int `mapstructure:"rate_limit_burst"`
 }
 
 // DefaultConfig returns the defaults: domain chorus., datacenter dc1,
@@ -179,7 +185,8 @@ type runtime struct {
 	// nsLabels is the wire form of "<node>.node" (no terminator): the NS
 	// and SOA MNAME relative to the domain.
 	nsLabels []byte
-	nsAddr   netip.Addr // NodeAddress, invalid when unset
+	nsAddr   netip.Addr   // NodeAddress, invalid when unset
+	limiter  *rateLimiter // nil: no rate limit
 }
 
 type prefixTTL struct {
@@ -310,6 +317,10 @@ func compile(c Config) (*runtime, error) {
 	if c.ARecordLimit < 0 {
 		return nil, fmt.Errorf("dns.a_record_limit: %d is negative", c.ARecordLimit)
 	}
+	if c.RateLimit < 0 || c.RateLimitBurst < 0 {
+		return nil, fmt.Errorf("dns.rate_limit and dns.rate_limit_burst must not be negative")
+	}
+	rt.limiter = newRateLimiter(c.RateLimit, c.RateLimitBurst)
 	if c.UDPAnswerLimit < 0 {
 		return nil, fmt.Errorf("dns.udp_answer_limit: %d is negative", c.UDPAnswerLimit)
 	}

@@ -14,6 +14,7 @@ type metrics struct {
 	queries          *prometheus.CounterVec
 	duration         prometheus.Histogram
 	panics           prometheus.Counter
+	rateLimited      prometheus.Counter
 	forwards         prometheus.Counter
 	recursorFailures *prometheus.CounterVec
 
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to answer a DNS query, forwarding included.",
 			Buckets: durationBuckets,
 		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chorus_dns_rate_limited_total",
+			Help: "DNS queries refused because their source exceeded dns.rate_limit.",
+		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chorus_dns_panics_total",
 			Help: "Panics recovered while answering DNS queries (answered SERVFAIL).",
@@ -70,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.queries, m.duration, m.panics, m.forwards, m.recursorFailures} {
+	for _, c := range []prometheus.Collector{m.queries, m.duration, m.panics, m.rateLimited, m.forwards, m.recursorFailures} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -200,6 +200,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, srv := range servers {
 		wg.Go(func() { errc <- srv.ActivateAndServe() })
 	}
+	wg.Go(func() { s.sweepLimiter(ctx) })
 	s.logger.Info("dns server listening", "addr", pc.LocalAddr().String())
 
 	var err error
@@ -229,6 +230,20 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("dns: serve: %w", err)
 	}
 	return nil
+}
+
+// sweepLimiter forgets idle rate-limit buckets until ctx is done.
+func (s *Server) sweepLimiter(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.rt.Load().limiter.sweep(now)
+		}
+	}
 }
 
 // ServeDNS answers one query. It implements dns.Handler and is safe for
@@ -270,6 +285,10 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, qtype *uint16) int {
 		return -1 // never answer a response
 	}
 	ed := parseEDNS(r)
+	if !rt.limiter.allow(w.RemoteAddr(), time.Now()) {
+		s.metrics.rateLimited.Inc()
+		return s.fail(w, r, rt, &ed, errRefused)
+	}
 	if r.Opcode != dns.OpcodeQuery {
 		return s.fail(w, r, rt, &ed, errNotImplemented)
 	}
