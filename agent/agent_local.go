@@ -364,7 +364,7 @@ func (a *Agent) publish() {
 	}
 }
 
-// localLoop publishes lazy changes when due and deregisters services whose
+// reapCritical publishes lazy changes when due and deregisters services whose
 // checks stayed critical longer than DeregisterCriticalServiceAfter.
 func (a *Agent) reapCritical(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)

@@ -83,7 +83,7 @@ func startCluster(t testing.TB, n int, mutate func(i int, c *Config)) []*Agent {
 // waitMembers waits until every agent's catalog has want alive nodes.
 func waitMembers(t testing.TB, agents []*Agent, want int) {
 	t.Helper()
-	testutil.Eventually(t, 15*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, a := range agents {
 			alive := 0
 			for _, n := range a.Store().Snapshot().Nodes() {

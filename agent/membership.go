@@ -71,6 +71,10 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	ml.ProbeInterval, ml.ProbeTimeout = prof.ProbeInterval, prof.ProbeTimeout
 	ml.GossipInterval, ml.PushPullInterval = prof.GossipInterval, prof.PushPullInterval
 	ml.SuspicionMult = prof.SuspicionMult
+	// A restarted agent may come back with a new address (a container,
+	// DHCP): let it reclaim its name from its own dead entry soon. An
+	// alive member's name is never taken (see the conflict handling).
+	ml.DeadNodeReclaimTime = 10 * time.Second
 	g := cfg.Gossip
 	if g.ProbeInterval > 0 {
 		ml.ProbeInterval = g.ProbeInterval

@@ -123,8 +123,8 @@ func (s *Snapshot) Node(name string) (*NodeEntry, bool) {
 // Nodes returns every node, sorted by name.
 func (s *Snapshot) Nodes() []*NodeEntry { return s.nodeList }
 
-// NodesIndex is the index at which the set of nodes or any node's
-// addresses, meta or status last changed.
+// NodesIndex is the index at which the set of nodes or any node entry
+// (its record or its member status) last changed.
 func (s *Snapshot) NodesIndex() uint64 { return s.nodesIndex }
 
 // ServicesIndex is the index at which the set of service names or their
