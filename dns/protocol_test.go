@@ -13,6 +13,7 @@ import (
 
 	"github.com/chorusdns/chorus/catalog"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // upstream is a real miekg/dns recursor for the forwarding tests.
@@ -311,11 +312,11 @@ func TestPanicBecomesServfail(t *testing.T) {
 				t.Fatalf("%s: %v", network, r)
 			}
 		}
-		if v := metricValue(t, ts.reg, "chorus_dns_panics_total", nil); v != float64(2*i) {
+		if v := waitMetric(t, ts.reg, "chorus_dns_panics_total", nil, float64(2*i)); v != float64(2*i) {
 			t.Errorf("panics_total %v, want %d", v, 2*i)
 		}
 	}
-	if v := metricValue(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "SERVFAIL"}); v != 4 {
+	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "SERVFAIL"}, 4); v != 4 {
 		t.Errorf("queries_total{A,SERVFAIL} = %v", v)
 	}
 	// Outside the domain no snapshot is read: REFUSED as usual.
@@ -329,16 +330,16 @@ func TestMetrics(t *testing.T) {
 	exchange(t, "udp", ts.addr, query("web.service.chorus.", dns.TypeA))
 	exchange(t, "tcp", ts.addr, query("nope.service.chorus.", dns.TypeSRV))
 	exchange(t, "udp", ts.addr, query("web.service.chorus.", 65000))
-	if v := metricValue(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "NOERROR"}); v != 1 {
+	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "NOERROR"}, 1); v != 1 {
 		t.Errorf("A NOERROR = %v", v)
 	}
-	if v := metricValue(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "SRV", "rcode": "NXDOMAIN"}); v != 1 {
+	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "SRV", "rcode": "NXDOMAIN"}, 1); v != 1 {
 		t.Errorf("SRV NXDOMAIN = %v", v)
 	}
-	if v := metricValue(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "other", "rcode": "NOERROR"}); v != 1 {
+	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "other", "rcode": "NOERROR"}, 1); v != 1 {
 		t.Errorf("other NOERROR = %v", v)
 	}
-	if v := metricValue(t, ts.reg, "chorus_dns_request_duration_seconds", nil); v != 3 {
+	if v := waitMetric(t, ts.reg, "chorus_dns_request_duration_seconds", nil, 3); v != 3 {
 		t.Errorf("duration samples = %v", v)
 	}
 	// A second server cannot register on the same registry.
@@ -485,5 +486,20 @@ func TestOddNames(t *testing.T) {
 				t.Errorf("authority %v", r.Ns)
 			}
 		})
+	}
+}
+
+// waitMetric polls a metric until it equals want or a second passes: the
+// server counts a query after its reply is on the wire, so a client can
+// read the counter before it moves.
+func waitMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		v := metricValue(t, reg, name, labels)
+		if v == want || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
