@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -97,6 +98,15 @@ func TestKeyRotationWhileAnswering(t *testing.T) {
 	resp, err := agents[0].KeyringOp("list", "")
 	if err != nil || len(resp.Keys) != 1 || resp.Keys[key2] != 5 || resp.PrimaryKeys[key2] != 5 {
 		t.Fatalf("after rotation: %+v %v", resp, err)
+	}
+	// The same over HTTP, in Consul's shape.
+	var list []KeyringResponse
+	json.Unmarshal(mustDo(t, agents[3], "GET", "/v1/operator/keyring", nil), &list)
+	if len(list) != 1 || list[0].Keys[key2] != 5 || list[0].NumNodes != 5 {
+		t.Fatalf("GET /v1/operator/keyring: %+v", list)
+	}
+	if code, _ := do(t, agents[3], "POST", "/v1/operator/keyring", `{"Key":"not-a-key"}`); code != 400 {
+		t.Fatalf("installing a bad key: %d", code)
 	}
 	// Changes still replicate under the new key, and a newcomer with only
 	// the old key is kept out.
