@@ -32,3 +32,11 @@ bench-cluster:
 
 docker: build
 	docker build -t $(IMAGE) .
+
+# Fault tests: crash, hang, restarts, partitions, loss and delay, a failing
+# check, on 5 agents in network namespaces (root; about 4 minutes). Writes
+# report.md and one PNG timeline per scenario to CHAOSOUT; CI runs the
+# short set with test/cluster/ci.sh.
+CHAOSOUT ?= test/cluster/results
+chaos:
+	$(GO) run ./test/cluster/cmd/chaos -out $(CHAOSOUT)
