@@ -201,6 +201,7 @@ func (a *Agent) Start() (err error) {
 		a.httpsSrv = a.newHTTPServer(handler)
 	}
 
+	prevPeers := snapshotHasPeers(serfSnapshotPath(cfg.DataDir), cfg.NodeName)
 	if err := a.startSerf(cfg, advertise); err != nil {
 		return err
 	}
@@ -213,8 +214,13 @@ func (a *Agent) Start() (err error) {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.serveHTTP(a.httpsSrv, a.httpsLn) }()
 	}
+	expectPeers := prevPeers || len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0
 	go func() {
 		defer a.wg.Done()
+		waited, current := a.waitCatalog(a.ctx, expectPeers)
+		if expectPeers {
+			a.logger.Info("dns serving", "waited_ms", waited.Milliseconds(), "catalog_current", current)
+		}
 		if err := a.dns.Run(a.ctx); err != nil {
 			a.logger.Error("dns server stopped", "err", err)
 		}

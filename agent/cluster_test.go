@@ -238,3 +238,34 @@ func TestDuplicateNodeNameRefused(t *testing.T) {
 	// The original keeps its place.
 	waitMembers(t, agents, 2)
 }
+
+// A restarted agent must not answer from a catalog that holds only its own
+// node: its first DNS answer already has the instances of the whole
+// cluster, after a crash (Serf's snapshot rejoins) and after a graceful
+// leave (retry_join rejoins).
+func TestRestartedAgentAnswersWholeClusterAtOnce(t *testing.T) {
+	for _, graceful := range []bool{false, true} {
+		t.Run(map[bool]string{false: "crash", true: "leave"}[graceful], func(t *testing.T) {
+			agents := startCluster(t, 3, nil)
+			mustDo(t, agents[0], "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8080}`)
+			mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8081}`)
+			waitDNS(t, agents, "web", 2, 5*time.Second)
+
+			cfg := *agents[2].Config()
+			cfg.SerfPort = int(agents[2].serf.LocalMember().Port)
+			if graceful {
+				if err := agents[2].Shutdown(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				cfg.RetryJoin = []string{agents[0].SerfAddr()}
+			} else {
+				agents[2].Kill()
+			}
+			b := startAgent(t, cfg)
+			r := query(t, b, "udp", "web.service.chorus", dns.TypeSRV)
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
+				t.Fatalf("first answer of the restarted agent: %s with %d records, want NOERROR with 2", dns.RcodeToString[r.Rcode], len(r.Answer))
+			}
+		})
+	}
+}

@@ -98,7 +98,8 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	// uncompressed, about 3.4× larger (BENCHMARKS.md). Agents still read
 	// compressed messages from peers that send them.
 	ml.EnableCompression = false
-	slogger := serfLogger(a.root.With("component", "serf"))
+	serfLog := a.root.With("component", "serf")
+	slogger := serfLogger(serfLog)
 	ml.Logger = slogger
 	ml.Name = cfg.NodeName
 	ml.BindAddr = cfg.Bind
@@ -116,16 +117,14 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
 	}
 
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{cfg.Bind}, BindPort: cfg.SerfPort, Logger: slogger,
-	})
+	a.sync = newSyncer(a, keyring)
+	tr, err := newMuxTransport(cfg.Bind, cfg.SerfPort, serfLog, a.sync.handlePacket, a.sync.handleStream)
 	if err != nil {
 		return fmt.Errorf("serf_port: %w", err)
 	}
-	port := nt.GetAutoBindPort()
+	tr.start()
+	port := tr.port()
 	ml.BindPort, ml.AdvertisePort = port, port
-	a.sync = newSyncer(a, keyring)
-	tr := newMuxTransport(nt, a.sync.handlePacket, a.sync.handleStream)
 	ml.Transport = tr
 	a.sync.transport = tr
 
@@ -134,7 +133,7 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	sc.MemberlistConfig = ml
 	sc.Logger = slogger
 	sc.Tags = a.tags(cfg, 0)
-	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf", "local.snapshot")
+	sc.SnapshotPath = serfSnapshotPath(cfg.DataDir)
 	sc.RejoinAfterLeave = false
 	sc.ReconnectInterval = prof.ReconnectInterval
 	sc.ReconnectTimeout = 72 * time.Hour
