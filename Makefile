@@ -24,6 +24,7 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# bench-dns needs dnsperf (apt-get install -y dnsperf) and taskset (util-linux).
 bench-dns:
 	$(GO) run ./test/bench/dnsbench
 
