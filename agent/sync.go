@@ -67,6 +67,10 @@ type syncer struct {
 	announceCh chan struct{}
 	latest     atomic.Pointer[catalog.NodeRecord]
 	ownEnc     atomic.Pointer[encodedRecord]
+	// tagCh wakes tagLoop to set the version tag to tagVersion, the
+	// latest announced version.
+	tagCh      chan struct{}
+	tagVersion atomic.Uint64
 
 	mu      sync.Mutex
 	pending map[string]uint64 // node → version being fetched
@@ -107,6 +111,7 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 		seal:       sealer{keyring: kr},
 		kickCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
+		tagCh:      make(chan struct{}, 1),
 		pending:    make(map[string]uint64),
 		jobs:       make(chan pullJob, 1024),
 		lastAE:     make(map[string]time.Time),
@@ -117,8 +122,9 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 
 // start launches the syncer's goroutines; wg tracks them.
 func (s *syncer) start(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(2 + pullWorkers)
+	wg.Add(3 + pullWorkers)
 	go func() { defer wg.Done(); s.announceLoop(ctx) }()
+	go func() { defer wg.Done(); s.tagLoop(ctx) }()
 	go func() { defer wg.Done(); s.aeLoop(ctx) }()
 	for range pullWorkers {
 		go func() { defer wg.Done(); s.pullWorker(ctx) }()
@@ -166,12 +172,40 @@ func (s *syncer) announceLoop(ctx context.Context) {
 		if s.fastPath.Load() {
 			s.sendNotices(rec, b)
 		}
-		cfg := s.a.cfg.Load()
-		if err := s.a.serf.SetTags(s.a.tags(cfg, rec.Version)); err != nil && ctx.Err() == nil {
-			s.logger.Warn("set version tag", "err", err)
+		s.tagVersion.Store(rec.Version)
+		select {
+		case s.tagCh <- struct{}{}:
+		default:
 		}
 		sentVersion = rec.Version
 		s.a.metrics.syncEvents.WithLabelValues("announce").Inc()
+	}
+}
+
+// tagLoop sets the version tag to the latest announced version. Serf's
+// SetTags waits until Memberlist has finished retransmitting the update
+// (up to Serf's 5 s BroadcastTimeout), so it runs here, apart from the
+// notices: versions announced meanwhile coalesce into the next call, and
+// their notices go out at once.
+func (s *syncer) tagLoop(ctx context.Context) {
+	var set uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.tagCh:
+		}
+		v := s.tagVersion.Load()
+		if v == set {
+			continue
+		}
+		cfg := s.a.cfg.Load()
+		// A timeout leaves the tag set and its update queued: it still
+		// converges, through gossip or push-pull.
+		if err := s.a.serf.SetTags(s.a.tags(cfg, v)); err != nil && ctx.Err() == nil {
+			s.logger.Warn("set version tag", "version", v, "err", err)
+		}
+		set = v
 	}
 }
 

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/test/testutil"
 )
 
 // TestForgedNoticeRejected sends a notice for node1, carrying a forged
@@ -63,5 +65,52 @@ func TestForgedNoticeRejected(t *testing.T) {
 				t.Fatal("forged service in the catalog")
 			}
 		}
+	}
+}
+
+// TestChangeRightAfterChangeSendsNotice makes a change while the version
+// tag of the previous one is still gossiping: its notice must go out at
+// once, not when Serf's SetTags returns. Slow gossip stands for a large
+// cluster, where retransmitting a tag update takes seconds: SetTags then
+// blocks up to Serf's 5 s BroadcastTimeout. Anti-entropy would repair the
+// change within a couple of seconds anyway, so the peer must have applied
+// it from its notice.
+func TestChangeRightAfterChangeSendsNotice(t *testing.T) {
+	agents := startCluster(t, 2, func(i int, c *Config) {
+		c.Gossip.GossipInterval = 5 * time.Second
+		c.Gossip.ProbeInterval = 5 * time.Second
+		c.Gossip.ProbeTimeout = 2 * time.Second
+	})
+	owner, peer := agents[0], agents[1]
+	const within = 2 * time.Second // well under the 5 s broadcast timeout
+	for i := range 3 {
+		// The first change reaches the peer; its tag update is now in
+		// flight for seconds.
+		notices := counterValue(t, peer, "applied_notice")
+		mustDo(t, owner, "PUT", "/v1/agent/service/register", fmt.Sprintf(`{"Name":"first%d","Port":1}`, i))
+		v1 := owner.Store().Version("node0")
+		testutil.Eventually(t, 5*time.Second, func() error {
+			if v := peer.Store().Version("node0"); v < v1 {
+				return fmt.Errorf("peer holds version %d of node0, want %d", v, v1)
+			}
+			return nil
+		})
+		notices = counterValue(t, peer, "applied_notice") - notices
+
+		// The second change, right after.
+		before := counterValue(t, peer, "applied_notice")
+		mustDo(t, owner, "PUT", "/v1/agent/service/register", fmt.Sprintf(`{"Name":"second%d","Port":2}`, i))
+		start := time.Now()
+		v2 := owner.Store().Version("node0")
+		testutil.Eventually(t, within, func() error {
+			if v := peer.Store().Version("node0"); v < v2 {
+				return fmt.Errorf("peer holds version %d of node0, want %d", v, v2)
+			}
+			if n := counterValue(t, peer, "applied_notice"); n <= before {
+				return fmt.Errorf("version %d not applied from a notice (applied_notice %g)", v2, n)
+			}
+			return nil
+		})
+		t.Logf("round %d: second change applied from its notice in %v (first from %g notice)", i, time.Since(start), notices)
 	}
 }
