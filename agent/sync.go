@@ -96,6 +96,9 @@ type encodedRecord struct {
 type pullJob struct {
 	addr  string
 	nodes map[string]uint64
+	// notBefore spreads pulls from a node's owner (see pullWorker); zero
+	// for others.
+	notBefore time.Time
 }
 
 type vectorCache struct {
@@ -305,7 +308,7 @@ func (s *syncer) handleNotice(body []byte, from string) {
 		}
 		s.logger.Warn("rejecting inline record", "node", name, "from", from, "err", err)
 	}
-	s.want(from, map[string]uint64{name: version})
+	s.want(from, map[string]uint64{name: version}, true)
 }
 
 // memberAddr returns the gossip address of an alive member, or "".
@@ -327,14 +330,20 @@ func (s *syncer) wantFromTags(m serf.Member) {
 	if err != nil || v == 0 || s.a.store.Version(m.Name) >= v {
 		return
 	}
-	s.want(net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), map[string]uint64{m.Name: v})
+	s.want(net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), map[string]uint64{m.Name: v}, true)
 }
 
 // want schedules fetching the given node versions from addr, skipping
-// those already held or already being fetched.
-func (s *syncer) want(addr string, nodes map[string]uint64) {
+// those already held or already being fetched. fromOwner marks a pull
+// from the nodes' owner prompted by a notice or a tag: every peer learns
+// of that change at about the same moment, so the pull is spread by a
+// jitter (see pullWorker).
+func (s *syncer) want(addr string, nodes map[string]uint64, fromOwner bool) {
 	self := s.a.NodeName()
 	job := pullJob{addr: addr, nodes: map[string]uint64{}}
+	if fromOwner {
+		job.notBefore = time.Now().Add(s.pullJitter())
+	}
 	s.mu.Lock()
 	for n, v := range nodes {
 		if n == self || s.a.store.Version(n) >= v || s.pending[n] >= v {
@@ -370,13 +379,8 @@ func (s *syncer) pullWorker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case job := <-s.jobs:
-			// Jitter so that N-1 peers do not hit the owner at once.
-			j := time.Duration(s.a.serf.NumNodes()) * jitterPerMember
-			if j > maxPullJitter {
-				j = maxPullJitter
-			}
-			if j > 0 {
-				t := time.NewTimer(rand.N(j))
+			if d := pullDelay(job, len(s.jobs), time.Now()); d > 0 {
+				t := time.NewTimer(d)
 				select {
 				case <-ctx.Done():
 					t.Stop()
@@ -391,6 +395,32 @@ func (s *syncer) pullWorker(ctx context.Context) {
 			s.done(job)
 		}
 	}
+}
+
+// pullJitter draws the spread of a pull from an owner: up to 3 ms per
+// member, at most 500 ms.
+func (s *syncer) pullJitter() time.Duration {
+	j := min(time.Duration(s.a.serf.NumNodes())*jitterPerMember, maxPullJitter)
+	if j <= 0 {
+		return 0
+	}
+	return rand.N(j)
+}
+
+// pullDelay is how long a worker waits before running job, with queued
+// more jobs waiting behind it. A pull from an owner waits until its
+// notBefore, drawn when the change became known, so that the N-1 peers
+// told of it at once do not all hit the owner together; time spent in the
+// queue counts. A backlog (a join or a healed partition queues one job
+// per member, each from a different owner) is not fan-in: it goes at
+// once, as waiting there would make the jitters add up (about N /
+// pullWorkers of them, 9 s at 150 members). Anti-entropy pulls have no
+// notBefore: their peer is random.
+func pullDelay(job pullJob, queued int, now time.Time) time.Duration {
+	if queued >= pullWorkers || job.notBefore.IsZero() {
+		return 0
+	}
+	return max(job.notBefore.Sub(now), 0)
 }
 
 // pull fetches records from job.addr and applies the newer ones.
@@ -709,7 +739,7 @@ func (s *syncer) pullNewer(addr string, theirs map[string]uint64) {
 	}
 	if len(want) > 0 {
 		s.a.metrics.syncEvents.WithLabelValues("ae_repair").Add(float64(len(want)))
-		s.want(addr, want)
+		s.want(addr, want, false)
 	}
 }
 

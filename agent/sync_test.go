@@ -114,3 +114,26 @@ func TestChangeRightAfterChangeSendsNotice(t *testing.T) {
 		t.Logf("round %d: second change applied from its notice in %v (first from %g notice)", i, time.Since(start), notices)
 	}
 }
+
+func TestPullDelay(t *testing.T) {
+	now := time.Now()
+	later := now.Add(300 * time.Millisecond)
+	for _, tc := range []struct {
+		name   string
+		job    pullJob
+		queued int
+		want   time.Duration
+	}{
+		{"from owner, idle queue: waits for its jitter", pullJob{notBefore: later}, 0, 300 * time.Millisecond},
+		{"from owner, jitter spent in the queue", pullJob{notBefore: now.Add(-time.Millisecond)}, 1, 0},
+		{"from owner, short queue", pullJob{notBefore: later}, pullWorkers - 1, 300 * time.Millisecond},
+		{"backlog of a join: at once", pullJob{notBefore: later}, pullWorkers, 0},
+		{"anti-entropy: at once", pullJob{}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pullDelay(tc.job, tc.queued, now); got != tc.want {
+				t.Fatalf("pullDelay = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
