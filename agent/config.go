@@ -89,11 +89,14 @@ type SOAConfig struct {
 
 // GossipConfig holds expert gossip knobs; zero values take the profile's.
 type GossipConfig struct {
-	ProbeInterval    time.Duration `mapstructure:"probe_interval"`
-	ProbeTimeout     time.Duration `mapstructure:"probe_timeout"`
-	SuspicionMult    int           `mapstructure:"suspicion_mult"`
-	GossipInterval   time.Duration `mapstructure:"gossip_interval"`
-	PushPullInterval time.Duration `mapstructure:"push_pull_interval"`
+	ProbeInterval time.Duration `mapstructure:"probe_interval"`
+	ProbeTimeout  time.Duration `mapstructure:"probe_timeout"`
+	SuspicionMult int           `mapstructure:"suspicion_mult"`
+	// SuspicionMaxTimeoutMult bounds how long a suspicion that no other
+	// member confirms may last, as a multiple of the suspicion timeout.
+	SuspicionMaxTimeoutMult int           `mapstructure:"suspicion_max_timeout_mult"`
+	GossipInterval          time.Duration `mapstructure:"gossip_interval"`
+	PushPullInterval        time.Duration `mapstructure:"push_pull_interval"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -207,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Gossip.SuspicionMult < 0 {
 		return fmt.Errorf("gossip.suspicion_mult: must not be negative")
+	}
+	if c.Gossip.SuspicionMaxTimeoutMult < 0 {
+		return fmt.Errorf("gossip.suspicion_max_timeout_mult: must not be negative")
 	}
 	if err := c.dnsConfig().Validate(); err != nil {
 		return err

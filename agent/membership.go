@@ -91,6 +91,9 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	if g.SuspicionMult > 0 {
 		ml.SuspicionMult = g.SuspicionMult
 	}
+	if g.SuspicionMaxTimeoutMult > 0 {
+		ml.SuspicionMaxTimeoutMult = g.SuspicionMaxTimeoutMult
+	}
 	// Memberlist tries to compress every packet it sends, allocating a
 	// 64 KB LZW table each time, and keeps the result only if smaller:
 	// gossip packets are small and rarely gain. Off, idle CPU drops by
