@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,7 +122,7 @@ func (c *cluster) convergence() (lagging int, worst string) {
 			lagging++
 			if ok < minSeen {
 				minSeen = ok
-				worst = fmt.Sprintf("%s sees %d alive, %d of %d live agents current", a.NodeName(), alive, ok, len(c.live))
+				worst = fmt.Sprintf("%s sees %d alive, %d of %d live agents current%s", a.NodeName(), alive, ok, len(c.live), missing(a, snap, want))
 			}
 		}
 	}
@@ -307,3 +308,35 @@ func lacksPort(p uint16) func([]uint16) bool {
 }
 
 func serviceQname(svc string) string { return svc + ".service.chorus." }
+
+// missing describes, for a lagging agent, the live agents its catalog does
+// not show alive and current, with what its Serf says of them.
+func missing(a *agent.Agent, snap *catalog.Snapshot, want map[string]uint64) string {
+	serfSays := map[string]string{}
+	for _, m := range a.Members() {
+		serfSays[m.Name] = fmt.Sprintf("%s, v tag %s", m.Status, m.Tags["v"])
+	}
+	var out []string
+	for name, v := range want {
+		n, ok := snap.Node(name)
+		if ok && n.Status == catalog.MemberAlive && n.Version >= v {
+			continue
+		}
+		s := serfSays[name]
+		if s == "" {
+			s = "unknown to Serf"
+		}
+		if ok {
+			out = append(out, fmt.Sprintf("%s (catalog: status %d, version %d of %d; Serf: %s)", name, n.Status, n.Version, v, s))
+		} else {
+			out = append(out, fmt.Sprintf("%s (not in the catalog; Serf: %s)", name, s))
+		}
+		if len(out) == 3 {
+			break
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(out, "; ")
+}
