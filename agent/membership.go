@@ -35,15 +35,17 @@ type gossipTimings struct {
 }
 
 // gossipProfile returns the timings of a named profile:
-//   - lan (default): a failed host is declared by everyone in about 2 s on
-//     a LAN of 50 (memberlist's DefaultLANConfig takes about 9 s);
+//   - lan (default): a crashed host is declared by everyone in 1.7 s
+//     (median; p99 2.4 s) in a cluster of 50 (memberlist's DefaultLANConfig
+//     takes about 9 s); probes every 300 ms cost about 1.2 KB/s per agent
+//     there (BENCHMARKS.md);
 //   - wan: memberlist's DefaultWANConfig;
 //   - local: for agents on one machine (tests, demos).
 func gossipProfile(name string) (gossipTimings, error) {
 	switch name {
 	case "", "lan":
 		return gossipTimings{
-			ProbeInterval: 400 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond,
+			ProbeInterval: 300 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
 			GossipInterval: 100 * time.Millisecond, PushPullInterval: 30 * time.Second,
 			SuspicionMult: 2, ReconnectInterval: 2 * time.Second, base: memberlist.DefaultLANConfig,
 		}, nil
