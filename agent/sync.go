@@ -336,8 +336,9 @@ func (s *syncer) wantFromTags(m serf.Member) {
 // want schedules fetching the given node versions from addr, skipping
 // those already held or already being fetched. fromOwner marks a pull
 // from the nodes' owner prompted by a notice or a tag: every peer learns
-// of that change at about the same moment, so the pull is spread by a
-// jitter (see pullWorker).
+// of that change at about the same moment, so the pull waits a jitter,
+// drawn now, so that the N-1 peers do not all hit the owner together.
+// Anti-entropy pulls go at once: their peer is random.
 func (s *syncer) want(addr string, nodes map[string]uint64, fromOwner bool) {
 	self := s.a.NodeName()
 	job := pullJob{addr: addr, nodes: map[string]uint64{}}
@@ -379,7 +380,12 @@ func (s *syncer) pullWorker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case job := <-s.jobs:
-			if d := pullDelay(job, len(s.jobs), time.Now()); d > 0 {
+			// Wait until the job's notBefore, if any (see want). It was
+			// drawn when the job was queued, so time spent in the queue
+			// counts: a backlog (a joining agent queues one job per
+			// member) drains within one jitter, not one jitter per job
+			// per worker (about 9 s at 150 members).
+			if d := time.Until(job.notBefore); d > 0 {
 				t := time.NewTimer(d)
 				select {
 				case <-ctx.Done():
@@ -405,22 +411,6 @@ func (s *syncer) pullJitter() time.Duration {
 		return 0
 	}
 	return rand.N(j)
-}
-
-// pullDelay is how long a worker waits before running job, with queued
-// more jobs waiting behind it. A pull from an owner waits until its
-// notBefore, drawn when the change became known, so that the N-1 peers
-// told of it at once do not all hit the owner together; time spent in the
-// queue counts. A backlog (a join or a healed partition queues one job
-// per member, each from a different owner) is not fan-in: it goes at
-// once, as waiting there would make the jitters add up (about N /
-// pullWorkers of them, 9 s at 150 members). Anti-entropy pulls have no
-// notBefore: their peer is random.
-func pullDelay(job pullJob, queued int, now time.Time) time.Duration {
-	if queued >= pullWorkers || job.notBefore.IsZero() {
-		return 0
-	}
-	return max(job.notBefore.Sub(now), 0)
 }
 
 // pull fetches records from job.addr and applies the newer ones.

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
@@ -115,25 +116,30 @@ func TestChangeRightAfterChangeSendsNotice(t *testing.T) {
 	}
 }
 
-func TestPullDelay(t *testing.T) {
-	now := time.Now()
-	later := now.Add(300 * time.Millisecond)
-	for _, tc := range []struct {
-		name   string
-		job    pullJob
-		queued int
-		want   time.Duration
-	}{
-		{"from owner, idle queue: waits for its jitter", pullJob{notBefore: later}, 0, 300 * time.Millisecond},
-		{"from owner, jitter spent in the queue", pullJob{notBefore: now.Add(-time.Millisecond)}, 1, 0},
-		{"from owner, short queue", pullJob{notBefore: later}, pullWorkers - 1, 300 * time.Millisecond},
-		{"backlog of a join: at once", pullJob{notBefore: later}, pullWorkers, 0},
-		{"anti-entropy: at once", pullJob{}, 0, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := pullDelay(tc.job, tc.queued, now); got != tc.want {
-				t.Fatalf("pullDelay = %v, want %v", got, tc.want)
-			}
-		})
+// TestPullBacklogDrainsWithinOneJitter queues 200 pulls, each spread by
+// a jitter of up to 400 ms drawn when queued, as a joining agent queues
+// one per member: they must drain in about one jitter, not one jitter per
+// job per worker (10 s here).
+func TestPullBacklogDrainsWithinOneJitter(t *testing.T) {
+	a := startCluster(t, 1, nil)[0]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	closed := ln.Addr().String()
+	ln.Close() // every pull fails at once and is counted
+	before := counterValue(t, a, "pull_failed")
+	start := time.Now()
+	const jobs = 200
+	for i := range jobs {
+		a.sync.jobs <- pullJob{addr: closed, nodes: map[string]uint64{fmt.Sprintf("ghost%d", i): 1},
+			notBefore: start.Add(rand.N(400 * time.Millisecond))}
+	}
+	testutil.Eventually(t, 4*time.Second, func() error {
+		if n := counterValue(t, a, "pull_failed") - before; n < jobs {
+			return fmt.Errorf("%g of %d pulls done", n, jobs)
+		}
+		return nil
+	})
+	t.Logf("%d jittered pulls done in %v", jobs, time.Since(start))
 }
