@@ -269,3 +269,20 @@ func TestRestartedAgentAnswersWholeClusterAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// A member event lost on the way to the catalog (Serf drops events when
+// overwhelmed) is repaired from Serf's member list within a few rounds.
+func TestMemberStatusRepairedAfterLostEvent(t *testing.T) {
+	agents := startCluster(t, 2, nil)
+	mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8080}`)
+	waitDNS(t, agents, "web", 1, 5*time.Second)
+	// As if node1's join event had been lost and a stale failure kept.
+	agents[0].Store().SetMember("node1", agents[1].serf.LocalMember().Addr.String(), catalog.MemberFailed)
+	if n := dnsCount(t, agents[0], "web"); n != 0 {
+		t.Fatalf("after the forged failure node0 still answers %d instances", n)
+	}
+	waitDNS(t, agents[:1], "web", 1, 10*time.Second)
+	if v := counterValue(t, agents[0], "member_repair"); v == 0 {
+		t.Fatal("no member repair counted")
+	}
+}

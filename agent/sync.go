@@ -77,6 +77,10 @@ type syncer struct {
 	jobs    chan pullJob
 	lastAE  map[string]time.Time // peer addr → last vector exchange
 
+	// mismatch is the aeLoop's own: member statuses that differed from
+	// Serf's in its last round.
+	mismatch map[string]catalog.MemberStatus
+
 	vec atomic.Pointer[vectorCache]
 
 	// fastPath off disables notices and tag-driven pulls, leaving only
@@ -607,20 +611,51 @@ func (s *syncer) aeLoop(ctx context.Context) {
 		case <-s.kickCh:
 		case <-t.C:
 		}
-		s.reconcileTags()
+		s.reconcileMembers()
 		s.sendDigest()
 		// 0.75–1.25 × the interval, so peers do not fall into step.
 		t.Reset(aeInterval*3/4 + rand.N(aeInterval/2))
 	}
 }
 
-// reconcileTags catches version tags whose member events were missed.
-func (s *syncer) reconcileTags() {
+// reconcileMembers repairs what missed member events left behind: it
+// pulls records whose version tag is ahead, and sets the catalog's member
+// status to Serf's where they have differed for two rounds in a row (a
+// difference seen once may be an event still on its way). Serf's event
+// path can drop events when it is overwhelmed (its snapshotter's queue).
+func (s *syncer) reconcileMembers() {
+	snap := s.a.store.Snapshot()
+	self := s.a.NodeName()
+	seen := map[string]catalog.MemberStatus{}
+	var fix []serf.Member
 	for _, m := range s.a.serf.Members() {
-		if m.Status == serf.StatusAlive && m.Name != s.a.NodeName() {
+		if m.Name == self {
+			continue
+		}
+		if m.Status == serf.StatusAlive {
 			s.wantFromTags(m)
 		}
+		want := memberStatus(m.Status)
+		n, ok := snap.Node(m.Name)
+		if ok && n.Status == want || !ok && (want == catalog.MemberLeft || want == catalog.MemberNone) {
+			continue // left members are not in snapshots
+		}
+		seen[m.Name] = want
+		if prev, ok := s.mismatch[m.Name]; ok && prev == want {
+			fix = append(fix, m)
+		}
 	}
+	s.mismatch = seen
+	if len(fix) == 0 {
+		return
+	}
+	s.a.store.Update(func(tx *catalog.Tx) {
+		for _, m := range fix {
+			tx.SetMember(m.Name, m.Addr.String(), memberStatus(m.Status))
+		}
+	})
+	s.logger.Warn("repaired member status that missed events", "members", len(fix))
+	s.a.metrics.syncEvents.WithLabelValues("member_repair").Add(float64(len(fix)))
 }
 
 // sendDigest sends the vector hash to one random alive peer.
