@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -276,6 +277,18 @@ func TestMemberStatusRepairedAfterLostEvent(t *testing.T) {
 	agents := startCluster(t, 2, nil)
 	mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8080}`)
 	waitDNS(t, agents, "web", 1, 5*time.Second)
+	// Let node1's version tag settle, so no member event is on its way
+	// that would mend the status before the repair does.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		want := strconv.FormatUint(agents[1].Store().Version("node1"), 10)
+		for _, m := range agents[0].Members() {
+			if m.Name == "node1" && m.Tags[tagVersion] != want {
+				return fmt.Errorf("node0 sees node1's tag %s, want %s", m.Tags[tagVersion], want)
+			}
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // events already queued are applied
 	// As if node1's join event had been lost and a stale failure kept.
 	agents[0].Store().SetMember("node1", agents[1].serf.LocalMember().Addr.String(), catalog.MemberFailed)
 	if n := dnsCount(t, agents[0], "web"); n != 0 {
