@@ -13,7 +13,7 @@ var (
 	errFormat = errors.New("malformed query")
 	// errNotImplemented marks an opcode or query type the server does not
 	// implement (NOTIMP).
-	errNotImplemented = errors.New("not implemented")
+	errNotImplemented = errors.New("opcode or query type not supported (NOTIMP)")
 	// errRefused marks a query the server will not answer: a name outside
 	// its domains with no recursors, or a class other than IN (REFUSED).
 	errRefused = errors.New("refused")
