@@ -41,6 +41,7 @@ type Agent struct {
 	checks  *checks.Manager
 	dns     *dnssrv.Server
 	serf    *serf.Serf
+	coords  *coords
 	sync    *syncer
 	metrics *metrics
 

@@ -111,7 +111,7 @@ func nodeID(name string) string {
 func (a *httpAPI) apiSelf(w http.ResponseWriter, r *http.Request) (any, error) {
 	cfg := a.cfg.Load()
 	self := a.serf.LocalMember()
-	coord, _ := a.serf.GetCoordinate()
+	coord := a.coords.mine()
 	return map[string]any{
 		"Config": map[string]any{
 			"Datacenter":        cfg.Datacenter,

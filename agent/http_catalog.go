@@ -232,7 +232,7 @@ func (a *httpAPI) nearOrder(r *http.Request) func(node string) (time.Duration, b
 }
 
 // rttFrom estimates round-trip times from node origin with the cached
-// Serf coordinates; nil when origin has no coordinate.
+// network coordinates; nil when origin has no coordinate.
 func (a *httpAPI) rttFrom(origin string) func(string) (time.Duration, bool) {
 	if a.serf == nil {
 		return nil
@@ -240,7 +240,7 @@ func (a *httpAPI) rttFrom(origin string) func(string) (time.Duration, bool) {
 	if strings.EqualFold(origin, a.NodeName()) {
 		return a.RTT
 	}
-	oc, ok := a.serf.GetCachedCoordinate(origin)
+	oc, ok := a.coords.of(origin)
 	if !ok || oc == nil {
 		return nil
 	}
@@ -254,7 +254,7 @@ func (a *httpAPI) rttFrom(origin string) func(string) (time.Duration, bool) {
 			}
 			return 0, false
 		}
-		c, ok := a.serf.GetCachedCoordinate(node)
+		c, ok := a.coords.of(node)
 		if !ok || c == nil || !oc.IsCompatibleWith(c) {
 			return 0, false
 		}

@@ -133,6 +133,14 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
 	}
 
+	// Our own ping delegate keeps the network coordinates in place of
+	// Serf's, which would send them on every probe ack (coords.go).
+	a.coords, err = newCoords(cfg.NodeName, serfLog)
+	if err != nil {
+		return fmt.Errorf("network coordinates: %w", err)
+	}
+	ml.Ping = a.coords
+
 	a.sync = newSyncer(a, keyring)
 	tr, err := newMuxTransport(cfg.Bind, cfg.SerfPort, serfLog, a.sync.handlePacket, a.sync.handleStream)
 	if err != nil {
@@ -155,6 +163,7 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	sc.ReconnectTimeout = 72 * time.Hour
 	sc.TombstoneTimeout = 24 * time.Hour
 	sc.EnableNameConflictResolution = true
+	sc.DisableCoordinates = true // kept by a.coords instead
 	events := make(chan serf.Event, 4096)
 	sc.EventCh = events
 	if keyring != nil {
@@ -246,6 +255,7 @@ func (a *Agent) handleEvents(events <-chan serf.Event) {
 					case serf.EventMemberReap:
 						if m.Name != a.NodeName() {
 							tx.RemoveNode(m.Name)
+							a.coords.forget(m.Name)
 						}
 					default:
 						tx.SetMember(m.Name, m.Addr.String(), memberStatus(m.Status))
@@ -374,7 +384,7 @@ func (a *Agent) ForceLeave(node string, prune bool) error {
 func (a *Agent) Members() []serf.Member { return a.serf.Members() }
 
 // RTT implements dns.Distances: the estimated round-trip time to node from
-// Serf's network coordinates.
+// network coordinates.
 func (a *Agent) RTT(node string) (time.Duration, bool) {
 	if a.serf == nil {
 		return 0, false
@@ -382,11 +392,8 @@ func (a *Agent) RTT(node string) (time.Duration, bool) {
 	if node == a.NodeName() {
 		return 0, true
 	}
-	mine, err := a.serf.GetCoordinate()
-	if err != nil {
-		return 0, false
-	}
-	other, ok := a.serf.GetCachedCoordinate(node)
+	mine := a.coords.mine()
+	other, ok := a.coords.of(node)
 	if !ok || other == nil {
 		return 0, false
 	}
