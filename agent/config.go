@@ -97,6 +97,10 @@ type GossipConfig struct {
 	SuspicionMaxTimeoutMult int           `mapstructure:"suspicion_max_timeout_mult"`
 	GossipInterval          time.Duration `mapstructure:"gossip_interval"`
 	PushPullInterval        time.Duration `mapstructure:"push_pull_interval"`
+	// RetransmitMult: each member passes on a gossiped message (a
+	// suspicion, its refutation, a tag change) this × log10(members+1)
+	// times.
+	RetransmitMult int `mapstructure:"retransmit_mult"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -213,6 +217,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Gossip.SuspicionMaxTimeoutMult < 0 {
 		return fmt.Errorf("gossip.suspicion_max_timeout_mult: must not be negative")
+	}
+	if c.Gossip.RetransmitMult < 0 {
+		return fmt.Errorf("gossip.retransmit_mult: must not be negative")
 	}
 	if err := c.dnsConfig().Validate(); err != nil {
 		return err

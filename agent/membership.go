@@ -33,19 +33,23 @@ type gossipTimings struct {
 	// many suspicion timeouts a suspicion that no other member confirms
 	// may last.
 	SuspicionMult, SuspicionMaxTimeoutMult int
-	ReconnectInterval                      time.Duration
-	base                                   func() *memberlist.Config
+	// RetransmitMult, when set, replaces memberlist's 4.
+	RetransmitMult    int
+	ReconnectInterval time.Duration
+	base              func() *memberlist.Config
 }
 
 // gossipProfile returns the timings of a named profile:
-//   - lan (default): a crashed host is declared by everyone in 2.3 s
-//     (median; p99 2.8 s) in a cluster of 50 (memberlist's DefaultLANConfig
-//     takes about 9 s); probes every 300 ms cost about 1 KB/s per agent
-//     there (BENCHMARKS.md). Suspicion ×3 with one confirmation wanted
-//     and an unconfirmed suspicion lasting at most 2 timeouts: with ×2
-//     (no confirmation) 20% loss on every link of 5 hosts made 4 false
-//     failures in 30 s; with ×3 none, and a host cut off from all others
-//     still drops them within about 7 s (test/cluster);
+//   - lan (default): a crashed host is declared by everyone in 1.7 s
+//     (median; p99 2.2 s) in a cluster of 50 (memberlist's DefaultLANConfig
+//     takes about 9 s); probes every 300 ms cost about 0.6 KB/s per agent
+//     there (BENCHMARKS.md). Suspicion ×2 (no confirmation wanted: a
+//     suspicion lasts 2 × log10(members) × 300 ms). Messages are passed
+//     on 8 × log10(members+1) times each (memberlist's 4): with 4, 20%
+//     loss and 50 ms delay on every link of 5 hosts let refutations miss
+//     their accuser (4 false failures in 30 s at ×2; one in about 50
+//     suspicions at ×3); with 8 none in 646 suspicions over 12 runs,
+//     at ×2 and at ×3 (test/cluster);
 //   - wan: memberlist's DefaultWANConfig;
 //   - local: for agents on one machine (tests, demos).
 func gossipProfile(name string) (gossipTimings, error) {
@@ -54,7 +58,7 @@ func gossipProfile(name string) (gossipTimings, error) {
 		return gossipTimings{
 			ProbeInterval: 300 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
 			GossipInterval: 100 * time.Millisecond, PushPullInterval: 30 * time.Second,
-			SuspicionMult: 3, SuspicionMaxTimeoutMult: 2,
+			SuspicionMult: 2, SuspicionMaxTimeoutMult: 2, RetransmitMult: 8,
 			ReconnectInterval: 2 * time.Second, base: memberlist.DefaultLANConfig,
 		}, nil
 	case "wan":
@@ -76,44 +80,7 @@ func gossipProfile(name string) (gossipTimings, error) {
 // startSerf creates the Serf member on the gossip port, wrapped by the
 // multiplexing transport that also carries Chorus's record traffic.
 func (a *Agent) startSerf(cfg *Config, advertise string) error {
-	prof, _ := gossipProfile(cfg.GossipProfile)
-	ml := prof.base()
-	ml.ProbeInterval, ml.ProbeTimeout = prof.ProbeInterval, prof.ProbeTimeout
-	ml.GossipInterval, ml.PushPullInterval = prof.GossipInterval, prof.PushPullInterval
-	ml.SuspicionMult = prof.SuspicionMult
-	if prof.SuspicionMaxTimeoutMult > 0 {
-		ml.SuspicionMaxTimeoutMult = prof.SuspicionMaxTimeoutMult
-	}
-	// A restarted agent may come back with a new address (a container,
-	// DHCP): let it reclaim its name from its own dead entry soon. An
-	// alive member's name is never taken (see the conflict handling).
-	ml.DeadNodeReclaimTime = 10 * time.Second
-	g := cfg.Gossip
-	if g.ProbeInterval > 0 {
-		ml.ProbeInterval = g.ProbeInterval
-	}
-	if g.ProbeTimeout > 0 {
-		ml.ProbeTimeout = g.ProbeTimeout
-	}
-	if g.GossipInterval > 0 {
-		ml.GossipInterval = g.GossipInterval
-	}
-	if g.PushPullInterval > 0 {
-		ml.PushPullInterval = g.PushPullInterval
-	}
-	if g.SuspicionMult > 0 {
-		ml.SuspicionMult = g.SuspicionMult
-	}
-	if g.SuspicionMaxTimeoutMult > 0 {
-		ml.SuspicionMaxTimeoutMult = g.SuspicionMaxTimeoutMult
-	}
-	// Memberlist tries to compress every packet it sends, allocating a
-	// 64 KB LZW table each time, and keeps the result only if smaller:
-	// gossip packets are small and rarely gain. Off, idle CPU drops by
-	// about a third; push-pulls (TCP, every 30 s × the cluster scale) go
-	// uncompressed, about 3.4× larger (BENCHMARKS.md). Agents still read
-	// compressed messages from peers that send them.
-	ml.EnableCompression = false
+	ml, prof := memberlistConfig(cfg)
 	serfLog := a.root.With("component", "serf")
 	slogger := serfLogger(serfLog)
 	ml.Logger = slogger
@@ -184,6 +151,56 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 		a.handleEvents(events)
 	}()
 	return nil
+}
+
+// memberlistConfig returns memberlist's configuration for cfg: the
+// gossip profile's timings with each gossip.* knob that is set on top.
+func memberlistConfig(cfg *Config) (*memberlist.Config, gossipTimings) {
+	prof, _ := gossipProfile(cfg.GossipProfile)
+	ml := prof.base()
+	ml.ProbeInterval, ml.ProbeTimeout = prof.ProbeInterval, prof.ProbeTimeout
+	ml.GossipInterval, ml.PushPullInterval = prof.GossipInterval, prof.PushPullInterval
+	ml.SuspicionMult = prof.SuspicionMult
+	if prof.SuspicionMaxTimeoutMult > 0 {
+		ml.SuspicionMaxTimeoutMult = prof.SuspicionMaxTimeoutMult
+	}
+	if prof.RetransmitMult > 0 {
+		ml.RetransmitMult = prof.RetransmitMult
+	}
+	// A restarted agent may come back with a new address (a container,
+	// DHCP): let it reclaim its name from its own dead entry soon. An
+	// alive member's name is never taken (see the conflict handling).
+	ml.DeadNodeReclaimTime = 10 * time.Second
+	g := cfg.Gossip
+	if g.ProbeInterval > 0 {
+		ml.ProbeInterval = g.ProbeInterval
+	}
+	if g.ProbeTimeout > 0 {
+		ml.ProbeTimeout = g.ProbeTimeout
+	}
+	if g.GossipInterval > 0 {
+		ml.GossipInterval = g.GossipInterval
+	}
+	if g.PushPullInterval > 0 {
+		ml.PushPullInterval = g.PushPullInterval
+	}
+	if g.SuspicionMult > 0 {
+		ml.SuspicionMult = g.SuspicionMult
+	}
+	if g.SuspicionMaxTimeoutMult > 0 {
+		ml.SuspicionMaxTimeoutMult = g.SuspicionMaxTimeoutMult
+	}
+	if g.RetransmitMult > 0 {
+		ml.RetransmitMult = g.RetransmitMult
+	}
+	// Memberlist tries to compress every packet it sends, allocating a
+	// 64 KB LZW table each time, and keeps the result only if smaller:
+	// gossip packets are small and rarely gain. Off, idle CPU drops by
+	// about a third; push-pulls (TCP, every 30 s × the cluster scale) go
+	// uncompressed, about 3.4× larger (BENCHMARKS.md). Agents still read
+	// compressed messages from peers that send them.
+	ml.EnableCompression = false
+	return ml, prof
 }
 
 // loadKeyring returns the gossip keyring: the persisted one in the data

@@ -24,6 +24,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"bad yaml", "h.yaml", "a: [\n", "invalid YAML"},
 		{"bad log level", "i.yaml", "log_level: loud\n", "log_level"},
 		{"bad encrypt", "j.yaml", "encrypt: abc\n", "encrypt"},
+		{"negative gossip knob", "k.yaml", "gossip:\n  retransmit_mult: -1\n", "gossip.retransmit_mult"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +39,9 @@ type ClusterConfig struct {
 	WorkDir  string // binaries, data dirs and logs go here
 	// GossipProfile is the agents' gossip_profile ("lan" by default).
 	GossipProfile string
-	Logger        *slog.Logger
+	// Gossip holds gossip.* knobs (key → YAML value) on top of the profile.
+	Gossip map[string]string
+	Logger *slog.Logger
 }
 
 // Cluster is N hosts, each a network namespace running a chorus agent and
@@ -164,6 +168,12 @@ func (c *Cluster) agentConfig(h *NetHost) []byte {
 	for _, o := range c.net.Hosts {
 		if o != h {
 			fmt.Fprintf(&b, "  - %s\n", o.Addr)
+		}
+	}
+	if len(c.cfg.Gossip) > 0 {
+		b.WriteString("gossip:\n")
+		for _, k := range slices.Sorted(maps.Keys(c.cfg.Gossip)) {
+			fmt.Fprintf(&b, "  %s: %s\n", k, c.cfg.Gossip[k])
 		}
 	}
 	return []byte(b.String())

@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,6 +50,13 @@ func (r *Report) Markdown() string {
 		"The prober asks every agent for `demo.service.chorus` A over UDP %d times a second (%d queries/s in all) "+
 		"and reads every agent's `/v1/agent/members` every 250 ms; one service registration is sent every 500 ms, "+
 		"round-robin over the agents, faulted ones included.\n\n", r.Hosts, r.Profile, r.Rate, r.Rate*r.Hosts)
+	if len(r.Gossip) > 0 {
+		var kv []string
+		for _, k := range slices.Sorted(maps.Keys(r.Gossip)) {
+			kv = append(kv, fmt.Sprintf("`gossip.%s: %s`", k, r.Gossip[k]))
+		}
+		fmt.Fprintf(&b, "Gossip knobs over the profile: %s.\n\n", strings.Join(kv, ", "))
+	}
 	fmt.Fprintf(&b, "Bounds: an instance on a dead or cut-off host (or with a failing check) must be gone from every "+
 		"reachable agent's answers within **%v** and stay gone until the repair (**%v** for an agent cut off from every other "+
 		"agent, which must drop all of them); every agent answers every instance again "+

@@ -26,7 +26,10 @@ type Options struct {
 	WorkDir  string // binaries, data dirs, logs; a temp dir by default
 	Rate     int    // DNS queries per second per agent; 100 by default
 	Bounds   Bounds // DefaultBounds when zero
-	Logger   *slog.Logger
+	// Gossip holds gossip.* knobs for every agent's config (key → YAML
+	// value), on top of the lan profile: for tuning experiments.
+	Gossip map[string]string
+	Logger *slog.Logger
 }
 
 // Result is one scenario's outcome.
@@ -63,6 +66,7 @@ type Report struct {
 	Rate     int
 	Bounds   Bounds
 	Profile  string
+	Gossip   map[string]string
 	Commit   string
 	Machine  string
 	Results  []*Result
@@ -157,10 +161,10 @@ func Run(ctx context.Context, opt Options) (rep *Report, err error) {
 
 	rep = &Report{
 		Started: time.Now(), Hosts: opt.Hosts, Short: opt.Short, Rate: opt.Rate, Bounds: opt.Bounds,
-		Profile: "lan", Commit: gitCommit(opt.RepoRoot), Machine: machine(), WorkDir: opt.WorkDir,
+		Profile: "lan", Gossip: opt.Gossip, Commit: gitCommit(opt.RepoRoot), Machine: machine(), WorkDir: opt.WorkDir,
 	}
 	log.Info("building and starting the cluster", "hosts", opt.Hosts, "work_dir", opt.WorkDir)
-	c, err := NewCluster(ctx, ClusterConfig{Hosts: opt.Hosts, RepoRoot: opt.RepoRoot, WorkDir: opt.WorkDir, Logger: log})
+	c, err := NewCluster(ctx, ClusterConfig{Hosts: opt.Hosts, RepoRoot: opt.RepoRoot, WorkDir: opt.WorkDir, Gossip: opt.Gossip, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -37,8 +37,20 @@ func run() int {
 		rate    = flag.Int("rate", 100, "DNS queries per second per agent")
 		require = flag.Bool("require", false, "fail (exit 3) instead of skipping when this machine cannot run the harness")
 		quiet   = flag.Bool("quiet", false, "log only warnings and errors (default: progress too)")
+		gossip  = flag.String("gossip", "", "gossip.* knobs for every agent, over the lan profile: key=value,… (e.g. suspicion_mult=2)")
 	)
 	flag.Parse()
+	knobs := map[string]string{}
+	if *gossip != "" {
+		for _, kv := range strings.Split(*gossip, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" || v == "" {
+				fmt.Fprintf(os.Stderr, "chaos: -gossip: %q is not key=value\n", kv)
+				return 2
+			}
+			knobs[k] = v
+		}
+	}
 	level := slog.LevelInfo
 	if *quiet {
 		level = slog.LevelWarn
@@ -68,7 +80,7 @@ func run() int {
 	}
 	fmt.Printf("chaos: %d hosts, %s set; output in %s\n", *hosts, map[bool]string{true: "short", false: "full"}[*short], *out)
 	rep, err := cluster.Run(ctx, cluster.Options{
-		Hosts: *hosts, Short: *short, Only: names, RepoRoot: root, OutDir: *out, WorkDir: *work, Rate: *rate, Logger: logger,
+		Hosts: *hosts, Short: *short, Only: names, RepoRoot: root, OutDir: *out, WorkDir: *work, Rate: *rate, Gossip: knobs, Logger: logger,
 	})
 	if rep != nil {
 		fmt.Println()

@@ -1,0 +1,37 @@
+package agent
+
+import (
+	"testing"
+	"time"
+)
+
+// TestGossipProfileAndKnobs: the lan profile's timings reach memberlist,
+// and every gossip.* knob that is set replaces the profile's value.
+func TestGossipProfileAndKnobs(t *testing.T) {
+	var cfg Config
+	ml, _ := memberlistConfig(&cfg)
+	if ml.ProbeInterval != 300*time.Millisecond || ml.ProbeTimeout != 150*time.Millisecond ||
+		ml.SuspicionMult != 2 || ml.SuspicionMaxTimeoutMult != 2 || ml.RetransmitMult != 8 ||
+		ml.GossipInterval != 100*time.Millisecond || ml.PushPullInterval != 30*time.Second {
+		t.Fatalf("lan profile: %+v", ml)
+	}
+	if ml.EnableCompression {
+		t.Fatal("compression on")
+	}
+
+	cfg.GossipProfile = "wan"
+	cfg.Gossip = GossipConfig{
+		ProbeInterval: time.Second, ProbeTimeout: 400 * time.Millisecond, SuspicionMult: 5,
+		SuspicionMaxTimeoutMult: 3, GossipInterval: 250 * time.Millisecond,
+		PushPullInterval: time.Minute, RetransmitMult: 6,
+	}
+	ml, prof := memberlistConfig(&cfg)
+	if ml.ProbeInterval != time.Second || ml.ProbeTimeout != 400*time.Millisecond ||
+		ml.SuspicionMult != 5 || ml.SuspicionMaxTimeoutMult != 3 || ml.RetransmitMult != 6 ||
+		ml.GossipInterval != 250*time.Millisecond || ml.PushPullInterval != time.Minute {
+		t.Fatalf("knobs over wan: %+v", ml)
+	}
+	if prof.ReconnectInterval != 30*time.Second {
+		t.Fatalf("wan reconnect interval %v", prof.ReconnectInterval)
+	}
+}
