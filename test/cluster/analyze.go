@@ -176,6 +176,9 @@ type pair struct {
 	// last such run).
 	hit   bool
 	hitAt time.Duration
+	// answered: the observer answered (not a timeout) since the
+	// expectation started; without an answer there is nothing to judge.
+	answered bool
 	// isolated: the event left the observer alone in its partition.
 	isolated bool
 }
@@ -281,6 +284,7 @@ func (z *analyzer) answer(x Answer) {
 	}
 	for h := range z.n {
 		p := &z.ans[a][h]
+		p.answered = true
 		in := x.Set&(1<<h) != 0
 		switch {
 		case p.expected && p.event > 0 && in:
@@ -380,6 +384,12 @@ func (z *analyzer) settle(a, h int) {
 	em := &z.m.Events[p.event]
 	if p.hit {
 		em.Recovery = max(em.Recovery, p.hitAt-p.since)
+		return
+	}
+	if !p.answered {
+		// The observer answered nothing before the next event changed
+		// the pair (a restarted agent still in its DNS start-up gate
+		// when the next fault came): nothing wrong was answered.
 		return
 	}
 	s := hostName(a) + "->" + hostName(h)

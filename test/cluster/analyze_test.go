@@ -124,6 +124,44 @@ func TestAnalyzeCrash(t *testing.T) {
 	}
 }
 
+// TestAnalyzeNoAnswerBeforeNextFault: a restarted agent that answers
+// nothing (its DNS start-up gate) before the next fault takes another
+// host down has nothing to recover; one that answers without the
+// instance until then has not recovered.
+func TestAnalyzeNoAnswerBeforeNextFault(t *testing.T) {
+	const n = 3
+	events := []Event{
+		{At: 0, Label: "start"},
+		{At: 1000 * ms, Label: "SIGTERM h1", Fault: true, State: State{Down: 0b001}},
+		{At: 2000 * ms, Label: "start h1", State: State{}},
+		{At: 2500 * ms, Label: "SIGTERM h2", Fault: true, State: State{Down: 0b010}},
+		{At: 4000 * ms, Label: "start h2", State: State{}},
+	}
+	for _, tc := range []struct {
+		name   string
+		h1Gate []Answer // what h1 answers from 2 s to 2.5 s
+		want   int
+	}{
+		{"gated", feed(2000*ms, 2500*ms, 0, KindTimeout, 0), 0},
+		{"answered without h2", feed(2000*ms, 2500*ms, 0b101, KindOK, 0), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answers := merge(
+				feed(0, 1000*ms, 0b111, KindOK, 0, 1, 2),
+				feed(1000*ms, 2000*ms, 0b110, KindOK, 1, 2),
+				feed(2000*ms, 2500*ms, 0b111, KindOK, 1, 2),
+				tc.h1Gate,
+				feed(2500*ms, 4000*ms, 0b101, KindOK, 0, 2),
+				feed(4000*ms, 6000*ms, 0b111, KindOK, 0, 1, 2),
+			)
+			m := Analyze(n, events, answers, nil, DefaultBounds)
+			if len(m.Unrecovered) != tc.want {
+				t.Errorf("unrecovered = %v, want %d", m.Unrecovered, tc.want)
+			}
+		})
+	}
+}
+
 func TestAnalyzeWrongAfterBound(t *testing.T) {
 	events := []Event{
 		{At: 0, Label: "start"},
