@@ -65,6 +65,9 @@ type syncer struct {
 
 	kickCh     chan struct{}
 	announceCh chan struct{}
+	// exchangeCh queues vector exchanges that peers' digests asked for;
+	// exchangeLoop runs them one at a time.
+	exchangeCh chan string
 	latest     atomic.Pointer[catalog.NodeRecord]
 	ownEnc     atomic.Pointer[encodedRecord]
 	// tagCh wakes tagLoop to set the version tag to tagVersion, the
@@ -118,6 +121,7 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 		seal:       sealer{keyring: kr},
 		kickCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
+		exchangeCh: make(chan string, 16),
 		tagCh:      make(chan struct{}, 1),
 		pending:    make(map[string]uint64),
 		jobs:       make(chan pullJob, 1024),
@@ -129,10 +133,11 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 
 // start launches the syncer's goroutines; wg tracks them.
 func (s *syncer) start(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(3 + pullWorkers)
+	wg.Add(4 + pullWorkers)
 	go func() { defer wg.Done(); s.announceLoop(ctx) }()
 	go func() { defer wg.Done(); s.tagLoop(ctx) }()
 	go func() { defer wg.Done(); s.aeLoop(ctx) }()
+	go func() { defer wg.Done(); s.exchangeLoop(ctx) }()
 	for range pullWorkers {
 		go func() { defer wg.Done(); s.pullWorker(ctx) }()
 	}
@@ -700,7 +705,22 @@ func (s *syncer) handleDigest(body []byte, from string) {
 		clear(s.lastAE)
 	}
 	s.mu.Unlock()
-	go s.exchangeVectors(from)
+	select {
+	case s.exchangeCh <- from:
+	default: // a backlog: the next digest asks again
+	}
+}
+
+// exchangeLoop runs the vector exchanges that digests queued.
+func (s *syncer) exchangeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case addr := <-s.exchangeCh:
+			s.exchangeVectors(ctx, addr)
+		}
+	}
 }
 
 // vectorMsg is the body of a vector exchange.
@@ -709,7 +729,7 @@ type vectorMsg struct {
 	Vector map[string]uint64
 }
 
-func (s *syncer) exchangeVectors(addr string) {
+func (s *syncer) exchangeVectors(ctx context.Context, addr string) {
 	if s.closed.Load() {
 		return
 	}
@@ -719,6 +739,8 @@ func (s *syncer) exchangeVectors(addr string) {
 		return
 	}
 	defer conn.Close()
+	// Shutdown does not wait out the exchange's deadline.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	if err := s.writeFrame(conn, strVector, s.vectorBody()); err != nil {
 		return
 	}
