@@ -218,9 +218,12 @@ func (a *Agent) Start() (err error) {
 	expectPeers := prevPeers || len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0
 	go func() {
 		defer a.wg.Done()
-		waited, current := a.waitCatalog(a.ctx, expectPeers)
-		if expectPeers {
-			a.logger.Info("dns serving", "waited_ms", waited.Milliseconds(), "catalog_current", current)
+		waited, lack := a.waitCatalog(a.ctx, expectPeers)
+		switch {
+		case expectPeers && lack == "":
+			a.logger.Info("dns serving", "waited_ms", waited.Milliseconds(), "catalog_current", true)
+		case expectPeers:
+			a.logger.Warn("dns serving before the catalog caught up", "waited_ms", waited.Milliseconds(), "catalog_current", false, "lacking", lack)
 		}
 		if err := a.dns.Run(a.ctx); err != nil {
 			a.logger.Error("dns server stopped", "err", err)

@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,34 +32,35 @@ const (
 
 // waitCatalog returns when the catalog has caught up with the cluster (or
 // no peer is expected), after warmupMax, or when ctx is done. It reports
-// how long it waited and whether it caught up.
-func (a *Agent) waitCatalog(ctx context.Context, expectPeers bool) (time.Duration, bool) {
+// how long it waited and, when it did not catch up, what it lacked last.
+func (a *Agent) waitCatalog(ctx context.Context, expectPeers bool) (time.Duration, string) {
 	start := time.Now()
 	if !expectPeers {
-		return 0, true
+		return 0, ""
 	}
 	deadline := time.NewTimer(warmupMax)
 	defer deadline.Stop()
 	tick := time.NewTicker(warmupPoll)
 	defer tick.Stop()
 	for {
-		if a.catalogCurrent() {
-			return time.Since(start), true
+		lack := a.catalogLacks()
+		if lack == "" {
+			return time.Since(start), ""
 		}
 		select {
 		case <-ctx.Done():
-			return time.Since(start), false
+			return time.Since(start), lack
 		case <-deadline.C:
-			return time.Since(start), false
+			return time.Since(start), lack
 		case <-tick.C:
 		}
 	}
 }
 
-// catalogCurrent reports whether Serf knows at least one alive peer and
-// the catalog holds, for every alive peer, the member as alive with a
-// record at least as new as its version tag.
-func (a *Agent) catalogCurrent() bool {
+// catalogLacks returns "" when Serf knows at least one alive peer and the
+// catalog holds, for every alive peer, the member as alive with a record
+// at least as new as its version tag; otherwise what is missing.
+func (a *Agent) catalogLacks() string {
 	self := a.NodeName()
 	snap := a.store.Snapshot()
 	peers := 0
@@ -69,14 +71,22 @@ func (a *Agent) catalogCurrent() bool {
 		peers++
 		v, err := strconv.ParseUint(m.Tags[tagVersion], 10, 64)
 		if err != nil || v == 0 {
-			return false // a peer that has not published yet
+			return m.Name + ": no version tag yet"
 		}
 		n, ok := snap.Node(m.Name)
-		if !ok || n.Status != catalog.MemberAlive || n.Version < v {
-			return false
+		switch {
+		case !ok:
+			return fmt.Sprintf("%s: no record (tag %d)", m.Name, v)
+		case n.Status != catalog.MemberAlive:
+			return fmt.Sprintf("%s: %v in the catalog", m.Name, n.Status)
+		case n.Version < v:
+			return fmt.Sprintf("%s: record %d behind tag %d", m.Name, n.Version, v)
 		}
 	}
-	return peers > 0
+	if peers == 0 {
+		return "no alive peer yet"
+	}
+	return ""
 }
 
 // serfSnapshotPath is where Serf keeps its snapshot in the data dir.
