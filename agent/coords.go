@@ -23,6 +23,11 @@ const coordPingVersion = 1
 // left out.
 const coordEvery = 4
 
+// coordWarmup: for this long after start every ack carries the
+// coordinate, so that peers learn a new agent's coordinate (and ?near=
+// works) in seconds, while it moves most.
+const coordWarmup = 30 * time.Second
+
 // coords keeps this agent's network coordinate (Serf's Vivaldi client)
 // from its probes' round-trip times, and the last coordinate heard from
 // each member: ?near= sorting and DNS distances read them.
@@ -30,11 +35,13 @@ const coordEvery = 4
 // It stands in for Serf's own ping delegate, which puts the encoded
 // coordinate (about 135 bytes) on every probe ack: at 300 ms probes that
 // was 60% of an idle agent's gossip bytes. Here one ack in coordEvery
-// carries it, and a probe answered without one still updates our
-// coordinate from its round trip and the peer's last known coordinate,
-// which moves slowly once the cluster has settled.
+// carries it (every ack in the agent's first coordWarmup), and a probe
+// answered without one still updates our coordinate from its round trip
+// and the peer's last known coordinate, which moves slowly once the
+// cluster has settled.
 type coords struct {
 	self   string
+	warm   time.Time // every ack carries the coordinate until then
 	client *coordinate.Client
 	logger *slog.Logger
 
@@ -49,15 +56,16 @@ func newCoords(self string, logger *slog.Logger) (*coords, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &coords{self: self, client: client, logger: logger, cache: make(map[string]*coordinate.Coordinate)}
+	c := &coords{self: self, warm: time.Now().Add(coordWarmup), client: client, logger: logger,
+		cache: make(map[string]*coordinate.Coordinate)}
 	c.cache[self] = client.GetCoordinate()
 	return c, nil
 }
 
-// AckPayload implements memberlist.PingDelegate: our coordinate on one
-// ack in coordEvery, nothing on the others.
+// AckPayload implements memberlist.PingDelegate: our coordinate on every
+// ack while warming up, then on one ack in coordEvery.
 func (c *coords) AckPayload() []byte {
-	if rand.IntN(coordEvery) != 0 {
+	if time.Now().After(c.warm) && rand.IntN(coordEvery) != 0 {
 		return nil
 	}
 	var buf bytes.Buffer

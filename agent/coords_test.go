@@ -29,6 +29,12 @@ func testCoords(t testing.TB, name string) *coords {
 // coordinate, and what it carries is Serf's format.
 func TestCoordsOneAckInFour(t *testing.T) {
 	a := testCoords(t, "a")
+	for i := 0; i < 10; i++ {
+		if len(a.AckPayload()) == 0 {
+			t.Fatal("an ack without the coordinate while warming up")
+		}
+	}
+	a.warm = time.Time{}
 	const acks = 4000
 	with := 0
 	for i := 0; i < acks; i++ {

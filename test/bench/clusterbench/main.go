@@ -94,7 +94,7 @@ func run() int {
 	flag.IntVar(&o.crashes, "crashes", 8, "(b) crashes per cluster (each victim is replaced)")
 	flag.StringVar(&healthSizes, "health-sizes", "10,50", "(e) cluster sizes that run the HTTP check scenario")
 	flag.IntVar(&o.healthRounds, "health-rounds", 20, "(e) check flips per cluster")
-	flag.DurationVar(&o.settle, "settle", 10*time.Second, "(c) wait after the cluster converged before the idle window")
+	flag.DurationVar(&o.settle, "settle", 35*time.Second, "(c) wait after the cluster converged before the idle window (past the agents' 30 s coordinate warm-up)")
 	flag.DurationVar(&o.idle, "idle", 30*time.Second, "(c) idle window")
 	flag.StringVar(&o.profile, "profile", "lan", "gossip profile: lan, wan or local")
 	flag.DurationVar(&o.gossip.ProbeInterval, "probe-interval", 0, "override the profile's probe interval")
