@@ -206,6 +206,7 @@ func (a *Agent) Start() (err error) {
 	if err := a.startSerf(cfg, advertise); err != nil {
 		return err
 	}
+	a.local.setGossip(a.SerfAddr())
 	a.dns.SetDistances(a)
 	a.publish()
 

@@ -53,6 +53,7 @@ type localCheck struct {
 type localState struct {
 	mu         sync.Mutex
 	node       catalog.Node
+	gossip     string // our gossip address, carried in the record
 	version    uint64
 	services   map[string]*localService
 	checks     map[string]*localCheck
@@ -90,9 +91,17 @@ func (l *localState) bumpLocked() {
 	l.gen++
 }
 
+// setGossip sets the gossip address the record carries (once the gossip
+// port is bound; before the first publish).
+func (l *localState) setGossip(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gossip = addr
+}
+
 // recordLocked builds the node record from the current state.
 func (l *localState) recordLocked() *catalog.NodeRecord {
-	rec := &catalog.NodeRecord{Node: l.node, Version: l.version}
+	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	for _, s := range l.services {
 		rec.Services = append(rec.Services, s.Service.Clone())
 		if s.Maint != nil {

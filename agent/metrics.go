@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer, store *catalog.Store) *metrics {
 	m := &metrics{
 		syncEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chorus_sync_events_total",
-			Help: "Replication events: announce, notice_sent, notice_received, applied_notice, applied_pull, pull_served, pull_failed, ae_exchange, ae_repair, member_repair, rejected.",
+			Help: "Replication events: announce, notice_sent, notice_received, applied_notice, applied_pull, pull_served, pull_failed, ae_exchange, ae_repair, member_repair, member_join, rejected.",
 		}, []string{"event"}),
 		memberEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chorus_member_events_total",

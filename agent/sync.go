@@ -83,6 +83,12 @@ type syncer struct {
 	// mismatch is the aeLoop's own: member statuses that differed from
 	// Serf's in its last round.
 	mismatch map[string]catalog.MemberStatus
+	// unmembered and joinTried are the aeLoop's own too: nodes held in
+	// the catalog that Serf did not list last round, and when a join of
+	// each was last asked for. joinCh feeds joinLoop.
+	unmembered map[string]bool
+	joinTried  map[string]time.Time
+	joinCh     chan []string
 
 	vec atomic.Pointer[vectorCache]
 
@@ -122,6 +128,8 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 		kickCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
 		exchangeCh: make(chan string, 16),
+		joinTried:  make(map[string]time.Time),
+		joinCh:     make(chan []string, 1),
 		tagCh:      make(chan struct{}, 1),
 		pending:    make(map[string]uint64),
 		jobs:       make(chan pullJob, 1024),
@@ -133,11 +141,12 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 
 // start launches the syncer's goroutines; wg tracks them.
 func (s *syncer) start(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(4 + pullWorkers)
+	wg.Add(5 + pullWorkers)
 	go func() { defer wg.Done(); s.announceLoop(ctx) }()
 	go func() { defer wg.Done(); s.tagLoop(ctx) }()
 	go func() { defer wg.Done(); s.aeLoop(ctx) }()
 	go func() { defer wg.Done(); s.exchangeLoop(ctx) }()
+	go func() { defer wg.Done(); s.joinLoop(ctx) }()
 	for range pullWorkers {
 		go func() { defer wg.Done(); s.pullWorker(ctx) }()
 	}
@@ -617,6 +626,7 @@ func (s *syncer) aeLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		s.reconcileMembers()
+		s.joinUnmembered()
 		s.sendDigest()
 		// 0.75–1.25 × the interval, so peers do not fall into step.
 		t.Reset(aeInterval*3/4 + rand.N(aeInterval/2))
@@ -661,6 +671,72 @@ func (s *syncer) reconcileMembers() {
 	})
 	s.logger.Warn("repaired member status that missed events", "members", len(fix))
 	s.a.metrics.syncEvents.WithLabelValues("member_repair").Add(float64(len(fix)))
+}
+
+// joinRetry is how often a join of one unlisted node is retried.
+const joinRetry = 30 * time.Second
+
+// joinUnmembered repairs a gap in Serf's member list (bug 3 of
+// BENCHMARKS.md): a node whose record replication brought in, but that
+// this agent's Serf has not listed at all for two rounds in a row. Serf
+// would learn of it at a push-pull (30 s to minutes); until then this
+// agent does not answer for the node. A join to the gossip address the
+// record carries makes it learn now.
+func (s *syncer) joinUnmembered() {
+	recs := s.a.store.Unmembered()
+	if len(recs) == 0 && len(s.unmembered) == 0 {
+		return
+	}
+	known := map[string]bool{}
+	for _, m := range s.a.serf.Members() {
+		known[m.Name] = true
+	}
+	self := s.a.NodeName()
+	seen := map[string]bool{}
+	var names, addrs []string
+	now := time.Now()
+	for _, r := range recs {
+		name := r.Node.Name
+		if name == self || r.Gossip == "" || known[name] {
+			continue
+		}
+		seen[name] = true
+		if !s.unmembered[name] || now.Sub(s.joinTried[name]) < joinRetry {
+			continue // first round: its join event may be on its way
+		}
+		s.joinTried[name] = now
+		names, addrs = append(names, name), append(addrs, r.Gossip)
+	}
+	s.unmembered = seen
+	for name := range s.joinTried {
+		if !seen[name] {
+			delete(s.joinTried, name)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	select {
+	case s.joinCh <- addrs:
+		s.logger.Warn("joining nodes that replication knows and gossip does not", "nodes", names)
+		s.a.metrics.syncEvents.WithLabelValues("member_join").Add(float64(len(addrs)))
+	default: // a join is still running; retried after joinRetry
+	}
+}
+
+// joinLoop runs the joins joinUnmembered asks for, off the aeLoop: a join
+// to an address that does not answer waits out a TCP timeout.
+func (s *syncer) joinLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case addrs := <-s.joinCh:
+			if _, err := s.a.serf.Join(addrs, true); err != nil && ctx.Err() == nil {
+				s.logger.Info("join of unlisted nodes", "addrs", addrs, "err", err)
+			}
+		}
+	}
 }
 
 // sendDigest sends the vector hash to one random alive peer.

@@ -143,3 +143,37 @@ func TestPullBacklogDrainsWithinOneJitter(t *testing.T) {
 	})
 	t.Logf("%d jittered pulls done in %v", jobs, time.Since(start))
 }
+
+// TestJoinsNodeThatReplicationKnowsAndGossipDoesNot: an agent whose Serf
+// has never heard of a node, though its catalog holds the node's record
+// (the gap of bug 3 in BENCHMARKS.md), joins the node at the gossip
+// address the record carries, and then answers for it.
+func TestJoinsNodeThatReplicationKnowsAndGossipDoesNot(t *testing.T) {
+	a := startAgent(t, testConfig(t, "node-a"))
+	x := startAgent(t, testConfig(t, "node-x"))
+	mustDo(t, x, "PUT", "/v1/agent/service/register", `{"Name":"lonely","Port":1}`)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if r := x.Store().Record("node-x"); r == nil || len(r.Services) == 0 {
+			return fmt.Errorf("x has not published its service")
+		}
+		return nil
+	})
+	rec := x.Store().Record("node-x")
+	if rec.Gossip != x.SerfAddr() {
+		t.Fatalf("record carries gossip address %q, want %q", rec.Gossip, x.SerfAddr())
+	}
+	// What an anti-entropy pull from a third agent would do.
+	a.Store().ApplyRecord(rec)
+	if n := len(a.Members()); n != 1 {
+		t.Fatalf("a's Serf lists %d members before the repair", n)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := dnsCount(t, a, "lonely"); n != 1 {
+			return fmt.Errorf("a answers %d instances of lonely", n)
+		}
+		return nil
+	})
+	if counterValue(t, a, "member_join") == 0 {
+		t.Fatal("member_join not counted")
+	}
+}

@@ -228,12 +228,13 @@ func TestDigestEqualForEqualCatalogs(t *testing.T) {
 func TestRecordCodecRoundTripAndRejects(t *testing.T) {
 	r := rec("node-1", 42, "10.0.0.1", Service{Name: "web", Port: 80, Tags: []string{"a"}, Meta: map[string]string{"k": "v"}})
 	r.Checks = []Check{{CheckID: "service:web", Status: HealthPassing, ServiceID: "web"}}
+	r.Gossip = "10.0.0.1:8301"
 	b, err := EncodeRecord(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := DecodeRecord(b)
-	if err != nil || got.Version != 42 || got.Services[0].Meta["k"] != "v" || got.Checks[0].Status != HealthPassing {
+	if err != nil || got.Version != 42 || got.Services[0].Meta["k"] != "v" || got.Checks[0].Status != HealthPassing || got.Gossip != r.Gossip {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	bad := []struct {
@@ -244,6 +245,9 @@ func TestRecordCodecRoundTripAndRejects(t *testing.T) {
 		{"duplicate ids", rec("n", 1, "", Service{Name: "web"}, Service{Name: "web"})},
 		{"check for unknown service", &NodeRecord{Node: Node{Name: "n"}, Checks: []Check{{CheckID: "c", Status: HealthPassing, ServiceID: "zzz"}}}},
 		{"unknown status", &NodeRecord{Node: Node{Name: "n"}, Checks: []Check{{CheckID: "c", Status: "great"}}}},
+		{"gossip address without port", &NodeRecord{Node: Node{Name: "n"}, Gossip: "10.0.0.1"}},
+		{"gossip address by name", &NodeRecord{Node: Node{Name: "n"}, Gossip: "example.com:8301"}},
+		{"gossip port 0", &NodeRecord{Node: Node{Name: "n"}, Gossip: "[::1]:0"}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

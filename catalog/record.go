@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 )
 
@@ -28,6 +29,10 @@ type NodeRecord struct {
 	Version  uint64
 	Services []Service `json:",omitempty"`
 	Checks   []Check   `json:",omitempty"`
+	// Gossip is the owner's gossip address (ip:port), so that an agent
+	// holding the record while its Serf has not heard of the node can
+	// join it. Not part of the HTTP or DNS views.
+	Gossip string `json:",omitempty"`
 }
 
 // Sort orders services by ID and checks by CheckID, the canonical order.
@@ -42,6 +47,11 @@ func (r *NodeRecord) Sort() {
 func (r *NodeRecord) Validate() error {
 	if err := ValidateNodeName(r.Node.Name); err != nil {
 		return err
+	}
+	if r.Gossip != "" {
+		if ap, err := netip.ParseAddrPort(r.Gossip); err != nil || ap.Port() == 0 {
+			return fmt.Errorf("gossip address %q is not ip:port: %w", r.Gossip, ErrInvalid)
+		}
 	}
 	ids := make(map[string]bool, len(r.Services))
 	for i := range r.Services {

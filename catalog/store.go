@@ -68,6 +68,21 @@ func (s *Store) Record(node string) *NodeRecord {
 	return nil
 }
 
+// Unmembered returns the records held for nodes that have no member
+// status: records that replication brought in for nodes the gossip layer
+// has not reported. The records must not be modified.
+func (s *Store) Unmembered() []*NodeRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*NodeRecord
+	for _, n := range s.nodes {
+		if n.status == MemberNone && n.rec != nil {
+			out = append(out, n.rec)
+		}
+	}
+	return out
+}
+
 // ApplyRecord stores rec if it is newer than the record held for its node
 // and reports whether it did. The store keeps rec: the caller must not
 // modify it afterwards.
