@@ -83,12 +83,15 @@ type syncer struct {
 	// mismatch is the aeLoop's own: member statuses that differed from
 	// Serf's in its last round.
 	mismatch map[string]catalog.MemberStatus
-	// unmembered and joinTried are the aeLoop's own too: nodes held in
-	// the catalog that Serf did not list last round, and when a join of
-	// each was last asked for. joinCh feeds joinLoop.
-	unmembered map[string]bool
+	// unmembered, joinTried and lastJoin are the aeLoop's own too: nodes
+	// held in the catalog that Serf has not listed (for how many rounds),
+	// when a join of each was last asked for, and of any. joinCh feeds
+	// joinLoop; started is when this agent started.
+	unmembered map[string]int // rounds in a row
 	joinTried  map[string]time.Time
-	joinCh     chan []string
+	lastJoin   time.Time
+	joinCh     chan string
+	started    time.Time
 
 	vec atomic.Pointer[vectorCache]
 
@@ -129,7 +132,8 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 		announceCh: make(chan struct{}, 1),
 		exchangeCh: make(chan string, 16),
 		joinTried:  make(map[string]time.Time),
-		joinCh:     make(chan []string, 1),
+		joinCh:     make(chan string, 1),
+		started:    time.Now(),
 		tagCh:      make(chan struct{}, 1),
 		pending:    make(map[string]uint64),
 		jobs:       make(chan pullJob, 1024),
@@ -673,15 +677,27 @@ func (s *syncer) reconcileMembers() {
 	s.a.metrics.syncEvents.WithLabelValues("member_repair").Add(float64(len(fix)))
 }
 
-// joinRetry is how often a join of one unlisted node is retried.
-const joinRetry = 30 * time.Second
+// Repair of unlisted nodes: a node must go unlisted this many anti-entropy
+// rounds before it is joined, one node at a time, at most every joinEvery,
+// each node at most every joinRetry.
+const (
+	joinAfterRounds = 5
+	joinEvery       = 10 * time.Second
+	joinRetry       = 30 * time.Second
+)
 
 // joinUnmembered repairs a gap in Serf's member list (bug 3 of
 // BENCHMARKS.md): a node whose record replication brought in, but that
-// this agent's Serf has not listed at all for two rounds in a row. Serf
-// would learn of it at a push-pull (30 s to minutes); until then this
-// agent does not answer for the node. A join to the gossip address the
-// record carries makes it learn now.
+// this agent's Serf has never listed, for joinAfterRounds rounds in a
+// row. Serf would learn of it at a push-pull (30 s to minutes); until
+// then this agent does not answer for the node. A join to the gossip
+// address the record carries (one push-pull) makes it learn now.
+//
+// Only records that changed after this agent started count: the node
+// (re)started or changed while this agent was in the cluster, so gossip
+// should have brought it. A node that died before this agent joined is
+// unlisted too (memberlist ignores dead nodes it never knew) while its
+// record still replicates; it is not joined.
 func (s *syncer) joinUnmembered() {
 	recs := s.a.store.Unmembered()
 	if len(recs) == 0 && len(s.unmembered) == 0 {
@@ -692,35 +708,35 @@ func (s *syncer) joinUnmembered() {
 		known[m.Name] = true
 	}
 	self := s.a.NodeName()
-	seen := map[string]bool{}
-	var names, addrs []string
+	since := uint64(s.started.UnixMilli())
+	seen := map[string]int{}
+	var pick *catalog.NodeRecord
 	now := time.Now()
 	for _, r := range recs {
 		name := r.Node.Name
-		if name == self || r.Gossip == "" || known[name] {
+		if name == self || r.Gossip == "" || known[name] || r.Version <= since {
 			continue
 		}
-		seen[name] = true
-		if !s.unmembered[name] || now.Sub(s.joinTried[name]) < joinRetry {
-			continue // first round: its join event may be on its way
+		seen[name] = s.unmembered[name] + 1
+		if seen[name] >= joinAfterRounds && now.Sub(s.joinTried[name]) >= joinRetry && pick == nil {
+			pick = r
 		}
-		s.joinTried[name] = now
-		names, addrs = append(names, name), append(addrs, r.Gossip)
 	}
 	s.unmembered = seen
 	for name := range s.joinTried {
-		if !seen[name] {
+		if _, ok := seen[name]; !ok {
 			delete(s.joinTried, name)
 		}
 	}
-	if len(addrs) == 0 {
+	if pick == nil || now.Sub(s.lastJoin) < joinEvery {
 		return
 	}
 	select {
-	case s.joinCh <- addrs:
-		s.logger.Warn("joining nodes that replication knows and gossip does not", "nodes", names)
-		s.a.metrics.syncEvents.WithLabelValues("member_join").Add(float64(len(addrs)))
-	default: // a join is still running; retried after joinRetry
+	case s.joinCh <- pick.Gossip:
+		s.joinTried[pick.Node.Name], s.lastJoin = now, now
+		s.logger.Warn("joining a node that replication knows and gossip does not", "node", pick.Node.Name, "addr", pick.Gossip)
+		s.a.metrics.syncEvents.WithLabelValues("member_join").Inc()
+	default: // a join is still running
 	}
 }
 
@@ -731,9 +747,9 @@ func (s *syncer) joinLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case addrs := <-s.joinCh:
-			if _, err := s.a.serf.Join(addrs, true); err != nil && ctx.Err() == nil {
-				s.logger.Info("join of unlisted nodes", "addrs", addrs, "err", err)
+		case addr := <-s.joinCh:
+			if _, err := s.a.serf.Join([]string{addr}, true); err != nil && ctx.Err() == nil {
+				s.logger.Info("join of an unlisted node", "addr", addr, "err", err)
 			}
 		}
 	}
