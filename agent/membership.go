@@ -161,38 +161,20 @@ func memberlistConfig(cfg *Config) (*memberlist.Config, gossipTimings) {
 	ml.ProbeInterval, ml.ProbeTimeout = prof.ProbeInterval, prof.ProbeTimeout
 	ml.GossipInterval, ml.PushPullInterval = prof.GossipInterval, prof.PushPullInterval
 	ml.SuspicionMult = prof.SuspicionMult
-	if prof.SuspicionMaxTimeoutMult > 0 {
-		ml.SuspicionMaxTimeoutMult = prof.SuspicionMaxTimeoutMult
-	}
-	if prof.RetransmitMult > 0 {
-		ml.RetransmitMult = prof.RetransmitMult
-	}
+	override(&ml.SuspicionMaxTimeoutMult, prof.SuspicionMaxTimeoutMult)
+	override(&ml.RetransmitMult, prof.RetransmitMult)
 	// A restarted agent may come back with a new address (a container,
 	// DHCP): let it reclaim its name from its own dead entry soon. An
 	// alive member's name is never taken (see the conflict handling).
 	ml.DeadNodeReclaimTime = 10 * time.Second
-	g := cfg.Gossip
-	if g.ProbeInterval > 0 {
-		ml.ProbeInterval = g.ProbeInterval
-	}
-	if g.ProbeTimeout > 0 {
-		ml.ProbeTimeout = g.ProbeTimeout
-	}
-	if g.GossipInterval > 0 {
-		ml.GossipInterval = g.GossipInterval
-	}
-	if g.PushPullInterval > 0 {
-		ml.PushPullInterval = g.PushPullInterval
-	}
-	if g.SuspicionMult > 0 {
-		ml.SuspicionMult = g.SuspicionMult
-	}
-	if g.SuspicionMaxTimeoutMult > 0 {
-		ml.SuspicionMaxTimeoutMult = g.SuspicionMaxTimeoutMult
-	}
-	if g.RetransmitMult > 0 {
-		ml.RetransmitMult = g.RetransmitMult
-	}
+	g := cfg.Gossip // validated: none is negative
+	override(&ml.ProbeInterval, g.ProbeInterval)
+	override(&ml.ProbeTimeout, g.ProbeTimeout)
+	override(&ml.GossipInterval, g.GossipInterval)
+	override(&ml.PushPullInterval, g.PushPullInterval)
+	override(&ml.SuspicionMult, g.SuspicionMult)
+	override(&ml.SuspicionMaxTimeoutMult, g.SuspicionMaxTimeoutMult)
+	override(&ml.RetransmitMult, g.RetransmitMult)
 	// Memberlist tries to compress every packet it sends, allocating a
 	// 64 KB LZW table each time, and keeps the result only if smaller:
 	// gossip packets are small and rarely gain. Off, idle CPU drops by
@@ -201,6 +183,14 @@ func memberlistConfig(cfg *Config) (*memberlist.Config, gossipTimings) {
 	// compressed messages from peers that send them.
 	ml.EnableCompression = false
 	return ml, prof
+}
+
+// override sets *dst to v when v is set (not the zero value).
+func override[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 // loadKeyring returns the gossip keyring: the persisted one in the data
