@@ -83,13 +83,10 @@ type syncer struct {
 	// mismatch is the aeLoop's own: member statuses that differed from
 	// Serf's in its last round.
 	mismatch map[string]catalog.MemberStatus
-	// unmembered, joinTried and lastJoin are the aeLoop's own too: nodes
-	// held in the catalog that Serf has not listed (for how many rounds),
-	// when a join of each was last asked for, and of any. joinCh feeds
+	// unmembered is the aeLoop's own too: nodes held in the catalog that
+	// Serf has not listed, and for how many rounds in a row. joinCh feeds
 	// joinLoop; started is when this agent started.
-	unmembered map[string]int // rounds in a row
-	joinTried  map[string]time.Time
-	lastJoin   time.Time
+	unmembered map[string]int
 	joinCh     chan string
 	started    time.Time
 
@@ -131,7 +128,6 @@ func newSyncer(a *Agent, kr *memberlist.Keyring) *syncer {
 		kickCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
 		exchangeCh: make(chan string, 16),
-		joinTried:  make(map[string]time.Time),
 		joinCh:     make(chan string, 1),
 		started:    time.Now(),
 		tagCh:      make(chan struct{}, 1),
@@ -677,13 +673,12 @@ func (s *syncer) reconcileMembers() {
 	s.a.metrics.syncEvents.WithLabelValues("member_repair").Add(float64(len(fix)))
 }
 
-// Repair of unlisted nodes: a node must go unlisted this many anti-entropy
-// rounds before it is joined, one node at a time, at most every joinEvery,
-// each node at most every joinRetry.
+// Repair of unlisted nodes: a node is joined once it has gone unlisted
+// joinAfterRounds anti-entropy rounds in a row, and again every
+// joinRetryRounds rounds while it stays unlisted; one node per round.
 const (
 	joinAfterRounds = 5
-	joinEvery       = 10 * time.Second
-	joinRetry       = 30 * time.Second
+	joinRetryRounds = 30
 )
 
 // joinUnmembered repairs a gap in Serf's member list (bug 3 of
@@ -691,7 +686,8 @@ const (
 // this agent's Serf has never listed, for joinAfterRounds rounds in a
 // row. Serf would learn of it at a push-pull (30 s to minutes); until
 // then this agent does not answer for the node. A join to the gossip
-// address the record carries (one push-pull) makes it learn now.
+// address the record carries (one push-pull, which also brings every
+// member the node knows) makes it learn now.
 //
 // Only records that changed after this agent started count: the node
 // (re)started or changed while this agent was in the cluster, so gossip
@@ -711,32 +707,26 @@ func (s *syncer) joinUnmembered() {
 	since := uint64(s.started.UnixMilli())
 	seen := map[string]int{}
 	var pick *catalog.NodeRecord
-	now := time.Now()
 	for _, r := range recs {
 		name := r.Node.Name
 		if name == self || r.Gossip == "" || known[name] || r.Version <= since {
 			continue
 		}
-		seen[name] = s.unmembered[name] + 1
-		if seen[name] >= joinAfterRounds && now.Sub(s.joinTried[name]) >= joinRetry && pick == nil {
+		rounds := s.unmembered[name] + 1
+		seen[name] = rounds
+		if pick == nil && rounds >= joinAfterRounds && (rounds-joinAfterRounds)%joinRetryRounds == 0 {
 			pick = r
 		}
 	}
 	s.unmembered = seen
-	for name := range s.joinTried {
-		if _, ok := seen[name]; !ok {
-			delete(s.joinTried, name)
-		}
-	}
-	if pick == nil || now.Sub(s.lastJoin) < joinEvery {
+	if pick == nil {
 		return
 	}
 	select {
 	case s.joinCh <- pick.Gossip:
-		s.joinTried[pick.Node.Name], s.lastJoin = now, now
 		s.logger.Warn("joining a node that replication knows and gossip does not", "node", pick.Node.Name, "addr", pick.Gossip)
 		s.a.metrics.syncEvents.WithLabelValues("member_join").Inc()
-	default: // a join is still running
+	default: // a join is still running; retried joinRetryRounds later
 	}
 }
 
