@@ -97,7 +97,9 @@ func (c *ACLConfig) policyFor(token string) string {
 func (a *Agent) withACL(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		acl := a.cfg.Load().ACL
-		if !acl.Enabled {
+		// The web page's static files carry no data: the page asks for a
+		// token and sends it with its own API requests.
+		if !acl.Enabled || isPagePath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -115,4 +117,9 @@ func (a *Agent) withACL(next http.Handler) http.Handler {
 		json.NewEncoder(w).Encode(map[string]string{"error": "Permission denied: this request needs a token with " + need +
 			" access (send it in X-Consul-Token, Authorization: Bearer, or ?token=)"})
 	})
+}
+
+// isPagePath reports whether path is the web page or the redirect to it.
+func isPagePath(path string) bool {
+	return path == "/" || path == "/ui" || strings.HasPrefix(path, "/ui/")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/ui"
 )
 
 // maxBody bounds request bodies; larger ones get 413.
@@ -112,6 +113,10 @@ func (a *Agent) httpHandler() http.Handler {
 func (a *httpAPI) routes() http.Handler {
 	mux := http.NewServeMux()
 	h := func(pattern string, f apiFunc) { mux.Handle(pattern, a.wrap(f)) }
+
+	// The web page: static files that read this API from the browser.
+	mux.Handle("GET /ui/", ui.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 
 	// Agent endpoints: this agent's own state.
 	h("GET /v1/agent/self", a.apiSelf)
