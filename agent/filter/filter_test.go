@@ -288,9 +288,17 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	// Nesting up to the limit parses.
-	if _, err := New(strings.Repeat("(", 63)+"Service.Port == 1"+strings.Repeat(")", 63), typeServiceEntry); err != nil {
-		t.Fatalf("63 levels: %v", err)
+	// Nesting up to the limit parses; one more level does not.
+	for _, nest := range []func(int) string{
+		func(n int) string { return strings.Repeat("(", n) + "Service.Port == 1" + strings.Repeat(")", n) },
+		func(n int) string { return strings.Repeat("not ", n) + "Service.Port == 1" },
+	} {
+		if _, err := New(nest(maxDepth), typeServiceEntry); err != nil {
+			t.Fatalf("%d levels: %v", maxDepth, err)
+		}
+		if _, err := New(nest(maxDepth+1), typeServiceEntry); err == nil {
+			t.Fatalf("%d levels parsed", maxDepth+1)
+		}
 	}
 	if _, err := New(`Service.Port == 1`, nil); err == nil || errors.Is(err, ErrInvalid) {
 		t.Fatalf("nil type: %v", err)
