@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/chorusdns/chorus/test/testutil"
 )
@@ -126,6 +129,7 @@ func TestUI(t *testing.T) {
 		}
 		return "";
 	})()`)
+	sameAsDNS(t, p, a)
 	shots := t.TempDir()
 	p.screenshot(filepath.Join(shots, "before.png"))
 
@@ -139,6 +143,7 @@ func TestUI(t *testing.T) {
 		const c = document.querySelector('.inst[data-instance="web-2"] [data-check="web-2-ttl"]');
 		return c && c.dataset.status === "critical" && c.textContent.includes("connection refused on 8081") ? "" : "check shows " + (c ? c.textContent : "nothing");
 	})()`)
+	sameAsDNS(t, p, a)
 	if mark := p.text(`String(window.uiTestMark)`); mark != "42" {
 		t.Fatalf("the page was reloaded (mark %q)", mark)
 	}
@@ -169,6 +174,21 @@ func TestUI(t *testing.T) {
 			t.Logf("screenshot %s", *uiScreenshot)
 		}
 	}
+
+	// One blocking query per thing watched (members, nodes, the service
+	// list, the checks, the open service), and none while the page is
+	// hidden: a browser has only six HTTP/1.1 connections per host.
+	waitBlocking(t, a, 5)
+	setHidden := func(hidden bool) {
+		p.run(fmt.Sprintf(`Object.defineProperty(document, "hidden", {value: %t, configurable: true});
+			document.dispatchEvent(new Event("visibilitychange"))`, hidden))
+	}
+	setHidden(true)
+	waitBlocking(t, a, 0)
+	mustPut(t, reg, "", `{"Name":"queue","ID":"queue-1","Port":5672}`)
+	setHidden(false)
+	p.waitFor(10*time.Second, call(jsCount, "queue", "1/1"))
+	waitBlocking(t, a, 5)
 
 	// The agent dies and comes back on the same ports: the page says it
 	// is reconnecting, backs off, and follows the new process.
@@ -301,4 +321,51 @@ func startACLAgent(t *testing.T, token, aclYAML string) *testutil.Agent {
 		return nil
 	})
 	return a
+}
+
+// waitBlocking waits until the agent holds want blocking queries
+// (chorus_http_blocking_queries).
+func waitBlocking(t *testing.T, a *testutil.Agent, want int) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get(a.URL("/metrics"))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "chorus_http_blocking_queries "); ok {
+				if n, err := strconv.ParseFloat(v, 64); err != nil || int(n) != want {
+					return fmt.Errorf("%s blocking queries, want %d", v, want)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no chorus_http_blocking_queries in /metrics")
+	})
+}
+
+// sameAsDNS checks that the DNS answer the page shows for the open service
+// (web) holds the records the agent's DNS server answers: the same SRV
+// records (priority, weight, port, target) and A records. Their order is
+// the policy's, per query, so sets are compared.
+func sameAsDNS(t *testing.T, p *page, a *testutil.Agent) {
+	t.Helper()
+	var want []string
+	for _, rr := range ask(t, a.DNSAddr(), "udp", "web.service.chorus", dns.TypeSRV).Answer {
+		srv := rr.(*dns.SRV)
+		want = append(want, fmt.Sprintf("SRV %d %d %d %s", srv.Priority, srv.Weight, srv.Port, srv.Target))
+	}
+	for _, rr := range ask(t, a.DNSAddr(), "udp", "web.service.chorus", dns.TypeA).Answer {
+		want = append(want, "A "+rr.(*dns.A).A.String())
+	}
+	sort.Strings(want)
+	got := p.text(`[...document.querySelectorAll(".dns .records code, .dns .addrs code")].map((c) => c.textContent).sort().join("\n")`)
+	if got != strings.Join(want, "\n") {
+		t.Fatalf("the page's DNS answer:\n%s\nthe agent's DNS server:\n%s", got, strings.Join(want, "\n"))
+	}
 }

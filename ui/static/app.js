@@ -53,8 +53,11 @@
     return el('span', { class: 'badge', 'data-status': status }, text || status);
   }
 
-  function chips(values, cls) {
-    return el('ul', { class: 'chips' + (cls ? ' ' + cls : '') }, values.map((v) => el('li', null, v)));
+  // chips lists short values (tags, meta); inline ones are spans, for use
+  // inside links.
+  function chips(values, cls, inline) {
+    const [list, item] = inline ? ['span', 'span'] : ['ul', 'li'];
+    return el(list, { class: 'chips' + (cls ? ' ' + cls : '') }, values.map((v) => el(item, null, v)));
   }
 
   // ---- token -----------------------------------------------------------
@@ -76,7 +79,7 @@
   }
 
   // get reads path with params and returns the decoded body and the
-  // X-Consul-Index (0 when absent). Non-2xx answers throw APIError with
+  // X-Consul-Index as sent (a uint64 in decimal; '' when absent). Non-2xx answers throw APIError with
   // the agent's {"error": …} message.
   async function get(path, params, signal) {
     const url = new URL(path, location.origin);
@@ -95,7 +98,7 @@
       } catch { /* not JSON: keep the status line */ }
       throw new APIError(resp.status, msg);
     }
-    const index = Number(resp.headers.get('X-Consul-Index')) || 0;
+    const index = /^[1-9]\d*$/.test(resp.headers.get('X-Consul-Index') || '') ? resp.headers.get('X-Consul-Index') : '';
     return { body: await resp.json(), index };
   }
 
@@ -122,6 +125,7 @@
   const conn = {
     failing: new Map(),
     locked: false,
+    paused: false,
     ok(key) {
       this.failing.delete(key);
       this.render();
@@ -137,6 +141,9 @@
       if (this.locked) {
         stateName = 'locked';
         text = 'Token needed';
+      } else if (this.paused) {
+        stateName = 'paused';
+        text = 'Paused while hidden';
       } else if (this.failing.size > 0) {
         const [key, f] = this.failing.entries().next().value;
         stateName = 'error';
@@ -165,19 +172,19 @@
     s.watches.set(key, ctrl);
     const signal = ctrl.signal;
     (async () => {
-      let index = 0;
+      let index = '';
       let failures = 0;
       while (!signal.aborted && !s.ctrl.signal.aborted) {
         const sent = index;
         const started = Date.now();
         try {
           const q = { ...params };
-          if (sent > 0 && !once) { q.index = sent; q.wait = WAIT; }
+          if (sent && !once) { q.index = sent; q.wait = WAIT; }
           const { body, index: got } = await get(path, q, signal);
           if (signal.aborted) return;
           failures = 0;
           conn.ok(key);
-          if (sent === 0 || got !== sent) onData(body);
+          if (!sent || got !== sent) onData(body);
           if (once) { s.watches.delete(key); return; }
           index = got;
           if (got === sent && Date.now() - started < MIN_LOOP_MS) await sleep(MIN_LOOP_MS, signal);
@@ -187,7 +194,7 @@
           failures++;
           const delay = backoff(failures);
           conn.fail(key, err, delay);
-          index = 0;
+          index = '';
           await sleep(delay, signal);
         }
       }
@@ -224,6 +231,7 @@
   function startAll() {
     stopAll();
     conn.locked = false;
+    conn.paused = false;
     session = { ctrl: new AbortController(), watches: new Map(), resync: 0 };
     $('forget').hidden = !getToken();
     watch('agent', '/v1/agent/self', null, (b) => { state.self = b; renderAgent(); render('detail'); }, true);
@@ -236,8 +244,7 @@
     });
     watch('checks', '/v1/health/state/any', null, () => summaries.refresh());
     session.resync = setInterval(() => summaries.refresh(), RESYNC_MS);
-    state.selected = undefined; // force route() to start the detail watch
-    route();
+    route(true);
     conn.render();
   }
 
@@ -282,6 +289,8 @@
         }
       } finally {
         this.running = false;
+        // A new session asked while this one was ending.
+        if (this.dirty && session && session !== s) this.run();
       }
     },
   };
@@ -511,7 +520,7 @@
         el('a', { href: '#/service/' + encodeURIComponent(name), 'data-name': name,
           'aria-current': name === state.selected ? 'page' : null },
         el('span', { class: 'svc-name' }, name),
-        tags.length ? chips(tags, 'small') : null,
+        tags.length ? chips(tags, 'small', true) : null,
         el('span', { class: 'count', 'data-status': st, title: label },
           el('span', { 'aria-hidden': 'true' }, count), el('span', { class: 'sr' }, label)))));
     }
@@ -649,16 +658,17 @@
   // ---- routing ---------------------------------------------------------
 
   // route follows the URL: #/service/<name> opens that service and starts
-  // its blocking query; any other hash closes it.
-  function route() {
+  // its blocking query; any other hash closes it. restart starts the query
+  // again for the same service (a new session).
+  function route(restart) {
     const m = /^#\/service\/(.+)$/.exec(location.hash);
     let name = null;
     if (m) {
       try { name = decodeURIComponent(m[1]); } catch { name = null; }
     }
-    if (name === state.selected) return;
+    if (name === state.selected && !restart) return;
+    if (name !== state.selected) state.detail = null;
     state.selected = name;
-    state.detail = null;
     if (!session) return;
     unwatch('service');
     if (name) {
@@ -706,6 +716,19 @@
       startAll();
     });
     $('filter').addEventListener('input', () => renderServices());
+    // A hidden page holds no connection: a browser keeps at most six
+    // HTTP/1.1 connections to one host for all its tabs, and every
+    // blocking query holds one. Shown again, the page starts afresh.
+    document.addEventListener('visibilitychange', () => {
+      if (conn.locked) return;
+      if (document.hidden) {
+        stopAll();
+        conn.paused = true;
+        conn.render();
+      } else {
+        startAll();
+      }
+    });
     window.addEventListener('hashchange', () => {
       route();
       // On a phone the service opens below the list: bring it into view.
