@@ -102,19 +102,32 @@ func TestUI(t *testing.T) {
 	for _, id := range []string{"web-1-ttl", "web-2-ttl"} {
 		mustPut(t, a.URL("/v1/agent/check/pass/"+id+"?note=ok"), "", "")
 	}
+	// A second agent in another zone, with an instance that ui-1's DNS
+	// leaves out (zone rule) and node meta.
+	cfg2 := filepath.Join(t.TempDir(), "ui-2.yaml")
+	if err := os.WriteFile(cfg2, []byte("node_meta:\n  rack: r2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a2 := testutil.StartAgent(t, testutil.AgentOptions{Node: "ui-2", Args: []string{"--zone", "z2",
+		"--config-file", cfg2, "--join", "127.0.0.1:" + strconv.Itoa(a.SerfPort)}})
+	mustPut(t, a2.URL("/v1/agent/service/register"), "", `{"Name":"web","ID":"web-3","Port":8082,"Tags":["blue"],
+		"Check":{"CheckID":"web-3-ttl","Name":"web-3 heartbeat","TTL":"10m"}}`)
+	mustPut(t, a2.URL("/v1/agent/check/pass/web-3-ttl?note=ok"), "", "")
 
 	p := b.newPage(desktop)
 	p.navigate(a.URL("/"))
 	if path := p.text("location.pathname"); path != "/ui/" {
 		t.Fatalf("/ redirects to %q, want /ui/", path)
 	}
-	p.waitFor(10*time.Second, call(jsCount, "web", "3/3"))
+	p.waitFor(10*time.Second, call(jsCount, "web", "4/4"))
 	p.waitFor(5*time.Second, call(jsCount, "db", "1/1"))
-	p.waitFor(5*time.Second, `(() => {
-		const row = document.querySelector('#members tr[data-member="ui-1"]');
+	const jsMember = `((name, ...want) => {
+		const row = document.querySelector('#members tr[data-member="' + name + '"]');
 		const t = row ? row.textContent : "";
-		return t.includes("alive") && t.includes("z1") && t.includes("dc1") ? "" : "member row: " + t;
-	})()`)
+		return want.every((w) => t.includes(w)) ? "" : "member row " + name + ": " + t;
+	})`
+	p.waitFor(5*time.Second, call(jsMember, "ui-1", "alive", "z1", "dc1", "127.0.0.1:"+strconv.Itoa(a.SerfPort)))
+	p.waitFor(5*time.Second, call(jsMember, "ui-2", "alive", "z2", "dc1", "rack=r2"))
 
 	// Open the service as a user would, and mark the document: a reload
 	// would lose the mark.
@@ -124,7 +137,8 @@ func TestUI(t *testing.T) {
 	p.waitFor(5*time.Second, `(() => {
 		const d = document.getElementById("detail").textContent;
 		for (const want of ["192.0.2.10:8081", "version=1.4", "web-2 heartbeat", "Serf Health Status",
-			"round-robin", "SRV 1 3 8081 c000020a.addr.chorus.", "SRV 2 1 8080", "A 127.0.0.1"]) {
+			"round-robin", "SRV 1 3 8081 c000020a.addr.chorus.", "SRV 2 1 8080", "A 127.0.0.1",
+			"web-3 heartbeat", "zone z2", "Only the instances in zone z1", "Left out: web-3 (zone z2)"]) {
 			if (!d.includes(want)) return "detail lacks " + want;
 		}
 		return "";
@@ -138,7 +152,9 @@ func TestUI(t *testing.T) {
 	mustPut(t, a.URL("/v1/agent/check/fail/web-2-ttl?note=connection+refused+on+8081"), "", "")
 	p.waitFor(10*time.Second, call(jsInstance, "web-2", "critical"))
 	p.waitFor(5*time.Second, call(jsRecords, "web-1,web-backup"))
-	p.waitFor(10*time.Second, call(jsCount, "web", "2/3"))
+	p.waitFor(5*time.Second, `document.querySelector(".dns .left").textContent === "Left out: web-2 (critical), web-3 (zone z2)" ? "" :
+		document.querySelector(".dns .left").textContent`)
+	p.waitFor(10*time.Second, call(jsCount, "web", "3/4"))
 	p.waitFor(5*time.Second, `(() => {
 		const c = document.querySelector('.inst[data-instance="web-2"] [data-check="web-2-ttl"]');
 		return c && c.dataset.status === "critical" && c.textContent.includes("connection refused on 8081") ? "" : "check shows " + (c ? c.textContent : "nothing");

@@ -398,11 +398,12 @@
     const domain = cfg.Domain || 'chorus.';
     const policy = servicePolicy(entries);
     const candidates = [];
+    const left = []; // [instance ID, why it is not answered]
     for (const [pos, e] of entries.entries()) {
       const health = instanceHealth(e);
-      if (health !== 'passing' && health !== 'warning') continue;
+      if (health !== 'passing' && health !== 'warning') { left.push([e.Service.ID, health]); continue; }
       const ndc = (e.Node.Datacenter || '').toLowerCase();
-      if (dc && ndc && ndc !== dc) continue;
+      if (dc && ndc && ndc !== dc) { left.push([e.Service.ID, `datacenter ${e.Node.Datacenter}`]); continue; }
       candidates.push({ e, health, pos, tier: tierOf(e), weight: weightOf(e, health) });
     }
     const byTier = new Map();
@@ -416,7 +417,11 @@
       let zoned = false;
       if (zone) {
         const local = t.filter((c) => zoneOf(c.e).toLowerCase() === zone);
-        if (local.length > 0) { zoned = local.length < t.length; t = local; }
+        if (local.length > 0) {
+          zoned = local.length < t.length;
+          for (const c of t) if (!local.includes(c)) left.push([c.e.Service.ID, `zone ${zoneOf(c.e) || 'none'}`]);
+          t = local;
+        }
       }
       tiers.push({ priority: p, zoned, items: orderTier(t, policy) });
     }
@@ -436,7 +441,7 @@
     const first = tiers[0] ? tiers[0].items : [];
     const a = [...new Set(first.filter((c) => isIP(c.addr) && !c.addr.includes(':')).map((c) => c.addr))];
     const aaaa = [...new Set(first.filter((c) => isIP(c.addr) && c.addr.includes(':')).map((c) => c.addr))];
-    return { policy, tiers, a, aaaa, zone: cfg.Zone || '', name: `${entries[0]?.Service.Service}.service.${domain}` };
+    return { policy, tiers, left, a, aaaa, zone: cfg.Zone || '', name: `${entries[0]?.Service.Service}.service.${domain}` };
   }
 
   // orderTier orders a tier as the policy does for one query. Orders that
@@ -600,8 +605,10 @@
       el('p', { class: 'muted' }, el('code', null, ans.name), ' asked of this agent',
         ans.zone ? ` (zone ${ans.zone})` : '', ' · policy ',
         el('strong', null, ans.policy || 'agent default'), ans.policy ? ' (chorus-policy)' : ''));
+    const leftOut = ans.left.length === 0 ? null : el('p', { class: 'left' }, 'Left out: ',
+      ans.left.map(([id, why], i) => [i ? ', ' : '', el('span', { 'data-left': id }, `${id} (${why})`)]));
     if (ans.tiers.length === 0) {
-      box.append(el('p', { class: 'nx', 'data-rcode': 'NXDOMAIN' }, 'NXDOMAIN: no instance is passing or warning.'));
+      box.append(el('p', { class: 'nx', 'data-rcode': 'NXDOMAIN' }, 'NXDOMAIN: no instance can be answered.'), leftOut);
       return box;
     }
     const ol = el('ol', { class: 'records' });
@@ -618,6 +625,7 @@
     if (addrs.length) {
       box.append(el('p', { class: 'addrs' }, 'Addresses (best tier only): ', addrs.map((x, i) => [i ? ', ' : '', el('code', null, x)])));
     }
+    if (leftOut) box.append(leftOut);
     const notes = [policyNote(ans.policy, hasLoad)];
     if (ans.tiers.some((t) => t.zoned)) notes.push(`Only the instances in zone ${ans.zone} are answered where a tier has one.`);
     if (ans.tiers.length > 1) notes.push('SRV carries every tier; A and AAAA only the best.');
