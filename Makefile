@@ -1,7 +1,7 @@
 # Chorus — common tasks. `make test` is what CI runs (see .ci/run).
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/chorusdns/chorus/agent.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/chorusdns/chorus/agent.Version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null)
 IMAGE     ?= chorus:latest
 
 .PHONY: build test test-short fuzz bench bench-dns bench-cluster docker lint chaos
