@@ -27,6 +27,7 @@
     nearest: 'nearest', hash: 'hash',
   };
   const HEALTH_RANK = { passing: 0, warning: 1, critical: 2, maintenance: 3 };
+  const rank = (st) => (Object.hasOwn(HEALTH_RANK, st) ? HEALTH_RANK[st] : HEALTH_RANK.critical);
 
   const $ = (id) => document.getElementById(id);
 
@@ -282,7 +283,7 @@
             }
           }
           for (const name of state.summaries.keys()) {
-            if (!state.services || !(name in state.services)) state.summaries.delete(name);
+            if (!state.services || !Object.hasOwn(state.services, name)) state.summaries.delete(name);
           }
           render('services');
           if (this.dirty) await sleep(BACKOFF_MIN_MS, s.ctrl.signal);
@@ -302,7 +303,7 @@
   function worst(statuses) {
     let w = 'passing';
     for (const st of statuses) {
-      const r = Math.min(HEALTH_RANK[st] ?? HEALTH_RANK.critical, HEALTH_RANK.critical);
+      const r = Math.min(rank(st), HEALTH_RANK.critical);
       if (r > HEALTH_RANK[w]) w = r === HEALTH_RANK.critical ? 'critical' : st;
     }
     return w;
@@ -352,7 +353,8 @@
   function policyOf(e) {
     const v = meta(e, 'chorus-policy');
     if (v === undefined) return undefined;
-    return POLICY_ALIASES[v.trim().toLowerCase()];
+    const k = v.trim().toLowerCase();
+    return Object.hasOwn(POLICY_ALIASES, k) ? POLICY_ALIASES[k] : undefined;
   }
 
   // servicePolicy is the first valid chorus-policy among the instances,
@@ -651,7 +653,7 @@
     const other = Object.entries(s.Meta || {}).filter(([k]) => !k.startsWith('chorus-'));
     if (other.length) rows.push(['Meta', chips(other.sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`))]);
     const checks = (e.Checks || []).slice().sort((a, b) =>
-      (HEALTH_RANK[b.Status] ?? 2) - (HEALTH_RANK[a.Status] ?? 2) || a.CheckID.localeCompare(b.CheckID));
+      rank(b.Status) - rank(a.Status) || a.CheckID.localeCompare(b.CheckID));
     return el('li', { class: 'inst', 'data-instance': s.ID, 'data-node': n.Node, 'data-status': health },
       el('div', { class: 'inst-head' }, el('h4', null, s.ID), badge(health)),
       el('dl', { class: 'kv' }, rows.map(([k, v]) => [el('dt', null, k), el('dd', null, v)])),
