@@ -87,12 +87,12 @@ func (j *Journal) Checkpoint() error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
 	}
-	b, err := readLog(f, end)
+	b, err := j.readLog(f, end)
 	if err != nil {
 		return err
 	}
 	var entries [][]byte
-	if _, err := scanLog(f.Name(), b, func(fr frame) error {
+	if _, err := scanLog(j.path(logName), b, func(fr frame) error {
 		if fr.seq > snapSeq {
 			entries = append(entries, fr.data)
 		}
@@ -131,7 +131,7 @@ func (j *Journal) Compact(seq uint64, snapshot []byte) error {
 		// The log is cut at the start of the batch holding seq+1, so
 		// that every batch stays whole; replay skips what the snapshot
 		// covers.
-		b, err := readLog(f, end)
+		b, err := j.readLog(f, end)
 		if err != nil {
 			return err
 		}
@@ -164,10 +164,10 @@ func batchStart(b []byte, seq uint64) (int64, error) {
 }
 
 // readLog reads the first end bytes of the log.
-func readLog(f *os.File, end int64) ([]byte, error) {
+func (j *Journal) readLog(f *os.File, end int64) ([]byte, error) {
 	b := make([]byte, end)
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("journal: read %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("journal: read %s: %w", j.path(logName), err)
 	}
 	return b, nil
 }
@@ -208,13 +208,13 @@ func (j *Journal) compactLocked(seq uint64, from int64, data []byte) error {
 	j.mu.Unlock()
 	tail := make([]byte, end-from)
 	if _, err := old.ReadAt(tail, from); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("journal: read %s: %w", old.Name(), err)
+		return fmt.Errorf("journal: read %s: %w", j.path(logName), err)
 	}
 	base := next
 	if len(tail) > 0 {
 		fr, why := parseFrame(tail, 0)
 		if why != "" {
-			return fmt.Errorf("journal: compact: %s at offset %d of %s", why, from, old.Name())
+			return fmt.Errorf("journal: compact: %s at offset %d of %s", why, from, j.path(logName))
 		}
 		base = fr.seq
 	}

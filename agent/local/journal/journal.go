@@ -3,7 +3,6 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -463,7 +462,7 @@ func (j *Journal) commit(batch []*Pending) (uint64, error) {
 		err = j.syncFile(f)
 	}
 	if err != nil {
-		err = fmt.Errorf("journal: append to %s: %w", f.Name(), err)
+		err = fmt.Errorf("journal: append to %s: %w", j.path(logName), bare(err))
 		uerr := j.truncateFile(f, off)
 		if uerr == nil {
 			uerr = j.syncFile(f)
@@ -471,6 +470,7 @@ func (j *Journal) commit(batch []*Pending) (uint64, error) {
 		j.mu.Lock()
 		j.stats.Fsyncs += 2
 		if uerr != nil {
+			uerr = bare(uerr)
 			j.broken = fmt.Errorf("%w: %v, and cutting it back to offset %d failed: %v; close and reopen the journal", ErrBroken, err, off, uerr)
 			err = j.broken
 		}
@@ -524,11 +524,11 @@ func (j *Journal) Replay(fn func(Record) error) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
 	}
-	b := make([]byte, end)
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("journal: read %s: %w", f.Name(), err)
+	b, err := j.readLog(f, end)
+	if err != nil {
+		return err
 	}
-	_, err := scanLog(f.Name(), b, func(fr frame) error {
+	_, err = scanLog(j.path(logName), b, func(fr frame) error {
 		if fr.seq <= snapSeq {
 			return nil
 		}
@@ -573,6 +573,17 @@ func (j *Journal) Close() error {
 	select { // let Run see the close
 	case j.kick <- struct{}{}:
 	default:
+	}
+	return err
+}
+
+// bare strips the *fs.PathError of an error of the open log file: the
+// file was opened under its temporary name, which the message must not
+// show.
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
 	}
 	return err
 }
