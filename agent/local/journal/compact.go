@@ -81,8 +81,12 @@ func (j *Journal) Checkpoint() error {
 	}
 	var snap []byte
 	if b, err := os.ReadFile(j.path(snapName)); err == nil {
-		if _, snap, err = decodeSnapshot(j.path(snapName), b); err != nil {
+		var seq uint64
+		if seq, snap, err = decodeSnapshot(j.path(snapName), b); err != nil {
 			return err
+		}
+		if seq != snapSeq {
+			return fmt.Errorf("journal: the snapshot covers sequence number %d, want %d: it was replaced behind the journal's back", seq, snapSeq)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
@@ -192,14 +196,21 @@ func (j *Journal) compactLocked(seq uint64, from int64, data []byte) error {
 		return err
 	}
 	sf.Close()
-	if err := j.install(snapName); err != nil {
+	err = j.install(snapName)
+	var dse *dirSyncError
+	if err != nil && !errors.As(err, &dse) {
 		return err
 	}
+	// The new snapshot is in place (perhaps not durably, if err is set):
+	// later folds must start from it.
 	j.mu.Lock()
 	j.stats.SnapshotSeq = seq
 	j.stats.SnapshotBytes = int64(snapHeaderSize + len(data))
 	j.stats.Compactions++
 	j.mu.Unlock()
+	if err != nil {
+		return err
+	}
 
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
@@ -223,7 +234,6 @@ func (j *Journal) compactLocked(seq uint64, from int64, data []byte) error {
 		return err
 	}
 	if err := j.install(logName); err != nil {
-		var dse *dirSyncError
 		if errors.As(err, &dse) {
 			// The new log is in place but may not survive a crash;
 			// appending to either file could lose acknowledged entries.

@@ -34,7 +34,9 @@
 // log is cut back to where the batch started and fsynced, so nothing of
 // it is replayed; the same sequence numbers are used again by the next
 // batch. If cutting back fails too, the journal is broken: every later
-// write fails with ErrBroken until it is closed and reopened. A full disk
+// write fails with ErrBroken until it is closed and reopened, and the
+// batch that broke it may or may not be replayed then, like a write cut
+// short by a crash. A full disk
 // is such a failed write: the batch fails, the journal stays usable, and
 // later writes succeed once there is space again.
 //

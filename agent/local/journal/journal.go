@@ -198,6 +198,10 @@ func (j *Journal) load() error {
 		if err := j.createLog(1); err != nil {
 			return err
 		}
+		// The directory itself may be new: make its entry durable too.
+		if err := syncPath(filepath.Dir(j.dir)); err != nil {
+			return fmt.Errorf("journal: fsync %s: %w", filepath.Dir(j.dir), err)
+		}
 		j.nextSeq, j.end = 1, logHeaderSize
 		j.stats.LogBytes = logHeaderSize
 		return nil
@@ -306,6 +310,15 @@ func (j *Journal) syncDir() error {
 	return j.syncFile(d)
 }
 
+func syncPath(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 func (j *Journal) countFsync() {
 	j.mu.Lock()
 	j.stats.Fsyncs++
@@ -365,15 +378,13 @@ func (j *Journal) Submit(entries ...[]byte) *Pending {
 
 // Wait returns once p's entries are durable (written and fsynced), or with
 // the error that made their batch fail, in which case none of them will
-// be replayed. Concurrent Waits share one write and one fsync: the first
+// be replayed, unless the error wraps ErrBroken: the batch that broke the
+// journal may or may not be replayed after a reopen, as after a crash. Concurrent Waits share one write and one fsync: the first
 // waiter writes every queued entry, later ones wait for it and the next
 // batch's leader is chosen among them. It is safe to call Wait more than
 // once and from several goroutines.
 func (p *Pending) Wait() error {
 	j := p.j
-	if j == nil {
-		return nil
-	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for !p.done {
@@ -457,18 +468,21 @@ func (j *Journal) commit(batch []*Pending) (uint64, error) {
 	if cap(b) <= 1<<20 {
 		j.buf = b
 	}
+	syncs := uint64(0)
 	_, err := f.WriteAt(b, off)
 	if err == nil {
 		err = j.syncFile(f)
+		syncs++
 	}
 	if err != nil {
 		err = fmt.Errorf("journal: append to %s: %w", j.path(logName), bare(err))
 		uerr := j.truncateFile(f, off)
 		if uerr == nil {
 			uerr = j.syncFile(f)
+			syncs++
 		}
 		j.mu.Lock()
-		j.stats.Fsyncs += 2
+		j.stats.Fsyncs += syncs
 		if uerr != nil {
 			uerr = bare(uerr)
 			j.broken = fmt.Errorf("%w: %v, and cutting it back to offset %d failed: %v; close and reopen the journal", ErrBroken, err, off, uerr)
