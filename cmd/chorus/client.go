@@ -1,183 +1,304 @@
 package main
 
 import (
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 )
 
-// client talks to a local agent's HTTP API.
-type client struct {
-	addr  string
-	token string
-	http  *http.Client
-	err   error // a TLS setting that could not be loaded
-}
+// Exit codes of the chorus command. They are documented in the root
+// command's help and in the README; scripts rely on them.
+const (
+	exitError       = 1 // any other failure
+	exitUsage       = 2 // bad flags, arguments or files
+	exitUnreachable = 3 // the agent's HTTP API could not be reached
+	exitDenied      = 4 // the agent refused the token (HTTP 403)
+	exitNotFound    = 5 // unknown service, check or node (HTTP 404 or an empty answer)
+)
 
-// clientFlags are shared by every client command.
+// requestTimeout bounds every client request except watches' blocking
+// queries.
+const requestTimeout = 30 * time.Second
+
+// usageError is a command line the command cannot run (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// notFoundError is an answer that names nothing (exit 5), for endpoints
+// that answer an unknown name with an empty list rather than HTTP 404.
+type notFoundError struct{ what string }
+
+func (e notFoundError) Error() string { return e.what + " not found" }
+
+// clientFlags are the flags every client command takes; each command has
+// its own.
 type clientFlags struct {
 	addr                      string
 	token                     string
 	caFile, certFile, keyFile string
+	format                    string
 }
 
-func (f *clientFlags) register(cmd *cobra.Command) {
+// register adds the connection flags to cmd, with defaults from the
+// CHORUS_* environment, and --format with the given default.
+func (f *clientFlags) register(cmd *cobra.Command, formatDefault string) {
 	addr := os.Getenv("CHORUS_HTTP_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:8500"
 	}
-	cmd.PersistentFlags().StringVar(&f.addr, "http-addr", addr, "agent HTTP address (env CHORUS_HTTP_ADDR)")
-	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("CHORUS_HTTP_TOKEN"), "API token (env CHORUS_HTTP_TOKEN)")
-	cmd.PersistentFlags().StringVar(&f.caFile, "ca-file", os.Getenv("CHORUS_CACERT"), "CA certificate to verify the agent's HTTPS certificate (env CHORUS_CACERT)")
-	cmd.PersistentFlags().StringVar(&f.certFile, "client-cert", os.Getenv("CHORUS_CLIENT_CERT"), "client certificate for HTTPS (env CHORUS_CLIENT_CERT)")
-	cmd.PersistentFlags().StringVar(&f.keyFile, "client-key", os.Getenv("CHORUS_CLIENT_KEY"), "client key for HTTPS (env CHORUS_CLIENT_KEY)")
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.addr, "http-addr", addr, "agent HTTP address: host:port, http://host:port, https://host:port or unix:///path (env CHORUS_HTTP_ADDR)")
+	pf.StringVar(&f.token, "token", os.Getenv("CHORUS_HTTP_TOKEN"), "API token (env CHORUS_HTTP_TOKEN)")
+	pf.StringVar(&f.caFile, "ca-file", os.Getenv("CHORUS_CACERT"), "CA certificate to verify the agent's HTTPS certificate; implies HTTPS (env CHORUS_CACERT)")
+	pf.StringVar(&f.certFile, "client-cert", os.Getenv("CHORUS_CLIENT_CERT"), "client certificate for HTTPS (env CHORUS_CLIENT_CERT)")
+	pf.StringVar(&f.keyFile, "client-key", os.Getenv("CHORUS_CLIENT_KEY"), "client key for HTTPS (env CHORUS_CLIENT_KEY)")
+	help := "output format: table or json"
+	if formatDefault == "json" {
+		help = "output format: json"
+	}
+	cmd.Flags().StringVar(&f.format, "format", formatDefault, help)
 }
 
-func (f *clientFlags) client() *client {
-	addr := f.addr
-	if !strings.Contains(addr, "://") {
-		scheme := "http://"
-		if f.caFile != "" || f.certFile != "" {
-			scheme = "https://"
-		}
-		addr = scheme + addr
+// client checks --format and returns a Consul API client for the agent.
+// timeout bounds each request (0: none, for blocking queries).
+func (f *clientFlags) client(timeout time.Duration) (*api.Client, error) {
+	if f.format != "table" && f.format != "json" {
+		return nil, usagef("--format %q: want table or json", f.format)
 	}
-	c := &client{addr: strings.TrimSuffix(addr, "/"), token: f.token, http: &http.Client{Timeout: 30 * time.Second}}
-	if strings.HasPrefix(addr, "https://") {
-		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if f.caFile != "" {
-			pem, err := os.ReadFile(f.caFile)
-			if err == nil {
-				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
-				tlsCfg.RootCAs = pool
-			} else {
-				c.err = fmt.Errorf("--ca-file: %v", err)
-			}
-		}
-		if f.certFile != "" || f.keyFile != "" {
-			cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
-			if err != nil {
-				c.err = fmt.Errorf("--client-cert/--client-key: %v", err)
-			}
-			tlsCfg.Certificates = []tls.Certificate{cert}
-		}
-		c.http.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	cfg := &api.Config{
+		Address: f.addr,
+		Token:   f.token,
+		TLSConfig: api.TLSConfig{
+			CAFile:   f.caFile,
+			CertFile: f.certFile,
+			KeyFile:  f.keyFile,
+		},
 	}
-	return c
+	if !strings.Contains(f.addr, "://") && (f.caFile != "" || f.certFile != "") {
+		cfg.Scheme = "https"
+	}
+	transport := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 4,
+	}
+	hc, err := api.NewHttpClient(transport, cfg.TLSConfig)
+	if err != nil {
+		return nil, usagef("TLS settings: %v", err)
+	}
+	hc.Timeout = timeout
+	cfg.HttpClient = hc
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, usagef("--http-addr %q: %v", f.addr, err)
+	}
+	return c, nil
 }
 
-// do sends a request and decodes a JSON answer into out (when non-nil).
-func (c *client) do(method, path string, body any, out any) error {
-	if c.err != nil {
-		return c.err
+// print writes v as indented JSON with --format json, or calls table with
+// a tabwriter otherwise.
+func (f *clientFlags) print(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
+	if f.format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
 	}
-	var rd io.Reader
-	if body != nil {
-		switch b := body.(type) {
-		case []byte:
-			rd = bytes.NewReader(b)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+// exitFor maps an error onto the command's exit code.
+func exitFor(err error) int {
+	var ec exitCode
+	var ue usageError
+	var nf notFoundError
+	var se api.StatusError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ec):
+		return int(ec)
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &nf):
+		return exitNotFound
+	case errors.As(err, &se):
+		switch se.Code {
+		case http.StatusForbidden:
+			return exitDenied
+		case http.StatusNotFound:
+			return exitNotFound
+		}
+		return exitError
+	case errors.As(err, &ne) && ne.Timeout():
+		return exitUnreachable
+	}
+	var oe *net.OpError
+	var de *net.DNSError
+	if errors.As(err, &oe) && oe.Op == "dial" || errors.As(err, &de) {
+		return exitUnreachable
+	}
+	return exitError
+}
+
+// describe turns an error from the Consul API client into one line for
+// the operator: an HTTP error shows the agent's message and what the status
+// means, an unreachable agent is named.
+func describe(err error, addr string) string {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		msg := se.Body
+		var body struct{ Error string }
+		if json.Unmarshal([]byte(se.Body), &body) == nil && body.Error != "" {
+			msg = body.Error
+		}
+		msg = strings.Join(strings.Fields(msg), " ")
+		switch se.Code {
+		case http.StatusForbidden:
+			msg = fmt.Sprintf("permission denied: %s (HTTP 403; check --token)", msg)
 		default:
-			j, err := json.Marshal(b)
-			if err != nil {
+			msg = fmt.Sprintf("%s (HTTP %d)", msg, se.Code)
+		}
+		// Keep what the command wrapped around the status.
+		return strings.Replace(err.Error(), se.Error(), msg, 1)
+	}
+	if exitFor(err) == exitUnreachable {
+		return fmt.Sprintf("cannot reach the agent at %s: %v", addr, err)
+	}
+	return err.Error()
+}
+
+// addClientCommands adds the HTTP client commands to root. Each command
+// has its own flags and reports its errors with the exit codes above.
+func addClientCommands(root *cobra.Command) {
+	ctors := []struct {
+		new    func(*clientFlags) *cobra.Command
+		format string
+	}{
+		{membersCmd, "table"}, {nodesCmd, "table"}, {servicesCmd, "table"}, {registerCmd, "table"},
+		{deregisterCmd, "table"}, {joinCmd, "table"}, {leaveCmd, "table"}, {forceLeaveCmd, "table"},
+		{maintCmd, "table"}, {checkCmd, "table"}, {keyringCmd, "table"}, {watchCmd, "json"},
+	}
+	for _, ct := range ctors {
+		cf := &clientFlags{}
+		c := ct.new(cf)
+		cf.register(c, ct.format)
+		run := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			err := run(cmd, args)
+			if err == nil || exitFor(err) == exitUsage {
 				return err
 			}
-			rd = bytes.NewReader(j)
+			return reported(cmd, exitFor(err), describe(err, cf.addr))
 		}
-	}
-	req, err := http.NewRequest(method, c.addr+path, rd)
-	if err != nil {
-		return err
-	}
-	if c.token != "" {
-		req.Header.Set("X-Consul-Token", c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the agent at %s: %w", c.addr, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
-		}
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	if out != nil && len(bytes.TrimSpace(data)) > 0 {
-		return json.Unmarshal(data, out)
-	}
-	return nil
-}
-
-func addClientCommands(root *cobra.Command) {
-	var cf clientFlags
-	cmds := []*cobra.Command{
-		membersCmd(&cf), servicesCmd(&cf), registerCmd(&cf), deregisterCmd(&cf),
-		joinCmd(&cf), leaveCmd(&cf), forceLeaveCmd(&cf), maintCmd(&cf), keyringCmd(&cf),
-	}
-	for _, c := range cmds {
-		cf.register(c)
 		root.AddCommand(c)
 	}
-}
-
-type member struct {
-	Name   string
-	Addr   string
-	Port   int
-	Tags   map[string]string
-	Status int
 }
 
 var statusNames = map[int]string{0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
 
 func membersCmd(cf *clientFlags) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "members",
-		Short: "List the cluster's members as this agent sees them",
-		Args:  cobra.NoArgs,
+		Short: "List the cluster's members as this agent's gossip sees them",
+		Long: `List the cluster's members as this agent's gossip (Serf) sees them: name,
+gossip address, status (alive, leaving, left, failed), zone and build.
+
+--format json prints the agent's /v1/agent/members answer.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ms []member
-			if err := cf.client().do("GET", "/v1/agent/members", nil, &ms); err != nil {
+			c, err := cf.client(requestTimeout)
+			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(ms)
+			ms, err := c.Agent().Members(false)
+			if err != nil {
+				return err
 			}
-			if format != "table" {
-				return fmt.Errorf("--format %q: want table or json", format)
-			}
-			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "Node\tAddress\tStatus\tZone\tBuild")
-			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%s\n", m.Name, m.Addr, m.Port, statusNames[m.Status], dash(m.Tags["zone"]), dash(m.Tags["build"]))
-			}
-			return tw.Flush()
+			sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+			return cf.print(cmd.OutOrStdout(), ms, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "Node\tAddress\tStatus\tZone\tBuild")
+				for _, m := range ms {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, net.JoinHostPort(m.Addr, fmt.Sprint(m.Port)),
+						statusNames[m.Status], dash(m.Tags["zone"]), dash(m.Tags["build"]))
+				}
+			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
-	return cmd
+}
+
+// nodeView is one row of `chorus nodes --format json`: the catalog's node
+// object with the node's own checks and their worst status.
+type nodeView struct {
+	*api.Node
+	Status string
+	Checks api.HealthChecks
+}
+
+func nodesCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "nodes",
+		Short: "List the catalog's nodes with their address, health, datacenter and zone",
+		Long: `List the catalog's nodes: name, address, health (the worst of the node's own
+checks: serfHealth turns critical when gossip finds the node failed, and node
+maintenance is a critical check), datacenter and zone (node meta "zone").
+
+--format json prints the catalog's node objects (/v1/catalog/nodes), each with
+its node checks (Checks, from /v1/health/state/any) and their worst status
+(Status).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(requestTimeout)
+			if err != nil {
+				return err
+			}
+			nodes, _, err := c.Catalog().Nodes(nil)
+			if err != nil {
+				return err
+			}
+			all, _, err := c.Health().State(api.HealthAny, nil)
+			if err != nil {
+				return err
+			}
+			byNode := map[string]api.HealthChecks{}
+			for _, hc := range all {
+				if hc.ServiceID == "" {
+					byNode[hc.Node] = append(byNode[hc.Node], hc)
+				}
+			}
+			views := make([]nodeView, 0, len(nodes))
+			for _, n := range nodes {
+				hcs := byNode[n.Node]
+				if hcs == nil {
+					hcs = api.HealthChecks{}
+				}
+				views = append(views, nodeView{Node: n, Status: worst(hcs), Checks: hcs})
+			}
+			sort.Slice(views, func(i, j int) bool { return views[i].Node.Node < views[j].Node.Node })
+			return cf.print(cmd.OutOrStdout(), views, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "Node\tAddress\tStatus\tDatacenter\tZone")
+				for _, v := range views {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Node.Node, v.Address, v.Status, dash(v.Datacenter), dash(v.Meta["zone"]))
+				}
+			})
+		},
+	}
 }
 
 func dash(s string) string {
@@ -187,69 +308,11 @@ func dash(s string) string {
 	return s
 }
 
-func servicesCmd(cf *clientFlags) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "services",
-		Short: "List the services in the catalog with their instances and health",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := cf.client()
-			var names map[string][]string
-			if err := c.do("GET", "/v1/catalog/services", nil, &names); err != nil {
-				return err
-			}
-			type inst struct {
-				Node    struct{ Node, Address string }
-				Service struct {
-					ID, Address string
-					Port        int
-					Tags        []string
-				}
-				Checks []struct{ Status string }
-			}
-			all := map[string][]inst{}
-			keys := make([]string, 0, len(names))
-			for n := range names {
-				keys = append(keys, n)
-				var is []inst
-				if err := c.do("GET", "/v1/health/service/"+url.PathEscape(n), nil, &is); err != nil {
-					return err
-				}
-				all[n] = is
-			}
-			sort.Strings(keys)
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(all)
-			}
-			if format != "table" {
-				return fmt.Errorf("--format %q: want table or json", format)
-			}
-			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "Service\tID\tNode\tAddress\tTags\tHealth")
-			for _, n := range keys {
-				for _, i := range all[n] {
-					addr := i.Service.Address
-					if addr == "" {
-						addr = i.Node.Address
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%d\t%s\t%s\n", n, i.Service.ID, i.Node.Node, addr, i.Service.Port,
-						dash(strings.Join(i.Service.Tags, ",")), worst(i.Checks))
-				}
-			}
-			return tw.Flush()
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
-	return cmd
-}
-
-func worst(checks []struct{ Status string }) string {
-	rank := map[string]int{"passing": 0, "warning": 1, "critical": 2, "maintenance": 3}
-	w := "passing"
+// worst returns the worst status among checks ("passing" for none), in
+// Consul's order: critical over warning over passing.
+func worst(checks api.HealthChecks) string {
+	rank := map[string]int{api.HealthPassing: 0, api.HealthWarning: 1, api.HealthCritical: 2, api.HealthMaint: 3}
+	w := api.HealthPassing
 	for _, c := range checks {
 		if rank[c.Status] > rank[w] {
 			w = c.Status
@@ -258,55 +321,130 @@ func worst(checks []struct{ Status string }) string {
 	return w
 }
 
-func registerCmd(cf *clientFlags) *cobra.Command {
-	var name, id, address string
-	var port int
-	var tags []string
-	cmd := &cobra.Command{
-		Use:   "register [FILE.json]",
-		Short: "Register a service with the local agent (from flags or a JSON definition file)",
-		Args:  cobra.MaximumNArgs(1),
+func servicesCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "services [NAME]",
+		Short: "List the catalog's services, or one service's instances with their checks",
+		Long: `Without NAME, list every service in the catalog with its number of instances
+by health and its tags. With NAME, show each instance of that service: node,
+address:port, tags, health, and each of its checks (the node's checks
+included) with its status and the first line of its output.
+
+--format json prints, without NAME, an object mapping each service name to its
+/v1/health/service/<name> answer; with NAME, that answer.
+
+Exit code 5 when NAME has no instance in the catalog.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var body any
+			c, err := cf.client(requestTimeout)
+			if err != nil {
+				return err
+			}
 			if len(args) == 1 {
-				b, err := os.ReadFile(args[0])
+				return showService(cmd.OutOrStdout(), cf, c, args[0])
+			}
+			names, _, err := c.Catalog().Services(nil)
+			if err != nil {
+				return err
+			}
+			keys := make([]string, 0, len(names))
+			all := make(map[string][]*api.ServiceEntry, len(names))
+			for n := range names {
+				keys = append(keys, n)
+				entries, _, err := c.Health().Service(n, "", false, nil)
 				if err != nil {
 					return err
 				}
-				body = b
-			} else {
-				if name == "" {
-					return fmt.Errorf("give a definition file or --name")
+				all[n] = entries
+			}
+			sort.Strings(keys)
+			return cf.print(cmd.OutOrStdout(), all, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "Service\tInstances\tPassing\tWarning\tCritical\tTags")
+				for _, n := range keys {
+					count := map[string]int{}
+					for _, e := range all[n] {
+						count[worst(e.Checks)]++
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", n, len(all[n]), count[api.HealthPassing], count[api.HealthWarning],
+						count[api.HealthCritical]+count[api.HealthMaint], dash(strings.Join(names[n], ",")))
 				}
-				body = map[string]any{"Name": name, "ID": id, "Address": address, "Port": port, "Tags": tags}
-			}
-			if err := cf.client().do("PUT", "/v1/agent/service/register", body, nil); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "Registered service")
-			return nil
+			})
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&name, "name", "", "service name")
-	f.StringVar(&id, "id", "", "service ID (default: the name)")
-	f.StringVar(&address, "address", "", "service address (default: the node's)")
-	f.IntVar(&port, "port", 0, "service port")
-	f.StringArrayVar(&tags, "tag", nil, "tag; repeatable")
-	return cmd
+}
+
+// showService prints one service's instances and their checks.
+func showService(w io.Writer, cf *clientFlags, c *api.Client, name string) error {
+	entries, _, err := c.Health().Service(name, "", false, nil)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return notFoundError{fmt.Sprintf("service %q", name)}
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].Node.Node != entries[j].Node.Node {
+			return entries[i].Node.Node < entries[j].Node.Node
+		}
+		return entries[i].Service.ID < entries[j].Service.ID
+	})
+	return cf.print(w, entries, func(*tabwriter.Writer) {
+		// One table per instance and one per its checks, so that long
+		// check outputs do not widen the instance columns.
+		for i, e := range entries {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			addr := e.Service.Address
+			if addr == "" {
+				addr = e.Node.Address
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "Instance\tNode\tAddress\tTags\tStatus")
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Service.ID, e.Node.Node, net.JoinHostPort(addr, fmt.Sprint(e.Service.Port)),
+				dash(strings.Join(e.Service.Tags, ",")), worst(e.Checks))
+			tw.Flush()
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  Check\tName\tStatus\tOutput")
+			for _, hc := range e.Checks {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", hc.CheckID, hc.Name, hc.Status, firstLine(hc.Output))
+			}
+			tw.Flush()
+		}
+	})
+}
+
+// firstLine returns the first non-empty line of s, cut at 120 characters.
+func firstLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if r := []rune(l); len(r) > 120 {
+				return string(r[:119]) + "…"
+			}
+			return l
+		}
+	}
+	return "-"
 }
 
 func deregisterCmd(cf *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "deregister ID",
 		Short: "Deregister a service from the local agent",
-		Args:  cobra.ExactArgs(1),
+		Long: `Deregister the service with this ID from the local agent, with its checks.
+Exit code 5 when the agent has no service with this ID.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cf.client().do("PUT", "/v1/agent/service/deregister/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			c, err := cf.client(requestTimeout)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "Deregistered service:", args[0])
-			return nil
+			if err := c.Agent().ServiceDeregister(args[0]); err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), map[string]string{"Deregistered": args[0]}, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "Deregistered service:", args[0])
+			})
 		},
 	}
 }
@@ -315,24 +453,36 @@ func joinCmd(cf *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "join ADDR...",
 		Short: "Make the local agent join a cluster through the given agents",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Make the local agent join a cluster through the given agents' gossip addresses
+(host or host:port). It succeeds when at least one address could be joined.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := cf.client()
-			ok := 0
+			c, err := cf.client(requestTimeout)
+			if err != nil {
+				return err
+			}
+			result := struct {
+				Joined []string
+				Failed map[string]string
+			}{Joined: []string{}, Failed: map[string]string{}}
 			var last error
 			for _, a := range args {
-				if err := c.do("PUT", "/v1/agent/join/"+url.PathEscape(a), nil, nil); err != nil {
+				if err := c.Agent().Join(a, false); err != nil {
 					last = err
-					fmt.Fprintf(cmd.ErrOrStderr(), "join %s: %v\n", a, err)
+					result.Failed[a] = describe(err, cf.addr)
+					if cf.format == "table" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "join %s: %s\n", a, describe(err, cf.addr))
+					}
 					continue
 				}
-				ok++
+				result.Joined = append(result.Joined, a)
 			}
-			if ok == 0 {
+			if len(result.Joined) == 0 {
 				return fmt.Errorf("could not join any address: %w", last)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Successfully joined cluster by contacting %d nodes.\n", ok)
-			return nil
+			return cf.print(cmd.OutOrStdout(), result, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "Successfully joined cluster by contacting %d nodes.\n", len(result.Joined))
+			})
 		},
 	}
 }
@@ -343,11 +493,16 @@ func leaveCmd(cf *clientFlags) *cobra.Command {
 		Short: "Make the local agent leave the cluster gracefully and stop",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cf.client().do("PUT", "/v1/agent/leave", nil, nil); err != nil {
+			c, err := cf.client(requestTimeout)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "Graceful leave complete")
-			return nil
+			if err := c.Agent().Leave(); err != nil {
+				return err
+			}
+			return cf.print(cmd.OutOrStdout(), map[string]bool{"Left": true}, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "Graceful leave complete")
+			})
 		},
 	}
 }
@@ -357,13 +512,29 @@ func forceLeaveCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "force-leave NODE",
 		Short: "Remove a failed member from the cluster now",
-		Args:  cobra.ExactArgs(1),
+		Long: `Mark a failed member as left at once instead of waiting for the reaper; with
+--prune, forget it entirely. Exit code 5 when no member has this name.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "/v1/agent/force-leave/" + url.PathEscape(args[0])
-			if prune {
-				path += "?prune"
+			c, err := cf.client(requestTimeout)
+			if err != nil {
+				return err
 			}
-			return cf.client().do("PUT", path, nil, nil)
+			if prune {
+				err = c.Agent().ForceLeavePrune(args[0])
+			} else {
+				err = c.Agent().ForceLeave(args[0])
+			}
+			if err != nil {
+				return err
+			}
+			res := struct {
+				ForceLeft string
+				Prune     bool
+			}{args[0], prune}
+			return cf.print(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "Force-left node:", args[0])
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&prune, "prune", false, "also forget the member entirely")
@@ -374,34 +545,50 @@ func maintCmd(cf *clientFlags) *cobra.Command {
 	var enable, disable bool
 	var service, reason string
 	cmd := &cobra.Command{
-		Use:   "maint",
+		Use:   "maint (--enable | --disable) [--service ID] [--reason TEXT]",
 		Short: "Put the node or one service in or out of maintenance mode",
-		Args:  cobra.NoArgs,
+		Long: `Put this agent's node, or one of its services (--service ID), in or out of
+maintenance mode. In maintenance an instance leaves DNS answers and passing
+health results. Exit code 5 when the agent has no service with this ID.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if enable == disable {
-				return fmt.Errorf("give exactly one of --enable or --disable")
+				return usagef("give exactly one of --enable or --disable")
 			}
-			q := url.Values{"enable": {fmt.Sprint(enable)}}
-			if reason != "" {
-				q.Set("reason", reason)
-			}
-			path := "/v1/agent/maintenance?" + q.Encode()
-			if service != "" {
-				path = "/v1/agent/service/maintenance/" + url.PathEscape(service) + "?" + q.Encode()
-			}
-			if err := cf.client().do("PUT", path, nil, nil); err != nil {
+			c, err := cf.client(requestTimeout)
+			if err != nil {
 				return err
 			}
-			state := "enabled"
-			if disable {
-				state = "disabled"
+			a := c.Agent()
+			switch {
+			case service != "" && enable:
+				err = a.EnableServiceMaintenance(service, reason)
+			case service != "":
+				err = a.DisableServiceMaintenance(service)
+			case enable:
+				err = a.EnableNodeMaintenance(reason)
+			default:
+				err = a.DisableNodeMaintenance()
 			}
-			target := "node"
-			if service != "" {
-				target = "service " + service
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Maintenance mode %s for %s\n", state, target)
-			return nil
+			res := struct {
+				Maintenance bool
+				Node        bool   `json:",omitempty"`
+				Service     string `json:",omitempty"`
+				Reason      string `json:",omitempty"`
+			}{enable, service == "", service, reason}
+			return cf.print(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) {
+				state, target := "enabled", "node"
+				if disable {
+					state = "disabled"
+				}
+				if service != "" {
+					target = "service " + service
+				}
+				fmt.Fprintf(tw, "Maintenance mode %s for %s\n", state, target)
+			})
 		},
 	}
 	f := cmd.Flags()

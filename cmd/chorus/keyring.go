@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"sort"
+	"text/tabwriter"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 )
 
@@ -11,13 +13,16 @@ func keyringCmd(cf *clientFlags) *cobra.Command {
 	var list bool
 	var install, use, remove string
 	cmd := &cobra.Command{
-		Use:   "keyring",
+		Use:   "keyring (--list | --install KEY | --use KEY | --remove KEY)",
 		Short: "Manage the gossip encryption keyring across the whole cluster",
 		Long: `Rotate gossip keys with no downtime:
   chorus keyring --install NEWKEY   # every agent learns the new key
   chorus keyring --use NEWKEY       # every agent encrypts with it
   chorus keyring --remove OLDKEY    # every agent forgets the old one
-  chorus keyring --list             # which keys, on how many agents`,
+  chorus keyring --list             # which keys, on how many agents
+
+--format json prints the agent's /v1/operator/keyring answer for --list, and
+the operation with its key otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			n := 0
@@ -27,43 +32,38 @@ func keyringCmd(cf *clientFlags) *cobra.Command {
 				}
 			}
 			if n != 1 {
-				return fmt.Errorf("give exactly one of --list, --install, --use or --remove")
+				return usagef("give exactly one of --list, --install, --use or --remove")
 			}
-			c := cf.client()
+			c, err := cf.client(requestTimeout)
+			if err != nil {
+				return err
+			}
+			op := c.Operator()
 			out := cmd.OutOrStdout()
-			switch {
-			case list:
-				var resp []struct {
-					Keys        map[string]int
-					PrimaryKeys map[string]int
-					NumNodes    int
-				}
-				if err := c.do("GET", "/v1/operator/keyring", nil, &resp); err != nil {
+			if list {
+				resp, err := op.KeyringList(nil)
+				if err != nil {
 					return err
 				}
-				for _, r := range resp {
-					keys := make([]string, 0, len(r.Keys))
-					for k := range r.Keys {
-						keys = append(keys, k)
-					}
-					sort.Strings(keys)
-					fmt.Fprintf(out, "Keys on %d nodes:\n", r.NumNodes)
-					for _, k := range keys {
-						primary := ""
-						if r.PrimaryKeys[k] > 0 {
-							primary = fmt.Sprintf(" (primary on %d)", r.PrimaryKeys[k])
-						}
-						fmt.Fprintf(out, "  %s [%d/%d]%s\n", k, r.Keys[k], r.NumNodes, primary)
-					}
-				}
-				return nil
-			case install != "":
-				return keyringDo(c, out, "POST", install, "Installed key")
-			case use != "":
-				return keyringDo(c, out, "PUT", use, "Changed primary key to")
-			default:
-				return keyringDo(c, out, "DELETE", remove, "Removed key")
+				return cf.print(out, resp, func(tw *tabwriter.Writer) { printKeyring(tw, resp) })
 			}
+			var key, verb, msg string
+			switch {
+			case install != "":
+				key, verb, msg = install, "install", "Installed key"
+				err = op.KeyringInstall(key, nil)
+			case use != "":
+				key, verb, msg = use, "use", "Changed primary key to"
+				err = op.KeyringUse(key, nil)
+			default:
+				key, verb, msg = remove, "remove", "Removed key"
+				err = op.KeyringRemove(key, nil)
+			}
+			if err != nil {
+				return err
+			}
+			res := struct{ Operation, Key string }{verb, key}
+			return cf.print(out, res, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "%s %s\n", msg, key) })
 		},
 	}
 	f := cmd.Flags()
@@ -74,10 +74,19 @@ func keyringCmd(cf *clientFlags) *cobra.Command {
 	return cmd
 }
 
-func keyringDo(c *client, out interface{ Write([]byte) (int, error) }, method, key, msg string) error {
-	if err := c.do(method, "/v1/operator/keyring", map[string]string{"Key": key}, nil); err != nil {
-		return err
+// printKeyring writes the keys of each keyring answer with the number of
+// nodes holding them and using them as primary.
+func printKeyring(tw *tabwriter.Writer, resp []*api.KeyringResponse) {
+	for _, r := range resp {
+		keys := make([]string, 0, len(r.Keys))
+		for k := range r.Keys {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(tw, "Keys on %d nodes:\n", r.NumNodes)
+		fmt.Fprintln(tw, "  Key\tInstalled\tPrimary")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "  %s\t%d/%d\t%d/%d\n", k, r.Keys[k], r.NumNodes, r.PrimaryKeys[k], r.NumNodes)
+		}
 	}
-	fmt.Fprintf(out, "%s %s\n", msg, key)
-	return nil
 }
