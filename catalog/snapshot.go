@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"iter"
 	"net"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // NodeEntry is one node as the catalog serves it: its record (nil until
@@ -79,6 +81,7 @@ func (i *Instance) HasTag(tag string) bool {
 }
 
 // ServiceEntry is every instance of one service name across the cluster.
+// ServiceEntry values belong to a Snapshot and must not be modified.
 type ServiceEntry struct {
 	Name string
 	// Instances are sorted by node name, then service ID.
@@ -88,26 +91,33 @@ type ServiceEntry struct {
 	// Index is the catalog index at which this service's instances last
 	// changed in any way (added, removed, health, tags, address…).
 	Index uint64
-	hash  uint64
+	// tagCount[i] is the number of instance tags equal to Tags[i].
+	tagCount []int32
 }
 
 // Snapshot is an immutable view of the whole catalog at one Index. All of
 // its methods are safe for concurrent use and take no locks. Slices and
 // maps it returns must not be modified.
+//
+// Its indexes are persistent trees shared with the snapshot it replaced:
+// building a snapshot for a change costs the changed nodes and the
+// services they touch, not the size of the catalog.
 type Snapshot struct {
 	// Index increases with every change to the catalog.
 	Index uint64
 
-	nodes      map[string]*NodeEntry // lower-case name
-	nodeList   []*NodeEntry          // sorted by name
-	services   map[string]*ServiceEntry
-	svcList    []*ServiceEntry // sorted by name
-	nodeAddrs  map[string][]*NodeEntry
-	svcAddrs   map[string][]*Instance
+	nodes      ptree[*NodeEntry]    // exact name: the order of Nodes
+	nodesLower ptree[*NodeEntry]    // lower-case name
+	services   ptree[*ServiceEntry] // lower-case name
+	svcNames   ptree[*ServiceEntry] // ServiceEntry.Name: the order of Services
+	nodeAddrs  ptree[[]*NodeEntry]  // canonical IP; sorted by node name
+	svcAddrs   ptree[[]*Instance]   // canonical IP; sorted by node, then ID
 	nodesIndex uint64
 	svcsIndex  uint64
-	svcsHash   uint64
 	changed    chan struct{}
+
+	nodeList atomic.Pointer[[]*NodeEntry]    // Nodes, made on first use
+	svcList  atomic.Pointer[[]*ServiceEntry] // Services, made on first use
 }
 
 // Changed returns a channel that is closed when a newer snapshot replaces
@@ -116,12 +126,31 @@ func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
 
 // Node returns the node named name (case-insensitive).
 func (s *Snapshot) Node(name string) (*NodeEntry, bool) {
-	n, ok := s.nodes[lowerASCII(name)]
-	return n, ok
+	return s.nodesLower.get(lowerASCII(name))
 }
 
-// Nodes returns every node, sorted by name.
-func (s *Snapshot) Nodes() []*NodeEntry { return s.nodeList }
+// Nodes returns every node, sorted by name. The slice is made on the
+// first call for a snapshot (O(nodes)) and shared by later calls;
+// AllNodes and NodeCount cost nothing up front.
+func (s *Snapshot) Nodes() []*NodeEntry {
+	if l := s.nodeList.Load(); l != nil {
+		return *l
+	}
+	l := make([]*NodeEntry, 0, s.nodes.Len())
+	s.nodes.ascend(func(_ string, n *NodeEntry) bool { l = append(l, n); return true })
+	s.nodeList.CompareAndSwap(nil, &l)
+	return *s.nodeList.Load()
+}
+
+// AllNodes yields every node, sorted by name, without making a slice.
+func (s *Snapshot) AllNodes() iter.Seq[*NodeEntry] {
+	return func(yield func(*NodeEntry) bool) {
+		s.nodes.ascend(func(_ string, n *NodeEntry) bool { return yield(n) })
+	}
+}
+
+// NodeCount returns the number of nodes, len(Nodes()).
+func (s *Snapshot) NodeCount() int { return s.nodes.Len() }
 
 // NodesIndex is the index at which the set of nodes or any node entry
 // (its record or its member status) last changed.
@@ -134,44 +163,58 @@ func (s *Snapshot) ServicesIndex() uint64 { return s.svcsIndex }
 // Service returns the instances of the service called name
 // (case-insensitive), of every health.
 func (s *Snapshot) Service(name string) (*ServiceEntry, bool) {
-	e, ok := s.services[lowerASCII(name)]
-	return e, ok
+	return s.services.get(lowerASCII(name))
 }
 
-// Services returns every service name with its instances, sorted by name.
-func (s *Snapshot) Services() []*ServiceEntry { return s.svcList }
+// Services returns every service name with its instances, sorted by
+// name. Like Nodes, the slice is made on the first call for a snapshot.
+func (s *Snapshot) Services() []*ServiceEntry {
+	if l := s.svcList.Load(); l != nil {
+		return *l
+	}
+	l := make([]*ServiceEntry, 0, s.svcNames.Len())
+	s.svcNames.ascend(func(_ string, e *ServiceEntry) bool { l = append(l, e); return true })
+	s.svcList.CompareAndSwap(nil, &l)
+	return *s.svcList.Load()
+}
+
+// AllServices yields every service, sorted by name, without making a
+// slice.
+func (s *Snapshot) AllServices() iter.Seq[*ServiceEntry] {
+	return func(yield func(*ServiceEntry) bool) {
+		s.svcNames.ascend(func(_ string, e *ServiceEntry) bool { return yield(e) })
+	}
+}
+
+// ServiceCount returns the number of service names, len(Services()).
+func (s *Snapshot) ServiceCount() int { return s.svcNames.Len() }
 
 // NodesByAddress returns the nodes whose address is ip.
 func (s *Snapshot) NodesByAddress(ip net.IP) []*NodeEntry {
-	return s.nodeAddrs[ip.String()]
+	l, _ := s.nodeAddrs.get(ip.String())
+	return l
 }
 
 // InstancesByAddress returns the instances that have ip as their own
 // service address.
 func (s *Snapshot) InstancesByAddress(ip net.IP) []*Instance {
-	return s.svcAddrs[ip.String()]
-}
-
-// Versions returns the record version held for every node.
-func (s *Snapshot) Versions() map[string]uint64 {
-	v := make(map[string]uint64, len(s.nodeList))
-	for _, n := range s.nodeList {
-		v[n.Node.Name] = n.Version
-	}
-	return v
+	l, _ := s.svcAddrs.get(ip.String())
+	return l
 }
 
 // Digest returns a short hash of every node's name, record version and
 // member status. Two agents with the same Digest hold the same catalog.
+// It costs O(nodes) per call.
 func (s *Snapshot) Digest() string {
 	h := sha256.New()
 	var b [9]byte
-	for _, n := range s.nodeList {
+	s.nodes.ascend(func(_ string, n *NodeEntry) bool {
 		h.Write([]byte(n.Node.Name))
 		binary.BigEndian.PutUint64(b[:8], n.Version)
 		b[8] = byte(n.Status)
 		h.Write(b[:])
-	}
+		return true
+	})
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ type Store struct {
 	mu    sync.Mutex
 	nodes map[string]*nodeState // exact node name
 	index uint64
+	// dirty names the nodes (exact names) changed since the last publish.
+	dirty map[string]struct{}
 	snap  atomic.Pointer[Snapshot]
 	now   func() time.Time
 }
@@ -31,16 +34,9 @@ type nodeState struct {
 // NewStore returns an empty store. Its index starts at the current time in
 // milliseconds so that it never goes backwards across restarts.
 func NewStore() *Store {
-	s := &Store{nodes: make(map[string]*nodeState), now: time.Now}
+	s := &Store{nodes: make(map[string]*nodeState), dirty: make(map[string]struct{}), now: time.Now}
 	s.index = uint64(s.now().UnixMilli())
-	s.snap.Store(&Snapshot{
-		Index:     s.index,
-		nodes:     map[string]*NodeEntry{},
-		services:  map[string]*ServiceEntry{},
-		nodeAddrs: map[string][]*NodeEntry{},
-		svcAddrs:  map[string][]*Instance{},
-		changed:   make(chan struct{}),
-	})
+	s.snap.Store(&Snapshot{Index: s.index, changed: make(chan struct{})})
 	return s
 }
 
@@ -99,6 +95,7 @@ func (s *Store) ApplyRecord(rec *NodeRecord) bool {
 	}
 	n.rec = rec
 	n.entry = nil
+	s.dirty[rec.Node.Name] = struct{}{}
 	s.publishLocked()
 	return true
 }
@@ -119,6 +116,7 @@ func (s *Store) SetMember(name, addr string, status MemberStatus) {
 	}
 	n.status, n.addr = status, addr
 	n.entry = nil
+	s.dirty[name] = struct{}{}
 	s.publishLocked()
 }
 
@@ -130,6 +128,7 @@ func (s *Store) RemoveNode(name string) {
 		return
 	}
 	delete(s.nodes, name)
+	s.dirty[name] = struct{}{}
 	s.publishLocked()
 }
 
@@ -162,6 +161,7 @@ func (tx *Tx) ApplyRecord(rec *NodeRecord) bool {
 		return false
 	}
 	n.rec, n.entry, tx.dirty = rec, nil, true
+	tx.s.dirty[rec.Node.Name] = struct{}{}
 	return true
 }
 
@@ -176,12 +176,14 @@ func (tx *Tx) SetMember(name, addr string, status MemberStatus) {
 		return
 	}
 	n.status, n.addr, n.entry, tx.dirty = status, addr, nil, true
+	tx.s.dirty[name] = struct{}{}
 }
 
 // RemoveNode is Store.RemoveNode inside a batch.
 func (tx *Tx) RemoveNode(name string) {
 	if _, ok := tx.s.nodes[name]; ok {
 		delete(tx.s.nodes, name)
+		tx.s.dirty[name] = struct{}{}
 		tx.dirty = true
 	}
 }
@@ -192,9 +194,11 @@ func served(st MemberStatus) bool {
 	return st == MemberAlive || st == MemberLeaving || st == MemberFailed
 }
 
-// publishLocked builds and swaps in a new snapshot. Entries of nodes that
-// did not change are reused, so the cost is one pass of pointer work over
-// all instances plus the rebuild of what changed.
+// publishLocked builds and swaps in a new snapshot. Only the nodes named
+// in s.dirty are rebuilt, and the snapshot's trees are copied on write
+// from the previous one, so the cost is that of the changed nodes and of
+// the services they touch (each touched service's instance list is
+// copied once), not that of the catalog.
 func (s *Store) publishLocked() {
 	prev := s.snap.Load()
 	idx := s.index + 1
@@ -204,95 +208,276 @@ func (s *Store) publishLocked() {
 	s.index = idx
 
 	next := &Snapshot{
-		Index:     idx,
-		nodes:     make(map[string]*NodeEntry, len(s.nodes)),
-		services:  make(map[string]*ServiceEntry, len(prev.services)),
-		nodeAddrs: make(map[string][]*NodeEntry, len(s.nodes)),
-		svcAddrs:  make(map[string][]*Instance),
-		changed:   make(chan struct{}),
+		Index:      idx,
+		nodes:      prev.nodes,
+		nodesLower: prev.nodesLower,
+		services:   prev.services,
+		svcNames:   prev.svcNames,
+		nodeAddrs:  prev.nodeAddrs,
+		svcAddrs:   prev.svcAddrs,
+		nodesIndex: prev.nodesIndex,
+		svcsIndex:  prev.svcsIndex,
+		changed:    make(chan struct{}),
 	}
-	nodesChanged := false
-	for name, n := range s.nodes {
-		if !served(n.status) {
-			if prev.nodes[lowerASCII(name)] != nil {
-				nodesChanged = true
-			}
-			continue
-		}
-		if n.entry == nil {
-			n.entry = buildNode(name, n.addr, n.rec, n.status, idx)
-			nodesChanged = true
-		}
-		e := n.entry
-		next.nodes[lowerASCII(name)] = e
-		next.nodeList = append(next.nodeList, e)
-		if ip := net.ParseIP(e.Node.Address); ip != nil {
-			k := ip.String()
-			next.nodeAddrs[k] = append(next.nodeAddrs[k], e)
-		}
+	b := snapBuilder{prev: prev, next: next, ed: new(edit), idx: idx, touched: map[string]*svcTouch{}}
+	// Sorted, so that a batch's result does not depend on map order.
+	names := make([]string, 0, len(s.dirty))
+	for name := range s.dirty {
+		names = append(names, name)
 	}
-	sort.Slice(next.nodeList, func(i, j int) bool { return next.nodeList[i].Node.Name < next.nodeList[j].Node.Name })
-	// Walking nodes in name order, each node's instances in ID order,
-	// leaves every service's instance list sorted without a sort.
-	for _, e := range next.nodeList {
-		for _, inst := range e.Instances {
-			key := lowerASCII(inst.Service.Name)
-			se := next.services[key]
-			if se == nil {
-				se = &ServiceEntry{Name: inst.Service.Name}
-				next.services[key] = se
+	sort.Strings(names)
+	clear(s.dirty)
+	for _, name := range names {
+		old, _ := prev.nodes.get(name)
+		var neu *NodeEntry
+		if n := s.nodes[name]; n != nil && served(n.status) {
+			if n.entry == nil {
+				n.entry = buildNode(name, n.addr, n.rec, n.status, idx)
 			}
-			se.Instances = append(se.Instances, inst)
-			if inst.Service.Address != "" {
-				if ip := net.ParseIP(inst.Service.Address); ip != nil {
-					k := ip.String()
-					next.svcAddrs[k] = append(next.svcAddrs[k], inst)
-				}
-			}
+			neu = n.entry
+		}
+		if old != neu {
+			b.replaceNode(name, old, neu)
 		}
 	}
-	if nodesChanged || len(next.nodeList) != len(prev.nodeList) {
+	b.finishServices()
+	if b.nodesChanged {
 		next.nodesIndex = idx
-	} else {
-		next.nodesIndex = prev.nodesIndex
 	}
-	next.svcList = make([]*ServiceEntry, 0, len(next.services))
-	for key, se := range next.services {
-		h := newFNV()
-		tags := map[string]struct{}{}
-		for _, inst := range se.Instances {
-			h.u64(inst.hash)
-			for _, t := range inst.Service.Tags {
-				tags[t] = struct{}{}
-			}
-		}
-		se.hash = uint64(h)
-		se.Tags = make([]string, 0, len(tags))
-		for t := range tags {
-			se.Tags = append(se.Tags, t)
-		}
-		sort.Strings(se.Tags)
-		if old := prev.services[key]; old != nil && old.hash == se.hash {
-			se.Index = old.Index
-		} else {
-			se.Index = idx
-		}
-		next.svcList = append(next.svcList, se)
-	}
-	sort.Slice(next.svcList, func(i, j int) bool { return next.svcList[i].Name < next.svcList[j].Name })
-	h := newFNV()
-	for _, se := range next.svcList {
-		h.str(se.Name)
-		for _, t := range se.Tags {
-			h.str(t)
-		}
-	}
-	next.svcsHash = uint64(h)
-	if next.svcsHash == prev.svcsHash && prev.svcsIndex != 0 {
-		next.svcsIndex = prev.svcsIndex
-	} else {
+	if b.svcsChanged || prev.svcsIndex == 0 {
 		next.svcsIndex = idx
 	}
 	s.snap.Store(next)
 	close(prev.changed)
+}
+
+// snapBuilder derives one snapshot from the previous one.
+type snapBuilder struct {
+	prev, next *Snapshot
+	ed         *edit
+	idx        uint64
+	// touched holds, by lower-case name, the services whose instances
+	// this build changed: new entries that the build modifies in place
+	// and puts in the trees at the end.
+	touched                   map[string]*svcTouch
+	nodesChanged, svcsChanged bool
+}
+
+type svcTouch struct {
+	se      *ServiceEntry // nil until the first change copies the old entry
+	changed bool          // some instance differs from the previous snapshot's
+}
+
+// replaceNode swaps node name's entry old for neu (either may be nil).
+func (b *snapBuilder) replaceNode(name string, old, neu *NodeEntry) {
+	nx := b.next
+	b.nodesChanged = true
+	lk := lowerASCII(name)
+	if old != nil {
+		nx.nodes.delete(b.ed, name)
+		if cur, ok := nx.nodesLower.get(lk); ok && cur == old {
+			nx.nodesLower.delete(b.ed, lk)
+		}
+		b.nodeAddr(old, false)
+		for _, inst := range old.Instances {
+			b.instanceAddr(inst, false)
+		}
+	}
+	if neu != nil {
+		nx.nodes.set(b.ed, name, neu)
+		nx.nodesLower.set(b.ed, lk, neu)
+		b.nodeAddr(neu, true)
+		for _, inst := range neu.Instances {
+			b.instanceAddr(inst, true)
+		}
+	}
+	var keys []string
+	add := func(e *NodeEntry) {
+		if e == nil {
+			return
+		}
+		for _, inst := range e.Instances {
+			if k := lowerASCII(inst.Service.Name); !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	add(old)
+	add(neu)
+	for _, k := range keys {
+		b.replaceInstances(k, name, instancesOf(neu, k))
+	}
+}
+
+// instancesOf returns e's instances of the service with lower-case name
+// key, in ID order.
+func instancesOf(e *NodeEntry, key string) []*Instance {
+	if e == nil {
+		return nil
+	}
+	var out []*Instance
+	for _, inst := range e.Instances {
+		if lowerASCII(inst.Service.Name) == key {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// replaceInstances replaces node's instances of service key with news.
+func (b *snapBuilder) replaceInstances(key, node string, news []*Instance) {
+	t := b.touched[key]
+	if t == nil {
+		t = &svcTouch{}
+		if old, ok := b.prev.services.get(key); ok {
+			t.se = &ServiceEntry{
+				Name:      old.Name,
+				Instances: slices.Clone(old.Instances),
+				Tags:      slices.Clone(old.Tags),
+				tagCount:  slices.Clone(old.tagCount),
+				Index:     old.Index,
+			}
+		}
+		b.touched[key] = t
+	}
+	if t.se == nil {
+		t.se = &ServiceEntry{}
+	}
+	se := t.se
+	lo := sort.Search(len(se.Instances), func(i int) bool { return se.Instances[i].Node.Node.Name >= node })
+	hi := lo
+	for hi < len(se.Instances) && se.Instances[hi].Node.Node.Name == node {
+		hi++
+	}
+	olds := se.Instances[lo:hi]
+	if len(olds) != len(news) {
+		t.changed = true
+	} else {
+		for i := range olds {
+			if olds[i].hash != news[i].hash {
+				t.changed = true
+				break
+			}
+		}
+	}
+	for _, inst := range olds {
+		for _, tag := range inst.Service.Tags {
+			se.countTag(tag, -1)
+		}
+	}
+	for _, inst := range news {
+		for _, tag := range inst.Service.Tags {
+			se.countTag(tag, 1)
+		}
+	}
+	se.Instances = slices.Replace(se.Instances, lo, hi, news...)
+}
+
+// countTag adds d to tag's count, keeping Tags sorted and free of tags
+// no instance has.
+func (se *ServiceEntry) countTag(tag string, d int32) {
+	i, found := slices.BinarySearch(se.Tags, tag)
+	if !found {
+		if d <= 0 {
+			return
+		}
+		se.Tags = slices.Insert(se.Tags, i, tag)
+		se.tagCount = slices.Insert(se.tagCount, i, d)
+		return
+	}
+	se.tagCount[i] += d
+	if se.tagCount[i] <= 0 {
+		se.Tags = slices.Delete(se.Tags, i, i+1)
+		se.tagCount = slices.Delete(se.tagCount, i, i+1)
+	}
+}
+
+// finishServices puts the touched services in the trees and sets their
+// indexes and the service-set index.
+func (b *snapBuilder) finishServices() {
+	nx := b.next
+	for key, t := range b.touched {
+		old, hadOld := b.prev.services.get(key)
+		se := t.se
+		if se == nil || len(se.Instances) == 0 {
+			if hadOld {
+				nx.services.delete(b.ed, key)
+				nx.svcNames.delete(b.ed, old.Name)
+				b.svcsChanged = true
+			}
+			continue
+		}
+		se.Name = se.Instances[0].Service.Name
+		if t.changed || !hadOld {
+			se.Index = b.idx
+		}
+		if !hadOld || old.Name != se.Name || !slices.Equal(old.Tags, se.Tags) {
+			b.svcsChanged = true
+		}
+		if hadOld && old.Name != se.Name {
+			nx.svcNames.delete(b.ed, old.Name)
+		}
+		nx.services.set(b.ed, key, se)
+		nx.svcNames.set(b.ed, se.Name, se)
+	}
+}
+
+// ipKey returns the canonical form of an IP address, or false when s is
+// not one.
+func ipKey(s string) (string, bool) {
+	if s == "" {
+		return "", false
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return "", false
+	}
+	return ip.String(), true
+}
+
+// nodeAddr adds e to, or removes it from, its address's node list, which
+// stays sorted by node name.
+func (b *snapBuilder) nodeAddr(e *NodeEntry, add bool) {
+	k, ok := ipKey(e.Node.Address)
+	if !ok {
+		return
+	}
+	l, _ := b.next.nodeAddrs.get(k)
+	if add {
+		i := sort.Search(len(l), func(i int) bool { return l[i].Node.Name >= e.Node.Name })
+		b.next.nodeAddrs.set(b.ed, k, slices.Insert(slices.Clip(l), i, e))
+		return
+	}
+	if i := slices.Index(l, e); i >= 0 {
+		if len(l) == 1 {
+			b.next.nodeAddrs.delete(b.ed, k)
+		} else {
+			b.next.nodeAddrs.set(b.ed, k, slices.Delete(slices.Clone(l), i, i+1))
+		}
+	}
+}
+
+// instanceAddr adds inst to, or removes it from, the instance list of its
+// own service address, which stays sorted by node name, then service ID.
+func (b *snapBuilder) instanceAddr(inst *Instance, add bool) {
+	k, ok := ipKey(inst.Service.Address)
+	if !ok {
+		return
+	}
+	l, _ := b.next.svcAddrs.get(k)
+	if add {
+		i := sort.Search(len(l), func(i int) bool {
+			a, c := l[i].Node.Node.Name, inst.Node.Node.Name
+			return a > c || a == c && l[i].Service.ID >= inst.Service.ID
+		})
+		b.next.svcAddrs.set(b.ed, k, slices.Insert(slices.Clip(l), i, inst))
+		return
+	}
+	if i := slices.Index(l, inst); i >= 0 {
+		if len(l) == 1 {
+			b.next.svcAddrs.delete(b.ed, k)
+		} else {
+			b.next.svcAddrs.set(b.ed, k, slices.Delete(slices.Clone(l), i, i+1))
+		}
+	}
 }
