@@ -49,7 +49,7 @@ func chromiumPath(t *testing.T) string {
 			chromiumWhy = "chromium is not installed and there is no apt-get to install it"
 			return
 		}
-		for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "chromium"}} {
+		for _, args := range [][]string{{"update"}, {"install", "-y", "chromium"}} {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 			cmd := exec.CommandContext(ctx, "apt-get", args...)
 			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
