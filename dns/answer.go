@@ -87,6 +87,11 @@ type entry struct {
 	dep      depKind
 	depName  string
 	depIndex uint64
+	// built is the index of the snapshot the entry was built on; validAt
+	// the newest snapshot index it is known to be valid for (see
+	// validFor).
+	built   uint64
+	validAt atomic.Uint64
 }
 
 // ordered reports whether the entry needs per-query ordering.

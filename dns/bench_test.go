@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/catalog/catalogtest"
 	"github.com/miekg/dns"
 )
 
@@ -148,4 +149,73 @@ func BenchmarkSnapshotChange(b *testing.B) {
 		b.StartTimer()
 		s.ServeDNS(w, m)
 	}
+}
+
+// BenchmarkChange100k measures DNS's share of one node's change in the
+// 100,000-instance catalog: after each change, 1,000 warm service names
+// are asked again (A), so an op is one change plus 1,000 answers. Entries
+// of services the change did not touch must not be prepared again.
+func BenchmarkChange100k(b *testing.B) {
+	shape := catalogtest.Shape100k
+	st := catalog.NewStore()
+	catalogtest.Fill(st, shape)
+	s, err := New(baseConfig(), st, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := &discard{remote: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}}
+	var qs []*dns.Msg
+	for j := 0; j < 1000; j++ {
+		qs = append(qs, query(catalogtest.ServiceName(j*shape.Nodes/1000)+".service.chorus.", dns.TypeA))
+	}
+	for _, m := range qs {
+		s.ServeDNS(w, m)
+	}
+	rec := catalogtest.Record(shape, shape.Nodes-1, 1)
+	v := st.Version(rec.Node.Name)
+	b.Run("change-only", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			v++
+			st.ApplyRecord(catalogtest.Flip(rec, v, []string{catalog.HealthCritical, catalog.HealthPassing}[i%2]))
+		}
+	})
+	b.Run("change+1000-answers", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			v++
+			st.ApplyRecord(catalogtest.Flip(rec, v, []string{catalog.HealthCritical, catalog.HealthPassing}[i%2]))
+			for _, m := range qs {
+				s.ServeDNS(w, m)
+			}
+		}
+	})
+	b.Run("1000-answers", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			for _, m := range qs {
+				s.ServeDNS(w, m)
+			}
+		}
+	})
+}
+
+// BenchmarkServeDNS100k answers from the 100,000-instance catalog: a
+// service of 9 instances, node-exporter (one instance on each of the
+// 10,000 nodes, EDNS so that the answer is not truncated to nothing) and
+// a node.
+func BenchmarkServeDNS100k(b *testing.B) {
+	st := catalog.NewStore()
+	catalogtest.Fill(st, catalogtest.Shape100k)
+	cfg := baseConfig()
+	b.Run("A/9", func(b *testing.B) {
+		benchServe(b, st, cfg, catalogtest.ServiceName(42)+".service.chorus.", dns.TypeA, false)
+	})
+	b.Run("SRV/9", func(b *testing.B) {
+		benchServe(b, st, cfg, catalogtest.ServiceName(42)+".service.chorus.", dns.TypeSRV, true)
+	})
+	b.Run("A/10000", func(b *testing.B) { benchServe(b, st, cfg, "node-exporter.service.chorus.", dns.TypeA, true) })
+	b.Run("node", func(b *testing.B) {
+		benchServe(b, st, cfg, catalogtest.NodeName(4242)+".node.chorus.", dns.TypeA, false)
+	})
 }

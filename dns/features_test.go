@@ -336,6 +336,49 @@ func TestCacheReuse(t *testing.T) {
 	}
 }
 
+// TestCacheAcrossUnqueriedSnapshots checks that an entry outlives
+// snapshots in which nobody asked for it, as long as its service is
+// unchanged, and that the entry of a service that is gone is dropped.
+func TestCacheAcrossUnqueriedSnapshots(t *testing.T) {
+	st := fixture(t)
+	s, err := New(baseConfig(), st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newRecorder(false)
+	key := func(name string) []byte { return append([]byte(name), 0, qcA) }
+	ask := func(name string) *entry {
+		w.reset()
+		s.ServeDNS(w, query(name, dns.TypeA))
+		return s.cache.Load().load(key(name))
+	}
+	web := ask("web.service.chorus.")
+	if web == nil {
+		t.Fatal("web not cached")
+	}
+	for i := 0; i < 3; i++ {
+		apply(t, st, node{name: fmt.Sprintf("x%d", i), addr: fmt.Sprintf("10.0.1.%d", i), zone: "a", services: []svc{{name: "other", port: 1}}})
+	}
+	if ask("web.service.chorus.") != web {
+		t.Fatal("entry rebuilt after unrelated changes nobody queried in between")
+	}
+	ask("other.service.chorus.")
+	if s.cache.Load().load(key("other.service.chorus.")) == nil {
+		t.Fatal("other not cached")
+	}
+	for i := 0; i < 3; i++ {
+		st.RemoveNode(fmt.Sprintf("x%d", i))
+	}
+	w.reset()
+	s.ServeDNS(w, query("other.service.chorus.", dns.TypeA))
+	if r := w.reply(t); r.Rcode != dns.RcodeNameError {
+		t.Fatalf("removed service: %s", dns.RcodeToString[r.Rcode])
+	}
+	if s.cache.Load().load(key("other.service.chorus.")) != nil {
+		t.Fatal("entry of a removed service kept")
+	}
+}
+
 func TestOwnNodeBeforeItsRecord(t *testing.T) {
 	st := catalog.NewStore() // the agent's own record has not arrived yet
 	ts := startServer(t, baseConfig(), st)

@@ -333,15 +333,16 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, qtype *uint16) int {
 	if !ours(lname, rt) {
 		return s.forward(w, r, rt, &ed)
 	}
-	c := s.cacheFor(s.src.Snapshot(), rt)
-	e := c.load(key)
+	c := s.cacheFor(rt)
+	v := c.viewOf(s.src.Snapshot())
+	e := c.get(key, v)
 	if e == nil {
-		e = s.resolve(c, key)
+		e = s.resolve(c, v, key)
 		if e == nil {
 			return s.forward(w, r, rt, &ed)
 		}
 	}
-	return s.reply(w, r, q, e, &ed, rt, c.view.serial)
+	return s.reply(w, r, q, e, &ed, rt, v.serial)
 }
 
 // ours reports whether the lower-case name is under one of the domains or
@@ -357,13 +358,11 @@ func ours(name []byte, rt *runtime) bool {
 		len(name) > len(v6) && string(name[len(name)-len(v6):]) == v6
 }
 
-// resolve builds the entry of key on a cache miss and stores it when its
-// name is bounded by the catalog. nil means the name is not ours after
-// all (outside the domains, or a reverse name we have nothing for).
-func (s *Server) resolve(c *cache, key []byte) *entry {
-	if e := c.reusable(key); e != nil {
-		return c.store(string(key), e)
-	}
+// resolve builds the entry of key on snapshot v when the cache has none
+// valid for it, and stores it when its name is bounded by the catalog.
+// nil means the name is not ours after all (outside the domains, or a
+// reverse name we have nothing for).
+func (s *Server) resolve(c *cache, v *snapshotView, key []byte) *entry {
 	name := string(key[:len(key)-2])
 	qc := key[len(key)-1]
 	p, in := parseName(name, c.rt)
@@ -372,11 +371,14 @@ func (s *Server) resolve(c *cache, key []byte) *entry {
 		if !ok {
 			return nil
 		}
-		b := builder{rt: c.rt, snap: c.view, q: q, qc: qc, p: p, cacheable: true}
+		b := builder{rt: c.rt, snap: v, q: q, qc: qc, p: p, cacheable: true}
 		e := b.build()
+		e.built = v.Index
+		e.validAt.Store(v.Index)
 		if b.cacheable {
-			return c.store(string(key), e)
+			return c.put(key, e)
 		}
+		c.drop(key, v.Index)
 		return e
 	}
 	if qc != qcPTR && qc != qcANY {
@@ -390,11 +392,14 @@ func (s *Server) resolve(c *cache, key []byte) *entry {
 	if !ok {
 		return nil
 	}
-	e, ok := buildReverse(c.rt, c.view, q, a)
+	e, ok := buildReverse(c.rt, v, q, a)
 	if !ok {
+		c.drop(key, v.Index)
 		return nil
 	}
-	return c.store(string(key), e)
+	e.built = v.Index
+	e.validAt.Store(v.Index)
+	return c.put(key, e)
 }
 
 // isTCP reports whether the query came over TCP.
