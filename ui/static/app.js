@@ -16,10 +16,11 @@
   const MIN_LOOP_MS = 1000;
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
-  // The service list's counts come from one plain read per service, made
-  // again whenever the service list or any check changes; this resync
-  // also catches instances without checks coming or going (see refresh).
+  // The service list's counts come from plain reads per service (see
+  // summaries); every RESYNC_MS they are all read again.
   const RESYNC_MS = 30000;
+  // During a round of reads the list is drawn at most this often.
+  const ROUND_DRAW_MS = 150;
   const MEMBER_STATUS = ['none', 'alive', 'leaving', 'left', 'failed'];
   const POLICY_ALIASES = {
     '': 'random', random: 'random', 'round-robin': 'round-robin', round_robin: 'round-robin',
@@ -233,68 +234,139 @@
     stopAll();
     conn.locked = false;
     conn.paused = false;
-    session = { ctrl: new AbortController(), watches: new Map(), resync: 0 };
+    session = { ctrl: new AbortController(), watches: new Map(), resync: 0, listed: false };
     $('forget').hidden = !getToken();
     watch('agent', '/v1/agent/self', null, (b) => { state.self = b; renderAgent(); render('detail'); }, true);
     watch('members', '/v1/agent/members', null, (b) => { state.members = b; render('members'); });
     watch('nodes', '/v1/catalog/nodes', null, (b) => { state.nodes = b; render('members'); render('detail'); });
-    watch('services', '/v1/catalog/services', null, (b) => {
-      state.services = b;
-      render('services');
-      summaries.refresh();
-    });
-    watch('checks', '/v1/health/state/any', null, () => summaries.refresh());
+    lastChecks = null;
+    watch('services', '/v1/catalog/services', null, servicesChanged);
+    watch('checks', '/v1/health/state/any', null, checksChanged);
     session.resync = setInterval(() => summaries.refresh(), RESYNC_MS);
     route(true);
     conn.render();
   }
 
-  // summaries keeps the service list's healthy/total counts: one plain
-  // read of /v1/health/service/<name> per service, repeated whenever the
-  // service list or any check in the catalog changes. (A browser holds at
-  // most six HTTP/1.1 connections to one host, so a blocking query per
-  // service is not an option; an endpoint with every service's counts
-  // would make this one blocking query.) Rounds never overlap: a change
-  // during a round asks for one more.
+  // summaries keeps the service list's healthy/total counts: plain reads
+  // of /v1/health/service/<name>. (A browser holds at most six HTTP/1.1
+  // connections to one host, so a blocking query per service is not an
+  // option; an endpoint with every service's counts would make this one
+  // blocking query.) The blocking queries on the service list and on
+  // every check say which services to read again: those that appeared or
+  // whose tags changed, and those whose checks (or whose nodes' checks)
+  // changed status, appeared or went. Every RESYNC_MS all are read again,
+  // which also catches instances without checks coming or going. Reads
+  // run one at a time, in rounds that never overlap.
   const summaries = {
-    dirty: false,
+    all: false, // the next round reads every service
+    names: new Set(), // else these
     running: false,
-    refresh() {
-      this.dirty = true;
-      if (!this.running) this.run();
+    nodes: new Map(), // service name -> Set of the nodes of its instances
+    refresh(names) {
+      if (names === undefined) this.all = true;
+      else for (const n of names) this.names.add(n);
+      if (!this.running && (this.all || this.names.size > 0)) this.run();
+    },
+    // set records a fresh read of one service.
+    set(name, entries) {
+      state.summaries.set(name, summarize(entries));
+      this.nodes.set(name, new Set(entries.map((e) => e.Node.Node)));
+    },
+    // onNodes returns the services with an instance on one of nodes.
+    onNodes(nodes) {
+      const out = [];
+      for (const [name, set] of this.nodes) {
+        for (const n of nodes) if (set.has(n)) { out.push(name); break; }
+      }
+      return out;
     },
     async run() {
       this.running = true;
       const s = session;
       try {
-        while (this.dirty && s && !s.ctrl.signal.aborted) {
-          this.dirty = false;
-          const names = Object.keys(state.services || {});
+        while ((this.all || this.names.size > 0) && s && !s.ctrl.signal.aborted) {
+          const names = this.all ? Object.keys(state.services || {}) : [...this.names];
+          this.all = false;
+          this.names.clear();
+          let failed = false;
+          let drawn = Date.now();
           for (const name of names) {
             if (s.ctrl.signal.aborted) return;
+            if (!state.services || !Object.hasOwn(state.services, name)) continue;
             try {
               const { body } = await get(svcPath('/v1/health/service/', name), null, s.ctrl.signal);
-              state.summaries.set(name, summarize(body));
-              render('services');
+              this.set(name, body);
+              // Drawing after every read of a long round would take
+              // longer than the reads.
+              if (Date.now() - drawn > ROUND_DRAW_MS) {
+                render('services');
+                drawn = Date.now();
+              }
             } catch (err) {
               if (s.ctrl.signal.aborted) return;
               if (err instanceof APIError && err.status === 403) { askToken(err.message); return; }
-              this.dirty = true; // try again with the next change or resync
+              this.names.add(name);
+              failed = true;
             }
           }
-          for (const name of state.summaries.keys()) {
-            if (!state.services || !Object.hasOwn(state.services, name)) state.summaries.delete(name);
-          }
           render('services');
-          if (this.dirty) await sleep(BACKOFF_MIN_MS, s.ctrl.signal);
+          if (failed) await sleep(BACKOFF_MIN_MS, s.ctrl.signal);
         }
       } finally {
         this.running = false;
         // A new session asked while this one was ending.
-        if (this.dirty && session && session !== s) this.run();
+        if ((this.all || this.names.size > 0) && session && session !== s) this.run();
       }
     },
   };
+
+  // servicesChanged takes a new service list: services that went are
+  // forgotten, new ones and those whose tags changed are read. A session
+  // reads them all once it has both its first service list and its first
+  // checks, so that every read is newer than the checks it compares with.
+  function servicesChanged(next) {
+    const prev = state.services;
+    state.services = next;
+    for (const name of [...state.summaries.keys()]) {
+      if (!Object.hasOwn(next, name)) {
+        state.summaries.delete(name);
+        summaries.nodes.delete(name);
+      }
+    }
+    render('services');
+    if (!session.listed) {
+      session.listed = true;
+      if (lastChecks) summaries.refresh(); // the first full round
+      return;
+    }
+    const changed = Object.keys(next).filter((name) =>
+      !state.summaries.has(name) || !Object.hasOwn(prev, name) || prev[name].join('\0') !== next[name].join('\0'));
+    summaries.refresh(changed);
+  }
+
+  // checksChanged takes every check in the catalog and reads again the
+  // services whose counts it may have changed.
+  let lastChecks = null; // Map node\0checkID -> check
+  function checksChanged(list) {
+    const next = new Map(list.map((c) => [c.Node + '\0' + c.CheckID, c]));
+    const prev = lastChecks;
+    lastChecks = next;
+    if (!prev) {
+      if (session.listed) summaries.refresh(); // the first full round
+      return;
+    }
+    const names = new Set();
+    const nodes = new Set();
+    for (const [key, c] of [...next, ...prev]) {
+      const a = prev.get(key);
+      const b = next.get(key);
+      if (a && b && a.Status === b.Status && a.ServiceID === b.ServiceID) continue;
+      if (c.ServiceName) names.add(c.ServiceName);
+      else nodes.add(c.Node);
+    }
+    for (const name of summaries.onNodes(nodes)) names.add(name);
+    summaries.refresh(names);
+  }
 
   // ---- health and DNS --------------------------------------------------
 
@@ -509,30 +581,50 @@
     document.title = c.NodeName ? `Chorus · ${c.NodeName}` : 'Chorus';
   }
 
+  // serviceRows caches the list's rows by service name with what they
+  // show, so that a change redraws only the rows it touched.
+  const serviceRows = new Map(); // name -> {key, li}
+
+  function serviceRow(name) {
+    const tags = state.services[name] || [];
+    const s = state.summaries.get(name);
+    const key = [tags.join('\0'), s ? `${s.passing}/${s.warning}/${s.total}` : '', name === state.selected].join('|');
+    const cached = serviceRows.get(name);
+    if (cached && cached.key === key) return cached.li;
+    const st = summaryStatus(s);
+    const count = s ? `${s.passing}/${s.total}` : '…';
+    const label = s ? `${s.passing} of ${s.total} instances healthy` : 'counting instances';
+    const li = el('li', { 'data-service': name, 'data-status': st },
+      el('a', { href: '#/service/' + encodeURIComponent(name), 'data-name': name,
+        'aria-current': name === state.selected ? 'page' : null },
+      el('span', { class: 'svc-name' }, name),
+      tags.length ? chips(tags, 'small', true) : null,
+      el('span', { class: 'count', 'data-status': st, title: label },
+        el('span', { 'aria-hidden': 'true' }, count), el('span', { class: 'sr' }, label))));
+    serviceRows.set(name, { key, li });
+    return li;
+  }
+
   function renderServices() {
     const list = $('services');
     const filter = $('filter').value.trim().toLowerCase();
-    const names = Object.keys(state.services || {}).sort((a, b) => a.localeCompare(b));
-    const focused = document.activeElement && list.contains(document.activeElement)
-      ? document.activeElement.dataset.name : undefined;
+    const services = state.services || {};
+    const names = Object.keys(services).sort((a, b) => a.localeCompare(b));
+    for (const name of serviceRows.keys()) {
+      if (!Object.hasOwn(services, name)) serviceRows.delete(name);
+    }
     const items = [];
     for (const name of names) {
-      const tags = state.services[name] || [];
+      const tags = services[name] || [];
       if (filter && !name.toLowerCase().includes(filter) && !tags.some((t) => t.toLowerCase().includes(filter))) continue;
-      const s = state.summaries.get(name);
-      const st = summaryStatus(s);
-      const count = s ? `${s.passing}/${s.total}` : '…';
-      const label = s ? `${s.passing} of ${s.total} instances healthy` : 'counting instances';
-      items.push(el('li', { 'data-service': name, 'data-status': st },
-        el('a', { href: '#/service/' + encodeURIComponent(name), 'data-name': name,
-          'aria-current': name === state.selected ? 'page' : null },
-        el('span', { class: 'svc-name' }, name),
-        tags.length ? chips(tags, 'small', true) : null,
-        el('span', { class: 'count', 'data-status': st, title: label },
-          el('span', { 'aria-hidden': 'true' }, count), el('span', { class: 'sr' }, label)))));
+      items.push(serviceRow(name));
     }
-    list.replaceChildren(...items);
     $('services-empty').hidden = names.length > 0 || state.services === null;
+    const now = list.children;
+    if (now.length === items.length && items.every((li, i) => now[i] === li)) return;
+    const focused = document.activeElement && list.contains(document.activeElement)
+      ? document.activeElement.dataset.name : undefined;
+    list.replaceChildren(...items);
     if (focused !== undefined) list.querySelector(`a[data-name="${CSS.escape(focused)}"]`)?.focus();
   }
 
@@ -684,7 +776,7 @@
     if (name) {
       watch('service', svcPath('/v1/health/service/', name), { near: '_agent' }, (b) => {
         state.detail = b;
-        state.summaries.set(name, summarize(b));
+        summaries.set(name, b);
         render('detail');
         render('services');
       });
