@@ -17,8 +17,10 @@
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
   // The service list's counts come from plain reads per service (see
-  // summaries); every RESYNC_MS they are all read again.
+  // summaries); every RESYNC_MS, or RESYNC_PER_SERVICE_MS per service if
+  // that is longer, they are all read again.
   const RESYNC_MS = 30000;
+  const RESYNC_PER_SERVICE_MS = 150;
   // During a round of reads the list is drawn at most this often.
   const ROUND_DRAW_MS = 150;
   const MEMBER_STATUS = ['none', 'alive', 'leaving', 'left', 'failed'];
@@ -213,7 +215,7 @@
     if (!session) return;
     session.ctrl.abort();
     for (const c of session.watches.values()) c.abort();
-    clearInterval(session.resync);
+    clearTimeout(session.resync);
     session = null;
     conn.failing.clear();
   }
@@ -238,11 +240,17 @@
     $('forget').hidden = !getToken();
     watch('agent', '/v1/agent/self', null, (b) => { state.self = b; renderAgent(); render('detail'); }, true);
     watch('members', '/v1/agent/members', null, (b) => { state.members = b; render('members'); });
-    watch('nodes', '/v1/catalog/nodes', null, (b) => { state.nodes = b; render('members'); render('detail'); });
+    watch('nodes', '/v1/catalog/nodes', null, (b) => { state.nodes = b; render('members'); });
     lastChecks = null;
     watch('services', '/v1/catalog/services', null, servicesChanged);
     watch('checks', '/v1/health/state/any', null, checksChanged);
-    session.resync = setInterval(() => summaries.refresh(), RESYNC_MS);
+    const s = session;
+    const resync = () => {
+      summaries.refresh();
+      const n = Object.keys(state.services || {}).length;
+      s.resync = setTimeout(resync, Math.max(RESYNC_MS, n * RESYNC_PER_SERVICE_MS));
+    };
+    s.resync = setTimeout(resync, RESYNC_MS);
     route(true);
     conn.render();
   }
@@ -254,7 +262,7 @@
   // blocking query.) The blocking queries on the service list and on
   // every check say which services to read again: those that appeared or
   // whose tags changed, and those whose checks (or whose nodes' checks)
-  // changed status, appeared or went. Every RESYNC_MS all are read again,
+  // changed status, appeared or went. A periodic resync reads them all,
   // which also catches instances without checks coming or going. Reads
   // run one at a time, in rounds that never overlap.
   const summaries = {
