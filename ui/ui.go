@@ -47,7 +47,7 @@ func Handler() http.Handler {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	files := http.FileServerFS(sub)
+	server := http.FileServerFS(sub)
 	return http.StripPrefix("/ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Path
 		if name == "" || strings.HasSuffix(name, "/") {
@@ -62,6 +62,6 @@ func Handler() http.Handler {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
-		files.ServeHTTP(w, r)
+		server.ServeHTTP(w, r)
 	}))
 }
