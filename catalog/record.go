@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sort"
 )
 
@@ -145,5 +146,9 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
 	}
 	r.Sort()
+	// The decoder grows slices by half again; a store holds every
+	// node's record, so keep them at their length.
+	r.Services = slices.Clone(r.Services)
+	r.Checks = slices.Clone(r.Checks)
 	return &r, nil
 }

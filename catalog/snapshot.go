@@ -245,12 +245,12 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		serf.Status = HealthCritical
 		serf.Output = "Agent not live or unreachable"
 	}
-	n.Checks = []Check{serf}
+	nodeChecks, svcCheckCount := 1, 0
 	var svcChecks map[string][]Check
 	if rec != nil {
 		for _, c := range rec.Checks {
 			if c.ServiceID == "" {
-				n.Checks = append(n.Checks, c)
+				nodeChecks++
 			} else {
 				if svcChecks == nil {
 					svcChecks = make(map[string][]Check)
@@ -259,23 +259,42 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 			}
 		}
 	}
+	// Every slice is allocated at its final size: a catalog holds one
+	// entry per node, and its checks are copied into each instance.
+	n.Checks = make([]Check, 1, nodeChecks)
+	n.Checks[0] = serf
+	if rec != nil {
+		for _, c := range rec.Checks {
+			if c.ServiceID == "" {
+				n.Checks = append(n.Checks, c)
+			}
+		}
+		for i := range rec.Services {
+			svcCheckCount += len(svcChecks[rec.Services[i].ID])
+		}
+	}
 	sort.Slice(n.Checks, func(i, j int) bool { return n.Checks[i].CheckID < n.Checks[j].CheckID })
 	n.Health = AggregateHealth(n.Checks)
-	n.AllChecks = append([]Check(nil), n.Checks...)
+	n.AllChecks = make([]Check, 0, len(n.Checks)+svcCheckCount)
+	n.AllChecks = append(n.AllChecks, n.Checks...)
 	if rec == nil {
 		return n
 	}
-	n.Instances = make([]*Instance, 0, len(rec.Services))
+	insts := make([]Instance, len(rec.Services))
+	checkBuf := make([]Check, 0, len(n.Checks)*len(rec.Services)+svcCheckCount)
+	n.Instances = make([]*Instance, len(rec.Services))
 	for i := range rec.Services {
 		svc := &rec.Services[i]
 		own := svcChecks[svc.ID]
-		checks := make([]Check, 0, len(n.Checks)+len(own))
-		checks = append(checks, n.Checks...)
-		checks = append(checks, own...)
+		start := len(checkBuf)
+		checkBuf = append(checkBuf, n.Checks...)
+		checkBuf = append(checkBuf, own...)
+		checks := checkBuf[start:len(checkBuf):len(checkBuf)]
 		n.AllChecks = append(n.AllChecks, own...)
-		inst := &Instance{Node: n, Service: svc, Checks: checks, Health: AggregateHealth(checks)}
+		inst := &insts[i]
+		*inst = Instance{Node: n, Service: svc, Checks: checks, Health: AggregateHealth(checks)}
 		inst.hash = instanceHash(inst)
-		n.Instances = append(n.Instances, inst)
+		n.Instances[i] = inst
 	}
 	sort.Slice(n.Instances, func(i, j int) bool { return n.Instances[i].Service.ID < n.Instances[j].Service.ID })
 	sort.Slice(n.AllChecks, func(i, j int) bool { return n.AllChecks[i].CheckID < n.AllChecks[j].CheckID })

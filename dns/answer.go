@@ -491,7 +491,7 @@ func hasTag(tags []string, tag string) bool {
 // distinct address, weighted by the sum of its instances' weights.
 func (b *builder) addrEntry(svc *catalog.ServiceEntry, tier []*catalog.Instance) *entry {
 	ttl := b.serviceTTL(svc)
-	e := &entry{apex: b.apex, policy: b.servicePolicy(svc), limitA: true}
+	e := &entry{apex: b.apex, policy: b.servicePolicy(svc), limitA: true, units: make([]unit, 0, len(tier))}
 	seen := map[netip.Addr]int{}
 	for _, inst := range tier {
 		a, ok := parseIP(inst.Address())
@@ -557,7 +557,11 @@ func (b *builder) txtEntry(svc *catalog.ServiceEntry, tier []*catalog.Instance) 
 // addresses and the instances' meta in the additional section.
 func (b *builder) srvEntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instance) *entry {
 	ttl := b.serviceTTL(svc)
-	e := &entry{apex: b.apex, policy: b.servicePolicy(svc)}
+	n := 0
+	for _, tier := range tiers {
+		n += len(tier)
+	}
+	e := &entry{apex: b.apex, policy: b.servicePolicy(svc), units: make([]unit, 0, n)}
 	glue := map[string]int32{}
 	for _, tier := range tiers {
 		for _, inst := range tier {

@@ -109,11 +109,21 @@ func Record(s Shape, i int, version uint64) *catalog.NodeRecord {
 }
 
 // Fill applies every node's record at version 1 and marks every node
-// alive, as one Store.Update.
+// alive, as one Store.Update. Each record goes through EncodeRecord and
+// DecodeRecord first, so the store holds records as replication
+// delivers them.
 func Fill(st *catalog.Store, s Shape) {
 	st.Update(func(tx *catalog.Tx) {
 		for i := 0; i < s.Nodes; i++ {
-			tx.ApplyRecord(Record(s, i, 1))
+			b, err := catalog.EncodeRecord(Record(s, i, 1))
+			if err != nil {
+				panic(err)
+			}
+			rec, err := catalog.DecodeRecord(b)
+			if err != nil {
+				panic(err)
+			}
+			tx.ApplyRecord(rec)
 			tx.SetMember(NodeName(i), NodeAddr(i), catalog.MemberAlive)
 		}
 	})
