@@ -17,15 +17,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
 func TestACLMatrix(t *testing.T) {
 	const readTok, writeTok = "read-token-0123456789", "write-token-0123456789"
-	for _, def := range []string{policyDeny, policyAllow} {
+	for _, def := range []string{httpapi.PolicyDeny, httpapi.PolicyAllow} {
 		t.Run("default "+def, func(t *testing.T) {
 			cfg := testConfig(t, "alpha")
-			cfg.ACL = ACLConfig{Enabled: true, DefaultPolicy: def, Tokens: []ACLToken{{readTok, policyRead}, {writeTok, policyWrite}}}
+			cfg.ACL = httpapi.ACLConfig{Enabled: true, DefaultPolicy: def, Tokens: []httpapi.ACLToken{{Secret: readTok, Policy: httpapi.PolicyRead}, {Secret: writeTok, Policy: httpapi.PolicyWrite}}}
 			a := startAgent(t, cfg)
 			cases := []struct {
 				who    string
@@ -34,8 +35,8 @@ func TestACLMatrix(t *testing.T) {
 				put    int
 				metric int
 			}{
-				{"no token", func(*http.Request) {}, map[string]int{policyDeny: 403, policyAllow: 200}[def], map[string]int{policyDeny: 403, policyAllow: 200}[def], map[string]int{policyDeny: 403, policyAllow: 200}[def]},
-				{"unknown token", func(r *http.Request) { r.Header.Set("X-Consul-Token", "nope-nope-nope-nope") }, map[string]int{policyDeny: 403, policyAllow: 200}[def], map[string]int{policyDeny: 403, policyAllow: 200}[def], map[string]int{policyDeny: 403, policyAllow: 200}[def]},
+				{"no token", func(*http.Request) {}, map[string]int{httpapi.PolicyDeny: 403, httpapi.PolicyAllow: 200}[def], map[string]int{httpapi.PolicyDeny: 403, httpapi.PolicyAllow: 200}[def], map[string]int{httpapi.PolicyDeny: 403, httpapi.PolicyAllow: 200}[def]},
+				{"unknown token", func(r *http.Request) { r.Header.Set("X-Consul-Token", "nope-nope-nope-nope") }, map[string]int{httpapi.PolicyDeny: 403, httpapi.PolicyAllow: 200}[def], map[string]int{httpapi.PolicyDeny: 403, httpapi.PolicyAllow: 200}[def], map[string]int{httpapi.PolicyDeny: 403, httpapi.PolicyAllow: 200}[def]},
 				{"read header", func(r *http.Request) { r.Header.Set("X-Consul-Token", readTok) }, 200, 403, 200},
 				{"read bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+readTok) }, 200, 403, 200},
 				{"write query", func(r *http.Request) { q := r.URL.Query(); q.Set("token", writeTok); r.URL.RawQuery = q.Encode() }, 200, 200, 200},
@@ -73,12 +74,12 @@ func TestACLMatrix(t *testing.T) {
 
 func TestACLConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
-		acl  ACLConfig
+		acl  httpapi.ACLConfig
 		want string
 	}{
-		{ACLConfig{Enabled: true, DefaultPolicy: "maybe"}, "acl.default_policy"},
-		{ACLConfig{Enabled: true, DefaultPolicy: "deny", Tokens: []ACLToken{{"short", "read"}}}, "acl.tokens[0].secret"},
-		{ACLConfig{Enabled: true, DefaultPolicy: "deny", Tokens: []ACLToken{{"long-enough-secret-x", "admin"}}}, "acl.tokens[0].policy"},
+		{httpapi.ACLConfig{Enabled: true, DefaultPolicy: "maybe"}, "acl.default_policy"},
+		{httpapi.ACLConfig{Enabled: true, DefaultPolicy: "deny", Tokens: []httpapi.ACLToken{{Secret: "short", Policy: "read"}}}, "acl.tokens[0].secret"},
+		{httpapi.ACLConfig{Enabled: true, DefaultPolicy: "deny", Tokens: []httpapi.ACLToken{{Secret: "long-enough-secret-x", Policy: "admin"}}}, "acl.tokens[0].policy"},
 	} {
 		cfg := testConfig(t, "a")
 		cfg.ACL = tc.acl
@@ -124,7 +125,7 @@ func TestHTTPSWithTestCA(t *testing.T) {
 	ca, cert, key, ccert, ckey := testCA(t, dir)
 	cfg := testConfig(t, "secure")
 	cfg.HTTPSPort = testutil.FreePort(t)
-	cfg.TLS = TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca, VerifyIncoming: true}
+	cfg.TLS = httpapi.TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca, VerifyIncoming: true}
 	a := startAgent(t, cfg)
 
 	pool := x509.NewCertPool()
@@ -157,7 +158,7 @@ func TestHTTPSWithTestCA(t *testing.T) {
 	}
 	bad := testConfig(t, "bad")
 	bad.HTTPSPort = 1
-	bad.TLS = TLSConfig{CertFile: filepath.Join(dir, "missing.pem"), KeyFile: key}
+	bad.TLS = httpapi.TLSConfig{CertFile: filepath.Join(dir, "missing.pem"), KeyFile: key}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
 		t.Fatalf("missing cert: %v", err)
 	}

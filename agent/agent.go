@@ -18,8 +18,10 @@ import (
 	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/httpapi"
+	"github.com/chorusdns/chorus/agent/local"
+	"github.com/chorusdns/chorus/agent/replication"
 	"github.com/chorusdns/chorus/catalog"
-	"github.com/chorusdns/chorus/checks"
 	dnssrv "github.com/chorusdns/chorus/dns"
 )
 
@@ -36,14 +38,15 @@ type Agent struct {
 	reg    prometheus.Registerer
 	gather prometheus.Gatherer
 
-	store   *catalog.Store
-	local   *localState
-	checks  *checks.Manager
-	dns     *dnssrv.Server
-	serf    *serf.Serf
-	coords  *coords
-	sync    *syncer
-	metrics *metrics
+	store     *catalog.Store
+	local     *local.State
+	dns       *dnssrv.Server
+	serf      *serf.Serf
+	transport *replication.Transport
+	coords    *replication.Coords
+	sync      *replication.Syncer
+	api       *httpapi.Server
+	metrics   *metrics
 
 	httpLn   net.Listener
 	httpSrv  *http.Server
@@ -112,16 +115,14 @@ func (a *Agent) SerfAddr() string {
 // received on its gossip port since it started (Serf's traffic and
 // Chorus's notices and digests; TCP pulls and push-pulls excluded).
 func (a *Agent) GossipBytes() (sent, received uint64) {
-	if a.sync == nil || a.sync.transport == nil {
+	if a.transport == nil {
 		return 0, 0
 	}
-	return a.sync.transport.bytesOut.Load(), a.sync.transport.bytesIn.Load()
+	return a.transport.Bytes()
 }
 
-// SetFastPath turns the replication fast path (direct notices and
-// tag-driven pulls) on or off, leaving anti-entropy alone. Benchmarks and
-// fault tests use it to measure the repair path.
-func (a *Agent) SetFastPath(on bool) { a.sync.fastPath.Store(on) }
+// Local returns the agent's own services and checks. Valid after Start.
+func (a *Agent) Local() *local.State { return a.local }
 
 // NodeName returns this agent's node name.
 func (a *Agent) NodeName() string { return a.cfg.Load().NodeName }
@@ -166,12 +167,11 @@ func (a *Agent) Start() (err error) {
 		Zone:       cfg.Zone,
 		Meta:       cfg.NodeMeta,
 	}
-	a.local = newLocalState(node, cfg.DataDir)
-	a.checks = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks}, a.root, a.onCheckResult)
-	if err := a.restoreLocal(); err != nil {
+	a.local = local.New(local.Config{Node: node, DataDir: cfg.DataDir, EnableScriptChecks: cfg.EnableScriptChecks}, a.root, a.publish)
+	if err := a.local.Restore(); err != nil {
 		return err
 	}
-	if err := a.loadConfigServices(cfg.Services); err != nil {
+	if err := a.local.LoadConfigServices(cfg.Services); err != nil {
 		return err
 	}
 
@@ -187,10 +187,11 @@ func (a *Agent) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("http_port: %w", err)
 	}
-	handler := a.withACL(a.httpHandler())
+	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, gossip{a}, a.root, a.reg, a.gather)
+	handler := a.api.Handler()
 	a.httpSrv = a.newHTTPServer(handler)
 	if cfg.HTTPSPort > 0 {
-		tlsCfg, err := cfg.TLS.serverConfig()
+		tlsCfg, err := cfg.TLS.ServerConfig()
 		if err != nil {
 			return err
 		}
@@ -206,19 +207,17 @@ func (a *Agent) Start() (err error) {
 	if err := a.startSerf(cfg, advertise); err != nil {
 		return err
 	}
-	a.local.setGossip(a.SerfAddr())
+	a.local.SetGossip(a.SerfAddr())
 	a.dns.SetDistances(a)
-	a.publish()
+	a.local.Publish()
 
-	a.wg.Add(4)
-	go func() { defer a.wg.Done(); a.serveHTTP(a.httpSrv, a.httpLn) }()
+	a.wg.Go(func() { a.api.Run(a.ctx) })
+	a.wg.Go(func() { a.serveHTTP(a.httpSrv, a.httpLn) })
 	if a.httpsSrv != nil {
-		a.wg.Add(1)
-		go func() { defer a.wg.Done(); a.serveHTTP(a.httpsSrv, a.httpsLn) }()
+		a.wg.Go(func() { a.serveHTTP(a.httpsSrv, a.httpsLn) })
 	}
 	expectPeers := prevPeers || len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0
-	go func() {
-		defer a.wg.Done()
+	a.wg.Go(func() {
 		waited, lack := a.waitCatalog(a.ctx, expectPeers)
 		switch {
 		case expectPeers && lack == "":
@@ -229,15 +228,9 @@ func (a *Agent) Start() (err error) {
 		if err := a.dns.Run(a.ctx); err != nil {
 			a.logger.Error("dns server stopped", "err", err)
 		}
-	}()
-	go func() {
-		defer a.wg.Done()
-		if err := a.checks.Run(a.ctx); err != nil {
-			a.logger.Error("check runner stopped", "err", err)
-		}
-	}()
-	go func() { defer a.wg.Done(); a.reapCritical(a.ctx) }()
-	a.sync.start(a.ctx, &a.wg)
+	})
+	a.wg.Go(func() { a.local.Run(a.ctx) })
+	a.wg.Go(func() { a.sync.Run(a.ctx) })
 	a.startJoin(cfg)
 	a.logger.Info("agent started", "node", cfg.NodeName, "datacenter", cfg.Datacenter,
 		"http", a.HTTPAddr(), "dns", a.DNSAddr(), "serf", a.SerfAddr(), "data_dir", cfg.DataDir)
@@ -262,7 +255,17 @@ func (a *Agent) serveHTTP(srv *http.Server, ln net.Listener) {
 	}
 }
 
-// fatal stops the agent because it cannot go on; Err reports why.
+// publish applies a new record of this node to the catalog and announces
+// it to peers (local.State's publish function).
+func (a *Agent) publish(rec *catalog.NodeRecord) {
+	if a.store.ApplyRecord(rec) && a.sync != nil {
+		a.sync.Announce(rec)
+	}
+}
+
+// fatal stops the agent because it cannot go on; Err reports why. It is
+// called from the agent's own goroutines, so the stop runs on a goroutine
+// of its own, which Done reports the end of.
 func (a *Agent) fatal(err error) {
 	a.logger.Error("stopping the agent", "err", err)
 	a.fatalErr.Store(&err)
@@ -275,22 +278,6 @@ func (a *Agent) Err() error {
 		return *p
 	}
 	return nil
-}
-
-// Run starts the agent and serves until ctx is cancelled, then shuts it
-// down gracefully (leaving the cluster).
-func (a *Agent) Run(ctx context.Context) error {
-	if err := a.Start(); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-a.done:
-		return a.Err()
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	return a.Shutdown(sctx)
 }
 
 // Shutdown stops the agent gracefully: DNS, then checks, then a Serf leave
@@ -336,7 +323,7 @@ func (a *Agent) closeAll(left bool) {
 		}
 	}
 	if a.sync != nil {
-		a.sync.close()
+		a.sync.Close()
 	}
 	if a.httpLn != nil {
 		a.httpLn.Close()
@@ -345,7 +332,7 @@ func (a *Agent) closeAll(left bool) {
 		a.httpsLn.Close()
 	}
 	if a.local != nil {
-		if err := a.local.persist(); err != nil {
+		if err := a.local.Flush(); err != nil {
 			a.logger.Error("final persist failed", "err", err)
 		}
 	}
@@ -400,6 +387,14 @@ func advertiseAddr(cfg *Config) (string, error) {
 		return fallback, nil
 	}
 	return "127.0.0.1", nil
+}
+
+// apiSettings are the settings the HTTP API reports and obeys.
+func (a *Agent) apiSettings(cfg *Config) httpapi.Settings {
+	return httpapi.Settings{
+		Datacenter: cfg.Datacenter, NodeName: cfg.NodeName, Zone: cfg.Zone, Domain: cfg.Domain,
+		NodeMeta: cfg.NodeMeta, Version: Version, ACL: cfg.ACL,
+	}
 }
 
 func (a *Agent) dnsConfig(cfg *Config, advertise string) dnssrv.Config {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/miekg/dns"
 
 	"github.com/chorusdns/chorus/test/testutil"
@@ -19,7 +21,7 @@ func TestRegisterAnswersHTTPAndDNS(t *testing.T) {
 	mustDo(t, a, "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8080,"Tags":["v1"],"Meta":{"team":"x"}}`)
 	mustDo(t, a, "PUT", "/v1/agent/service/register", `{"Name":"web","ID":"web2","Address":"10.0.0.7","Port":8081,"Weights":{"Passing":5,"Warning":1}}`)
 
-	var svcs map[string]agentService
+	var svcs map[string]api.AgentService
 	json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/services", nil), &svcs)
 	if len(svcs) != 2 || svcs["web"].Service != "web" || svcs["web"].Weights.Passing != 1 || svcs["web2"].Weights.Passing != 5 {
 		t.Fatalf("agent services: %+v", svcs)
@@ -29,12 +31,12 @@ func TestRegisterAnswersHTTPAndDNS(t *testing.T) {
 	if fmt.Sprint(names["web"]) != "[v1]" {
 		t.Fatalf("catalog services: %v", names)
 	}
-	var cs []catalogService
+	var cs []api.CatalogService
 	json.Unmarshal(mustDo(t, a, "GET", "/v1/catalog/service/web", nil), &cs)
 	if len(cs) != 2 || cs[0].Node != "alpha" || cs[0].Address != "127.0.0.1" || cs[1].ServiceAddress != "10.0.0.7" {
 		t.Fatalf("catalog service: %+v", cs)
 	}
-	var hs []serviceEntry
+	var hs []api.ServiceEntry
 	json.Unmarshal(mustDo(t, a, "GET", "/v1/health/service/web?passing", nil), &hs)
 	if len(hs) != 2 || hs[0].Checks[0].CheckID != "serfHealth" || hs[0].Checks[0].Status != "passing" {
 		t.Fatalf("health service: %+v", hs)
@@ -103,7 +105,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if after := a.Store().Snapshot().Digest(); after != before {
 		t.Fatalf("catalog changed by bad input: %s → %s", before, after)
 	}
-	var svcs map[string]agentService
+	var svcs map[string]api.AgentService
 	json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/services", nil), &svcs)
 	if len(svcs) != 1 {
 		t.Fatalf("services after bad input: %v", svcs)
@@ -122,12 +124,12 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 	if v := b.Store().Version("alpha"); v <= v1 {
 		t.Fatalf("version went from %d to %d across a restart", v1, v)
 	}
-	var svcs map[string]agentService
+	var svcs map[string]api.AgentService
 	json.Unmarshal(mustDo(t, b, "GET", "/v1/agent/services", nil), &svcs)
 	if svcs["db"].Port != 5432 {
 		t.Fatalf("after restart: %+v", svcs)
 	}
-	var checks map[string]healthCheck
+	var checks map[string]api.HealthCheck
 	json.Unmarshal(mustDo(t, b, "GET", "/v1/agent/checks", nil), &checks)
 	if c := checks["service:db"]; c.Status != "warning" || c.Output != "slow" {
 		t.Fatalf("TTL state after restart: %+v", c)

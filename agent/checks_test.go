@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/miekg/dns"
 
 	"github.com/chorusdns/chorus/test/testutil"
@@ -39,7 +41,7 @@ func TestHTTPCheckFailureLeavesOtherAgentsAnswers(t *testing.T) {
 	start := time.Now()
 	waitDNS(t, agents, "web", 1, 5*time.Second)
 	t.Logf("failed check left agent B's answers in %v", time.Since(start))
-	var hs []serviceEntry
+	var hs []api.ServiceEntry
 	json.Unmarshal(mustDo(t, agents[1], "GET", "/v1/health/service/web", nil), &hs)
 	found := false
 	for _, e := range hs {
@@ -89,7 +91,7 @@ func TestTTLChecksAndStatusEndpoints(t *testing.T) {
 	if w := srv(); len(w) != 0 {
 		t.Fatalf("critical answered: %v", w)
 	}
-	var state []healthCheck
+	var state []api.HealthCheck
 	json.Unmarshal(mustDo(t, a, "GET", "/v1/health/state/critical", nil), &state)
 	if len(state) != 1 || state[0].Output != "down" {
 		t.Fatalf("state critical: %+v", state)
@@ -105,7 +107,7 @@ func TestTTLChecksAndStatusEndpoints(t *testing.T) {
 		}
 		return nil
 	})
-	var checks []healthCheck
+	var checks []api.HealthCheck
 	json.Unmarshal(mustDo(t, a, "GET", "/v1/health/checks/job", nil), &checks)
 	if len(checks) != 1 || !strings.Contains(checks[0].Output, "TTL expired") {
 		t.Fatalf("checks: %+v", checks)
@@ -181,7 +183,7 @@ func TestMaintenanceMode(t *testing.T) {
 	mustDo(t, agents[0], "PUT", "/v1/agent/service/maintenance/web?enable=true&reason=deploy", nil)
 	waitDNS(t, agents, "web", 0, 5*time.Second)
 	waitDNS(t, agents, "db", 1, 5*time.Second)
-	var hs []serviceEntry
+	var hs []api.ServiceEntry
 	json.Unmarshal(mustDo(t, agents[1], "GET", "/v1/health/service/web", nil), &hs)
 	if len(hs) != 1 || hs[0].Checks[len(hs[0].Checks)-1].Notes != "deploy" {
 		t.Fatalf("maintenance check: %+v", hs)
@@ -212,7 +214,7 @@ func TestDeregisterCriticalServiceAfter(t *testing.T) {
 	mustDo(t, a, "PUT", "/v1/agent/service/register",
 		`{"Name":"temp","Port":1,"Check":{"TTL":"10s","DeregisterCriticalServiceAfter":"300ms"}}`)
 	testutil.Eventually(t, 5*time.Second, func() error {
-		var svcs map[string]agentService
+		var svcs map[string]api.AgentService
 		json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/services", nil), &svcs)
 		if len(svcs) != 0 {
 			return fmt.Errorf("still registered: %v", svcs)
@@ -228,7 +230,7 @@ func TestScriptChecksWhenEnabled(t *testing.T) {
 	mustDo(t, a, "PUT", "/v1/agent/service/register",
 		`{"Name":"s","Port":1,"Checks":[{"Args":["/bin/sh","-c","exit 0"],"Interval":"200ms"},{"Args":["/bin/sh","-c","echo slow; exit 1"],"Interval":"200ms"}]}`)
 	testutil.Eventually(t, 5*time.Second, func() error {
-		var checks map[string]healthCheck
+		var checks map[string]api.HealthCheck
 		json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/checks", nil), &checks)
 		c1, c2 := checks["service:s:1"], checks["service:s:2"]
 		if c1.Status != "passing" || c2.Status != "warning" || !strings.Contains(c2.Output, "slow") {

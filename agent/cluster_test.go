@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/replication"
 	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/test/testutil"
 )
@@ -127,22 +128,6 @@ func TestConcurrentChangesConverge(t *testing.T) {
 	}
 }
 
-func TestAntiEntropyRepairsWithoutFastPath(t *testing.T) {
-	agents := startCluster(t, 3, nil)
-	for _, a := range agents {
-		a.sync.fastPath.Store(false)
-	}
-	mustDo(t, agents[0], "PUT", "/v1/agent/service/register", `{"Name":"quiet","Port":1}`)
-	// Only anti-entropy (digest → vector exchange → pull) can carry it.
-	waitDNS(t, agents, "quiet", 1, 10*time.Second)
-	waitConverged(t, agents, 5*time.Second)
-	if agents[1].metrics != nil {
-		if v := counterValue(t, agents[1], "ae_repair") + counterValue(t, agents[2], "ae_repair"); v == 0 {
-			t.Fatal("no anti-entropy repair counted")
-		}
-	}
-}
-
 func counterValue(t testing.TB, a *Agent, event string) float64 {
 	_, body := do(t, a, "GET", "/metrics", nil)
 	for _, line := range strings.Split(string(body), "\n") {
@@ -162,7 +147,7 @@ func TestLargeRecordReplicates(t *testing.T) {
 			fmt.Sprintf(`{"Name":"bulk","ID":"bulk-%03d","Port":%d,"Tags":["t%d"],"Meta":{"index":"%d"}}`, i, 2000+i, i%7, i))
 	}
 	enc, _ := catalog.EncodeRecord(agents[0].Store().Record("node0"))
-	if len(enc) <= maxInlineRecord {
+	if len(enc) <= replication.MaxInlineRecord {
 		t.Fatalf("record of %d bytes is not bigger than a notice", len(enc))
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
@@ -191,9 +176,8 @@ func TestPartitionAndHeal(t *testing.T) {
 		return m
 	}
 	cut := func(from []*Agent, to map[string]bool) {
-		f := func(addr string) bool { return to[addr] }
 		for _, a := range from {
-			a.sync.transport.drop.Store(&f)
+			a.transport.SetDrop(func(addr string) bool { return to[addr] })
 		}
 	}
 	cut(left, addrsOf(right))
@@ -206,7 +190,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	waitDNS(t, left, "web", 3, 5*time.Second)
 
 	for _, a := range agents {
-		a.sync.transport.drop.Store(nil)
+		a.transport.SetDrop(nil)
 	}
 	start := time.Now()
 	waitDNS(t, agents, "web", 5, 15*time.Second)
@@ -298,4 +282,22 @@ func TestMemberStatusRepairedAfterLostEvent(t *testing.T) {
 	if v := counterValue(t, agents[0], "member_repair"); v == 0 {
 		t.Fatal("no member repair counted")
 	}
+}
+
+// TestCoordinatesInCluster: real agents learn each other's coordinates
+// from their probes, so RTT (DNS distances, ?near=) works.
+func TestCoordinatesInCluster(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	start := time.Now()
+	defer func() { t.Logf("coordinates everywhere %v after the cluster formed", time.Since(start)) }()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		for _, a := range agents {
+			for _, b := range agents {
+				if _, ok := a.RTT(b.NodeName()); !ok {
+					return fmt.Errorf("%s has no RTT to %s", a.NodeName(), b.NodeName())
+				}
+			}
+		}
+		return nil
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chorusdns/chorus/agent/httpapi"
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/catalog"
 	dnssrv "github.com/chorusdns/chorus/dns"
 )
@@ -49,16 +51,16 @@ type Config struct {
 
 	EnableScriptChecks bool `mapstructure:"enable_script_checks"`
 
-	ACL    ACLConfig    `mapstructure:"acl"`
-	TLS    TLSConfig    `mapstructure:"tls"`
-	DNS    DNSConfig    `mapstructure:"dns"`
-	Gossip GossipConfig `mapstructure:"gossip"`
+	ACL    httpapi.ACLConfig `mapstructure:"acl"`
+	TLS    httpapi.TLSConfig `mapstructure:"tls"`
+	DNS    DNSConfig         `mapstructure:"dns"`
+	Gossip GossipConfig      `mapstructure:"gossip"`
 	// GossipProfile picks the gossip timings: lan (default), wan or local.
 	GossipProfile string `mapstructure:"gossip_profile"`
 
 	// Services are service definitions from config files and the config
 	// directory (keys "service" and "services").
-	Services []ServiceDefinition `mapstructure:"-"`
+	Services []local.ServiceDefinition `mapstructure:"-"`
 }
 
 // DNSConfig holds the dns.* keys.
@@ -119,7 +121,7 @@ func DefaultConfig() Config {
 		RetryInterval: 5 * time.Second,
 		Domain:        "chorus",
 		GossipProfile: "lan",
-		ACL:           ACLConfig{DefaultPolicy: policyAllow},
+		ACL:           httpapi.ACLConfig{DefaultPolicy: "allow"},
 		DNS: DNSConfig{
 			NodeTTL:         d.NodeTTL,
 			ServiceTTL:      d.ServiceTTL,
@@ -159,23 +161,26 @@ func (c *Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("log_level: %v", err)
 	}
-	for key, addr := range map[string]string{"bind": c.Bind, "client": c.Client} {
-		if net.ParseIP(addr) == nil {
-			return fmt.Errorf("%s: %q is not an IP address", key, addr)
+	for _, kv := range []struct{ key, addr string }{{"bind", c.Bind}, {"client", c.Client}} {
+		if net.ParseIP(kv.addr) == nil {
+			return fmt.Errorf("%s: %q is not an IP address", kv.key, kv.addr)
 		}
 	}
 	if c.Advertise != "" && net.ParseIP(c.Advertise) == nil {
 		return fmt.Errorf("advertise: %q is not an IP address", c.Advertise)
 	}
-	for key, p := range map[string]int{"http_port": c.HTTPPort, "https_port": c.HTTPSPort, "dns_port": c.DNSPort, "serf_port": c.SerfPort} {
-		if p < 0 || p > 65535 {
-			return fmt.Errorf("%s: %d is outside 0–65535", key, p)
+	for _, kp := range []struct {
+		key  string
+		port int
+	}{{"http_port", c.HTTPPort}, {"https_port", c.HTTPSPort}, {"dns_port", c.DNSPort}, {"serf_port", c.SerfPort}} {
+		if kp.port < 0 || kp.port > 65535 {
+			return fmt.Errorf("%s: %d is outside 0–65535", kp.key, kp.port)
 		}
 	}
-	if err := c.ACL.validate(); err != nil {
+	if err := c.ACL.Validate(); err != nil {
 		return err
 	}
-	if err := c.TLS.validate(c.HTTPSPort); err != nil {
+	if err := c.TLS.Validate(c.HTTPSPort); err != nil {
 		return err
 	}
 	if c.RetryInterval <= 0 {
@@ -204,12 +209,15 @@ func (c *Config) Validate() error {
 	if _, err := gossipProfile(c.GossipProfile); err != nil {
 		return fmt.Errorf("gossip_profile: %v", err)
 	}
-	for k, v := range map[string]time.Duration{
-		"gossip.probe_interval": c.Gossip.ProbeInterval, "gossip.probe_timeout": c.Gossip.ProbeTimeout,
-		"gossip.gossip_interval": c.Gossip.GossipInterval, "gossip.push_pull_interval": c.Gossip.PushPullInterval,
+	for _, kd := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"gossip.probe_interval", c.Gossip.ProbeInterval}, {"gossip.probe_timeout", c.Gossip.ProbeTimeout},
+		{"gossip.gossip_interval", c.Gossip.GossipInterval}, {"gossip.push_pull_interval", c.Gossip.PushPullInterval},
 	} {
-		if v < 0 {
-			return fmt.Errorf("%s: must not be negative", k)
+		if kd.d < 0 {
+			return fmt.Errorf("%s: must not be negative", kd.key)
 		}
 	}
 	if c.Gossip.SuspicionMult < 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -448,7 +449,7 @@ func TestConsulAPIExternalServices(t *testing.T) {
 		}
 		e := es[0]
 		if e.Node.Node != "node0" || e.Service.Address != "142.250.0.1" || e.Service.Port != 443 ||
-			e.Service.Meta[ExternalNodeMetaKey] != "google" || e.Service.Meta["owner"] != "them" ||
+			e.Service.Meta[local.ExternalNodeMetaKey] != "google" || e.Service.Meta["owner"] != "them" ||
 			e.Checks.AggregatedStatus() != api.HealthWarning {
 			return fmt.Errorf("entry %+v %+v", e.Service, e.Checks)
 		}
@@ -501,7 +502,7 @@ func TestConsulAPIExternalServices(t *testing.T) {
 	cb := consulClient(t, b)
 	es, _, err = cb.Health().Service("search", "", false, nil)
 	mustNil(t, "health after restart", err)
-	if len(es) != 1 || es[0].Checks.AggregatedStatus() != api.HealthCritical || es[0].Service.Meta[ExternalNodeMetaKey] != "google" {
+	if len(es) != 1 || es[0].Checks.AggregatedStatus() != api.HealthCritical || es[0].Service.Meta[local.ExternalNodeMetaKey] != "google" {
 		t.Fatalf("after restart: %+v", es)
 	}
 	waitMembers(t, []*Agent{b, agents[1]}, 2)

@@ -50,7 +50,7 @@ func BenchmarkBlockingQueries10k(b *testing.B) {
 		start := cpuTime()
 		for i := 0; i < count; i++ {
 			st := []string{catalog.HealthCritical, catalog.HealthPassing}[i%2]
-			if err := a.UpdateTTL("flappy", st, fmt.Sprint(i)); err != nil {
+			if err := a.Local().UpdateTTL("flappy", st, fmt.Sprint(i)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -81,7 +81,7 @@ func BenchmarkBlockingQueries10k(b *testing.B) {
 		}
 		start, wall := cpuTime(), time.Now()
 		st := []string{catalog.HealthWarning, catalog.HealthPassing}[i%2]
-		if err := a.UpdateTTL("watched", st, "change "+strconv.Itoa(i)); err != nil {
+		if err := a.Local().UpdateTTL("watched", st, "change "+strconv.Itoa(i)); err != nil {
 			b.Fatal(err)
 		}
 		got, _ := strconv.Atoi(client.do(b, "wait "+strconv.Itoa(n)+" 60000"))

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/chorusdns/chorus/agent/replication"
 	"github.com/chorusdns/chorus/catalog"
 )
 
@@ -102,22 +103,22 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 
 	// Our own ping delegate keeps the network coordinates in place of
 	// Serf's, which would send them on every probe ack (coords.go).
-	a.coords, err = newCoords(cfg.NodeName, serfLog)
+	a.coords, err = replication.NewCoords(cfg.NodeName, serfLog)
 	if err != nil {
 		return fmt.Errorf("network coordinates: %w", err)
 	}
 	ml.Ping = a.coords
 
-	a.sync = newSyncer(a, keyring)
-	tr, err := newMuxTransport(cfg.Bind, cfg.SerfPort, serfLog, a.sync.handlePacket, a.sync.handleStream)
+	a.sync = replication.New(cfg.NodeName, a.store, keyring, a.root, replication.NewMetrics(a.reg))
+	tr, err := replication.NewTransport(cfg.Bind, cfg.SerfPort, serfLog, a.sync.HandlePacket, a.sync.HandleStream)
 	if err != nil {
 		return fmt.Errorf("serf_port: %w", err)
 	}
-	tr.start()
-	port := tr.port()
+	tr.Start()
+	port := tr.Port()
 	ml.BindPort, ml.AdvertisePort = port, port
 	ml.Transport = tr
-	a.sync.transport = tr
+	a.transport = tr
 
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.NodeName
@@ -142,7 +143,7 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 		return fmt.Errorf("start gossip on %s:%d: %w", cfg.Bind, port, err)
 	}
 	a.serf = s
-	a.sync.ready.Store(true)
+	a.sync.Attach(serfMembers{a}, tr)
 	self := s.LocalMember()
 	a.store.SetMember(self.Name, self.Addr.String(), catalog.MemberAlive)
 	a.wg.Add(1)
@@ -262,7 +263,7 @@ func (a *Agent) handleEvents(events <-chan serf.Event) {
 					case serf.EventMemberReap:
 						if m.Name != a.NodeName() {
 							tx.RemoveNode(m.Name)
-							a.coords.forget(m.Name)
+							a.coords.Forget(m.Name)
 						}
 					default:
 						tx.SetMember(m.Name, m.Addr.String(), memberStatus(m.Status))
@@ -270,9 +271,7 @@ func (a *Agent) handleEvents(events <-chan serf.Event) {
 				}
 			})
 			for _, m := range me.Members {
-				if m.Status == serf.StatusAlive && m.Name != a.NodeName() {
-					a.sync.wantFromTags(m)
-				}
+				a.sync.Observe(toMember(m))
 			}
 			a.metrics.memberEvents.WithLabelValues(me.Type.String()).Add(float64(len(me.Members)))
 		}
@@ -307,7 +306,7 @@ func (a *Agent) Join(addrs []string) (int, error) {
 	n, err := a.serf.Join(full, true)
 	if n > 0 {
 		a.logger.Info("joined cluster", "contacted", n)
-		a.sync.kick()
+		a.sync.Kick()
 	}
 	if err != nil && n == 0 {
 		return 0, fmt.Errorf("join %v: %w", addrs, err)
@@ -364,10 +363,12 @@ func (a *Agent) startJoin(cfg *Config) {
 	}()
 }
 
-// Leave leaves the cluster gracefully and stops the agent.
+// Leave leaves the cluster gracefully and stops the agent, in the
+// background (it is asked for over the API, whose server the stop shuts
+// down); Done is closed when it has finished.
 func (a *Agent) Leave() {
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 15*time.Second)
 		defer cancel()
 		a.Shutdown(ctx)
 	}()
@@ -399,8 +400,8 @@ func (a *Agent) RTT(node string) (time.Duration, bool) {
 	if node == a.NodeName() {
 		return 0, true
 	}
-	mine := a.coords.mine()
-	other, ok := a.coords.of(node)
+	mine := a.coords.Mine()
+	other, ok := a.coords.Of(node)
 	if !ok || other == nil {
 		return 0, false
 	}

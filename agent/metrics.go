@@ -9,35 +9,19 @@ import (
 
 // metrics are the agent's own Prometheus metrics (DNS registers its own).
 type metrics struct {
-	syncEvents   *prometheus.CounterVec
 	memberEvents *prometheus.CounterVec
-	httpRequests *prometheus.CounterVec
-	httpDuration *prometheus.HistogramVec
 }
 
 // newMetrics registers the agent's metrics, the catalog collector and the
 // Go and process collectors on reg.
 func newMetrics(reg prometheus.Registerer, store *catalog.Store) *metrics {
 	m := &metrics{
-		syncEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chorus_sync_events_total",
-			Help: "Replication events: announce, notice_sent, notice_received, applied_notice, applied_pull, pull_served, pull_failed, ae_exchange, ae_repair, member_repair, member_join, rejected.",
-		}, []string{"event"}),
 		memberEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chorus_member_events_total",
 			Help: "Serf membership events seen, by type.",
 		}, []string{"type"}),
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chorus_http_requests_total",
-			Help: "HTTP API requests by method and status code.",
-		}, []string{"method", "code"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "chorus_http_request_duration_seconds",
-			Help:    "HTTP API request latency (blocking queries included).",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
-		}, []string{"method"}),
 	}
-	reg.MustRegister(m.syncEvents, m.memberEvents, m.httpRequests, m.httpDuration,
+	reg.MustRegister(m.memberEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&catalogCollector{store: store})
 	return m

@@ -1,40 +1,24 @@
 package agent
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
+	"github.com/chorusdns/chorus/agent/httpapi"
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/hashicorp/serf/serf"
 )
-
-// ErrNoEncryption is returned by keyring operations when gossip
-// encryption is off.
-var ErrNoEncryption = errors.New("gossip encryption is not enabled on this agent (start it with --encrypt)")
-
-// KeyringResponse is Consul's operator keyring answer for one pool.
-type KeyringResponse struct {
-	WAN         bool
-	Datacenter  string
-	Segment     string
-	Messages    map[string]string
-	Keys        map[string]int
-	PrimaryKeys map[string]int
-	NumNodes    int
-}
 
 // KeyringOp runs a cluster-wide keyring operation through Serf's key
 // manager: "list", "install", "use" or "remove". Install, use and remove
 // reach every member; the error reports nodes that failed.
-func (a *Agent) KeyringOp(op, key string) (*KeyringResponse, error) {
+func (a *Agent) KeyringOp(op, key string) (*httpapi.KeyringResponse, error) {
 	if !a.serf.EncryptionEnabled() {
-		return nil, ErrNoEncryption
+		return nil, httpapi.ErrNoEncryption
 	}
 	if op != "list" {
 		if _, err := decodeKey(key); err != nil {
-			return nil, fmt.Errorf("Key: %v: %w", err, ErrInvalid)
+			return nil, fmt.Errorf("Key: %v: %w", err, local.ErrInvalid)
 		}
 	}
 	km := a.serf.KeyManager()
@@ -53,14 +37,14 @@ func (a *Agent) KeyringOp(op, key string) (*KeyringResponse, error) {
 		case "remove":
 			resp, err = km.RemoveKey(key)
 		default:
-			return nil, fmt.Errorf("unknown keyring operation %q: %w", op, ErrInvalid)
+			return nil, fmt.Errorf("unknown keyring operation %q: %w", op, local.ErrInvalid)
 		}
 		if err == nil {
 			break
 		}
 		a.logger.Warn("keyring operation incomplete; retrying", "op", op, "attempt", attempt+1, "err", err)
 	}
-	out := &KeyringResponse{Datacenter: a.cfg.Load().Datacenter, Messages: map[string]string{}, Keys: map[string]int{}, PrimaryKeys: map[string]int{}}
+	out := &httpapi.KeyringResponse{Datacenter: a.cfg.Load().Datacenter, Messages: map[string]string{}, Keys: map[string]int{}, PrimaryKeys: map[string]int{}}
 	if resp != nil {
 		out.NumNodes = resp.NumNodes
 		for k, v := range resp.Messages {
@@ -82,31 +66,4 @@ func (a *Agent) KeyringOp(op, key string) (*KeyringResponse, error) {
 	}
 	a.logger.Info("keyring operation done", "op", op, "nodes", out.NumNodes)
 	return out, nil
-}
-
-// apiKeyring serves /v1/operator/keyring: GET lists, POST installs, PUT
-// makes primary, DELETE removes (body {"Key": "<base64>"}).
-func (a *Agent) apiKeyring(w http.ResponseWriter, r *http.Request) (any, error) {
-	op := map[string]string{http.MethodGet: "list", http.MethodPost: "install", http.MethodPut: "use", http.MethodDelete: "remove"}[r.Method]
-	var body struct{ Key string }
-	if op != "list" {
-		b, err := readBody(r)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(b, &body); err != nil {
-			return nil, errorf(http.StatusBadRequest, "%v", jsonError(err))
-		}
-	}
-	resp, err := a.KeyringOp(op, body.Key)
-	switch {
-	case errors.Is(err, ErrNoEncryption):
-		return nil, errorf(http.StatusBadRequest, "%v", err)
-	case err != nil:
-		return nil, err
-	}
-	if op == "list" {
-		return []*KeyringResponse{resp}, nil
-	}
-	return nil, nil
 }

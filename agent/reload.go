@@ -10,31 +10,36 @@ import "fmt"
 // is applied.
 func (a *Agent) Reload(next Config) error {
 	cur := a.cfg.Load()
-	for key, changed := range map[string]bool{
-		"node":       next.NodeName != cur.NodeName,
-		"data_dir":   next.DataDir != cur.DataDir && next.DataDir != "",
-		"bind":       next.Bind != cur.Bind,
-		"advertise":  next.Advertise != cur.Advertise,
-		"client":     next.Client != cur.Client,
-		"http_port":  next.HTTPPort != cur.HTTPPort,
-		"https_port": next.HTTPSPort != cur.HTTPSPort,
-		"dns_port":   next.DNSPort != cur.DNSPort,
-		"serf_port":  next.SerfPort != cur.SerfPort,
-		"datacenter": next.Datacenter != cur.Datacenter,
+	for _, c := range []struct {
+		key     string
+		changed bool
+	}{
+		{"node", next.NodeName != cur.NodeName},
+		{"data_dir", next.DataDir != cur.DataDir && next.DataDir != ""},
+		{"bind", next.Bind != cur.Bind},
+		{"advertise", next.Advertise != cur.Advertise},
+		{"client", next.Client != cur.Client},
+		{"http_port", next.HTTPPort != cur.HTTPPort},
+		{"https_port", next.HTTPSPort != cur.HTTPSPort},
+		{"dns_port", next.DNSPort != cur.DNSPort},
+		{"serf_port", next.SerfPort != cur.SerfPort},
+		{"datacenter", next.Datacenter != cur.Datacenter},
 	} {
-		if changed {
-			return fmt.Errorf("reload: %s cannot change without a restart", key)
+		if c.changed {
+			return fmt.Errorf("reload: %s cannot change without a restart", c.key)
 		}
 	}
 	next.DataDir = cur.DataDir
 	if err := next.Validate(); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	if err := a.dns.Reload(a.dnsConfig(&next, a.local.node.Address)); err != nil {
+	if err := a.dns.Reload(a.dnsConfig(&next, a.local.Node().Address)); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	a.cfg.Store(&next)
-	if err := a.loadConfigServices(next.Services); err != nil {
+	a.api.SetSettings(a.apiSettings(&next))
+	a.local.SetEnableScriptChecks(next.EnableScriptChecks)
+	if err := a.local.LoadConfigServices(next.Services); err != nil {
 		return fmt.Errorf("reload services: %w", err)
 	}
 	return nil

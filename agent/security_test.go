@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -100,7 +101,7 @@ func TestKeyRotationWhileAnswering(t *testing.T) {
 		t.Fatalf("after rotation: %+v %v", resp, err)
 	}
 	// The same over HTTP, in Consul's shape.
-	var list []KeyringResponse
+	var list []httpapi.KeyringResponse
 	json.Unmarshal(mustDo(t, agents[3], "GET", "/v1/operator/keyring", nil), &list)
 	if len(list) != 1 || list[0].Keys[key2] != 5 || list[0].NumNodes != 5 {
 		t.Fatalf("GET /v1/operator/keyring: %+v", list)

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/chorusdns/chorus/agent"
+	"github.com/chorusdns/chorus/agent/local"
 )
 
 // flagKeys maps agent flags onto config keys where the names differ
@@ -49,7 +50,7 @@ func loadConfig(flags *pflag.FlagSet, src sources, dev bool) (agent.Config, erro
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 
-	var services []agent.ServiceDefinition
+	var services []local.ServiceDefinition
 	files := append([]string(nil), src.files...)
 	if src.dir != "" {
 		entries, err := os.ReadDir(src.dir)
@@ -245,7 +246,7 @@ func flattenHCL(v any) any {
 
 // extractServices removes the "service" and "services" keys from a config
 // map and decodes them strictly as service definitions.
-func extractServices(m map[string]any) ([]agent.ServiceDefinition, error) {
+func extractServices(m map[string]any) ([]local.ServiceDefinition, error) {
 	var raw []any
 	for k, val := range m {
 		switch strings.ToLower(k) {
@@ -265,13 +266,13 @@ func extractServices(m map[string]any) ([]agent.ServiceDefinition, error) {
 			delete(m, k)
 		}
 	}
-	out := make([]agent.ServiceDefinition, 0, len(raw))
+	out := make([]local.ServiceDefinition, 0, len(raw))
 	for i, r := range raw {
 		b, err := json.Marshal(stringKeys(r))
 		if err != nil {
 			return nil, fmt.Errorf("services[%d]: %v", i, err)
 		}
-		def, err := agent.DecodeServiceDefinition(b, true)
+		def, err := local.DecodeServiceDefinition(b, true)
 		if err != nil {
 			return nil, fmt.Errorf("services[%d]: %v", i, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chorusdns/chorus/agent"
+	"github.com/chorusdns/chorus/agent/local"
 )
 
 // regResult is scenario (a): a registration on one agent until every
@@ -36,7 +37,7 @@ func measureRegister(c *cluster, rounds int) (regResult, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout)
 		w := c.watch(ctx, c.live, q, hasPort(port))
 		start := time.Now()
-		err := owner.RegisterService(agent.ServiceDefinition{Name: svc, ID: svc, Port: int(port)})
+		err := owner.Local().RegisterService(local.ServiceDefinition{Name: svc, ID: svc, Port: int(port)})
 		t0 := time.Now()
 		if err != nil {
 			cancel()
@@ -60,7 +61,7 @@ func measureRegister(c *cluster, rounds int) (regResult, error) {
 
 		ctx, cancel = context.WithTimeout(context.Background(), c.o.timeout)
 		w = c.watch(ctx, c.live, q, lacksPort(port))
-		if err := owner.DeregisterService(svc); err != nil {
+		if err := owner.Local().DeregisterService(svc); err != nil {
 			cancel()
 			w.wait()
 			return regResult{}, fmt.Errorf("deregister %s: %w", svc, err)
@@ -104,7 +105,7 @@ func measureCrash(c *cluster, rounds int) (crashResult, error) {
 		svc := fmt.Sprintf("crash%d", r)
 		port := uint16(20000 + r)
 		q := serviceQname(svc)
-		if err := victim.RegisterService(agent.ServiceDefinition{Name: svc, ID: svc, Port: int(port)}); err != nil {
+		if err := victim.Local().RegisterService(local.ServiceDefinition{Name: svc, ID: svc, Port: int(port)}); err != nil {
 			return crashResult{}, fmt.Errorf("register %s: %w", svc, err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout)
@@ -184,13 +185,13 @@ func measureHealth(c *cluster, rounds int) (healthResult, error) {
 	owner := c.live[len(c.live)/2]
 	const port = 30000
 	q := serviceQname("hc")
-	def := agent.ServiceDefinition{Name: "hc", ID: "hc", Port: port, Check: &agent.CheckDefinition{
-		HTTP: srv.URL + "/health", Interval: agent.Duration(time.Second),
+	def := local.ServiceDefinition{Name: "hc", ID: "hc", Port: port, Check: &local.CheckDefinition{
+		HTTP: srv.URL + "/health", Interval: local.Duration(time.Second),
 	}}
-	if err := owner.RegisterService(def); err != nil {
+	if err := owner.Local().RegisterService(def); err != nil {
 		return healthResult{}, fmt.Errorf("register hc: %w", err)
 	}
-	defer owner.DeregisterService("hc")
+	defer owner.Local().DeregisterService("hc")
 	ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout)
 	_, miss := latest(c.watch(ctx, c.live, q, hasPort(port)).wait(), time.Now())
 	cancel()

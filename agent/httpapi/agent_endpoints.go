@@ -1,0 +1,470 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chorusdns/chorus/agent/filter"
+	"github.com/chorusdns/chorus/agent/local"
+	"github.com/chorusdns/chorus/catalog"
+)
+
+// serviceAddress is Consul's ServiceAddress JSON shape.
+type serviceAddress struct {
+	Address string
+	Port    int
+}
+
+// agentService is Consul's AgentService JSON shape (also NodeService, the
+// services of /v1/catalog/node and /v1/catalog/node-services).
+type agentService struct {
+	Kind              string `json:",omitempty"`
+	ID                string
+	Service           string
+	Tags              []string
+	Meta              map[string]string
+	Port              int
+	Address           string
+	TaggedAddresses   map[string]serviceAddress `json:",omitempty"`
+	Weights           catalog.Weights
+	EnableTagOverride bool
+	CreateIndex       uint64 `json:",omitempty"`
+	ModifyIndex       uint64 `json:",omitempty"`
+	ContentHash       string `json:",omitempty"`
+	Datacenter        string `json:",omitempty"`
+}
+
+// contentHashValue makes the body's ContentHash and the
+// X-Consul-ContentHash header the same value.
+func (s agentService) contentHashValue() string { return s.ContentHash }
+
+func (a *Server) toAgentService(s catalog.Service) agentService {
+	return agentService{
+		ID: s.ID, Service: s.Name, Tags: nonNil(s.Tags), Meta: orEmpty(s.Meta), Port: s.Port, Address: s.Address,
+		TaggedAddresses: serviceTaggedAddresses(s), Weights: s.Weights, Datacenter: a.cfg().Datacenter,
+	}
+}
+
+// serviceIndex returns a catalog service instance's create and modify
+// indexes.
+func (a *Server) serviceIndex(snap *catalog.Snapshot, node string, s *catalog.Service) (uint64, uint64) {
+	h := newHasher().str(s.ID).str(s.Name).strs(s.Tags).str(s.Address).num(int64(s.Port)).strMap(s.Meta).
+		num(int64(s.Weights.Passing)).num(int64(s.Weights.Warning))
+	c, m, _ := a.objects.get("s\x00"+node+"\x00"+s.ID, snap.Index, snap.Index, h.h)
+	return c, m
+}
+
+// serviceTaggedAddresses are the lan/wan addresses Consul adds to a service
+// registered with an IP address.
+func serviceTaggedAddresses(s catalog.Service) map[string]serviceAddress {
+	ip := net.ParseIP(s.Address)
+	if ip == nil {
+		return nil
+	}
+	sa := serviceAddress{Address: s.Address, Port: s.Port}
+	if ip.To4() != nil {
+		return map[string]serviceAddress{"lan_ipv4": sa, "wan_ipv4": sa}
+	}
+	return map[string]serviceAddress{"lan_ipv6": sa, "wan_ipv6": sa}
+}
+
+// nodeID derives a stable UUID-shaped node ID from the node name (Consul
+// clients expect one; Chorus identifies nodes by name).
+func nodeID(name string) string {
+	h := sha256.Sum256([]byte("chorus-node:" + name))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+func (a *Server) apiSelf(w http.ResponseWriter, r *http.Request) (any, error) {
+	cfg := a.cfg()
+	self := a.gossip.LocalMember()
+	coord, _ := a.gossip.Coordinate("")
+	return map[string]any{
+		"Config": map[string]any{
+			"Datacenter":        cfg.Datacenter,
+			"PrimaryDatacenter": cfg.Datacenter,
+			"NodeName":          cfg.NodeName,
+			"NodeID":            nodeID(cfg.NodeName),
+			"Revision":          "",
+			"Server":            false,
+			"Version":           cfg.Version,
+			"Product":           "chorus",
+			"Zone":              cfg.Zone,
+			"Domain":            strings.TrimSuffix(cfg.Domain, ".") + ".",
+		},
+		"Coord":  coord,
+		"Member": self,
+		"Meta":   orEmpty(cfg.NodeMeta),
+		"Stats": map[string]any{
+			"agent":    map[string]string{"version": cfg.Version},
+			"serf_lan": a.gossip.Stats(),
+			"runtime": map[string]string{
+				"arch": runtime.GOARCH, "os": runtime.GOOS, "version": runtime.Version(),
+				"cpu_count": strconv.Itoa(runtime.NumCPU()), "goroutines": strconv.Itoa(runtime.NumGoroutine()),
+			},
+		},
+	}, nil
+}
+
+// apiHost is a minimal /v1/agent/host: what Chorus knows without probing
+// the system (Consul's full answer comes from gopsutil).
+func (a *Server) apiHost(w http.ResponseWriter, r *http.Request) (any, error) {
+	hostname, err := os.Hostname()
+	errs := []string{}
+	if err != nil {
+		errs = append(errs, fmt.Sprintf("hostname: %v", err))
+	}
+	return map[string]any{
+		"Host": map[string]any{
+			"hostname": hostname, "os": runtime.GOOS, "platform": runtime.GOOS, "kernelArch": runtime.GOARCH,
+		},
+		"CPU":            []map[string]any{{"cores": runtime.NumCPU()}},
+		"Memory":         map[string]any{},
+		"Disk":           map[string]any{},
+		"CollectionTime": time.Now().UnixNano(),
+		"Errors":         errs,
+	}, nil
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// selfKey is the watch key of this agent's own node: local state reaches
+// the catalog through it.
+func (a *Server) selfKey() watchKey { return nodeKey(a.NodeName()) }
+
+// queryFilter parses ?filter= for values of type t (nil when absent).
+func queryFilter(r *http.Request, t reflect.Type) (*filter.Filter, error) {
+	expr := params(r).Get("filter")
+	if expr == "" {
+		return nil, nil // a nil filter matches everything
+	}
+	f, err := filter.New(expr, t)
+	if errors.Is(err, filter.ErrInvalid) {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return f, err
+}
+
+var (
+	typeAgentService   = reflect.TypeOf(agentService{})
+	typeAgentMember    = reflect.TypeOf(Member{})
+	typeHealthCheck    = reflect.TypeOf(healthCheck{})
+	typeCatalogService = reflect.TypeOf(catalogService{})
+	typeCatalogNode    = reflect.TypeOf(catalogNode{})
+	typeServiceEntry   = reflect.TypeOf(serviceEntry{})
+)
+
+func (a *Server) apiMembers(w http.ResponseWriter, r *http.Request) (any, error) {
+	f, err := queryFilter(r, typeAgentMember)
+	if err != nil {
+		return nil, err
+	}
+	wan, err := boolParam(r, "wan")
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{key: keyNodes, local: true, render: func(*catalog.Snapshot) (any, error) {
+		out := []Member{}
+		if wan {
+			return out, nil // Chorus has no WAN pool
+		}
+		ms := a.gossip.Members()
+		sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+		for _, m := range ms {
+			if f.Match(&m) {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	}})
+}
+
+func (a *Server) apiAgentServices(w http.ResponseWriter, r *http.Request) (any, error) {
+	f, err := queryFilter(r, typeAgentService)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{key: a.selfKey(), local: true, render: func(*catalog.Snapshot) (any, error) {
+		svcs := a.local.Services()
+		out := make(map[string]agentService, len(svcs))
+		for _, s := range svcs {
+			as := a.toAgentService(s)
+			if f.Match(&as) {
+				out[s.ID] = as
+			}
+		}
+		return out, nil
+	}})
+}
+
+func (a *Server) apiAgentService(w http.ResponseWriter, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	return a.serve(w, r, readQuery{key: a.selfKey(), local: true, render: func(*catalog.Snapshot) (any, error) {
+		svc, ok := a.local.Service(id)
+		if !ok {
+			return nil, errorf(http.StatusNotFound, "unknown service ID %q", id)
+		}
+		as := a.toAgentService(svc)
+		b, err := json.Marshal(as)
+		if err != nil {
+			return nil, err
+		}
+		as.ContentHash = fmt.Sprintf("%016x", bodyHash(b))
+		return as, nil
+	}})
+}
+
+func (a *Server) apiRegister(w http.ResponseWriter, r *http.Request) (any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var def local.ServiceDefinition
+	if err := local.DecodeDefinition(b, &def, false); err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	if err := a.local.RegisterService(def); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Server) apiDeregister(w http.ResponseWriter, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	if a.local.IsExternal(id) {
+		return nil, errorf(http.StatusNotFound, "service %q is an external service: remove it with PUT /v1/catalog/deregister", id)
+	}
+	if err := a.local.DeregisterService(id); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Server) apiServiceMaint(w http.ResponseWriter, r *http.Request) (any, error) {
+	enable, err := enableParam(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, a.local.SetServiceMaintenance(r.PathValue("id"), enable, params(r).Get("reason"))
+}
+
+func (a *Server) apiNodeMaint(w http.ResponseWriter, r *http.Request) (any, error) {
+	enable, err := enableParam(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, a.local.SetNodeMaintenance(enable, params(r).Get("reason"))
+}
+
+func enableParam(r *http.Request) (bool, error) {
+	v := params(r).Get("enable")
+	if v == "" {
+		return false, errorf(http.StatusBadRequest, "missing value for enable (true or false)")
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errorf(http.StatusBadRequest, "enable=%q: want true or false", v)
+	}
+	return b, nil
+}
+
+func (a *Server) apiServiceLoad(w http.ResponseWriter, r *http.Request) (any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var body struct{ Load *float64 }
+	if err := json.Unmarshal(b, &body); err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", local.JSONError(err))
+	}
+	if body.Load == nil {
+		return nil, errorf(http.StatusBadRequest, `body must be {"Load": <number>}`)
+	}
+	return nil, a.local.SetServiceLoad(r.PathValue("id"), *body.Load)
+}
+
+// healthCheck is Consul's HealthCheck JSON shape (AgentCheck in
+// /v1/agent/checks, which has the same fields but ServiceTags and the
+// indexes).
+type healthCheck struct {
+	Node        string
+	CheckID     string
+	Name        string
+	Status      string
+	Notes       string
+	Output      string
+	ServiceID   string
+	ServiceName string
+	ServiceTags []string
+	Type        string
+	Interval    string `json:",omitempty"`
+	Timeout     string `json:",omitempty"`
+	ExposedPort int
+	Definition  checkDefinition
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// checkDefinition is Consul's HealthCheckDefinition JSON shape: how the
+// check runs. Catalog reads of other agents' checks know only the
+// interval and timeout; the owning agent's /v1/agent/checks has it all.
+type checkDefinition struct {
+	HTTP                           string              `json:",omitempty"`
+	Header                         map[string][]string `json:",omitempty"`
+	Method                         string              `json:",omitempty"`
+	Body                           string              `json:",omitempty"`
+	TLSServerName                  string              `json:",omitempty"`
+	TLSSkipVerify                  bool                `json:",omitempty"`
+	TCP                            string              `json:",omitempty"`
+	GRPC                           string              `json:",omitempty"`
+	GRPCUseTLS                     bool                `json:",omitempty"`
+	ScriptArgs                     []string            `json:",omitempty"`
+	Interval                       string              `json:",omitempty"`
+	Timeout                        string              `json:",omitempty"`
+	DeregisterCriticalServiceAfter string              `json:",omitempty"`
+}
+
+func toHealthCheck(node string, c catalog.Check, tags []string) healthCheck {
+	return healthCheck{
+		Node: node, CheckID: c.CheckID, Name: c.Name, Status: c.Status, Notes: c.Notes, Output: c.Output,
+		ServiceID: c.ServiceID, ServiceName: c.ServiceName, ServiceTags: nonNil(tags), Type: c.Type,
+		Interval: c.Interval, Timeout: c.Timeout,
+		Definition: checkDefinition{Interval: c.Interval, Timeout: c.Timeout},
+	}
+}
+
+// catalogCheck is toHealthCheck with the check's catalog indexes.
+func (a *Server) catalogCheck(snap *catalog.Snapshot, node string, c catalog.Check, tags []string) healthCheck {
+	hc := toHealthCheck(node, c, tags)
+	h := newHasher().str(c.CheckID).str(c.Name).str(c.Status).str(c.Notes).str(c.Output).str(c.ServiceID).
+		str(c.ServiceName).str(c.Type).str(c.Interval).str(c.Timeout).strs(tags)
+	hc.CreateIndex, hc.ModifyIndex, _ = a.objects.get("c\x00"+node+"\x00"+c.CheckID, snap.Index, snap.Index, h.h)
+	return hc
+}
+
+func durationString(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func (a *Server) apiAgentChecks(w http.ResponseWriter, r *http.Request) (any, error) {
+	f, err := queryFilter(r, typeHealthCheck)
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, readQuery{key: a.selfKey(), local: true, render: func(*catalog.Snapshot) (any, error) {
+		views := a.local.Checks()
+		node := a.NodeName()
+		out := make(map[string]healthCheck, len(views))
+		for _, v := range views {
+			if v.External {
+				continue
+			}
+			c := v.Check
+			hc := toHealthCheck(node, c, v.ServiceTags)
+			if d := v.Def; d.ID != "" {
+				hc.Definition = checkDefinition{
+					HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body, TLSServerName: d.TLSServerName,
+					TLSSkipVerify: d.TLSSkipVerify, TCP: d.TCP, GRPC: d.GRPC, GRPCUseTLS: d.GRPCUseTLS, ScriptArgs: d.Args,
+					Interval: durationString(d.Interval), Timeout: durationString(d.Timeout),
+					DeregisterCriticalServiceAfter: durationString(d.DeregisterCriticalServiceAfter),
+				}
+			}
+			if f.Match(&hc) {
+				out[c.CheckID] = hc
+			}
+		}
+		return out, nil
+	}})
+}
+
+func (a *Server) apiCheckRegister(w http.ResponseWriter, r *http.Request) (any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var def local.CheckDefinition
+	if err := local.DecodeDefinition(b, &def, false); err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	if def.ServiceID != "" && a.local.IsExternal(def.ServiceID) {
+		return nil, errorf(http.StatusBadRequest, "service %q is an external service: give its checks in PUT /v1/catalog/register", def.ServiceID)
+	}
+	return nil, a.local.RegisterCheck(def)
+}
+
+func (a *Server) apiCheckDeregister(w http.ResponseWriter, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	if a.local.CheckIsExternal(id) {
+		return nil, errorf(http.StatusBadRequest, "check %q belongs to an external service: remove it with PUT /v1/catalog/deregister", id)
+	}
+	return nil, a.local.DeregisterCheck(id)
+}
+
+func (a *Server) apiCheckTTL(status string) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return nil, a.local.UpdateTTL(r.PathValue("id"), status, params(r).Get("note"))
+	}
+}
+
+func (a *Server) apiCheckUpdate(w http.ResponseWriter, r *http.Request) (any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var body struct{ Status, Output string }
+	if err := json.Unmarshal(b, &body); err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", local.JSONError(err))
+	}
+	return nil, a.local.UpdateTTL(r.PathValue("id"), body.Status, body.Output)
+}
+
+func (a *Server) apiJoin(w http.ResponseWriter, r *http.Request) (any, error) {
+	addr := r.PathValue("addr")
+	if _, err := a.gossip.Join([]string{addr}); err != nil {
+		return nil, errorf(http.StatusInternalServerError, "%v", err)
+	}
+	return nil, nil
+}
+
+func (a *Server) apiLeave(w http.ResponseWriter, r *http.Request) (any, error) {
+	a.gossip.Leave()
+	return nil, nil
+}
+
+func (a *Server) apiForceLeave(w http.ResponseWriter, r *http.Request) (any, error) {
+	prune, err := boolParam(r, "prune")
+	if err != nil {
+		return nil, err
+	}
+	node := r.PathValue("node")
+	if err := a.gossip.ForceLeave(node, prune); err != nil {
+		return nil, errorf(http.StatusInternalServerError, "%v", err)
+	}
+	return nil, nil
+}

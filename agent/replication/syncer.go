@@ -1,0 +1,965 @@
+package replication
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/chorusdns/chorus/catalog"
+)
+
+// Message types after chorusMagic on the gossip port.
+const (
+	pktNotice byte = 1 // UDP: a node's new version, with its record when small
+	pktDigest byte = 2 // UDP: a hash of the sender's version vector
+	strPull   byte = 3 // TCP: fetch records
+	strVector byte = 4 // TCP: exchange version vectors
+)
+
+// Sync tuning. MaxInlineRecord is the largest encoded record a notice
+// carries inline: a notice stays within one unfragmented UDP datagram on
+// any LAN; larger records are pulled.
+const (
+	MaxInlineRecord  = 1200
+	aeInterval       = time.Second
+	pullTimeout      = 5 * time.Second
+	pullWorkers      = 4
+	maxPullJitter    = 500 * time.Millisecond
+	jitterPerMember  = 3 * time.Millisecond
+	maxVectorEntries = 1 << 20
+	// applyQueue bounds the records waiting for applyLoop; a notice that
+	// finds it full is dropped (anti-entropy repairs it), a pull waits.
+	applyQueue = 4096
+)
+
+// Syncer replicates node records between agents. The version tag in the
+// gossip layer is the truth; on top of it:
+//   - fast path: on every local change the owner sends a notice straight
+//     to every alive member (one UDP datagram each, the record inline when
+//     it fits), so peers apply it within a network round trip;
+//   - pull: a peer that learns of a newer version than it holds (from a
+//     notice, a tag or anti-entropy) fetches the record over TCP, after a
+//     jitter that grows with the cluster, from whoever told it;
+//   - anti-entropy: every second each agent sends a random peer a hash of
+//     its node → version vector; on a mismatch the two exchange vectors
+//     and pull what the other has newer, so a lost message is repaired in
+//     seconds rather than at the gossip layer's next push-pull.
+//
+// Received records are applied by one goroutine that takes every record
+// waiting and applies them as one catalog change, never on the network
+// read loop.
+//
+// Create it with New, hand it its network and members with Attach once
+// the gossip layer exists, and run it with Run. Its methods are safe for
+// concurrent use.
+type Syncer struct {
+	self    string
+	store   Store
+	logger  *slog.Logger
+	metrics *Metrics
+	seal    sealer
+
+	members Members
+	net     Network
+
+	kickCh     chan struct{}
+	announceCh chan struct{}
+	// applyCh carries received records to applyLoop.
+	applyCh chan received
+	// exchangeCh queues vector exchanges that peers' digests asked for;
+	// exchangeLoop runs them one at a time.
+	exchangeCh chan string
+	latest     atomic.Pointer[catalog.NodeRecord]
+	ownEnc     atomic.Pointer[encodedRecord]
+	// tagCh wakes tagLoop to set the version tag to tagVersion, the
+	// latest announced version.
+	tagCh      chan struct{}
+	tagVersion atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[string]uint64 // node → version being fetched
+	jobs    chan pullJob
+	lastAE  map[string]time.Time // peer addr → last vector exchange
+
+	// mismatch is the aeLoop's own: member statuses that differed from
+	// the gossip layer's in its last round.
+	mismatch map[string]catalog.MemberStatus
+	// unmembered is the aeLoop's own too: nodes held in the catalog that
+	// the gossip layer has not listed, and for how many rounds in a row.
+	// joinCh feeds joinLoop; started is when this agent started.
+	unmembered map[string]int
+	joinCh     chan string
+	started    time.Time
+
+	vec atomic.Pointer[vectorCache]
+
+	closed atomic.Bool
+	// ready is set by Attach; traffic that arrives earlier (the transport
+	// starts first) is dropped and repaired by anti-entropy.
+	ready atomic.Bool
+}
+
+// received is a record that arrived from a peer, with how it came.
+type received struct {
+	rec  *catalog.NodeRecord
+	kind string // the sync event counted when it is applied
+}
+
+type encodedRecord struct {
+	version uint64
+	b       []byte
+}
+
+type pullJob struct {
+	addr  string
+	nodes map[string]uint64
+	// notBefore spreads pulls from a node's owner (see pullWorker); zero
+	// for others.
+	notBefore time.Time
+}
+
+type vectorCache struct {
+	index uint64
+	hash  uint64
+	vec   map[string]uint64
+}
+
+// New returns a Syncer for the agent named self. keyring, when not nil,
+// seals and opens every packet and stream (the gossip keyring). It starts
+// no goroutine.
+func New(self string, store Store, keyring *memberlist.Keyring, logger *slog.Logger, metrics *Metrics) *Syncer {
+	return &Syncer{
+		self:       self,
+		store:      store,
+		logger:     logger.With("component", "sync"),
+		metrics:    metrics,
+		seal:       sealer{keyring: keyring},
+		kickCh:     make(chan struct{}, 1),
+		announceCh: make(chan struct{}, 1),
+		applyCh:    make(chan received, applyQueue),
+		exchangeCh: make(chan string, 16),
+		joinCh:     make(chan string, 1),
+		started:    time.Now(),
+		tagCh:      make(chan struct{}, 1),
+		pending:    make(map[string]uint64),
+		jobs:       make(chan pullJob, 1024),
+		lastAE:     make(map[string]time.Time),
+	}
+}
+
+// Attach gives the Syncer the gossip layer's members and the network to
+// reach them; traffic is served from then on. Call it once, before Run.
+func (s *Syncer) Attach(members Members, network Network) {
+	s.members, s.net = members, network
+	s.ready.Store(true)
+}
+
+// Run runs the Syncer's loops until ctx is done and returns once they have
+// all stopped.
+func (s *Syncer) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.announceLoop(ctx) })
+	wg.Go(func() { s.tagLoop(ctx) })
+	wg.Go(func() { s.aeLoop(ctx) })
+	wg.Go(func() { s.exchangeLoop(ctx) })
+	wg.Go(func() { s.joinLoop(ctx) })
+	wg.Go(func() { s.applyLoop(ctx) })
+	for range pullWorkers {
+		wg.Go(func() { s.pullWorker(ctx) })
+	}
+	wg.Wait()
+}
+
+// Close makes the Syncer drop traffic from now on (the agent is stopping).
+func (s *Syncer) Close() { s.closed.Store(true) }
+
+// Kick asks for an immediate anti-entropy round (after a join).
+func (s *Syncer) Kick() {
+	select {
+	case s.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// Announce publishes a new local record: the encoded form for pulls, the
+// version tag and the fast-path notices. Bursts coalesce.
+func (s *Syncer) Announce(rec *catalog.NodeRecord) {
+	s.latest.Store(rec)
+	select {
+	case s.announceCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Syncer) announceLoop(ctx context.Context) {
+	var sentVersion uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.announceCh:
+		}
+		rec := s.latest.Load()
+		if rec == nil || rec.Version == sentVersion {
+			continue
+		}
+		b, err := catalog.EncodeRecord(rec)
+		if err != nil {
+			s.logger.Error("encode own record", "err", err)
+			continue
+		}
+		s.ownEnc.Store(&encodedRecord{version: rec.Version, b: b})
+		s.sendNotices(rec, b)
+		s.tagVersion.Store(rec.Version)
+		select {
+		case s.tagCh <- struct{}{}:
+		default:
+		}
+		sentVersion = rec.Version
+		s.metrics.events.WithLabelValues("announce").Inc()
+	}
+}
+
+// tagLoop sets the version tag to the latest announced version. Serf's
+// SetTags waits until Memberlist has finished retransmitting the update
+// (up to Serf's 5 s BroadcastTimeout), so it runs here, apart from the
+// notices: versions announced meanwhile coalesce into the next call, and
+// their notices go out at once.
+func (s *Syncer) tagLoop(ctx context.Context) {
+	var set uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.tagCh:
+		}
+		v := s.tagVersion.Load()
+		if v == set {
+			continue
+		}
+		// A timeout leaves the tag set and its update queued: it still
+		// converges, through gossip or push-pull.
+		if err := s.members.SetVersion(v); err != nil && ctx.Err() == nil {
+			s.logger.Warn("set version tag", "version", v, "err", err)
+		}
+		set = v
+	}
+}
+
+// sendNotices sends one datagram to every other alive member.
+func (s *Syncer) sendNotices(rec *catalog.NodeRecord, enc []byte) {
+	inline := enc
+	if len(enc) > MaxInlineRecord {
+		inline = nil
+	}
+	pkt, err := s.packet(pktNotice, noticeBody(rec.Node.Name, rec.Version, inline))
+	if err != nil {
+		s.logger.Error("seal notice", "err", err)
+		return
+	}
+	self := s.self
+	for _, m := range s.members.Members() {
+		if m.Name == self || m.Status != catalog.MemberAlive {
+			continue
+		}
+		if _, err := s.net.WriteTo(pkt, m.Addr); err != nil {
+			s.logger.Debug("notice", "to", m.Name, "err", err)
+		}
+	}
+	s.metrics.events.WithLabelValues("notice_sent").Inc()
+}
+
+// noticeBody is a notice: the node's name (length-prefixed), its version,
+// and the encoded record when it is carried inline.
+func noticeBody(name string, version uint64, inline []byte) []byte {
+	b := make([]byte, 0, 1+len(name)+8+len(inline))
+	b = append(b, byte(len(name)))
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint64(b, version)
+	return append(b, inline...)
+}
+
+// packet frames and seals a datagram.
+func (s *Syncer) packet(typ byte, body []byte) ([]byte, error) {
+	ad := []byte{chorusMagic, typ}
+	sealed, err := s.seal.seal(body, ad)
+	if err != nil {
+		return nil, err
+	}
+	return append(ad, sealed...), nil
+}
+
+// HandlePacket receives Chorus datagrams from the transport. It runs on
+// the transport's read loop: it decodes and queues, it never applies.
+func (s *Syncer) HandlePacket(p *memberlist.Packet) {
+	if !s.ready.Load() || s.closed.Load() || len(p.Buf) < 2 {
+		return
+	}
+	typ := p.Buf[1]
+	body, err := s.seal.open(p.Buf[2:], p.Buf[:2])
+	if err != nil {
+		s.logger.Warn("dropping packet", "from", p.From.String(), "err", err)
+		s.metrics.events.WithLabelValues("rejected").Inc()
+		return
+	}
+	switch typ {
+	case pktNotice:
+		s.handleNotice(body, p.From.String())
+	case pktDigest:
+		s.handleDigest(body, p.From.String())
+	default:
+		s.logger.Debug("unknown packet type", "type", typ, "from", p.From.String())
+	}
+}
+
+func (s *Syncer) handleNotice(body []byte, from string) {
+	if len(body) < 1 || len(body) < 1+int(body[0])+8 {
+		s.logger.Warn("malformed notice", "from", from)
+		return
+	}
+	n := int(body[0])
+	name := string(body[1 : 1+n])
+	version := binary.BigEndian.Uint64(body[1+n:])
+	inline := body[1+n+8:]
+	if name == s.self {
+		return
+	}
+	// Only the owner sends notices: the sender must be the member itself.
+	owner := s.memberAddr(name)
+	if owner == "" || owner != from {
+		s.logger.Debug("rejecting notice for a node from another address", "node", name, "from", from, "member_addr", owner)
+		s.metrics.events.WithLabelValues("rejected").Inc()
+		return
+	}
+	s.metrics.events.WithLabelValues("notice_received").Inc()
+	if s.store.Version(name) >= version {
+		return
+	}
+	if len(inline) > 0 {
+		rec, err := catalog.DecodeRecord(inline)
+		if err == nil && rec.Node.Name == name && rec.Version == version {
+			s.queueApply(rec, "applied_notice")
+			return
+		}
+		s.logger.Warn("rejecting inline record", "node", name, "from", from, "err", err)
+	}
+	s.want(from, map[string]uint64{name: version}, true)
+}
+
+// queueApply hands a received record to applyLoop. From the read loop
+// (notices) it never blocks: a full queue drops the record, which the
+// version tag and anti-entropy bring again. Pull workers wait for room.
+func (s *Syncer) queueApply(rec *catalog.NodeRecord, kind string) {
+	r := received{rec: rec, kind: kind}
+	if kind == "applied_notice" {
+		select {
+		case s.applyCh <- r:
+		default:
+			s.metrics.events.WithLabelValues("apply_dropped").Inc()
+		}
+		return
+	}
+	s.applyCh <- r
+}
+
+// applyLoop applies received records: each time it wakes it takes every
+// record waiting and applies them as one catalog change (one snapshot).
+func (s *Syncer) applyLoop(ctx context.Context) {
+	batch := make([]received, 0, 64)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.applyCh:
+			batch = append(batch[:0], r)
+		}
+	drain:
+		for len(batch) < applyQueue {
+			select {
+			case r := <-s.applyCh:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.store.Update(func(tx *catalog.Tx) {
+			for _, r := range batch {
+				if r.rec.Node.Name != s.self && tx.ApplyRecord(r.rec) {
+					s.metrics.events.WithLabelValues(r.kind).Inc()
+				}
+			}
+		})
+		clear(batch)
+	}
+}
+
+// memberAddr returns the gossip address of an alive member, or "".
+func (s *Syncer) memberAddr(name string) string {
+	for _, m := range s.members.Members() {
+		if m.Name == name {
+			return m.Addr
+		}
+	}
+	return ""
+}
+
+// Observe schedules a pull when an alive member's version tag is ahead of
+// the record held (the gossip layer calls it on member events).
+func (s *Syncer) Observe(m Member) {
+	if m.Name == s.self || m.Status != catalog.MemberAlive || m.Version == 0 || s.store.Version(m.Name) >= m.Version {
+		return
+	}
+	s.want(m.Addr, map[string]uint64{m.Name: m.Version}, true)
+}
+
+// want schedules fetching the given node versions from addr, skipping
+// those already held or already being fetched. fromOwner marks a pull
+// from the nodes' owner prompted by a notice or a tag: every peer learns
+// of that change at about the same moment, so the pull waits a jitter,
+// drawn now, so that the N-1 peers do not all hit the owner together.
+// Anti-entropy pulls go at once: their peer is random.
+func (s *Syncer) want(addr string, nodes map[string]uint64, fromOwner bool) {
+	self := s.self
+	job := pullJob{addr: addr, nodes: map[string]uint64{}}
+	if fromOwner {
+		job.notBefore = time.Now().Add(s.pullJitter())
+	}
+	s.mu.Lock()
+	for n, v := range nodes {
+		if n == self || s.store.Version(n) >= v || s.pending[n] >= v {
+			continue
+		}
+		s.pending[n] = v
+		job.nodes[n] = v
+	}
+	s.mu.Unlock()
+	if len(job.nodes) == 0 {
+		return
+	}
+	select {
+	case s.jobs <- job:
+	default:
+		s.done(job) // queue full: anti-entropy will ask again
+	}
+}
+
+func (s *Syncer) done(job pullJob) {
+	s.mu.Lock()
+	for n, v := range job.nodes {
+		if s.pending[n] == v {
+			delete(s.pending, n)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *Syncer) pullWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case job := <-s.jobs:
+			// Wait until the job's notBefore, if any (see want). It was
+			// drawn when the job was queued, so time spent in the queue
+			// counts: a backlog (a joining agent queues one job per
+			// member) drains within one jitter, not one jitter per job
+			// per worker (about 9 s at 150 members).
+			if d := time.Until(job.notBefore); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
+			if err := s.pull(ctx, job); err != nil {
+				s.logger.Debug("pull failed", "from", job.addr, "err", err)
+				s.metrics.events.WithLabelValues("pull_failed").Inc()
+			}
+			s.done(job)
+		}
+	}
+}
+
+// pullJitter draws the spread of a pull from an owner: up to 3 ms per
+// member, at most 500 ms.
+func (s *Syncer) pullJitter() time.Duration {
+	j := min(time.Duration(s.members.NumMembers())*jitterPerMember, maxPullJitter)
+	if j <= 0 {
+		return 0
+	}
+	return rand.N(j)
+}
+
+// pull fetches records from job.addr and applies the newer ones.
+func (s *Syncer) pull(ctx context.Context, job pullJob) error {
+	var names []string
+	for n, v := range job.nodes {
+		if s.store.Version(n) < v {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	conn, err := s.dial(job.addr, strPull)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	req, _ := json.Marshal(names)
+	if err := s.writeFrame(conn, strPull, req); err != nil {
+		return err
+	}
+	r := bufio.NewReader(conn)
+	for _, name := range names {
+		b, err := s.readFrame(r, strPull, catalog.MaxRecordSize+64)
+		if err != nil {
+			return fmt.Errorf("read record %q: %w", name, err)
+		}
+		if len(b) == 0 {
+			continue // the peer does not hold it
+		}
+		rec, err := catalog.DecodeRecord(b)
+		if err != nil || rec.Node.Name != name {
+			s.logger.Warn("rejecting pulled record", "node", name, "from", job.addr, "err", err)
+			s.metrics.events.WithLabelValues("rejected").Inc()
+			continue
+		}
+		if name == s.self {
+			continue
+		}
+		s.queueApply(rec, "applied_pull")
+	}
+	return nil
+}
+
+// dial opens a Chorus stream of type typ on the gossip port of addr.
+func (s *Syncer) dial(addr string, typ byte) (net.Conn, error) {
+	conn, err := s.net.DialTimeout(addr, pullTimeout)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(pullTimeout))
+	if _, err := conn.Write([]byte{chorusMagic, typ}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// writeFrame writes one length-prefixed, sealed frame.
+func (s *Syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
+	sealed, err := s.seal.seal(body, []byte{chorusMagic, typ})
+	if err != nil {
+		return err
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(sealed)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(sealed)
+	return err
+}
+
+// readFrame reads one frame written by writeFrame, refusing frames over max.
+func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if int(n) > max {
+		return nil, fmt.Errorf("frame of %d bytes exceeds %d", n, max)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	return s.seal.open(buf, []byte{chorusMagic, typ})
+}
+
+// HandleStream serves a Chorus stream opened by a peer; it owns c.
+func (s *Syncer) HandleStream(c net.Conn) {
+	defer c.Close()
+	if !s.ready.Load() || s.closed.Load() {
+		return
+	}
+	c.SetDeadline(time.Now().Add(pullTimeout))
+	r := bufio.NewReader(c)
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return
+	}
+	var err error
+	switch hdr[1] {
+	case strPull:
+		err = s.servePull(r, c)
+	case strVector:
+		err = s.serveVector(r, c)
+	default:
+		err = fmt.Errorf("unknown stream type %d", hdr[1])
+	}
+	if err != nil {
+		s.logger.Warn("stream from peer failed", "from", c.RemoteAddr().String(), "err", err)
+		if errors.Is(err, errOpen) {
+			s.metrics.events.WithLabelValues("rejected").Inc()
+		}
+	}
+}
+
+func (s *Syncer) servePull(r *bufio.Reader, w net.Conn) error {
+	req, err := s.readFrame(r, strPull, 1<<20)
+	if err != nil {
+		return err
+	}
+	var names []string
+	if err := json.Unmarshal(req, &names); err != nil {
+		return fmt.Errorf("pull request: %v", err)
+	}
+	bw := bufio.NewWriter(w)
+	for _, name := range names {
+		if err := s.writeFrame(bw, strPull, s.encoded(name)); err != nil {
+			return err
+		}
+	}
+	s.metrics.events.WithLabelValues("pull_served").Inc()
+	return bw.Flush()
+}
+
+// encoded returns the encoded record held for name, or nil.
+func (s *Syncer) encoded(name string) []byte {
+	if name == s.self {
+		if e := s.ownEnc.Load(); e != nil && e.version == s.store.Version(name) {
+			return e.b
+		}
+	}
+	rec := s.store.Record(name)
+	if rec == nil {
+		return nil
+	}
+	b, err := catalog.EncodeRecord(rec)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// vector returns this agent's version vector and its hash, cached per
+// catalog snapshot.
+func (s *Syncer) vector() *vectorCache {
+	snap := s.store.Snapshot()
+	if c := s.vec.Load(); c != nil && c.index == snap.Index {
+		return c
+	}
+	vec := make(map[string]uint64, len(snap.Nodes()))
+	h := fnv.New64a()
+	var v [8]byte
+	for _, n := range snap.Nodes() { // sorted by name
+		if n.Version == 0 {
+			continue
+		}
+		vec[n.Node.Name] = n.Version
+		h.Write([]byte(n.Node.Name))
+		binary.LittleEndian.PutUint64(v[:], n.Version)
+		h.Write(v[:])
+	}
+	c := &vectorCache{index: snap.Index, hash: h.Sum64(), vec: vec}
+	s.vec.Store(c)
+	return c
+}
+
+func (s *Syncer) aeLoop(ctx context.Context) {
+	t := time.NewTimer(aeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kickCh:
+		case <-t.C:
+		}
+		s.reconcileMembers()
+		s.joinUnmembered()
+		s.sendDigest()
+		// 0.75–1.25 × the interval, so peers do not fall into step.
+		t.Reset(aeInterval*3/4 + rand.N(aeInterval/2))
+	}
+}
+
+// reconcileMembers repairs what missed member events left behind: it
+// pulls records whose version tag is ahead, and sets the catalog's member
+// status to Serf's where they have differed for two rounds in a row (a
+// difference seen once may be an event still on its way). Serf's event
+// path can drop events when it is overwhelmed (its snapshotter's queue).
+func (s *Syncer) reconcileMembers() {
+	snap := s.store.Snapshot()
+	self := s.self
+	seen := map[string]catalog.MemberStatus{}
+	var fix []Member
+	for _, m := range s.members.Members() {
+		if m.Name == self {
+			continue
+		}
+		s.Observe(m)
+		want := m.Status
+		n, ok := snap.Node(m.Name)
+		if ok && n.Status == want || !ok && (want == catalog.MemberLeft || want == catalog.MemberNone) {
+			continue // left members are not in snapshots
+		}
+		seen[m.Name] = want
+		if prev, ok := s.mismatch[m.Name]; ok && prev == want {
+			fix = append(fix, m)
+		}
+	}
+	s.mismatch = seen
+	if len(fix) == 0 {
+		return
+	}
+	s.store.Update(func(tx *catalog.Tx) {
+		for _, m := range fix {
+			tx.SetMember(m.Name, m.IP, m.Status)
+		}
+	})
+	s.logger.Warn("repaired member status that missed events", "members", len(fix))
+	s.metrics.events.WithLabelValues("member_repair").Add(float64(len(fix)))
+}
+
+// Repair of unlisted nodes: a node is joined once it has gone unlisted
+// joinAfterRounds anti-entropy rounds in a row, and again every
+// joinRetryRounds rounds while it stays unlisted; one node per round.
+const (
+	joinAfterRounds = 5
+	joinRetryRounds = 30
+)
+
+// joinUnmembered repairs a gap in Serf's member list (bug 3 of
+// BENCHMARKS.md): a node whose record replication brought in, but that
+// this agent's Serf has never listed, for joinAfterRounds rounds in a
+// row. Serf would learn of it at a push-pull (30 s to minutes); until
+// then this agent does not answer for the node. A join to the gossip
+// address the record carries (one push-pull, which also brings every
+// member the node knows) makes it learn now.
+//
+// Only records that changed after this agent started count: the node
+// (re)started or changed while this agent was in the cluster, so gossip
+// should have brought it. A node that died before this agent joined is
+// unlisted too (memberlist ignores dead nodes it never knew) while its
+// record still replicates; it is not joined.
+func (s *Syncer) joinUnmembered() {
+	recs := s.store.Unmembered()
+	if len(recs) == 0 && len(s.unmembered) == 0 {
+		return
+	}
+	known := map[string]bool{}
+	for _, m := range s.members.Members() {
+		known[m.Name] = true
+	}
+	self := s.self
+	since := uint64(s.started.UnixMilli())
+	seen := map[string]int{}
+	var pick *catalog.NodeRecord
+	for _, r := range recs {
+		name := r.Node.Name
+		if name == self || r.Gossip == "" || known[name] || r.Version <= since {
+			continue
+		}
+		rounds := s.unmembered[name] + 1
+		seen[name] = rounds
+		if pick == nil && rounds >= joinAfterRounds && (rounds-joinAfterRounds)%joinRetryRounds == 0 {
+			pick = r
+		}
+	}
+	s.unmembered = seen
+	if pick == nil {
+		return
+	}
+	select {
+	case s.joinCh <- pick.Gossip:
+		s.logger.Warn("joining a node that replication knows and gossip does not", "node", pick.Node.Name, "addr", pick.Gossip)
+		s.metrics.events.WithLabelValues("member_join").Inc()
+	default: // a join is still running; retried joinRetryRounds later
+	}
+}
+
+// joinLoop runs the joins joinUnmembered asks for, off the aeLoop: a join
+// to an address that does not answer waits out a TCP timeout.
+func (s *Syncer) joinLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case addr := <-s.joinCh:
+			if err := s.members.Join(addr); err != nil && ctx.Err() == nil {
+				s.logger.Info("join of an unlisted node", "addr", addr, "err", err)
+			}
+		}
+	}
+}
+
+// sendDigest sends the vector hash to one random alive peer.
+func (s *Syncer) sendDigest() {
+	self := s.self
+	var peers []Member
+	for _, m := range s.members.Members() {
+		if m.Name != self && m.Status == catalog.MemberAlive {
+			peers = append(peers, m)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	m := peers[rand.N(len(peers))]
+	v := s.vector()
+	body := make([]byte, 8)
+	binary.BigEndian.PutUint64(body, v.hash)
+	pkt, err := s.packet(pktDigest, body)
+	if err != nil {
+		return
+	}
+	s.net.WriteTo(pkt, m.Addr)
+}
+
+// handleDigest compares a peer's vector hash with ours and, on a mismatch,
+// exchanges vectors with it (at most once a second per peer).
+func (s *Syncer) handleDigest(body []byte, from string) {
+	if len(body) != 8 {
+		return
+	}
+	if binary.BigEndian.Uint64(body) == s.vector().hash {
+		return
+	}
+	s.mu.Lock()
+	if time.Since(s.lastAE[from]) < aeInterval/2 {
+		s.mu.Unlock()
+		return
+	}
+	s.lastAE[from] = time.Now()
+	if len(s.lastAE) > 4096 {
+		clear(s.lastAE)
+	}
+	s.mu.Unlock()
+	select {
+	case s.exchangeCh <- from:
+	default: // a backlog: the next digest asks again
+	}
+}
+
+// exchangeLoop runs the vector exchanges that digests queued.
+func (s *Syncer) exchangeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case addr := <-s.exchangeCh:
+			s.exchangeVectors(ctx, addr)
+		}
+	}
+}
+
+// vectorMsg is the body of a vector exchange.
+type vectorMsg struct {
+	Addr   string // the sender's gossip address, to pull from it
+	Vector map[string]uint64
+}
+
+func (s *Syncer) exchangeVectors(ctx context.Context, addr string) {
+	if s.closed.Load() {
+		return
+	}
+	conn, err := s.dial(addr, strVector)
+	if err != nil {
+		s.logger.Debug("vector exchange", "with", addr, "err", err)
+		return
+	}
+	defer conn.Close()
+	// Shutdown does not wait out the exchange's deadline.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	if err := s.writeFrame(conn, strVector, s.vectorBody()); err != nil {
+		return
+	}
+	b, err := s.readFrame(bufio.NewReader(conn), strVector, 64<<20)
+	if err != nil {
+		s.logger.Debug("vector exchange", "with", addr, "err", err)
+		return
+	}
+	theirs, err := decodeVector(b)
+	if err != nil {
+		s.logger.Warn("bad vector", "from", addr, "err", err)
+		return
+	}
+	s.metrics.events.WithLabelValues("ae_exchange").Inc()
+	s.pullNewer(addr, theirs.Vector)
+}
+
+func (s *Syncer) serveVector(r *bufio.Reader, w net.Conn) error {
+	b, err := s.readFrame(r, strVector, 64<<20)
+	if err != nil {
+		return err
+	}
+	theirs, err := decodeVector(b)
+	if err != nil {
+		return err
+	}
+	if err := s.writeFrame(w, strVector, s.vectorBody()); err != nil {
+		return err
+	}
+	if theirs.Addr != "" {
+		s.pullNewer(theirs.Addr, theirs.Vector)
+	}
+	return nil
+}
+
+// pullNewer schedules pulls from addr of every node it holds newer.
+func (s *Syncer) pullNewer(addr string, theirs map[string]uint64) {
+	want := map[string]uint64{}
+	for n, v := range theirs {
+		if s.store.Version(n) < v {
+			want[n] = v
+		}
+	}
+	if len(want) > 0 {
+		s.metrics.events.WithLabelValues("ae_repair").Add(float64(len(want)))
+		s.want(addr, want, false)
+	}
+}
+
+func (s *Syncer) vectorBody() []byte {
+	var buf bytes.Buffer
+	zw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	json.NewEncoder(zw).Encode(vectorMsg{Addr: s.members.LocalAddr(), Vector: s.vector().vec})
+	zw.Close()
+	return buf.Bytes()
+}
+
+func decodeVector(b []byte) (*vectorMsg, error) {
+	zr := flate.NewReader(bytes.NewReader(b))
+	defer zr.Close()
+	var m vectorMsg
+	if err := json.NewDecoder(io.LimitReader(zr, 64<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode vector: %v", err)
+	}
+	if len(m.Vector) > maxVectorEntries {
+		return nil, fmt.Errorf("vector of %d entries is too large", len(m.Vector))
+	}
+	return &m, nil
+}
