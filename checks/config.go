@@ -30,23 +30,6 @@ type Config struct {
 	// OutputMaxSize is how many bytes of output a check keeps; 0 means
 	// DefaultOutputMaxSize.
 	OutputMaxSize int
-
-	// CheckUpdateInterval rate-limits changes of output alone, like Consul's
-	// check_update_interval: when a probe's status is unchanged but its output
-	// differs, the change is reported only if the last report of that check is at
-	// least this old (otherwise it is dropped and a later probe reports it).
-	// Status changes and TTL updates are always reported at once. 0 reports every
-	// output change.
-	CheckUpdateInterval time.Duration
-}
-
-// DefaultConfig returns the default configuration: script checks disabled,
-// OutputMaxSize 4 KiB, and CheckUpdateInterval 5 minutes as Consul.
-func DefaultConfig() Config {
-	return Config{
-		OutputMaxSize:       DefaultOutputMaxSize,
-		CheckUpdateInterval: 5 * time.Minute,
-	}
 }
 
 func (c Config) outputMaxSize() int {

@@ -78,8 +78,8 @@ type Definition struct {
 	FailuresBeforeWarning  int
 	FailuresBeforeCritical int
 
-	// DeregisterCriticalServiceAfter is carried for the agent: the Manager only
-	// reports how long a check has been critical (Manager.CriticalSince).
+	// DeregisterCriticalServiceAfter is carried for the agent, which owns the
+	// check's status and critical-since time; the Manager does not use it.
 	DeregisterCriticalServiceAfter time.Duration
 }
 

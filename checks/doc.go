@@ -3,10 +3,11 @@
 // intervals, timeouts, initial status and flap damping (SuccessBeforePassing,
 // FailuresBeforeWarning, FailuresBeforeCritical).
 //
-// A Manager owns the running checks and reports every change of a check's status
-// or output through a callback; it keeps no catalog and gossips nothing. The agent
-// turns those results into its node record and deregisters services whose checks
-// stay critical for DeregisterCriticalServiceAfter (see Manager.CriticalSince).
+// A Manager owns the running checks and hands every result to a callback; it
+// keeps no status, no catalog and gossips nothing. The agent's local state owns
+// each check's status, output and critical-since time: it turns results into
+// its node record and deregisters services whose checks stay critical for
+// DeregisterCriticalServiceAfter.
 //
 // checks imports no other Chorus package; it must never import agent, catalog or
 // dns.

@@ -58,17 +58,35 @@ func (r *recorder) last(id string) (Result, bool) {
 	return Result{}, false
 }
 
-// statuses returns the statuses notified for id, in order.
+// statuses returns the statuses of the changes notified for id, in order:
+// a result equal in status and output to the one before it is no change.
 func (r *recorder) statuses(id string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var s []string
-	for _, res := range r.results {
-		if res.CheckID == id {
+	var prev *Result
+	for i, res := range r.results {
+		if res.CheckID != id {
+			continue
+		}
+		if prev == nil || prev.Status != res.Status || prev.Output != res.Output {
 			s = append(s, res.Status)
 		}
+		prev = &r.results[i]
 	}
 	return s
+}
+
+// recorders maps each test's Manager to the recorder of its results.
+var recorders sync.Map // *Manager → *recorder
+
+// lastResult is the last result m reported for id.
+func lastResult(m *Manager, id string) (Result, bool) {
+	rec, ok := recorders.Load(m)
+	if !ok {
+		return Result{}, false
+	}
+	return rec.(*recorder).last(id)
 }
 
 // startManager runs a Manager until the test ends and checks that Run returns.
@@ -76,6 +94,8 @@ func startManager(t *testing.T, cfg Config) (*Manager, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	m := New(cfg, slog.New(slog.DiscardHandler), rec.notify)
+	recorders.Store(m, rec)
+	t.Cleanup(func() { recorders.Delete(m) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -99,9 +119,9 @@ func waitStatus(t *testing.T, m *Manager, id, want string, within time.Duration)
 	t.Helper()
 	var got Result
 	eventually(t, within, func() error {
-		res, ok := m.Status(id)
+		res, ok := lastResult(m, id)
 		if !ok {
-			return errors.New("check " + id + " unknown")
+			return errors.New("check " + id + " has reported nothing")
 		}
 		got = res
 		if res.Status != want {
@@ -118,9 +138,9 @@ func waitOutput(t *testing.T, m *Manager, id, want, substr string, within time.D
 	t.Helper()
 	var got Result
 	eventually(t, within, func() error {
-		res, ok := m.Status(id)
+		res, ok := lastResult(m, id)
 		if !ok {
-			return errors.New("check " + id + " unknown")
+			return errors.New("check " + id + " has reported nothing")
 		}
 		got = res
 		if res.Status != want || !strings.Contains(res.Output, substr) {

@@ -18,8 +18,10 @@ type Result struct {
 	At      time.Time
 }
 
-// Manager runs health checks, each in its own goroutine, and reports every change
-// of a check's status or output through the notify callback given to New.
+// Manager runs health checks, each in its own goroutine, and reports every
+// result through the notify callback given to New. It keeps no status: the
+// caller owns each check's status, output and critical-since time, and
+// decides what a result changes.
 //
 // All methods are safe for concurrent use. Checks may be added before Run starts
 // (they start with it) and while it runs.
@@ -43,13 +45,14 @@ const (
 
 // New returns a Manager that starts no goroutine until Run.
 //
-// notify is called whenever a check's status or output changes (not on every
-// probe), with the new Result. It is called from the check's goroutine, or from
-// the caller's goroutine inside UpdateTTL, and calls for one check never overlap
-// and arrive in order. notify must not block for long (it holds up that check
-// only) and must not call UpdateTTL for the same check, which would wait for
-// notify to return; it may call any other method. Add does not call notify: the
-// initial Result is available from Status as soon as Add returns.
+// notify is called with every result: each probe's (after flap damping), each
+// UpdateTTL and each TTL expiry, most of them unchanged from the last. It is
+// called from the check's goroutine, or from the caller's goroutine inside
+// UpdateTTL, and calls for one check ID never overlap and arrive in order,
+// also across a replacement of the check by Add. notify must not block for
+// long (it holds up that check only) and must not call UpdateTTL for the same
+// check, which would wait for notify to return; it may call any other method.
+// Add does not call notify: a check starts from the status its owner gives it.
 func New(cfg Config, logger *slog.Logger, notify func(Result)) *Manager {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -139,7 +142,7 @@ func (m *Manager) Add(def Definition) error {
 		r.slot = old.slot
 		r.fresh = false
 	} else {
-		r.slot = newSlot(d.ID, d.Status, time.Now())
+		r.slot = &slot{id: d.ID}
 	}
 	m.checks[d.ID] = r
 	if m.state == running {
@@ -204,7 +207,7 @@ func (m *Manager) UpdateTTL(id, status, output string) error {
 	s.ttlUpdated = now
 	s.ttlOutput = output
 	s.mu.Unlock()
-	m.reportLocked(s, status, output, now, true)
+	m.reportLocked(s, status, output, now)
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -212,91 +215,23 @@ func (m *Manager) UpdateTTL(id, status, output string) error {
 	return nil
 }
 
-// Status returns the current Result of the check with that ID.
-func (m *Manager) Status(id string) (Result, bool) {
-	m.mu.RLock()
-	r := m.checks[id]
-	m.mu.RUnlock()
-	if r == nil {
-		return Result{}, false
-	}
-	r.slot.mu.Lock()
-	defer r.slot.mu.Unlock()
-	return r.slot.result, true
-}
-
-// CriticalSince returns when the check with that ID became critical (its Add
-// time when it started critical), and false when the check is unknown or not
-// critical. The agent compares it with DeregisterCriticalServiceAfter.
-func (m *Manager) CriticalSince(id string) (time.Time, bool) {
-	m.mu.RLock()
-	r := m.checks[id]
-	m.mu.RUnlock()
-	if r == nil {
-		return time.Time{}, false
-	}
-	r.slot.mu.Lock()
-	defer r.slot.mu.Unlock()
-	return r.slot.criticalSince, !r.slot.criticalSince.IsZero()
-}
-
-// slot is the state of one check ID. It outlives the runner that fills it when a
-// definition is replaced, so a replacement keeps the state and its reports stay
-// in order with the old runner's last one.
+// slot is what outlives one runner of a check ID when the definition is
+// replaced: the report lock, so a replacement's reports stay in order with
+// the old runner's last one, and the TTL clock.
 type slot struct {
-	// reportMu serialises changes and notify calls for this check; it is held
-	// while notify runs.
-	reportMu   sync.Mutex
-	lastNotify time.Time // guarded by reportMu
+	id string
+	// reportMu serialises reports for this check; it is held while notify
+	// runs.
+	reportMu sync.Mutex
 
-	// mu guards the fields below, which Status and CriticalSince read while a
-	// notify may be running; writers hold reportMu too.
-	mu            sync.Mutex
-	result        Result
-	criticalSince time.Time
-	ttlUpdated    time.Time // last UpdateTTL
-	ttlOutput     string    // output of the last UpdateTTL
+	// mu guards the TTL clock, which the TTL runner reads while an
+	// UpdateTTL may run; writers hold reportMu too.
+	mu         sync.Mutex
+	ttlUpdated time.Time // last UpdateTTL
+	ttlOutput  string    // output of the last UpdateTTL
 }
 
-func newSlot(id, status string, now time.Time) *slot {
-	s := &slot{result: Result{CheckID: id, Status: status, At: now}}
-	if status == StatusCritical {
-		s.criticalSince = now
-	}
-	return s
-}
-
-// reportLocked records status and output for s and calls notify when either
-// changed. A change of output alone is dropped when the last report is younger
-// than Config.CheckUpdateInterval, unless force. s.reportMu must be held.
-func (m *Manager) reportLocked(s *slot, status, output string, now time.Time, force bool) {
-	s.mu.Lock()
-	prev := s.result
-	if status == prev.Status && output == prev.Output {
-		s.mu.Unlock()
-		return
-	}
-	if status == prev.Status && !force && m.cfg.CheckUpdateInterval > 0 && now.Sub(s.lastNotify) < m.cfg.CheckUpdateInterval {
-		s.mu.Unlock()
-		return
-	}
-	s.result = Result{CheckID: prev.CheckID, Status: status, Output: output, At: now}
-	switch {
-	case status != StatusCritical:
-		s.criticalSince = time.Time{}
-	case s.criticalSince.IsZero():
-		s.criticalSince = now
-	}
-	res := s.result
-	s.mu.Unlock()
-
-	s.lastNotify = now
-	if status != prev.Status {
-		log := m.logger.Info
-		if status == StatusCritical {
-			log = m.logger.Warn
-		}
-		log("check status changed", "check_id", res.CheckID, "status", status, "previous", prev.Status)
-	}
-	m.notify(res)
+// reportLocked hands a result of s to notify. s.reportMu must be held.
+func (m *Manager) reportLocked(s *slot, status, output string, now time.Time) {
+	m.notify(Result{CheckID: s.id, Status: status, Output: output, At: now})
 }

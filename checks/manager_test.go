@@ -49,7 +49,9 @@ func newCounter(t *testing.T) *counter {
 	return c
 }
 
-func TestNotifyOnlyOnChange(t *testing.T) {
+// TestNotifiesEveryResult: every probe's result is reported (the owner of
+// the status decides what changed); a new output is a new result.
+func TestNotifiesEveryResult(t *testing.T) {
 	c := newCounter(t)
 	m, rec := startManager(t, Config{})
 	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
@@ -63,7 +65,10 @@ func TestNotifyOnlyOnChange(t *testing.T) {
 		return nil
 	})
 	if got := rec.statuses("web"); !slices.Equal(got, []string{StatusPassing}) {
-		t.Fatalf("notified %v over many identical probes, want one passing", got)
+		t.Fatalf("changes %v over many identical probes, want one passing", got)
+	}
+	if n := len(rec.all()); n < 5 {
+		t.Fatalf("%d results notified over at least 5 probes", n)
 	}
 
 	// A new output alone is a change.
@@ -76,31 +81,6 @@ func TestNotifyOnlyOnChange(t *testing.T) {
 	})
 	if got := rec.statuses("web"); len(got) != 2 {
 		t.Errorf("notified %v, want two results", got)
-	}
-}
-
-func TestCheckUpdateIntervalDefersOutputChanges(t *testing.T) {
-	c := newCounter(t)
-	m, rec := startManager(t, Config{CheckUpdateInterval: time.Hour})
-	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
-	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
-
-	c.body.Store("v2")
-	before := c.hits.Load()
-	eventually(t, 5*time.Second, func() error {
-		if n := c.hits.Load(); n < before+3 {
-			return fmt.Errorf("%d probes", n-before)
-		}
-		return nil
-	})
-	if got := rec.all(); len(got) != 1 {
-		t.Fatalf("notified %+v, want the output change held back", got)
-	}
-	// A status change goes out at once.
-	c.code.Store(http.StatusServiceUnavailable)
-	waitStatus(t, m, "web", StatusCritical, 5*time.Second)
-	if got := rec.statuses("web"); !slices.Equal(got, []string{StatusPassing, StatusCritical}) {
-		t.Errorf("notified %v", got)
 	}
 }
 
@@ -135,41 +115,6 @@ func TestFlapDamping(t *testing.T) {
 	}
 }
 
-func TestCriticalSince(t *testing.T) {
-	c := newCounter(t)
-	m, _ := startManager(t, Config{})
-	added := time.Now()
-	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond, Status: StatusPassing})
-	if _, ok := m.CriticalSince("web"); ok {
-		t.Fatal("critical before any probe")
-	}
-	c.code.Store(http.StatusInternalServerError)
-	waitStatus(t, m, "web", StatusCritical, 5*time.Second)
-	first, ok := m.CriticalSince("web")
-	if !ok || first.Before(added) {
-		t.Fatalf("CriticalSince = %v, %v", first, ok)
-	}
-	// Staying critical, even with a new output, keeps the time it became critical.
-	c.body.Store("still down")
-	eventually(t, 5*time.Second, func() error {
-		if res, _ := m.Status("web"); res.Output == "HTTP GET "+c.srv.URL+": 500 Internal Server Error Output: still down" {
-			return nil
-		}
-		return errors.New("output not updated")
-	})
-	if again, _ := m.CriticalSince("web"); !again.Equal(first) {
-		t.Errorf("CriticalSince moved from %v to %v while critical", first, again)
-	}
-	c.code.Store(http.StatusOK)
-	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
-	if _, ok := m.CriticalSince("web"); ok {
-		t.Error("still critical after passing")
-	}
-	if _, ok := m.CriticalSince("nope"); ok {
-		t.Error("CriticalSince of an unknown check")
-	}
-}
-
 func TestReplaceKeepsStateAndStopsOld(t *testing.T) {
 	old, repl := newCounter(t), newCounter(t)
 	m, rec := startManager(t, Config{})
@@ -177,10 +122,6 @@ func TestReplaceKeepsStateAndStopsOld(t *testing.T) {
 	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
 
 	mustAdd(t, m, Definition{ID: "web", HTTP: repl.srv.URL, Interval: 100 * time.Millisecond})
-	// Replacing keeps the state instead of the new definition's initial critical.
-	if res, _ := m.Status("web"); res.Status != StatusPassing {
-		t.Errorf("status right after replacing: %+v, want passing kept", res)
-	}
 	eventually(t, 5*time.Second, func() error {
 		if res, _ := rec.last("web"); res.Output != "HTTP GET "+repl.srv.URL+": 200 OK Output: " {
 			return fmt.Errorf("last output %q", res.Output)
@@ -212,9 +153,6 @@ func TestRemoveStopsCheck(t *testing.T) {
 
 	m.Remove("web")
 	m.Remove("web") // a no-op the second time
-	if _, ok := m.Status("web"); ok {
-		t.Error("Status after Remove: still known")
-	}
 	// Any probe in flight was cancelled; after one more interval nothing probes.
 	time.Sleep(150 * time.Millisecond) // let a cancelled in-flight request land; not synchronisation
 	n := c.hits.Load()
@@ -253,7 +191,7 @@ func TestSlowCheckDoesNotDelayOthers(t *testing.T) {
 	if want, got := int64(elapsed/(100*time.Millisecond))/2, fast.hits.Load()-fastBefore; got < want {
 		t.Errorf("fast check probed %d times in %s, want at least %d", got, elapsed, want)
 	}
-	if res, _ := m.Status("slow"); res.Output != "Get \""+slow.srv.URL+"\": context deadline exceeded" {
+	if res, _ := lastResult(m, "slow"); res.Output != "Get \""+slow.srv.URL+"\": context deadline exceeded" {
 		t.Errorf("slow output %q", res.Output)
 	}
 }
@@ -285,7 +223,7 @@ func TestNoOverlap(t *testing.T) {
 	def := Definition{ID: "slow", HTTP: slow.srv.URL, Interval: 100 * time.Millisecond}
 	d := def.withDefaults()
 	p := &overlapProber{inner: newHTTPProber(d, DefaultOutputMaxSize)}
-	r := &runner{def: d, prober: p, slot: newSlot(d.ID, d.Status, time.Now()), fresh: true}
+	r := &runner{def: d, prober: p, slot: &slot{id: d.ID}, fresh: true}
 	m := New(Config{}, nil, nil)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -345,9 +283,11 @@ func TestAddBeforeRun(t *testing.T) {
 	c := newCounter(t)
 	rec := &recorder{}
 	m := New(Config{}, slog.New(slog.DiscardHandler), rec.notify)
+	recorders.Store(m, rec)
+	defer recorders.Delete(m)
 	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
-	if res, ok := m.Status("web"); !ok || res.Status != StatusCritical {
-		t.Fatalf("Status before Run = %+v, %v; want the initial critical", res, ok)
+	if res, ok := rec.last("web"); ok {
+		t.Fatalf("a result before Run: %+v", res)
 	}
 	if n := c.hits.Load(); n != 0 {
 		t.Fatalf("%d probes before Run", n)
@@ -383,7 +323,7 @@ func TestAddRejectsInvalid(t *testing.T) {
 			t.Errorf("Add(%+v) = %v, want %v", tc.def, err, tc.want)
 		}
 	}
-	if _, ok := m.Status("x"); ok {
+	if _, ok := lastResult(m, "x"); ok {
 		t.Error("an invalid check was registered")
 	}
 }
@@ -435,8 +375,7 @@ func TestConcurrentUse(t *testing.T) {
 					_ = m.Add(Definition{ID: id, TTL: 100 * time.Millisecond})
 					_ = m.UpdateTTL(id, StatusPassing, "ok")
 				case 2:
-					m.Status(id)
-					m.CriticalSince(id)
+					_ = m.UpdateTTL(id, StatusCritical, "down")
 				case 3:
 					m.Remove(id)
 				}
@@ -446,16 +385,17 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
-// TestNotifyMayCallManager: notify may call Add, Remove, Status and
-// CriticalSince (here it deregisters a check once it turns critical, as the
-// agent does for DeregisterCriticalServiceAfter) without deadlocking.
+// TestNotifyMayCallManager: notify may call Add and Remove (here it
+// deregisters a check once it turns critical, as the agent does for
+// DeregisterCriticalServiceAfter) without deadlocking.
 func TestNotifyMayCallManager(t *testing.T) {
 	c := newCounter(t)
 	var m *Manager
 	removed := make(chan string, 1)
+	rec := &recorder{}
 	m = New(Config{}, nil, func(res Result) {
-		m.Status(res.CheckID)
-		if _, critical := m.CriticalSince(res.CheckID); critical {
+		rec.notify(res)
+		if res.Status == StatusCritical && res.CheckID == "web" {
 			m.Remove(res.CheckID)
 			_ = m.Add(Definition{ID: res.CheckID + "-replacement", TTL: time.Minute})
 			removed <- res.CheckID
@@ -464,9 +404,11 @@ func TestNotifyMayCallManager(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
+	recorders.Store(m, rec)
 	defer func() {
 		cancel()
 		<-done
+		recorders.Delete(m)
 	}()
 	mustAdd(t, m, Definition{ID: "web", HTTP: c.srv.URL, Interval: 100 * time.Millisecond})
 	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
@@ -479,10 +421,13 @@ func TestNotifyMayCallManager(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("notify did not see the check turn critical")
 	}
-	if _, ok := m.Status("web"); ok {
-		t.Error("web still registered")
+	if err := m.UpdateTTL("web", StatusPassing, ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("web still registered: UpdateTTL = %v", err)
 	}
-	if _, ok := m.Status("web-replacement"); !ok {
+	if err := m.UpdateTTL("web-replacement", StatusPassing, ""); err != nil {
+		t.Errorf("replacement added from notify: UpdateTTL = %v", err)
+	}
+	if _, ok := lastResult(m, "web-replacement"); !ok {
 		t.Error("the check added from notify is missing")
 	}
 }

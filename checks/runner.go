@@ -101,19 +101,19 @@ func (r *runner) probeOnce(ctx context.Context, m *Manager, damper *statusHandle
 		return // stopped mid-probe: the result means nothing
 	}
 	if status, ok := damper.update(status); ok {
-		r.report(m, status, output, false)
+		r.report(m, status, output)
 	}
 }
 
 // report records a result of this runner unless it has been stopped.
-func (r *runner) report(m *Manager, status, output string, force bool) {
+func (r *runner) report(m *Manager, status, output string) {
 	s := r.slot
 	s.reportMu.Lock()
 	defer s.reportMu.Unlock()
 	if r.stopped.Load() {
 		return
 	}
-	m.reportLocked(s, status, output, time.Now(), force)
+	m.reportLocked(s, status, output, time.Now())
 }
 
 // runTTL turns the check critical when TTL passes without an UpdateTTL. The TTL
@@ -173,6 +173,6 @@ func (r *runner) expireTTL(m *Manager, start time.Time) bool {
 		output += " (last output before timeout follows): " + s.ttlOutput
 	}
 	s.mu.Unlock()
-	m.reportLocked(s, StatusCritical, output, now, true)
+	m.reportLocked(s, StatusCritical, output, now)
 	return true
 }

@@ -40,7 +40,7 @@ func TestScriptCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Wait for the expected result: under load a probe may time out first.
 			eventually(t, 10*time.Second, func() error {
-				res, _ := m.Status(tc.name)
+				res, _ := lastResult(m, tc.name)
 				if res.Status != tc.status || tc.prefix && !strings.HasPrefix(res.Output, tc.output) || !tc.prefix && res.Output != tc.output {
 					return fmt.Errorf("%s %q, want %s %q", res.Status, res.Output, tc.status, tc.output)
 				}

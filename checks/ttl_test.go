@@ -8,25 +8,6 @@ import (
 	"time"
 )
 
-func TestTTLInitialStatus(t *testing.T) {
-	m, _ := startManager(t, Config{})
-	mustAdd(t, m, Definition{ID: "default", TTL: time.Minute})
-	mustAdd(t, m, Definition{ID: "given", TTL: time.Minute, Status: StatusPassing})
-
-	if res, _ := m.Status("default"); res.Status != StatusCritical || res.Output != "" || res.CheckID != "default" {
-		t.Errorf("default initial Result = %+v, want critical with no output", res)
-	}
-	if res, _ := m.Status("given"); res.Status != StatusPassing {
-		t.Errorf("given initial Result = %+v, want passing", res)
-	}
-	if _, ok := m.CriticalSince("default"); !ok {
-		t.Error("CriticalSince(default): not critical, want critical since Add")
-	}
-	if _, ok := m.CriticalSince("given"); ok {
-		t.Error("CriticalSince(given): critical, want not")
-	}
-}
-
 func TestTTLUpdateAndExpiry(t *testing.T) {
 	m, rec := startManager(t, Config{})
 	const ttl = 300 * time.Millisecond
@@ -39,9 +20,6 @@ func TestTTLUpdateAndExpiry(t *testing.T) {
 	if res, ok := rec.last("ttl"); !ok || res.Status != StatusPassing || res.Output != "all good" {
 		t.Fatalf("notified %+v after UpdateTTL, want passing \"all good\"", res)
 	}
-	if _, ok := m.CriticalSince("ttl"); ok {
-		t.Error("CriticalSince after passing update: still critical")
-	}
 
 	// Updates more often than the TTL keep it alive well past one TTL.
 	start := time.Now()
@@ -49,7 +27,7 @@ func TestTTLUpdateAndExpiry(t *testing.T) {
 		if err := m.UpdateTTL("ttl", StatusPassing, "all good"); err != nil {
 			t.Fatalf("UpdateTTL: %v", err)
 		}
-		if res, _ := m.Status("ttl"); res.Status != StatusPassing {
+		if res, _ := lastResult(m, "ttl"); res.Status != StatusPassing {
 			t.Fatalf("expired at %s despite updates every %s: %+v", time.Since(start), ttl/4, res)
 		}
 		time.Sleep(ttl / 4) // the pace of the updates under test, not synchronisation
@@ -70,8 +48,8 @@ func TestTTLUpdateAndExpiry(t *testing.T) {
 	if want := "TTL expired (last output before timeout follows): all good"; res.Output != want {
 		t.Errorf("expired output %q, want %q", res.Output, want)
 	}
-	if since, ok := m.CriticalSince("ttl"); !ok || since.Before(updated) {
-		t.Errorf("CriticalSince = %v, %v; want after the last update %v", since, ok, updated)
+	if res.At.Before(updated) {
+		t.Errorf("expiry reported at %v, before the last update %v", res.At, updated)
 	}
 
 	// An update revives it and restarts the TTL.
@@ -105,7 +83,7 @@ func TestTTLUpdateBeforeRun(t *testing.T) {
 	if err := m.UpdateTTL("ttl", StatusPassing, "early"); err != nil {
 		t.Fatalf("UpdateTTL before Run: %v", err)
 	}
-	if res, _ := m.Status("ttl"); res.Status != StatusPassing || res.Output != "early" {
+	if res, _ := rec.last("ttl"); res.Status != StatusPassing || res.Output != "early" {
 		t.Errorf("Status = %+v, want passing \"early\"", res)
 	}
 }
@@ -134,7 +112,7 @@ func TestUpdateTTLErrors(t *testing.T) {
 	if err := m.UpdateTTL("ttl", StatusPassing, strings.Repeat("x", 25)); err != nil {
 		t.Fatal(err)
 	}
-	res, _ := m.Status("ttl")
+	res, _ := lastResult(m, "ttl")
 	if want := strings.Repeat("x", 10) + " ... (captured 10 of 25 bytes)"; res.Output != want {
 		t.Errorf("output %q, want %q", res.Output, want)
 	}

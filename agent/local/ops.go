@@ -225,7 +225,8 @@ func (l *State) UpdateTTL(id, status, output string) error {
 	return l.persist()
 }
 
-// applyResult records a result the check runner reported.
+// applyResult records a result the check runner reported. Results come
+// on every probe; only a change of status or output changes the state.
 func (l *State) applyResult(r checks.Result) {
 	l.mu.Lock()
 	c := l.checks[r.CheckID]
@@ -233,7 +234,8 @@ func (l *State) applyResult(r checks.Result) {
 		l.mu.Unlock()
 		return
 	}
-	statusChanged := c.Status != r.Status
+	prev := c.Status
+	statusChanged := prev != r.Status
 	c.Status, c.Output = r.Status, r.Output
 	if statusChanged {
 		if r.Status == catalog.HealthCritical {
@@ -248,7 +250,11 @@ func (l *State) applyResult(r checks.Result) {
 	l.mu.Unlock()
 	if statusChanged {
 		l.publish()
-		l.logger.Debug("check status changed", "check", r.CheckID, "status", r.Status)
+		log := l.logger.Info
+		if r.Status == catalog.HealthCritical {
+			log = l.logger.Warn
+		}
+		log("check status changed", "check_id", r.CheckID, "status", r.Status, "previous", prev)
 	}
 }
 
