@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/chorusdns/chorus/agent/httpapi"
@@ -44,49 +43,24 @@ type Config struct {
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
 	RetryMax      int           `mapstructure:"retry_max"`
 
-	Domain    string   `mapstructure:"domain"`
-	AltDomain string   `mapstructure:"alt_domain"`
-	Recursors []string `mapstructure:"recursors"`
-	Encrypt   string   `mapstructure:"encrypt"`
+	Encrypt string `mapstructure:"encrypt"`
 
 	EnableScriptChecks bool `mapstructure:"enable_script_checks"`
 
 	ACL    httpapi.ACLConfig `mapstructure:"acl"`
 	TLS    httpapi.TLSConfig `mapstructure:"tls"`
-	DNS    DNSConfig         `mapstructure:"dns"`
 	Gossip GossipConfig      `mapstructure:"gossip"`
 	// GossipProfile picks the gossip timings: lan (default), wan or local.
 	GossipProfile string `mapstructure:"gossip_profile"`
 
+	// Config holds the DNS server's keys (domain, alt_domain, recursors
+	// and dns.*): the DNS server reads them as they are. Its node, zone
+	// and datacenter fields are filled from the agent's own keys.
+	dnssrv.Config `mapstructure:",squash"`
+
 	// Services are service definitions from config files and the config
 	// directory (keys "service" and "services").
 	Services []local.ServiceDefinition `mapstructure:"-"`
-}
-
-// DNSConfig holds the dns.* keys.
-type DNSConfig struct {
-	NodeTTL         time.Duration            `mapstructure:"node_ttl"`
-	ServiceTTL      time.Duration            `mapstructure:"service_ttl"`
-	ServiceTTLs     map[string]time.Duration `mapstructure:"service_ttls"`
-	OnlyPassing     bool                     `mapstructure:"only_passing"`
-	Policy          string                   `mapstructure:"policy"`
-	ZoneFailover    bool                     `mapstructure:"zone_failover"`
-	ARecordLimit    int                      `mapstructure:"a_record_limit"`
-	MaxUDPSize      int                      `mapstructure:"max_udp_size"`
-	RecursorTimeout time.Duration            `mapstructure:"recursor_timeout"`
-	DNSSD           bool                     `mapstructure:"dnssd"`
-	RateLimit       int                      `mapstructure:"rate_limit"`
-	RateLimitBurst  int                      `mapstructure:"rate_limit_burst"`
-	UDPAnswerLimit  int                      `mapstructure:"udp_answer_limit"`
-	SOA             SOAConfig                `mapstructure:"soa"`
-}
-
-// SOAConfig holds the dns.soa.* keys, in seconds.
-type SOAConfig struct {
-	Refresh uint32 `mapstructure:"refresh"`
-	Retry   uint32 `mapstructure:"retry"`
-	Expire  uint32 `mapstructure:"expire"`
-	MinTTL  uint32 `mapstructure:"min_ttl"`
 }
 
 // GossipConfig holds expert gossip knobs; zero values take the profile's.
@@ -109,9 +83,10 @@ type GossipConfig struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	d := dnssrv.DefaultConfig()
+	d.Domain = "chorus"
 	return Config{
 		NodeName:      host,
-		Datacenter:    "dc1",
+		Datacenter:    dnssrv.DefaultDatacenter,
 		LogLevel:      "info",
 		Bind:          "0.0.0.0",
 		Client:        "127.0.0.1",
@@ -119,25 +94,9 @@ func DefaultConfig() Config {
 		DNSPort:       8600,
 		SerfPort:      8301,
 		RetryInterval: 5 * time.Second,
-		Domain:        "chorus",
 		GossipProfile: "lan",
 		ACL:           httpapi.ACLConfig{DefaultPolicy: "allow"},
-		DNS: DNSConfig{
-			NodeTTL:         d.NodeTTL,
-			ServiceTTL:      d.ServiceTTL,
-			OnlyPassing:     d.OnlyPassing,
-			Policy:          d.Policy,
-			ZoneFailover:    d.ZoneFailover,
-			ARecordLimit:    d.ARecordLimit,
-			MaxUDPSize:      d.MaxUDPSize,
-			RecursorTimeout: d.RecursorTimeout,
-			SOA: SOAConfig{
-				Refresh: d.SOA.Refresh,
-				Retry:   d.SOA.Retry,
-				Expire:  d.SOA.Expire,
-				MinTTL:  d.SOA.MinTTL,
-			},
-		},
+		Config:        d,
 	}
 }
 
@@ -189,18 +148,6 @@ func (c *Config) Validate() error {
 	if c.RetryMax < 0 {
 		return fmt.Errorf("retry_max: must be 0 (no limit) or more")
 	}
-	for _, l := range strings.Split(strings.TrimSuffix(c.Domain, "."), ".") {
-		if err := catalog.ValidateLabel("domain label", l); err != nil {
-			return fmt.Errorf("domain: %v", err)
-		}
-	}
-	if c.AltDomain != "" {
-		for _, l := range strings.Split(strings.TrimSuffix(c.AltDomain, "."), ".") {
-			if err := catalog.ValidateLabel("alt_domain label", l); err != nil {
-				return fmt.Errorf("alt_domain: %v", err)
-			}
-		}
-	}
 	if c.Encrypt != "" {
 		if _, err := decodeKey(c.Encrypt); err != nil {
 			return fmt.Errorf("encrypt: %v", err)
@@ -240,32 +187,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// dnsConfig maps the agent config onto the DNS server's.
+// dnsConfig is the DNS server's configuration: the DNS keys as written,
+// with the agent's node name, datacenter and zone.
 func (c *Config) dnsConfig() dnssrv.Config {
-	d := dnssrv.DefaultConfig()
-	d.Domain = c.Domain
-	d.AltDomain = c.AltDomain
-	d.NodeName = c.NodeName
-	d.Datacenter = c.Datacenter
-	d.Zone = c.Zone
-	d.Recursors = c.Recursors
-	d.RecursorTimeout = c.DNS.RecursorTimeout
-	d.NodeTTL = c.DNS.NodeTTL
-	d.ServiceTTL = c.DNS.ServiceTTL
-	d.ServiceTTLs = c.DNS.ServiceTTLs
-	d.OnlyPassing = c.DNS.OnlyPassing
-	d.Policy = c.DNS.Policy
-	d.ZoneFailover = c.DNS.ZoneFailover
-	d.ARecordLimit = c.DNS.ARecordLimit
-	d.MaxUDPSize = c.DNS.MaxUDPSize
-	d.DNSSD = c.DNS.DNSSD
-	d.RateLimit = c.DNS.RateLimit
-	d.RateLimitBurst = c.DNS.RateLimitBurst
-	d.UDPAnswerLimit = c.DNS.UDPAnswerLimit
-	d.SOA.Refresh = c.DNS.SOA.Refresh
-	d.SOA.Retry = c.DNS.SOA.Retry
-	d.SOA.Expire = c.DNS.SOA.Expire
-	d.SOA.MinTTL = c.DNS.SOA.MinTTL
+	d := c.Config
+	d.NodeName, d.Datacenter, d.Zone = c.NodeName, c.Datacenter, c.Zone
 	return d
 }
 

@@ -76,6 +76,13 @@ type Config struct {
 	// Recursors are "ip" or "ip:port" upstreams (port 53 by default),
 	// asked in order for names outside the domains. Empty: REFUSED.
 	Recursors []string `mapstructure:"recursors"`
+
+	// Options are the dns.* settings; their fields are promoted.
+	Options `mapstructure:"dns"`
+}
+
+// Options are the DNS server's settings under the dns.* config keys.
+type Options struct {
 	// RecursorTimeout bounds each attempt; 0 means 2s.
 	RecursorTimeout time.Duration `mapstructure:"recursor_timeout"`
 
@@ -123,13 +130,15 @@ type Config struct {
 // 3600/600/86400 and a negative TTL of 5 s, no recursors.
 func DefaultConfig() Config {
 	return Config{
-		Domain:          DefaultDomain,
-		Datacenter:      DefaultDatacenter,
-		RecursorTimeout: DefaultRecursorTimeout,
-		Policy:          PolicyRandom,
-		ZoneFailover:    true,
-		MaxUDPSize:      DefaultMaxUDPSize,
-		SOA:             SOAConfig{Refresh: 3600, Retry: 600, Expire: 86400, MinTTL: 5},
+		Domain:     DefaultDomain,
+		Datacenter: DefaultDatacenter,
+		Options: Options{
+			RecursorTimeout: DefaultRecursorTimeout,
+			Policy:          PolicyRandom,
+			ZoneFailover:    true,
+			MaxUDPSize:      DefaultMaxUDPSize,
+			SOA:             SOAConfig{Refresh: 3600, Retry: 600, Expire: 86400, MinTTL: 5},
+		},
 	}
 }
 
@@ -197,21 +206,21 @@ type prefixTTL struct {
 // compile validates c and builds its runtime form.
 func compile(c Config) (*runtime, error) {
 	rt := &runtime{cfg: c}
-	d, err := normaliseDomain("dns.domain", c.Domain)
+	d, err := normaliseDomain("domain", c.Domain)
 	if err != nil {
 		return nil, err
 	}
 	if d == "" {
-		return nil, fmt.Errorf("dns.domain: must not be empty")
+		return nil, fmt.Errorf("domain: must not be empty")
 	}
 	rt.domains = []string{d}
 	if c.AltDomain != "" {
-		a, err := normaliseDomain("dns.alt_domain", c.AltDomain)
+		a, err := normaliseDomain("alt_domain", c.AltDomain)
 		if err != nil {
 			return nil, err
 		}
 		if a == d {
-			return nil, fmt.Errorf("dns.alt_domain: %q is the same as dns.domain", c.AltDomain)
+			return nil, fmt.Errorf("alt_domain: %q is the same as domain", c.AltDomain)
 		}
 		rt.domains = append(rt.domains, a)
 	}
@@ -223,7 +232,7 @@ func compile(c Config) (*runtime, error) {
 
 	if c.NodeName != "" {
 		if _, ok := dns.IsDomainName(c.NodeName); !ok || strings.ContainsAny(c.NodeName, "\\ ") {
-			return nil, fmt.Errorf("node_name: %q is not a valid DNS name", c.NodeName)
+			return nil, fmt.Errorf("node: %q is not a valid DNS name", c.NodeName)
 		}
 	}
 	node := strings.TrimSuffix(c.NodeName, ".")
@@ -234,7 +243,7 @@ func compile(c Config) (*runtime, error) {
 	// "<node>.node.<domain>." must fit in 255 bytes for every domain.
 	for _, dom := range rt.domains {
 		if len(rt.nsLabels)+len(dom)+1 > 255 {
-			return nil, fmt.Errorf("node_name: %q is too long to form a name under %q", c.NodeName, dom)
+			return nil, fmt.Errorf("node: %q is too long to form a name under %q", c.NodeName, dom)
 		}
 	}
 	if c.Datacenter != "" {
@@ -255,7 +264,7 @@ func compile(c Config) (*runtime, error) {
 	for i, r := range c.Recursors {
 		hp, err := normaliseRecursor(r)
 		if err != nil {
-			return nil, fmt.Errorf("dns.recursors[%d]: %w", i, err)
+			return nil, fmt.Errorf("recursors[%d]: %w", i, err)
 		}
 		rt.recursors = append(rt.recursors, hp)
 	}

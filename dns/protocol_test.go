@@ -416,12 +416,12 @@ func TestConfigValidate(t *testing.T) {
 		key  string
 	}{
 		{"policy", func(c *Config) { c.Policy = "x" }, `dns.policy: unknown policy "x"`},
-		{"empty domain", func(c *Config) { c.Domain = "" }, "dns.domain"},
-		{"bad domain", func(c *Config) { c.Domain = "a b" }, "dns.domain"},
-		{"root domain", func(c *Config) { c.Domain = "." }, "dns.domain"},
-		{"alt equals domain", func(c *Config) { c.AltDomain = "CHORUS" }, "dns.alt_domain"},
-		{"bad recursor", func(c *Config) { c.Recursors = []string{"dns.google"} }, "dns.recursors[0]"},
-		{"bad recursor port", func(c *Config) { c.Recursors = []string{"1.1.1.1:0"} }, "dns.recursors[0]"},
+		{"empty domain", func(c *Config) { c.Domain = "" }, "domain"},
+		{"bad domain", func(c *Config) { c.Domain = "a b" }, "domain"},
+		{"root domain", func(c *Config) { c.Domain = "." }, "domain"},
+		{"alt equals domain", func(c *Config) { c.AltDomain = "CHORUS" }, "alt_domain"},
+		{"bad recursor", func(c *Config) { c.Recursors = []string{"dns.google"} }, "recursors[0]"},
+		{"bad recursor port", func(c *Config) { c.Recursors = []string{"1.1.1.1:0"} }, "recursors[0]"},
 		{"negative timeout", func(c *Config) { c.RecursorTimeout = -time.Second }, "dns.recursor_timeout"},
 		{"negative node ttl", func(c *Config) { c.NodeTTL = -time.Second }, "dns.node_ttl"},
 		{"negative service ttl", func(c *Config) { c.ServiceTTL = -time.Second }, "dns.service_ttl"},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -130,7 +131,12 @@ func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
 	rt := rv.Type()
 	for i := 0; i < rt.NumField(); i++ {
 		f := rt.Field(i)
-		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+		parts := strings.Split(f.Tag.Get("mapstructure"), ",")
+		tag := parts[0]
+		if tag == "" && slices.Contains(parts[1:], "squash") {
+			setDefaults(v, prefix, rv.Field(i)) // its keys are this struct's
+			continue
+		}
 		if tag == "" || tag == "-" {
 			continue
 		}

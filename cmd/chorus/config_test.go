@@ -52,7 +52,7 @@ func TestLoadConfigFormatsAgree(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if cfg.Datacenter != "east" || !cfg.DNS.OnlyPassing || cfg.DNS.ServiceTTL.Seconds() != 5 ||
+		if cfg.Datacenter != "east" || !cfg.OnlyPassing || cfg.ServiceTTL.Seconds() != 5 ||
 			len(cfg.Recursors) != 1 || len(cfg.Services) != 1 || cfg.Services[0].Port != 80 {
 			t.Fatalf("%s: %+v", name, cfg)
 		}
