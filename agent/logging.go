@@ -9,19 +9,19 @@ import (
 	"strings"
 )
 
-// parseLevel maps a log_level value onto a slog level.
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "trace", "debug":
-		return slog.LevelDebug, nil
-	case "", "info":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "err", "error":
-		return slog.LevelError, nil
+// ParseLogLevel maps a log_level value onto a slog level: slog's own names
+// (debug, info, warn, error, with offsets such as "info+2", any case),
+// plus the spellings Serf and Consul use (trace, warning, err); "" is info.
+func ParseLogLevel(s string) (slog.Level, error) {
+	alias := map[string]string{"": "info", "trace": "debug", "warning": "warn", "err": "error"}
+	if a, ok := alias[strings.ToLower(s)]; ok {
+		s = a
 	}
-	return 0, fmt.Errorf("unknown level %q (debug, info, warn or error)", s)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("unknown level %q (debug, info, warn or error)", s)
+	}
+	return l, nil
 }
 
 // serfLogger returns a *log.Logger for serf and memberlist whose lines,

@@ -304,67 +304,32 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 // instanceHash fingerprints everything about an instance that a reader can
 // see, so that per-service indexes move only when a service really changes.
 func instanceHash(i *Instance) uint64 {
-	h := newFNV()
-	h.str(i.Node.Node.Name)
-	h.str(i.Node.Node.Address)
-	h.str(i.Node.Node.Datacenter)
-	h.str(i.Node.Node.Zone)
-	h.strMap(i.Node.Node.Meta)
-	h.strMap(i.Node.Node.TaggedAddresses)
+	h := NewHasher()
+	h.Str(i.Node.Node.Name)
+	h.Str(i.Node.Node.Address)
+	h.Str(i.Node.Node.Datacenter)
+	h.Str(i.Node.Node.Zone)
+	h.StrMap(i.Node.Node.Meta)
+	h.StrMap(i.Node.Node.TaggedAddresses)
 	s := i.Service
-	h.str(s.ID)
-	h.str(s.Name)
+	h.Str(s.ID)
+	h.Str(s.Name)
 	for _, t := range s.Tags {
-		h.str(t)
+		h.Str(t)
 	}
-	h.str(s.Address)
-	h.u64(uint64(s.Port))
-	h.strMap(s.Meta)
-	h.u64(uint64(s.Weights.Passing)<<32 | uint64(s.Weights.Warning))
-	h.u64(uint64(int64(s.Load * 1000)))
+	h.Str(s.Address)
+	h.U64(uint64(s.Port))
+	h.StrMap(s.Meta)
+	h.U64(uint64(s.Weights.Passing)<<32 | uint64(s.Weights.Warning))
+	h.U64(uint64(int64(s.Load * 1000)))
 	for _, c := range i.Checks {
-		h.str(c.CheckID)
-		h.str(c.Name)
-		h.str(c.Status)
-		h.str(c.Notes)
-		h.str(c.Output)
+		h.Str(c.CheckID)
+		h.Str(c.Name)
+		h.Str(c.Status)
+		h.Str(c.Notes)
+		h.Str(c.Output)
 	}
-	h.str(i.Health)
-	return uint64(h)
+	h.Str(i.Health)
+	return h.Sum()
 }
 
-type fnv64 uint64
-
-func newFNV() fnv64 { return 14695981039346656037 }
-
-// u64 mixes a whole word at once (FNV-style multiply, then a shift to
-// spread high bits down).
-func (h *fnv64) u64(v uint64) {
-	*h ^= fnv64(v)
-	*h *= 1099511628211
-	*h ^= *h >> 29
-}
-
-func (h *fnv64) str(s string) {
-	for i := 0; i < len(s); i++ {
-		*h ^= fnv64(s[i])
-		*h *= 1099511628211
-	}
-	h.u64(uint64(len(s)))
-}
-
-func (h *fnv64) strMap(m map[string]string) {
-	if len(m) == 0 {
-		h.u64(0)
-		return
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		h.str(k)
-		h.str(m[k])
-	}
-}

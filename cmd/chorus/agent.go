@@ -78,7 +78,7 @@ Precedence: flag > environment > config file > default.`,
 // settings and the log level from the config files.
 func runAgent(parent context.Context, cfg agent.Config, flags *pflag.FlagSet, src sources, dev bool) error {
 	level := new(slog.LevelVar)
-	level.Set(parseLevelOrInfo(cfg.LogLevel))
+	level.Set(levelOf(cfg.LogLevel))
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
 	a, err := agent.New(cfg, logger, reg)
@@ -109,7 +109,7 @@ func runAgent(parent context.Context, cfg agent.Config, flags *pflag.FlagSet, sr
 					logger.Error("reload failed; keeping the running configuration", "err", err)
 					continue
 				}
-				level.Set(parseLevelOrInfo(next.LogLevel))
+				level.Set(levelOf(next.LogLevel))
 				if err := a.Reload(next); err != nil {
 					logger.Error("reload failed", "err", err)
 					continue
@@ -138,14 +138,8 @@ func runAgent(parent context.Context, cfg agent.Config, flags *pflag.FlagSet, sr
 	}
 }
 
-func parseLevelOrInfo(s string) slog.Level {
-	switch strings.ToLower(s) {
-	case "debug", "trace":
-		return slog.LevelDebug
-	case "warn", "warning":
-		return slog.LevelWarn
-	case "error", "err":
-		return slog.LevelError
-	}
-	return slog.LevelInfo
+// levelOf is the slog level of a validated log_level.
+func levelOf(s string) slog.Level {
+	l, _ := agent.ParseLogLevel(s) // Config.Validate has accepted s
+	return l
 }

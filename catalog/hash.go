@@ -1,0 +1,61 @@
+package catalog
+
+import "sort"
+
+// FNV-1a, 64 bits.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// Hasher fingerprints a sequence of fields with FNV-1a (64 bits): change
+// detection for snapshots and API answers, not a cryptographic hash. Each
+// field is followed by its length, so adjacent fields cannot run into each
+// other. The zero value is not ready: start from NewHasher. It is a value
+// type; a copy forks the running hash.
+type Hasher uint64
+
+// NewHasher returns a Hasher at FNV-1a's offset basis.
+func NewHasher() Hasher { return fnvOffset }
+
+// U64 mixes in a whole word at once: one FNV step, then a shift that
+// spreads its high bits down.
+func (h *Hasher) U64(v uint64) *Hasher {
+	*h ^= Hasher(v)
+	*h *= fnvPrime
+	*h ^= *h >> 29
+	return h
+}
+
+// Str mixes in a string, byte by byte, then its length.
+func (h *Hasher) Str(s string) *Hasher {
+	for i := 0; i < len(s); i++ {
+		*h ^= Hasher(s[i])
+		*h *= fnvPrime
+	}
+	return h.U64(uint64(len(s)))
+}
+
+// Strs mixes in a list of strings and its length.
+func (h *Hasher) Strs(ss []string) *Hasher {
+	for _, s := range ss {
+		h.Str(s)
+	}
+	return h.U64(uint64(len(ss)))
+}
+
+// StrMap mixes in a map's keys and values in key order, and its size.
+func (h *Hasher) StrMap(m map[string]string) *Hasher {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		h.Str(k).Str(m[k])
+	}
+	return h.U64(uint64(len(m)))
+}
+
+// Sum returns the hash of everything mixed in so far.
+func (h Hasher) Sum() uint64 { return uint64(h) }
