@@ -3,7 +3,9 @@ package catalog
 import (
 	"bytes"
 	"compress/flate"
+	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -16,8 +18,18 @@ import (
 const MaxRecordSize = 16 << 20
 
 // recordFormat is the first byte of an encoded record; it lets the format
-// change later without ambiguity.
-const recordFormat byte = 1
+// change later without ambiguity. Format 2 added the owner's signature;
+// records of format 1 (unsigned) are refused, so every agent of a cluster
+// must run a version that writes format 2.
+const recordFormat byte = 2
+
+// ErrSignature marks a record whose signature is missing or does not
+// verify against its owner's key.
+var ErrSignature = errors.New("node record signature does not verify")
+
+// signedPrefix starts the bytes a record's signature covers, so that the
+// signature cannot be taken for one over anything else.
+const signedPrefix = "chorus node record v2\n"
 
 // NodeRecord is everything one agent publishes about its node: the node,
 // its services and its checks with their current states. The owning agent
@@ -34,6 +46,58 @@ type NodeRecord struct {
 	// holding the record while its Serf has not heard of the node can
 	// join it. Not part of the HTTP or DNS views.
 	Gossip string `json:",omitempty"`
+	// Signature is the owner's Ed25519 signature over SignedBytes: every
+	// other field, canonically encoded. Set by Sign, checked by Verify.
+	Signature []byte `json:"Sig,omitempty"`
+}
+
+// SignedBytes returns what the record's signature covers: a fixed prefix
+// and the JSON encoding of every field but Signature, with services and
+// checks in canonical order (the order Sort and DecodeRecord leave them
+// in). JSON encoding of these types is deterministic, and decoding an
+// encoded record and encoding it again yields the same bytes, so a
+// receiver recomputes them from the record it decoded.
+func (r *NodeRecord) SignedBytes() ([]byte, error) {
+	c := *r
+	c.Signature = nil
+	raw, err := json.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
+	}
+	return append([]byte(signedPrefix), raw...), nil
+}
+
+// Sign sorts the record and sets its Signature with key (the owner's).
+// Call it before the record is handed to a Store or encoded.
+func (r *NodeRecord) Sign(key ed25519.PrivateKey) error {
+	r.Sort()
+	b, err := r.SignedBytes()
+	if err != nil {
+		return err
+	}
+	r.Signature = ed25519.Sign(key, b)
+	return nil
+}
+
+// Verify reports, as an error wrapping ErrSignature, whether the record
+// is not signed by the holder of the private key of pub. The record must
+// be in canonical order (as DecodeRecord returns it). It does not modify
+// the record and is safe for concurrent use.
+func (r *NodeRecord) Verify(pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: no valid key for node %q", ErrSignature, r.Node.Name)
+	}
+	if len(r.Signature) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: record of %q is not signed", ErrSignature, r.Node.Name)
+	}
+	b, err := r.SignedBytes()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	if !ed25519.Verify(pub, b, r.Signature) {
+		return fmt.Errorf("%w: record of %q", ErrSignature, r.Node.Name)
+	}
+	return nil
 }
 
 // Sort orders services by ID and checks by CheckID, the canonical order.
@@ -53,6 +117,9 @@ func (r *NodeRecord) Validate() error {
 		if ap, err := netip.ParseAddrPort(r.Gossip); err != nil || ap.Port() == 0 {
 			return fmt.Errorf("gossip address %q is not ip:port: %w", r.Gossip, ErrInvalid)
 		}
+	}
+	if r.Signature != nil && len(r.Signature) != ed25519.SignatureSize {
+		return fmt.Errorf("signature of %d bytes, want %d: %w", len(r.Signature), ed25519.SignatureSize, ErrInvalid)
 	}
 	ids := make(map[string]bool, len(r.Services))
 	for i := range r.Services {
@@ -114,8 +181,9 @@ func EncodeRecord(r *NodeRecord) ([]byte, error) {
 }
 
 // DecodeRecord parses and validates an encoded record. Anything that does
-// not decode, is too large or fails Validate is an error wrapping
-// ErrRecordCorrupt or ErrRecordTooLarge.
+// not decode, is too large, is of another format or fails Validate is an
+// error wrapping ErrRecordCorrupt or ErrRecordTooLarge. It does not check
+// the signature (see Verify): that needs the owner's key.
 func DecodeRecord(b []byte) (*NodeRecord, error) {
 	if len(b) > MaxRecordSize {
 		return nil, ErrRecordTooLarge
@@ -133,8 +201,9 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 		return nil, ErrRecordTooLarge
 	}
 	var r NodeRecord
-	// Unknown fields are ignored so that agents of different versions can
-	// run side by side during a rolling upgrade.
+	// Unknown fields are ignored. They are not in what SignedBytes
+	// re-encodes either, so a record carrying one fails Verify: a new
+	// field needs a new format.
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
