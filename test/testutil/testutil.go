@@ -1,5 +1,6 @@
 // Package testutil holds helpers shared by Chorus's tests: polling with a
-// deadline, free ports, building and running the chorus binary.
+// deadline, free ports, building and running the chorus binary, a logger
+// that writes to the test's output and reading an agent's /metrics.
 package testutil
 
 import (
