@@ -35,8 +35,7 @@ type Agent struct {
 	cfg    atomic.Pointer[Config]
 	logger *slog.Logger // component=agent
 	root   *slog.Logger // as given; other components add their own name
-	reg    prometheus.Registerer
-	gather prometheus.Gatherer
+	reg    *prometheus.Registry
 
 	store     *catalog.Store
 	local     *local.State
@@ -65,8 +64,8 @@ type Agent struct {
 }
 
 // New validates cfg and prepares an agent. It binds nothing and starts no
-// goroutine. reg receives the agent's metrics; gather serves /metrics
-// (usually the same *prometheus.Registry).
+// goroutine. reg receives every metric of the agent and its parts, and
+// /metrics serves it.
 func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,7 +74,6 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, err
 		root:    logger,
 		logger:  logger.With("component", "agent"),
 		reg:     reg,
-		gather:  reg,
 		store:   catalog.NewStore(),
 		dataDir: cfg.DataDir,
 		done:    make(chan struct{}),
@@ -187,7 +185,7 @@ func (a *Agent) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("http_port: %w", err)
 	}
-	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, gossip{a}, a.root, a.reg, a.gather)
+	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, gossip{a}, a.root, a.reg, a.reg)
 	handler := a.api.Handler()
 	a.httpSrv = a.newHTTPServer(handler)
 	if cfg.HTTPSPort > 0 {
