@@ -99,6 +99,23 @@ func (e *entry) ordered() bool {
 	return e.policy != policyFixed && len(e.units) > 1
 }
 
+// closeTier ends the current tier of units, if it holds any.
+func (e *entry) closeTier() {
+	if len(e.units) > 0 && (len(e.tiers) == 0 || int(e.tiers[len(e.tiers)-1]) != len(e.units)) {
+		e.tiers = append(e.tiers, int32(len(e.units)))
+	}
+}
+
+// done finishes a service entry whose units were added tier by tier with
+// nglue glue records, or answers NODATA when it has no unit.
+func (b *builder) done(e *entry, nglue int) *entry {
+	e.nglue = nglue
+	if len(e.units) == 0 {
+		return b.nodata()
+	}
+	return e.finish()
+}
+
 func (e *entry) finish() *entry {
 	if len(e.tiers) == 0 || int(e.tiers[len(e.tiers)-1]) != len(e.units) {
 		e.tiers = append(e.tiers, int32(len(e.units)))
@@ -579,15 +596,9 @@ func (b *builder) srvEntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instanc
 			}
 			e.units = append(e.units, u)
 		}
-		if len(e.units) > 0 && (len(e.tiers) == 0 || int(e.tiers[len(e.tiers)-1]) != len(e.units)) {
-			e.tiers = append(e.tiers, int32(len(e.units)))
-		}
+		e.closeTier()
 	}
-	e.nglue = len(glue)
-	if len(e.units) == 0 {
-		return b.nodata()
-	}
-	return e.finish()
+	return b.done(e, len(glue))
 }
 
 // srvUnit builds the SRV record of inst under owner with its glue.
@@ -824,15 +835,9 @@ func (b *builder) dnssdPTREntry(svc *catalog.ServiceEntry, tiers [][]*catalog.In
 			u.rr, u.nrr = rr, 1
 			e.units = append(e.units, u)
 		}
-		if len(e.units) > 0 && (len(e.tiers) == 0 || int(e.tiers[len(e.tiers)-1]) != len(e.units)) {
-			e.tiers = append(e.tiers, int32(len(e.units)))
-		}
+		e.closeTier()
 	}
-	e.nglue = len(glue)
-	if len(e.units) == 0 {
-		return b.nodata()
-	}
-	return e.finish()
+	return b.done(e, len(glue))
 }
 
 // buildDNSSDInstance answers SRV and TXT of one DNS-SD instance.
