@@ -64,7 +64,8 @@ type Definition struct {
 
 	// Interval is the time between probes (required, at least MinInterval, for
 	// every kind but TTL). Timeout bounds one probe: DefaultTimeout when zero,
-	// and never more than Interval.
+	// as set otherwise, whatever the Interval (as Consul); a probe that
+	// outlasts the Interval delays the next one, never overlaps it.
 	Interval time.Duration
 	Timeout  time.Duration
 
@@ -255,7 +256,7 @@ func isToken(s string) bool {
 }
 
 // withDefaults returns a deep copy of d with the defaults applied: Method GET,
-// Timeout DefaultTimeout clamped to Interval, Status critical.
+// Timeout DefaultTimeout, Status critical.
 func (d *Definition) withDefaults() Definition {
 	c := *d
 	if c.Header != nil {
@@ -271,9 +272,6 @@ func (d *Definition) withDefaults() Definition {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
-	}
-	if c.Interval > 0 && c.Timeout > c.Interval {
-		c.Timeout = c.Interval
 	}
 	if c.Status == "" {
 		c.Status = StatusCritical

@@ -110,11 +110,11 @@ func TestWithDefaults(t *testing.T) {
 		{"timeout defaults to 10s", Definition{TCP: "h:1", Interval: time.Minute}, func(d Definition) string {
 			return expect(d.Timeout == DefaultTimeout, "Timeout %s", d.Timeout)
 		}},
-		{"timeout clamped to interval", Definition{TCP: "h:1", Interval: 2 * time.Second}, func(d Definition) string {
-			return expect(d.Timeout == 2*time.Second, "Timeout %s", d.Timeout)
+		{"default timeout independent of the interval", Definition{TCP: "h:1", Interval: 2 * time.Second}, func(d Definition) string {
+			return expect(d.Timeout == DefaultTimeout, "Timeout %s", d.Timeout)
 		}},
-		{"explicit timeout clamped", Definition{TCP: "h:1", Interval: time.Second, Timeout: 5 * time.Second}, func(d Definition) string {
-			return expect(d.Timeout == time.Second, "Timeout %s", d.Timeout)
+		{"explicit timeout longer than the interval kept", Definition{TCP: "h:1", Interval: time.Second, Timeout: 5 * time.Second}, func(d Definition) string {
+			return expect(d.Timeout == 5*time.Second, "Timeout %s", d.Timeout)
 		}},
 		{"explicit timeout kept", Definition{TCP: "h:1", Interval: time.Second, Timeout: 300 * time.Millisecond}, func(d Definition) string {
 			return expect(d.Timeout == 300*time.Millisecond, "Timeout %s", d.Timeout)

@@ -175,7 +175,7 @@ func TestSlowCheckDoesNotDelayOthers(t *testing.T) {
 	slow, fast := newCounter(t), newCounter(t)
 	slow.delay.Store(int64(time.Second)) // beyond the 200ms timeout
 	m, _ := startManager(t, Config{})
-	mustAdd(t, m, Definition{ID: "slow", HTTP: slow.srv.URL, Interval: 200 * time.Millisecond})
+	mustAdd(t, m, Definition{ID: "slow", HTTP: slow.srv.URL, Interval: 200 * time.Millisecond, Timeout: 200 * time.Millisecond})
 	mustAdd(t, m, Definition{ID: "fast", HTTP: fast.srv.URL, Interval: 100 * time.Millisecond})
 
 	waitStatus(t, m, "slow", StatusCritical, 5*time.Second)
@@ -213,14 +213,15 @@ func (p *overlapProber) probe(ctx context.Context) (string, string) {
 	return p.inner.probe(ctx)
 }
 
-// TestNoOverlap: a check whose probes last its whole interval (the Timeout is
-// clamped to it) never runs two probes at once; the next one follows at once.
+// TestNoOverlap: a check whose probes last its whole interval (a Timeout as
+// long as the Interval) never runs two probes at once; the next one follows
+// at once.
 // It is measured around the prober, since the server may see a cancelled
 // request end after the next one started.
 func TestNoOverlap(t *testing.T) {
 	slow := newCounter(t)
 	slow.delay.Store(int64(time.Minute))
-	def := Definition{ID: "slow", HTTP: slow.srv.URL, Interval: 100 * time.Millisecond}
+	def := Definition{ID: "slow", HTTP: slow.srv.URL, Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
 	d := def.withDefaults()
 	p := &overlapProber{inner: newHTTPProber(d, DefaultOutputMaxSize)}
 	r := &runner{def: d, prober: p, slot: &slot{id: d.ID}, fresh: true}
