@@ -140,7 +140,7 @@ func (s *Server) Listen(addr string) error {
 	for i := 0; i < attempts; i++ {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return fmt.Errorf("dns: listen udp %s: %w", addr, err)
+			return fmt.Errorf("dns: listen udp %s: %w", addr, sysErr(err))
 		}
 		p := pc.LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
@@ -154,7 +154,17 @@ func (s *Server) Listen(addr string) error {
 			break
 		}
 	}
-	return fmt.Errorf("dns: listen tcp %s: %w", addr, lastErr)
+	return fmt.Errorf("dns: listen tcp %s: %w", addr, sysErr(lastErr))
+}
+
+// sysErr strips a *net.OpError down to its cause, so that the address is
+// not said twice ("bind: address already in use").
+func sysErr(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
 
 // Addr returns the "ip:port" bound by the last Listen (also after Run has

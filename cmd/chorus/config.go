@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -77,6 +78,9 @@ func loadConfig(flags *pflag.FlagSet, src sources, dev bool) (agent.Config, erro
 			return agent.Config{}, fmt.Errorf("%s: %w", f, err)
 		}
 		services = append(services, svcs...)
+		if err := checkKeys(v, "", m); err != nil {
+			return agent.Config{}, fmt.Errorf("%s: %w", f, err)
+		}
 		if err := v.MergeConfigMap(m); err != nil {
 			return agent.Config{}, fmt.Errorf("%s: %w", f, err)
 		}
@@ -115,6 +119,100 @@ func loadConfig(flags *pflag.FlagSet, src sources, dev bool) (agent.Config, erro
 		return agent.Config{}, fmt.Errorf("config: %w", err)
 	}
 	return cfg, nil
+}
+
+// userMapKeys are keys whose values are maps of the user's own keys.
+var userMapKeys = map[string]bool{"node_meta": true, "dns.service_ttls": true}
+
+// checkKeys reports the first key of a config file (in sorted order) that
+// the configuration does not have, with the nearest known key when one is
+// close enough to be a typo. v knows every key from setDefaults.
+func checkKeys(v *viper.Viper, prefix string, m map[string]any) error {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	known := v.AllKeys()
+	for _, k := range names {
+		key := strings.ToLower(k)
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		if prefix == "" && (key == "service" || key == "services") || userMapKeys[key] {
+			continue
+		}
+		if subs := asMaps(m[k]); subs != nil && hasKeyPrefix(known, key+".") {
+			for _, sub := range subs {
+				if err := checkKeys(v, key, sub); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if slices.Contains(known, key) {
+			continue
+		}
+		msg := fmt.Sprintf("unknown key %q", key)
+		if near := nearest(key, known); near != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", near)
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// asMaps returns a nested block as maps: a map, or HCL's list of maps.
+func asMaps(v any) []map[string]any {
+	switch t := v.(type) {
+	case map[string]any:
+		return []map[string]any{t}
+	case []map[string]any:
+		return t
+	}
+	return nil
+}
+
+func hasKeyPrefix(keys []string, prefix string) bool {
+	for _, k := range keys {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// nearest returns the known key closest to key by edit distance, if the
+// distance is at most a third of key's length (at least 1, at most 3).
+func nearest(key string, known []string) string {
+	best, bestD := "", min(3, max(1, len(key)/3))+1
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // cleanDecodeError trims mapstructure's multi-line error into one line

@@ -15,6 +15,9 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		name, file, body, want string
 	}{
 		{"unknown key", "a.yaml", "bogus: 1\n", "bogus"},
+		{"near miss", "a2.json", `{"http_prot": 1}`, `unknown key "http_prot" (did you mean "http_port"?)`},
+		{"near miss nested", "a3.hcl", "dns {\n  polcy = \"random\"\n}\n", `"dns.polcy" (did you mean "dns.policy"?)`},
+		{"file named", "a4.yaml", "bogus: 1\n", "a4.yaml"},
 		{"unknown nested key", "b.yaml", "dns:\n  polcy: random\n", "polcy"},
 		{"wrong type", "c.json", `{"serf_port": [1]}`, "serf_port"},
 		{"bad duration", "d.yaml", "dns:\n  node_ttl: soon\n", "node_ttl"},
