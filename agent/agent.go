@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -46,6 +47,8 @@ type Agent struct {
 	sync      *replication.Syncer
 	api       *httpapi.Server
 	metrics   *metrics
+	// key signs this node's records (identity.go); set by Start.
+	key ed25519.PrivateKey
 
 	httpLn   net.Listener
 	httpSrv  *http.Server
@@ -154,6 +157,9 @@ func (a *Agent) Start() (err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "serf"), 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	if a.key, err = loadIdentity(cfg.DataDir); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
 	advertise, err := advertiseAddr(cfg)
 	if err != nil {
 		return err
@@ -253,9 +259,15 @@ func (a *Agent) serveHTTP(srv *http.Server, ln net.Listener) {
 	}
 }
 
-// publish applies a new record of this node to the catalog and announces
-// it to peers (local.State's publish function).
+// publish signs a new record of this node with the node's key, applies
+// it to the catalog and announces it to peers (local.State's publish
+// function). Peers apply no record of this node that this key has not
+// signed.
 func (a *Agent) publish(rec *catalog.NodeRecord) {
+	if err := rec.Sign(a.key); err != nil {
+		a.logger.Error("sign own record", "version", rec.Version, "err", err)
+		return
+	}
 	if a.store.ApplyRecord(rec) && a.sync != nil {
 		a.sync.Announce(rec)
 	}

@@ -43,7 +43,7 @@ func toMember(m serf.Member) replication.Member {
 	v, _ := strconv.ParseUint(m.Tags[tagVersion], 10, 64)
 	return replication.Member{
 		Name: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
-		IP: m.Addr.String(), Status: memberStatus(m.Status), Version: v,
+		IP: m.Addr.String(), Status: memberStatus(m.Status), Version: v, Key: parseKeyTag(m.Tags[tagKey]),
 	}
 }
 

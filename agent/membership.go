@@ -20,7 +20,11 @@ import (
 // Serf tag keys. Tags ride every alive message and push-pull, so they
 // always converge; the version tag is the truth the replication follows.
 const (
-	tagVersion    = "v"
+	tagVersion = "v"
+	// tagKey is the public key this node's records are signed with
+	// (base64, 43 characters: Serf caps all of a member's tags at 512
+	// bytes).
+	tagKey        = "k"
 	tagZone       = "zone"
 	tagDatacenter = "dc"
 	tagBuild      = "build"
@@ -99,6 +103,9 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 		ml.Keyring = keyring
 		ml.SecretKey = keyring.GetPrimaryKey()
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	} else {
+		a.logger.Warn("gossip encryption is off: anyone who reaches the gossip port can join the pool and register nodes of their own; " +
+			"record signatures still keep them from changing other nodes' services. Set encrypt to admit only key holders")
 	}
 
 	// Our own ping delegate keeps the network coordinates in place of
@@ -228,6 +235,7 @@ func (a *Agent) loadKeyring(cfg *Config) (*memberlist.Keyring, error) {
 func (a *Agent) tags(cfg *Config, version uint64) map[string]string {
 	t := map[string]string{
 		tagVersion:    strconv.FormatUint(version, 10),
+		tagKey:        publicKeyTag(a.key),
 		tagDatacenter: cfg.Datacenter,
 		tagBuild:      Version,
 		tagRole:       "chorus",
@@ -264,6 +272,9 @@ func (a *Agent) handleEvents(events <-chan serf.Event) {
 						if m.Name != a.NodeName() {
 							tx.RemoveNode(m.Name)
 							a.coords.Forget(m.Name)
+							// A node the catalog forgets may come back
+							// with a new key.
+							a.sync.Forget(m.Name)
 						}
 					default:
 						tx.SetMember(m.Name, m.Addr.String(), memberStatus(m.Status))

@@ -56,13 +56,26 @@ type NodeRecord struct {
 // checks in canonical order (the order Sort and DecodeRecord leave them
 // in). JSON encoding of these types is deterministic, and decoding an
 // encoded record and encoding it again yields the same bytes, so a
-// receiver recomputes them from the record it decoded.
+// receiver recomputes them from the record it decoded (strings with
+// invalid UTF-8 are taken as the receiver decodes them).
 func (r *NodeRecord) SignedBytes() ([]byte, error) {
 	c := *r
 	c.Signature = nil
 	raw, err := json.Marshal(&c)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
+	}
+	if bytes.Contains(raw, []byte(`\ufffd`)) {
+		// A string held invalid UTF-8, which the encoding replaced with
+		// escaped U+FFFD; a receiver decodes the replacement character
+		// and encodes it unescaped. Cover what the receiver computes.
+		var d NodeRecord
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
+		}
+		if raw, err = json.Marshal(&d); err != nil {
+			return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
+		}
 	}
 	return append([]byte(signedPrefix), raw...), nil
 }

@@ -91,7 +91,7 @@ func TestUnsignedFormatRefused(t *testing.T) {
 	}
 }
 
-// FuzzSignedRecordRoundTrip: what DecodeRecord it accepts is
+// FuzzSignedRecordRoundTrip: what DecodeRecord accepts is
 // canonical: encoding it and decoding again yields the same signed bytes
 // (so a signature made by the owner verifies at every receiver), and a
 // signature over it verifies after the round trip and fails for any other
@@ -145,6 +145,34 @@ func FuzzSignedRecordRoundTrip(f *testing.F) {
 		}
 		if err := again.Verify(otherPub); err == nil {
 			t.Fatal("verified against another key")
+		}
+	})
+}
+
+// FuzzSignArbitraryStrings: a record whose free-text fields hold any
+// bytes (a check's output may be invalid UTF-8) verifies at the receiver.
+func FuzzSignArbitraryStrings(f *testing.F) {
+	f.Add("ok", "v", "notes")
+	f.Add("ok\xff\xfe", "\xc3", "\u2028<&>")
+	f.Add("\\ufffd", "\ufffd", "\x00")
+	pub, key, _ := ed25519.GenerateKey(nil)
+	f.Fuzz(func(t *testing.T, output, meta, notes string) {
+		rec := signedTestRecord(t, key)
+		rec.Checks[0].Output, rec.Checks[0].Notes = output, notes
+		rec.Node.Meta = map[string]string{meta: meta}
+		if err := rec.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		b, err := EncodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeRecord(b)
+		if err != nil {
+			return // a meta key that validation refuses
+		}
+		if err := got.Verify(pub); err != nil {
+			t.Fatalf("record with output %q, meta %q does not verify: %v", output, meta, err)
 		}
 	})
 }

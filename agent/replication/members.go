@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"crypto/ed25519"
 	"net"
 	"time"
 
@@ -33,6 +34,9 @@ type Member struct {
 	Status catalog.MemberStatus
 	// Version is the record version in the member's version tag.
 	Version uint64
+	// Key is the Ed25519 public key the member signs its records with,
+	// from its tags; nil when it has none.
+	Key ed25519.PublicKey
 }
 
 // Members is the gossip layer: its member list and the two things the

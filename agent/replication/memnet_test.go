@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -37,6 +38,8 @@ type memNet struct {
 	dup atomic.Bool
 	// noTags hides the version tags from every member list.
 	noTags atomic.Bool
+	// noKeys hides the record keys from every member list.
+	noKeys atomic.Bool
 }
 
 // memNode is one agent of the network: its store, its syncer, and the
@@ -48,6 +51,8 @@ type memNode struct {
 	sync       *Syncer
 	reg        *prometheus.Registry
 	tag        atomic.Uint64
+	pub        ed25519.PublicKey
+	key        ed25519.PrivateKey
 	// hung nodes accept streams and never answer them.
 	hung atomic.Bool
 }
@@ -81,6 +86,7 @@ func (n *memNet) add(count int) []*memNode {
 		i := len(n.nodes)
 		node := &memNode{name: fmt.Sprintf("node%d", i), addr: fmt.Sprintf("127.0.0.%d:7946", i+1), net: n,
 			store: &countingStore{Store: catalog.NewStore()}, reg: prometheus.NewPedanticRegistry()}
+		node.pub, node.key, _ = ed25519.GenerateKey(nil)
 		n.nodes[node.addr] = node
 		n.mu.Unlock()
 		logger := slog.New(slog.NewTextHandler(tWriter{n.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -123,7 +129,9 @@ func (m *memNode) change(svcs ...string) *catalog.NodeRecord {
 	for i, s := range svcs {
 		rec.Services = append(rec.Services, catalog.Service{ID: s, Name: s, Port: 1000 + i, Weights: catalog.DefaultWeights})
 	}
-	rec.Sort()
+	if err := rec.Sign(m.key); err != nil {
+		panic(err)
+	}
 	if !m.store.ApplyRecord(rec) {
 		panic("own record not applied")
 	}
@@ -133,6 +141,10 @@ func (m *memNode) change(svcs ...string) *catalog.NodeRecord {
 
 func (m *memNode) counter(event string) float64 {
 	return testutil.ToFloat64(m.sync.metrics.events.WithLabelValues(event))
+}
+
+func (m *memNode) rejected(reason string) float64 {
+	return testutil.ToFloat64(m.sync.metrics.rejected.WithLabelValues(reason))
 }
 
 // memEndpoint is one node's Network.
@@ -196,7 +208,11 @@ func (m memMembers) Members() []Member {
 		if m.node.net.noTags.Load() {
 			v = 0
 		}
-		out = append(out, Member{Name: o.name, Addr: o.addr, IP: "127.0.0.1", Status: catalog.MemberAlive, Version: v})
+		key := o.pub
+		if m.node.net.noKeys.Load() {
+			key = nil
+		}
+		out = append(out, Member{Name: o.name, Addr: o.addr, IP: "127.0.0.1", Status: catalog.MemberAlive, Version: v, Key: key})
 	}
 	return out
 }
@@ -342,8 +358,12 @@ func TestBurstAppliedAsOneChange(t *testing.T) {
 	store := &countingStore{Store: catalog.NewStore()}
 	s := New("self", store, nil, slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewPedanticRegistry()))
 	const burst = 200
+	pub, key, _ := ed25519.GenerateKey(nil)
 	for i := range burst {
-		s.queueApply(&catalog.NodeRecord{Node: catalog.Node{Name: fmt.Sprintf("n%03d", i), Address: "127.0.0.1"}, Version: 1}, "applied_pull")
+		rec := &catalog.NodeRecord{Node: catalog.Node{Name: fmt.Sprintf("n%03d", i), Address: "127.0.0.1"}, Version: 1}
+		rec.Sign(key)
+		s.keys.pin(Member{Name: rec.Node.Name, Status: catalog.MemberAlive, Key: pub})
+		s.queueApply(rec, "applied_pull")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

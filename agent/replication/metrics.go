@@ -4,7 +4,8 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the replication's Prometheus metrics.
 type Metrics struct {
-	events *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	rejected *prometheus.CounterVec
 }
 
 // NewMetrics registers the replication's metrics with reg.
@@ -15,6 +16,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Replication events: announce, notice_sent, notice_received, applied_notice, applied_pull, apply_dropped, pull_served, pull_failed, ae_exchange, ae_repair, member_repair, member_join, rejected.",
 		}, []string{"event"}),
 	}
-	reg.MustRegister(m.events)
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chorus_sync_rejected_total",
+		Help: "Messages and records refused on the gossip port, by reason: undecryptable, malformed, not_member, wrong_node, future_version, bad_signature, key_changed, held_full, stream_limit. Each also counts in chorus_sync_events_total{event=\"rejected\"}.",
+	}, []string{"reason"})
+	reg.MustRegister(m.events, m.rejected)
 	return m
 }

@@ -17,6 +17,12 @@ type sealer struct {
 	keyring *memberlist.Keyring
 }
 
+// AES-GCM's standard nonce and tag sizes, which seal uses.
+const (
+	nonceSize = 12
+	tagSize   = 16
+)
+
 var errOpen = errors.New("cannot decrypt: no installed key matches (wrong or missing gossip key?)")
 
 // seal returns the encrypted form of plain, with ad authenticated too.

@@ -2,11 +2,8 @@ package replication
 
 import (
 	"bufio"
-	"bytes"
-	"compress/flate"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -36,13 +33,12 @@ const (
 // carries inline: a notice stays within one unfragmented UDP datagram on
 // any LAN; larger records are pulled.
 const (
-	MaxInlineRecord  = 1200
-	aeInterval       = time.Second
-	pullTimeout      = 5 * time.Second
-	pullWorkers      = 4
-	maxPullJitter    = 500 * time.Millisecond
-	jitterPerMember  = 3 * time.Millisecond
-	maxVectorEntries = 1 << 20
+	MaxInlineRecord = 1200
+	aeInterval      = time.Second
+	pullTimeout     = 5 * time.Second
+	pullWorkers     = 4
+	maxPullJitter   = 500 * time.Millisecond
+	jitterPerMember = 3 * time.Millisecond
 	// applyQueue bounds the records waiting for applyLoop; a notice that
 	// finds it full is dropped (anti-entropy repairs it), a pull waits.
 	applyQueue = 4096
@@ -109,6 +105,13 @@ type Syncer struct {
 
 	vec atomic.Pointer[vectorCache]
 
+	// keys pins nodes' record keys and holds records that arrived
+	// before their key; warnings rate-limits the log lines of rejected
+	// traffic; streams bounds the Chorus streams served at once.
+	keys     *keys
+	warnings *limitedLog
+	streams  *streamLimit
+
 	closed atomic.Bool
 	// ready is set by Attach; traffic that arrives earlier (the transport
 	// starts first) is dropped and repaired by anti-entropy.
@@ -150,6 +153,9 @@ func New(self string, store Store, keyring *memberlist.Keyring, logger *slog.Log
 		logger:     logger.With("component", "sync"),
 		metrics:    metrics,
 		seal:       sealer{keyring: keyring},
+		keys:       newKeys(),
+		warnings:   newLimitedLog(logger.With("component", "sync")),
+		streams:    newStreamLimit(maxStreams, maxStreamsPerIP),
 		kickCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
 		applyCh:    make(chan received, applyQueue),
@@ -285,16 +291,6 @@ func (s *Syncer) sendNotices(rec *catalog.NodeRecord, enc []byte) {
 	s.metrics.events.WithLabelValues("notice_sent").Inc()
 }
 
-// noticeBody is a notice: the node's name (length-prefixed), its version,
-// and the encoded record when it is carried inline.
-func noticeBody(name string, version uint64, inline []byte) []byte {
-	b := make([]byte, 0, 1+len(name)+8+len(inline))
-	b = append(b, byte(len(name)))
-	b = append(b, name...)
-	b = binary.BigEndian.AppendUint64(b, version)
-	return append(b, inline...)
-}
-
 // packet frames and seals a datagram.
 func (s *Syncer) packet(typ byte, body []byte) ([]byte, error) {
 	ad := []byte{chorusMagic, typ}
@@ -314,8 +310,7 @@ func (s *Syncer) HandlePacket(p *memberlist.Packet) {
 	typ := p.Buf[1]
 	body, err := s.seal.open(p.Buf[2:], p.Buf[:2])
 	if err != nil {
-		s.logger.Warn("dropping packet", "from", p.From.String(), "err", err)
-		s.metrics.events.WithLabelValues("rejected").Inc()
+		s.reject(rejUndecryptable, "dropping packets that do not open", "from", p.From.String(), "err", err)
 		return
 	}
 	switch typ {
@@ -328,23 +323,28 @@ func (s *Syncer) HandlePacket(p *memberlist.Packet) {
 	}
 }
 
+// handleNotice takes a notice: it must come from the gossip address of
+// the member it is about, and its record (inline or pulled from that
+// address) is applied only if its signature verifies (accept).
 func (s *Syncer) handleNotice(body []byte, from string) {
-	if len(body) < 1 || len(body) < 1+int(body[0])+8 {
-		s.logger.Warn("malformed notice", "from", from)
+	name, version, inline, err := decodeNotice(body)
+	if err != nil {
+		s.reject(rejMalformed, "dropping a malformed notice", "from", from, "err", err)
 		return
 	}
-	n := int(body[0])
-	name := string(body[1 : 1+n])
-	version := binary.BigEndian.Uint64(body[1+n:])
-	inline := body[1+n+8:]
 	if name == s.self {
 		return
 	}
 	// Only the owner sends notices: the sender must be the member itself.
+	// The source address of a datagram can be forged: this only keeps
+	// outsiders from prompting pulls; the signature decides.
 	owner := s.memberAddr(name)
 	if owner == "" || owner != from {
-		s.logger.Debug("rejecting notice for a node from another address", "node", name, "from", from, "member_addr", owner)
-		s.metrics.events.WithLabelValues("rejected").Inc()
+		s.reject(rejNotMember, "dropping a notice for a node from another address", "node", name, "from", from, "member_addr", owner)
+		return
+	}
+	if version > futureLimit() {
+		s.reject(rejFuture, "dropping a notice of a version too far in the future (clock skew or forgery)", "node", name, "version", version)
 		return
 	}
 	s.metrics.events.WithLabelValues("notice_received").Inc()
@@ -357,7 +357,7 @@ func (s *Syncer) handleNotice(body []byte, from string) {
 			s.queueApply(rec, "applied_notice")
 			return
 		}
-		s.logger.Warn("rejecting inline record", "node", name, "from", from, "err", err)
+		s.reject(rejMalformed, "rejecting an inline record", "node", name, "from", from, "err", err)
 	}
 	s.want(from, map[string]uint64{name: version}, true)
 }
@@ -379,7 +379,8 @@ func (s *Syncer) queueApply(rec *catalog.NodeRecord, kind string) {
 }
 
 // applyLoop applies received records: each time it wakes it takes every
-// record waiting and applies them as one catalog change (one snapshot).
+// record waiting, keeps those accept lets through and applies them as one
+// catalog change (one snapshot).
 func (s *Syncer) applyLoop(ctx context.Context) {
 	batch := make([]received, 0, 64)
 	for {
@@ -398,18 +399,35 @@ func (s *Syncer) applyLoop(ctx context.Context) {
 				break drain
 			}
 		}
-		s.store.Update(func(tx *catalog.Tx) {
-			for _, r := range batch {
-				if r.rec.Node.Name != s.self && tx.ApplyRecord(r.rec) {
-					s.metrics.events.WithLabelValues(r.kind).Inc()
-				}
+		// Signatures are checked before the catalog is locked.
+		limit, refreshed := futureLimit(), false
+		refresh := func() {
+			if !refreshed {
+				refreshed = true
+				s.refreshKeys()
 			}
-		})
+		}
+		ok := batch[:0]
+		for _, r := range batch {
+			if s.accept(r, limit, refresh) {
+				ok = append(ok, r)
+			}
+		}
+		if len(ok) > 0 {
+			s.store.Update(func(tx *catalog.Tx) {
+				for _, r := range ok {
+					if tx.ApplyRecord(r.rec) {
+						s.metrics.events.WithLabelValues(r.kind).Inc()
+					}
+				}
+			})
+		}
 		clear(batch)
 	}
 }
 
-// memberAddr returns the gossip address of an alive member, or "".
+// memberAddr returns the gossip address the member list has for name,
+// or "".
 func (s *Syncer) memberAddr(name string) string {
 	for _, m := range s.members.Members() {
 		if m.Name == name {
@@ -419,9 +437,23 @@ func (s *Syncer) memberAddr(name string) string {
 	return ""
 }
 
-// Observe schedules a pull when an alive member's version tag is ahead of
-// the record held (the gossip layer calls it on member events).
+// isMemberAddr reports whether addr is the gossip address of a member
+// other than this agent.
+func (s *Syncer) isMemberAddr(addr string) bool {
+	for _, m := range s.members.Members() {
+		if m.Addr == addr && m.Name != s.self {
+			return true
+		}
+	}
+	return false
+}
+
+// Observe pins a member's record key (see keys) and schedules a pull
+// when an alive member's version tag is ahead of the record held. The
+// gossip layer calls it on member events; the anti-entropy loop on every
+// member each round.
 func (s *Syncer) Observe(m Member) {
+	s.pinKey(m)
 	if m.Name == s.self || m.Status != catalog.MemberAlive || m.Version == 0 || s.store.Version(m.Name) >= m.Version {
 		return
 	}
@@ -429,7 +461,8 @@ func (s *Syncer) Observe(m Member) {
 }
 
 // want schedules fetching the given node versions from addr, skipping
-// those already held or already being fetched. fromOwner marks a pull
+// those already held (applied or held back) or being fetched, and
+// versions beyond MaxFutureSkew. fromOwner marks a pull
 // from the nodes' owner prompted by a notice or a tag: every peer learns
 // of that change at about the same moment, so the pull waits a jitter,
 // drawn now, so that the N-1 peers do not all hit the owner together.
@@ -440,9 +473,10 @@ func (s *Syncer) want(addr string, nodes map[string]uint64, fromOwner bool) {
 	if fromOwner {
 		job.notBefore = time.Now().Add(s.pullJitter())
 	}
+	limit := futureLimit()
 	s.mu.Lock()
 	for n, v := range nodes {
-		if n == self || s.store.Version(n) >= v || s.pending[n] >= v {
+		if n == self || v > limit || s.store.Version(n) >= v || s.pending[n] >= v || s.keys.heldVersion(n) >= v {
 			continue
 		}
 		s.pending[n] = v
@@ -508,7 +542,8 @@ func (s *Syncer) pullJitter() time.Duration {
 	return rand.N(j)
 }
 
-// pull fetches records from job.addr and applies the newer ones.
+// pull fetches records from job.addr, a member's gossip address, and
+// queues them to be applied (accept checks each).
 func (s *Syncer) pull(ctx context.Context, job pullJob) error {
 	var names []string
 	for n, v := range job.nodes {
@@ -520,18 +555,20 @@ func (s *Syncer) pull(ctx context.Context, job pullJob) error {
 		return nil
 	}
 	sort.Strings(names)
+	if len(names) > maxPullNames {
+		names = names[:maxPullNames] // the next anti-entropy round asks for the rest
+	}
 	conn, err := s.dial(job.addr, strPull)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	req, _ := json.Marshal(names)
-	if err := s.writeFrame(conn, strPull, req); err != nil {
+	if err := s.writeFrame(conn, strPull, pullRequest(names)); err != nil {
 		return err
 	}
 	r := bufio.NewReader(conn)
 	for _, name := range names {
-		b, err := s.readFrame(r, strPull, catalog.MaxRecordSize+64)
+		b, err := s.readFrame(r, strPull, maxRecordFrame)
 		if err != nil {
 			return fmt.Errorf("read record %q: %w", name, err)
 		}
@@ -539,9 +576,12 @@ func (s *Syncer) pull(ctx context.Context, job pullJob) error {
 			continue // the peer does not hold it
 		}
 		rec, err := catalog.DecodeRecord(b)
-		if err != nil || rec.Node.Name != name {
-			s.logger.Warn("rejecting pulled record", "node", name, "from", job.addr, "err", err)
-			s.metrics.events.WithLabelValues("rejected").Inc()
+		if err != nil {
+			s.reject(rejMalformed, "rejecting a pulled record", "node", name, "from", job.addr, "err", err)
+			continue
+		}
+		if rec.Node.Name != name {
+			s.reject(rejWrongNode, "rejecting a pulled record of another node than asked for", "node", name, "got", rec.Node.Name, "from", job.addr)
 			continue
 		}
 		if name == s.self {
@@ -566,44 +606,21 @@ func (s *Syncer) dial(addr string, typ byte) (net.Conn, error) {
 	return conn, nil
 }
 
-// writeFrame writes one length-prefixed, sealed frame.
-func (s *Syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
-	sealed, err := s.seal.seal(body, []byte{chorusMagic, typ})
-	if err != nil {
-		return err
-	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(sealed)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err = w.Write(sealed)
-	return err
-}
-
-// readFrame reads one frame written by writeFrame, refusing frames over max.
-func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if int(n) > max {
-		return nil, fmt.Errorf("frame of %d bytes exceeds %d", n, max)
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, err
-	}
-	return s.seal.open(buf, []byte{chorusMagic, typ})
-}
-
-// HandleStream serves a Chorus stream opened by a peer; it owns c.
+// HandleStream serves a Chorus stream opened by a peer; it owns c. At
+// most maxStreams are served at once, maxStreamsPerIP from one IP
+// address; a stream beyond either is closed at once. Each has
+// pullTimeout to finish.
 func (s *Syncer) HandleStream(c net.Conn) {
 	defer c.Close()
 	if !s.ready.Load() || s.closed.Load() {
 		return
 	}
+	ip := remoteIP(c)
+	if !s.streams.acquire(ip) {
+		s.reject(rejStreamLimit, "closing a stream over the limit of concurrent streams", "from", c.RemoteAddr().String(), "max", maxStreams, "max_per_ip", maxStreamsPerIP)
+		return
+	}
+	defer s.streams.release(ip)
 	c.SetDeadline(time.Now().Add(pullTimeout))
 	r := bufio.NewReader(c)
 	var hdr [2]byte
@@ -617,24 +634,27 @@ func (s *Syncer) HandleStream(c net.Conn) {
 	case strVector:
 		err = s.serveVector(r, c)
 	default:
-		err = fmt.Errorf("unknown stream type %d", hdr[1])
+		err = fmt.Errorf("%w: unknown stream type %d", errMalformed, hdr[1])
 	}
-	if err != nil {
-		s.logger.Warn("stream from peer failed", "from", c.RemoteAddr().String(), "err", err)
-		if errors.Is(err, errOpen) {
-			s.metrics.events.WithLabelValues("rejected").Inc()
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, errOpen):
+		s.reject(rejUndecryptable, "closing a stream that does not open", "from", c.RemoteAddr().String(), "err", err)
+	case errors.Is(err, errFrame), errors.Is(err, errMalformed):
+		s.reject(rejMalformed, "closing a malformed stream", "from", c.RemoteAddr().String(), "err", err)
+	default:
+		s.logger.Debug("stream from peer failed", "from", c.RemoteAddr().String(), "err", err)
 	}
 }
 
 func (s *Syncer) servePull(r *bufio.Reader, w net.Conn) error {
-	req, err := s.readFrame(r, strPull, 1<<20)
+	req, err := s.readFrame(r, strPull, maxPullRequest)
 	if err != nil {
 		return err
 	}
-	var names []string
-	if err := json.Unmarshal(req, &names); err != nil {
-		return fmt.Errorf("pull request: %v", err)
+	names, err := decodePullRequest(req)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errMalformed, err)
 	}
 	bw := bufio.NewWriter(w)
 	for _, name := range names {
@@ -766,7 +786,9 @@ const (
 // unlisted too (memberlist ignores dead nodes it never knew) while its
 // record still replicates; it is not joined.
 func (s *Syncer) joinUnmembered() {
-	recs := s.store.Unmembered()
+	// Records held back for want of their node's key count too: the
+	// key comes with the member, which this repair brings.
+	recs := append(s.store.Unmembered(), s.keys.heldRecords()...)
 	if len(recs) == 0 && len(s.unmembered) == 0 {
 		return
 	}
@@ -840,9 +862,16 @@ func (s *Syncer) sendDigest() {
 }
 
 // handleDigest compares a peer's vector hash with ours and, on a mismatch,
-// exchanges vectors with it (at most once a second per peer).
+// exchanges vectors with it (at most once a second per peer). Only digests
+// from a member's gossip address count: the exchange pulls from the
+// address it dials.
 func (s *Syncer) handleDigest(body []byte, from string) {
 	if len(body) != 8 {
+		s.reject(rejMalformed, "dropping a malformed digest", "from", from)
+		return
+	}
+	if !s.isMemberAddr(from) {
+		s.reject(rejNotMember, "dropping a digest from an address that is no member's", "from", from)
 		return
 	}
 	if binary.BigEndian.Uint64(body) == s.vector().hash {
@@ -876,12 +905,6 @@ func (s *Syncer) exchangeLoop(ctx context.Context) {
 	}
 }
 
-// vectorMsg is the body of a vector exchange.
-type vectorMsg struct {
-	Addr   string // the sender's gossip address, to pull from it
-	Vector map[string]uint64
-}
-
 func (s *Syncer) exchangeVectors(ctx context.Context, addr string) {
 	if s.closed.Load() {
 		return
@@ -897,34 +920,39 @@ func (s *Syncer) exchangeVectors(ctx context.Context, addr string) {
 	if err := s.writeFrame(conn, strVector, s.vectorBody()); err != nil {
 		return
 	}
-	b, err := s.readFrame(bufio.NewReader(conn), strVector, 64<<20)
+	b, err := s.readFrame(bufio.NewReader(conn), strVector, maxVectorBytes)
 	if err != nil {
 		s.logger.Debug("vector exchange", "with", addr, "err", err)
 		return
 	}
 	theirs, err := decodeVector(b)
 	if err != nil {
-		s.logger.Warn("bad vector", "from", addr, "err", err)
+		s.reject(rejMalformed, "bad vector", "from", addr, "err", err)
 		return
 	}
 	s.metrics.events.WithLabelValues("ae_exchange").Inc()
 	s.pullNewer(addr, theirs.Vector)
 }
 
+// serveVector answers a vector exchange and pulls what the peer holds
+// newer from the gossip address the member list has for the name it
+// gives; a name that is no member's pulls nothing.
 func (s *Syncer) serveVector(r *bufio.Reader, w net.Conn) error {
-	b, err := s.readFrame(r, strVector, 64<<20)
+	b, err := s.readFrame(r, strVector, maxVectorBytes)
 	if err != nil {
 		return err
 	}
 	theirs, err := decodeVector(b)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errMalformed, err)
 	}
 	if err := s.writeFrame(w, strVector, s.vectorBody()); err != nil {
 		return err
 	}
-	if theirs.Addr != "" {
-		s.pullNewer(theirs.Addr, theirs.Vector)
+	if theirs.Name != "" && theirs.Name != s.self {
+		if addr := s.memberAddr(theirs.Name); addr != "" {
+			s.pullNewer(addr, theirs.Vector)
+		}
 	}
 	return nil
 }
@@ -944,22 +972,5 @@ func (s *Syncer) pullNewer(addr string, theirs map[string]uint64) {
 }
 
 func (s *Syncer) vectorBody() []byte {
-	var buf bytes.Buffer
-	zw, _ := flate.NewWriter(&buf, flate.BestSpeed)
-	json.NewEncoder(zw).Encode(vectorMsg{Addr: s.members.LocalAddr(), Vector: s.vector().vec})
-	zw.Close()
-	return buf.Bytes()
-}
-
-func decodeVector(b []byte) (*vectorMsg, error) {
-	zr := flate.NewReader(bytes.NewReader(b))
-	defer zr.Close()
-	var m vectorMsg
-	if err := json.NewDecoder(io.LimitReader(zr, 64<<20)).Decode(&m); err != nil {
-		return nil, fmt.Errorf("decode vector: %v", err)
-	}
-	if len(m.Vector) > maxVectorEntries {
-		return nil, fmt.Errorf("vector of %d entries is too large", len(m.Vector))
-	}
-	return &m, nil
+	return encodeVector(vectorMsg{Name: s.self, Vector: s.vector().vec})
 }

@@ -31,6 +31,10 @@ const (
 	udpRecvBuf = 2 << 20
 	// classifyTimeout bounds the wait for a new stream's first byte.
 	classifyTimeout = 10 * time.Second
+	// maxOpenStreams bounds the streams accepted and not yet handed to
+	// memberlist (being classified, or served by Chorus); a connection
+	// beyond it is closed at once.
+	maxOpenStreams = 512
 )
 
 // Transport is memberlist's transport on the gossip port: UDP for
@@ -67,6 +71,8 @@ type Transport struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // accepted, not handed to memberlist
 	closed bool                  // Shutdown has begun
+	// warnings rate-limits the lines of refused connections.
+	warnings *limitedLog
 }
 
 var _ memberlist.Transport = (*Transport)(nil)
@@ -101,6 +107,7 @@ func NewTransport(bind string, port int, logger *slog.Logger, onPacket func(*mem
 		onStream: onStream,
 		shutdown: make(chan struct{}),
 		conns:    make(map[net.Conn]struct{}),
+		warnings: newLimitedLog(logger),
 	}, nil
 }
 
@@ -225,7 +232,13 @@ func (t *Transport) acceptStreams() {
 			continue
 		}
 		delay = 0
-		if !t.track(c) {
+		ok, full := t.track(c)
+		if full {
+			c.Close()
+			t.warnings.warn(rejStreamLimit, "closing a gossip stream: too many open", "from", c.RemoteAddr().String(), "max", maxOpenStreams)
+			continue
+		}
+		if !ok {
 			c.Close()
 			return
 		}
@@ -235,15 +248,19 @@ func (t *Transport) acceptStreams() {
 }
 
 // track records an accepted connection so that Shutdown closes it; it
-// reports false once Shutdown has begun.
-func (t *Transport) track(c net.Conn) bool {
+// reports false once Shutdown has begun, and full when maxOpenStreams are
+// open already (c is not recorded).
+func (t *Transport) track(c net.Conn) (ok, full bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return false
+		return false, false
+	}
+	if len(t.conns) >= maxOpenStreams {
+		return false, true
 	}
 	t.conns[c] = struct{}{}
-	return true
+	return true, false
 }
 
 func (t *Transport) untrack(c net.Conn) {

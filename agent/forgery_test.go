@@ -1,0 +1,523 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/test/testutil"
+)
+
+// Chorus's wire protocol on the gossip port, spoken by hand below as an
+// outsider would: the magic byte, then the message type.
+const (
+	wireMagic  = 0xC5
+	wireNotice = 1
+	wireDigest = 2
+	wirePull   = 3
+	wireVector = 4
+)
+
+// forgedRecord is a record for node at version, with a service the owner
+// never registered, well formed and signed with the forger's own key.
+func forgedRecord(t *testing.T, node string, version uint64) []byte {
+	t.Helper()
+	rec := &catalog.NodeRecord{Node: catalog.Node{Name: node, Address: "203.0.113.66"}, Version: version,
+		Services: []catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}}}
+	_, key, _ := ed25519.GenerateKey(nil)
+	if err := rec.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	b, err := catalog.EncodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func noticePacket(node string, version uint64, inline []byte) []byte {
+	b := []byte{wireMagic, wireNotice, byte(len(node))}
+	b = append(b, node...)
+	b = binary.BigEndian.AppendUint64(b, version)
+	return append(b, inline...)
+}
+
+// plainFrame is one unencrypted frame: a 4-byte length, then the body.
+func plainFrame(body []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+func readPlainFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > 1<<20 {
+		return nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	b := make([]byte, n)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+// holdsForgery reports an agent that holds the forged service or a
+// version of victim beyond the real one.
+func holdsForgery(agents []*Agent, victim string) error {
+	for _, a := range agents {
+		if r := a.Store().Record(victim); r != nil {
+			for _, s := range r.Services {
+				if s.Name == "evil" {
+					return fmt.Errorf("%s holds the forged record of %s (version %d)", a.NodeName(), victim, r.Version)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// TestForgedNoticeFromNonMember: a plain UDP socket that is no member
+// sends every agent a notice for node1 with the forged record inline.
+func TestForgedNoticeFromNonMember(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pkt := noticePacket("node1", ^uint64(0), forgedRecord(t, "node1", ^uint64(0)))
+	for _, a := range agents {
+		ua, _ := net.ResolveUDPAddr("udp", a.SerfAddr())
+		if _, err := conn.WriteToUDP(pkt, ua); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertNoForgery(t, agents, "node1")
+	assertRejected(t, []*Agent{agents[0], agents[2]}, "not_member")
+}
+
+// rejectedValue reads chorus_sync_rejected_total{reason} from /metrics.
+func rejectedValue(t testing.TB, a *Agent, reason string) float64 {
+	_, body := do(t, a, "GET", "/metrics", nil)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, `chorus_sync_rejected_total{reason="`+reason+`"}`) {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			return v
+		}
+	}
+	return 0
+}
+
+// assertRejected checks that every agent counted a rejection for reason.
+func assertRejected(t *testing.T, agents []*Agent, reason string) {
+	t.Helper()
+	for _, a := range agents {
+		if v := rejectedValue(t, a, reason); v == 0 {
+			t.Errorf("%s counted no rejection for %s", a.NodeName(), reason)
+		}
+	}
+}
+
+// TestSpoofedNotice sends every other agent a notice for node1, with the
+// forged record inline, from node1's own gossip address: a raw socket
+// forges the source address while node1 runs (needs CAP_NET_RAW), and a
+// plain socket bound to node1's address once node1 has crashed (Serf
+// still lists it at that address).
+func TestSpoofedNotice(t *testing.T) {
+	t.Run("raw", func(t *testing.T) {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+		if err != nil {
+			t.Skipf("raw socket: %v (needs CAP_NET_RAW)", err)
+		}
+		defer syscall.Close(fd)
+		agents := startCluster(t, 3, nil)
+		from := agents[1].SerfAddr()
+		for _, pkt := range spoofedNotices(t) {
+			for _, a := range []*Agent{agents[0], agents[2]} {
+				if err := sendSpoofedUDP(fd, from, a.SerfAddr(), pkt); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		assertNoForgery(t, agents, "node1")
+		assertRejected(t, []*Agent{agents[0], agents[2]}, "bad_signature")
+		assertRejected(t, []*Agent{agents[0], agents[2]}, "future_version")
+	})
+	t.Run("crashed", func(t *testing.T) {
+		agents := startCluster(t, 3, nil)
+		from, _ := net.ResolveUDPAddr("udp", agents[1].SerfAddr())
+		agents[1].Kill()
+		conn, err := net.ListenUDP("udp", from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, pkt := range spoofedNotices(t) {
+			for _, a := range []*Agent{agents[0], agents[2]} {
+				ua, _ := net.ResolveUDPAddr("udp", a.SerfAddr())
+				conn.WriteToUDP(pkt, ua)
+			}
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if err := holdsForgery([]*Agent{agents[0], agents[2]}, "node1"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		assertRejected(t, []*Agent{agents[0], agents[2]}, "bad_signature")
+		assertRejected(t, []*Agent{agents[0], agents[2]}, "future_version")
+	})
+}
+
+// spoofedNotices are two forged notices for node1: one at version 2^64-1
+// and one a second ahead of now, which only its signature gives away.
+func spoofedNotices(t *testing.T) [][]byte {
+	soon := uint64(time.Now().Add(time.Second).UnixMilli())
+	return [][]byte{
+		noticePacket("node1", ^uint64(0), forgedRecord(t, "node1", ^uint64(0))),
+		noticePacket("node1", soon, forgedRecord(t, "node1", soon)),
+	}
+}
+
+// sendSpoofedUDP sends payload to "ip:port" to in one IPv4/UDP datagram
+// whose source is from, over a raw socket (the kernel fills the IP
+// checksum; a UDP checksum of 0 means none).
+func sendSpoofedUDP(fd int, from, to string, payload []byte) error {
+	src, err := netip.ParseAddrPort(from)
+	if err != nil {
+		return err
+	}
+	dst, err := netip.ParseAddrPort(to)
+	if err != nil {
+		return err
+	}
+	total := 20 + 8 + len(payload)
+	b := make([]byte, 0, total)
+	b = append(b, 0x45, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(total))
+	b = append(b, 0, 0, 0, 0, 64, syscall.IPPROTO_UDP, 0, 0)
+	s4, d4 := src.Addr().As4(), dst.Addr().As4()
+	b = append(b, s4[:]...)
+	b = append(b, d4[:]...)
+	b = binary.BigEndian.AppendUint16(b, src.Port())
+	b = binary.BigEndian.AppendUint16(b, dst.Port())
+	b = binary.BigEndian.AppendUint16(b, uint16(8+len(payload)))
+	b = append(b, 0, 0)
+	b = append(b, payload...)
+	return syscall.Sendto(fd, b, 0, &syscall.SockaddrInet4{Addr: d4})
+}
+
+// TestForgedVectorExchange: an outsider opens a vector exchange with
+// every agent claiming that node1's newest record is at its own address,
+// and serves a forged record to whoever pulls.
+func TestForgedVectorExchange(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	forged := forgedRecord(t, "node1", ^uint64(0))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				r := bufio.NewReader(c)
+				var hdr [2]byte
+				if _, err := io.ReadFull(r, hdr[:]); err != nil || hdr[1] != wirePull {
+					return
+				}
+				req, err := readPlainFrame(r)
+				if err != nil {
+					return
+				}
+				var names []string
+				json.Unmarshal(req, &names)
+				for _, n := range names {
+					if n == "node1" {
+						c.Write(plainFrame(forged))
+					} else {
+						c.Write(plainFrame(nil))
+					}
+				}
+				served <- struct{}{}
+			}()
+		}
+	}()
+	for _, a := range agents {
+		c, err := net.Dial("tcp", a.SerfAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := json.Marshal(map[string]any{"Addr": ln.Addr().String(), "Name": "node1",
+			"Vector": map[string]uint64{"node1": ^uint64(0)}})
+		c.Write(append([]byte{wireMagic, wireVector}, plainFrame(deflate(t, msg))...))
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	assertNoForgery(t, agents, "node1")
+	if n := len(served); n > 0 {
+		t.Fatalf("agents pulled %d times from the address a vector message claimed", n)
+	}
+}
+
+// assertNoForgery waits 3 s (what sufficed for every agent to take the
+// forgery before signatures) and checks no agent holds it; then node1's
+// next change must still reach everyone.
+func assertNoForgery(t *testing.T, agents []*Agent, victim string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := holdsForgery(agents, victim); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var owner *Agent
+	for _, a := range agents {
+		if a.NodeName() == victim {
+			owner = a
+		}
+	}
+	mustDo(t, owner, "PUT", "/v1/agent/service/register", `{"Name":"after","Port":1}`)
+	waitDNS(t, agents, "after", 1, 5*time.Second)
+	if err := holdsForgery(agents, victim); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterConvergence measures how long a change takes to reach every
+// agent of 3 and of 10 (a registration on one agent until every store
+// holds its version) and how long a joining agent takes until it holds
+// every record and every agent holds its record.
+func TestClusterConvergence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures convergence")
+	}
+	for _, n := range []int{3, 10} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			agents := startCluster(t, n-1, nil)
+			waitConverged(t, agents, 10*time.Second)
+			start := time.Now()
+			j := startAgent(t, testConfig(t, fmt.Sprintf("node%d", n-1)))
+			if _, err := j.Join([]string{agents[0].SerfAddr()}); err != nil {
+				t.Fatal(err)
+			}
+			agents = append(agents, j)
+			testutil.Eventually(t, 10*time.Second, func() error {
+				for _, a := range agents {
+					for _, b := range agents {
+						if a.Store().Version(b.NodeName()) != b.Store().Version(b.NodeName()) {
+							return fmt.Errorf("%s lacks %s's record", a.NodeName(), b.NodeName())
+						}
+					}
+				}
+				return nil
+			})
+			joined := time.Since(start)
+			var lat []time.Duration
+			for i := range 20 {
+				owner := agents[i%n]
+				mustDo(t, owner, "PUT", "/v1/agent/service/register", fmt.Sprintf(`{"Name":"conv%d","Port":%d}`, i, 1000+i))
+				v := owner.Store().Version(owner.NodeName())
+				start := time.Now()
+				for _, a := range agents {
+					waitVersion(t, a, owner.NodeName(), v, 10*time.Second)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			t.Logf("%d agents: join converged in %v; change reached all: median %v, p90 %v, max %v",
+				n, joined.Round(time.Millisecond), lat[len(lat)/2].Round(100*time.Microsecond),
+				lat[len(lat)*9/10].Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond))
+		})
+	}
+}
+
+// waitVersion waits, on the store's change notifications, until a holds
+// version v of node's record.
+func waitVersion(t *testing.T, a *Agent, node string, v uint64, within time.Duration) {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		snap := a.Store().Snapshot()
+		if a.Store().Version(node) >= v {
+			return
+		}
+		select {
+		case <-snap.Changed():
+		case <-timeout:
+			t.Fatalf("%s does not hold version %d of %s after %v", a.NodeName(), v, node, within)
+		}
+	}
+}
+
+// deflate compresses b as vector messages are.
+func deflate(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestFloodOfHugeFrames: with encryption on, 16 outsiders keep opening
+// Chorus streams that claim 64 MiB frames and then send garbage. The
+// process (both agents and the attackers) must stay under 200 MB of heap
+// and resident memory, and replication must keep working.
+func TestFloodOfHugeFrames(t *testing.T) {
+	key := newKey(t)
+	agents := startCluster(t, 2, func(i int, c *Config) { c.Encrypt = key })
+	target := agents[0].SerfAddr()
+	// Reset the peak resident size (VmHWM) to the current one.
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rssBefore := procStatusKB(t, "VmRSS")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var streams atomic.Int64
+	garbage := bytes.Repeat([]byte{0xA5}, 256<<10)
+	for _, typ := range bytes.Repeat([]byte{wireVector, wirePull}, 8) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.Dial("tcp", target)
+				if err != nil {
+					continue
+				}
+				streams.Add(1)
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				c.Write(append([]byte{wireMagic, typ}, binary.BigEndian.AppendUint32(nil, 64<<20)...))
+				for sent := 0; sent < 64<<20; sent += len(garbage) {
+					if _, err := c.Write(garbage); err != nil {
+						break
+					}
+				}
+				c.Close()
+			}
+		})
+	}
+	var peakHeap uint64
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peakHeap = max(peakHeap, ms.HeapAlloc)
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		sample()
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The agents keep replicating while the flood goes on.
+	mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"during","Port":1}`)
+	waitDNS(t, agents, "during", 1, 10*time.Second)
+	sample()
+	close(stop)
+	wg.Wait()
+	rssPeak := procStatusKB(t, "VmHWM")
+	t.Logf("%d flood streams; heap before %d MB, peak %d MB; RSS before %d MB, peak %d MB",
+		streams.Load(), before.HeapAlloc>>20, peakHeap>>20, rssBefore>>10, rssPeak>>10)
+	if peakHeap > 200<<20 {
+		t.Errorf("heap peaked at %d MB under the flood, want under 200 MB", peakHeap>>20)
+	}
+	if rssPeak > 200<<10 {
+		t.Errorf("RSS peaked at %d MB under the flood, want under 200 MB", rssPeak>>10)
+	}
+}
+
+// procStatusKB reads a kB figure from /proc/self/status.
+func procStatusKB(t *testing.T, field string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb uint64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+// TestGarbagePacketsLogRateLimited: 500 undecryptable packets are each
+// counted, and logged in at most a couple of lines.
+func TestGarbagePacketsLogRateLimited(t *testing.T) {
+	cfg := testConfig(t, "node0")
+	cfg.Encrypt = newKey(t)
+	logs := &testutil.SyncBuffer{}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewPedanticRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	conn, err := net.Dial("udp", a.SerfAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 500
+	for i := range n {
+		conn.Write([]byte{wireMagic, wireNotice, byte(i), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28})
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if v := counterValue(t, a, "rejected"); v < n*9/10 { // UDP on loopback may drop a few
+			return fmt.Errorf("%g of %d garbage packets counted", v, n)
+		}
+		return nil
+	})
+	lines := 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "level=WARN") && strings.Contains(l, "component=sync") {
+			lines++
+		}
+	}
+	if lines > 2 {
+		t.Fatalf("%d garbage packets wrote %d WARN lines, want at most 2", n, lines)
+	}
+}
