@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/test/testutil"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -107,7 +108,7 @@ type testServer struct {
 func startServer(t testing.TB, cfg Config, src Source) *testServer {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	s, err := New(cfg, src, nil, reg)
+	s, err := New(cfg, src, testutil.Logger(t), reg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -245,22 +246,6 @@ func sameStrings(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-// eventually polls fn until it returns nil or the deadline passes.
-func eventually(t testing.TB, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // metricValue reads a counter or the sample count of a histogram from reg.

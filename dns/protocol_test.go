@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/test/testutil"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -312,13 +314,9 @@ func TestPanicBecomesServfail(t *testing.T) {
 				t.Fatalf("%s: %v", network, r)
 			}
 		}
-		if v := waitMetric(t, ts.reg, "chorus_dns_panics_total", nil, float64(2*i)); v != float64(2*i) {
-			t.Errorf("panics_total %v, want %d", v, 2*i)
-		}
+		waitMetric(t, ts.reg, "chorus_dns_panics_total", nil, float64(2*i))
 	}
-	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "SERVFAIL"}, 4); v != 4 {
-		t.Errorf("queries_total{A,SERVFAIL} = %v", v)
-	}
+	waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "SERVFAIL"}, 4)
 	// Outside the domain no snapshot is read: REFUSED as usual.
 	if r := exchange(t, "udp", ts.addr, query("example.com.", dns.TypeA)); r.Rcode != dns.RcodeRefused {
 		t.Errorf("outside: %s", dns.RcodeToString[r.Rcode])
@@ -330,18 +328,10 @@ func TestMetrics(t *testing.T) {
 	exchange(t, "udp", ts.addr, query("web.service.chorus.", dns.TypeA))
 	exchange(t, "tcp", ts.addr, query("nope.service.chorus.", dns.TypeSRV))
 	exchange(t, "udp", ts.addr, query("web.service.chorus.", 65000))
-	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "NOERROR"}, 1); v != 1 {
-		t.Errorf("A NOERROR = %v", v)
-	}
-	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "SRV", "rcode": "NXDOMAIN"}, 1); v != 1 {
-		t.Errorf("SRV NXDOMAIN = %v", v)
-	}
-	if v := waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "other", "rcode": "NOERROR"}, 1); v != 1 {
-		t.Errorf("other NOERROR = %v", v)
-	}
-	if v := waitMetric(t, ts.reg, "chorus_dns_request_duration_seconds", nil, 3); v != 3 {
-		t.Errorf("duration samples = %v", v)
-	}
+	waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "A", "rcode": "NOERROR"}, 1)
+	waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "SRV", "rcode": "NXDOMAIN"}, 1)
+	waitMetric(t, ts.reg, "chorus_dns_queries_total", map[string]string{"qtype": "other", "rcode": "NOERROR"}, 1)
+	waitMetric(t, ts.reg, "chorus_dns_request_duration_seconds", nil, 3)
 	// A second server cannot register on the same registry.
 	if _, err := New(baseConfig(), fixture(t), nil, ts.reg); err == nil {
 		t.Errorf("double registration accepted")
@@ -349,7 +339,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestListenRun(t *testing.T) {
-	s, err := New(baseConfig(), catalog.NewStore(), nil, nil)
+	s, err := New(baseConfig(), catalog.NewStore(), testutil.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,17 +479,15 @@ func TestOddNames(t *testing.T) {
 	}
 }
 
-// waitMetric polls a metric until it equals want or a second passes: the
-// server counts a query after its reply is on the wire, so a client can
-// read the counter before it moves.
-func waitMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, want float64) float64 {
+// waitMetric waits until a metric equals want: the server counts a
+// query after its reply is on the wire, so a client can read the counter
+// before it moves.
+func waitMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		v := metricValue(t, reg, name, labels)
-		if v == want || time.Now().After(deadline) {
-			return v
+	testutil.Eventually(t, 2*time.Second, func() error {
+		if v := metricValue(t, reg, name, labels); v != want {
+			return fmt.Errorf("%s%v = %v, want %v", name, labels, v, want)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
