@@ -2,8 +2,12 @@
 // registered on it (over the API, in config files, or as external
 // services through the catalog API), the status, output and critical-since
 // time of every local check, the node record built from them and its
-// version, and their persistence in the data dir (atomic write, group
-// commit, a previous copy to fall back on).
+// version, and their persistence in the data dir: a write-ahead journal
+// (package journal, in data_dir/local) with one entry per change, shared
+// fsyncs and background compaction into a snapshot. An older agent's
+// data_dir/local.json is migrated into the journal once. Damaged state
+// stops the start with the file and the way to recover; only the torn end
+// of a write that was never acknowledged is dropped, with a warning.
 //
 // Check runners (package checks) report results to the State; the State
 // hands each new record to the publish function it was given, which the

@@ -19,4 +19,7 @@ var (
 	// ErrPersistence: the change could not be written to the data dir; it
 	// was rolled back.
 	ErrPersistence = errors.New("cannot persist")
+	// ErrTooLarge: the change would make this node's record larger than
+	// peers accept (catalog.MaxRecordSize); nothing was changed.
+	ErrTooLarge = errors.New("node record too large")
 )

@@ -93,6 +93,9 @@ func (l *State) RegisterExternal(reg ExternalRegistration) error {
 	if svc.Address == "" {
 		return fmt.Errorf("Address is required (the external node's or the service's): %w", ErrInvalid)
 	}
+	if err := checkServiceLimits(svc.Meta, svc.Tags); err != nil {
+		return err
+	}
 	svc.Meta = cloneStrings(svc.Meta)
 	if svc.Meta == nil {
 		svc.Meta = map[string]string{}
@@ -140,23 +143,22 @@ func (l *State) RegisterExternal(reg ExternalRegistration) error {
 	built.External = true
 
 	l.mu.Lock()
-	if cur := l.services[built.ID]; cur != nil {
-		switch {
-		case !isExternal(cur):
-			l.mu.Unlock()
-			return fmt.Errorf("service ID %q is registered on this agent through /v1/agent/service/register: %w", built.ID, ErrInvalid)
-		case cur.Service.Meta[ExternalNodeMetaKey] != reg.Node:
-			l.mu.Unlock()
-			return fmt.Errorf("service ID %q is already registered here for external node %q: %w", built.ID, cur.Service.Meta[ExternalNodeMetaKey], ErrInvalid)
-		}
+	t, err := l.beginLocked(func() []string { return l.serviceKeysLocked(built.ID, defs) })
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("register external service %q: %w", built.ID, err)
 	}
-	for _, d := range defs {
-		if c := l.checks[d.ID]; c != nil && c.Def.ServiceID != built.ID {
-			l.mu.Unlock()
-			return fmt.Errorf("check ID %q is already used on this agent: %w", d.ID, ErrInvalid)
-		}
+	if err := l.externalConflictLocked(built.ID, reg.Node, defs); err != nil {
+		t.finishLocked()
+		l.mu.Unlock()
+		return err
 	}
-	prevSvc, prevChecks := l.services[built.ID], l.checksOfLocked(built.ID)
+	if l.sameExternalLocked(def, built.ID, statuses) {
+		t.finishLocked()
+		l.mu.Unlock()
+		return nil
+	}
+	t.saveServiceAndChecks(built.ID, defs)
 	removed := l.addServiceLocked(def, built, defs, serviceRawChecks(def), sourceExternal)
 	now := l.now()
 	for id, st := range statuses {
@@ -169,32 +171,72 @@ func (l *State) RegisterExternal(reg ExternalRegistration) error {
 		}
 		c.Status, c.Output = st.Status, st.Output
 	}
-	l.mu.Unlock()
-	if err := l.persist(); err != nil {
-		l.mu.Lock()
-		l.restoreServiceLocked(built.ID, prevSvc, prevChecks)
+	if err := t.commitLocked(true); err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("register external service %q: %w: %v", built.ID, ErrPersistence, err)
+		return fmt.Errorf("register external service %q: %w", built.ID, err)
 	}
-	for _, id := range removed {
-		l.runner.Remove(id)
-	}
-	for _, d := range defs {
-		st := statuses[d.ID]
-		d.Status = st.Status
-		if err := l.runner.Add(d); err != nil {
-			l.logger.Error("start check", "check", d.ID, "err", err)
-			continue
+	l.mu.Unlock()
+	err = t.wait(func() {
+		for _, id := range removed {
+			l.runner.Remove(id)
 		}
-		// Add keeps a replaced check's status; the registration sets it.
-		// The local state already holds it, so the report changes nothing.
-		if err := l.runner.UpdateTTL(d.ID, st.Status, st.Output); err != nil && !errors.Is(err, checks.ErrStopped) {
-			l.logger.Error("set external check status", "check", d.ID, "err", err)
+		for _, d := range defs {
+			st := statuses[d.ID]
+			d.Status = st.Status
+			if err := l.runner.Add(d); err != nil {
+				l.logger.Error("start check", "check", d.ID, "err", err)
+				continue
+			}
+			// Add keeps a replaced check's status; the registration sets
+			// it. The local state already holds it, so the report changes
+			// nothing.
+			if err := l.runner.UpdateTTL(d.ID, st.Status, st.Output); err != nil && !errors.Is(err, checks.ErrStopped) {
+				l.logger.Error("set external check status", "check", d.ID, "err", err)
+			}
 		}
+		l.publish()
+	})
+	if err != nil {
+		return fmt.Errorf("register external service %q: %w", built.ID, err)
 	}
-	l.publish()
 	l.logger.Debug("external service registered", "service", built.ID, "external_node", reg.Node)
 	return nil
+}
+
+// externalConflictLocked refuses an external registration of service id
+// for node that would take over an agent-registered service, another
+// external node's service, or a check ID in use elsewhere.
+func (l *State) externalConflictLocked(id, node string, defs []checks.Definition) error {
+	if cur := l.services[id]; cur != nil {
+		switch {
+		case !isExternal(cur):
+			return fmt.Errorf("service ID %q is registered on this agent through /v1/agent/service/register: %w", id, ErrInvalid)
+		case cur.Service.Meta[ExternalNodeMetaKey] != node:
+			return fmt.Errorf("service ID %q is already registered here for external node %q: %w", id, cur.Service.Meta[ExternalNodeMetaKey], ErrInvalid)
+		}
+	}
+	for _, d := range defs {
+		if c := l.checks[d.ID]; c != nil && c.Def.ServiceID != id {
+			return fmt.Errorf("check ID %q is already used on this agent: %w", d.ID, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// sameExternalLocked reports whether an external registration would
+// change nothing: same definition, and every check in place with the
+// status and output the registration gives it.
+func (l *State) sameExternalLocked(def ServiceDefinition, id string, statuses map[string]ExternalCheck) bool {
+	if !l.sameServiceLocked(def, id, serviceRawChecks(def), sourceExternal) {
+		return false
+	}
+	for cid, st := range statuses {
+		c := l.checks[cid]
+		if c == nil || c.Status != st.Status || c.Output != st.Output {
+			return false
+		}
+	}
+	return true
 }
 
 // DeregisterExternal removes external services, as Consul's

@@ -2,10 +2,12 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -23,8 +25,12 @@ const (
 )
 
 // RegisterService adds or replaces a service owned by this agent, with its
-// checks. It returns after the registration is on disk and published. A
-// service ID used by an external service is refused (ErrInvalid).
+// checks. It returns after the registration is on disk and published; a
+// registration identical to the current one (same definition, same
+// source, its checks in place) writes and publishes nothing. A service ID
+// used by an external service, or a definition over the per-service limits
+// (MaxServiceMetaKeys…), is refused with ErrInvalid; one that would make
+// this node's record larger than peers accept with ErrTooLarge.
 func (l *State) RegisterService(def ServiceDefinition) error {
 	if err := l.refuseExternalID(def); err != nil {
 		return err
@@ -33,32 +39,95 @@ func (l *State) RegisterService(def ServiceDefinition) error {
 }
 
 func (l *State) registerService(def ServiceDefinition, source string) error {
+	if err := checkServiceLimits(def.Meta, def.Tags); err != nil {
+		return err
+	}
 	svc, defs, err := def.Build(l.scriptChecks.Load())
 	if err != nil {
 		return err
 	}
 	raw := serviceRawChecks(def)
 	l.mu.Lock()
-	prevSvc, prevChecks := l.services[svc.ID], l.checksOfLocked(svc.ID)
-	removed := l.addServiceLocked(def, svc, defs, raw, source)
-	l.mu.Unlock()
-	if err := l.persist(); err != nil {
-		l.mu.Lock()
-		l.restoreServiceLocked(svc.ID, prevSvc, prevChecks)
+	t, err := l.beginLocked(func() []string { return l.serviceKeysLocked(svc.ID, defs) })
+	if err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("register service %q: %w: %v", svc.ID, ErrPersistence, err)
+		return fmt.Errorf("register service %q: %w", svc.ID, err)
 	}
-	for _, id := range removed {
-		l.runner.Remove(id)
+	if l.sameServiceLocked(def, svc.ID, raw, source) {
+		t.finishLocked()
+		l.mu.Unlock()
+		return nil
 	}
-	for _, d := range defs {
-		if err := l.runner.Add(d); err != nil {
-			l.logger.Error("start check", "check", d.ID, "err", err)
+	t.saveServiceAndChecks(svc.ID, defs)
+	removed := l.addServiceLocked(def, svc, defs, raw, source)
+	if err := t.commitLocked(true); err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("register service %q: %w", svc.ID, err)
+	}
+	l.mu.Unlock()
+	err = t.wait(func() {
+		for _, id := range removed {
+			l.runner.Remove(id)
 		}
+		for _, d := range defs {
+			if err := l.runner.Add(d); err != nil {
+				l.logger.Error("start check", "check", d.ID, "err", err)
+			}
+		}
+		l.publish()
+	})
+	if err != nil {
+		return fmt.Errorf("register service %q: %w", svc.ID, err)
 	}
-	l.publish()
 	l.logger.Debug("service registered", "service", svc.ID, "source", source)
 	return nil
+}
+
+// serviceKeysLocked returns the keys a registration or removal of service
+// id touches: the service, its checks, the checks it will have and the
+// services those check IDs belong to now.
+func (l *State) serviceKeysLocked(id string, defs []checks.Definition) []string {
+	keys := []string{serviceLockKey(id)}
+	for cid, c := range l.checks {
+		if c.Def.ServiceID == id {
+			keys = append(keys, checkLockKey(cid))
+		}
+	}
+	for _, d := range defs {
+		keys = append(keys, checkLockKey(d.ID))
+		if c := l.checks[d.ID]; c != nil && c.Def.ServiceID != "" && c.Def.ServiceID != id {
+			keys = append(keys, serviceLockKey(c.Def.ServiceID))
+		}
+	}
+	return keys
+}
+
+// saveServiceAndChecks remembers service id, the checks bound to it and
+// the checks defs will replace.
+func (t *txn) saveServiceAndChecks(id string, defs []checks.Definition) {
+	t.saveService(id)
+	t.saveChecksOf(id)
+	for _, d := range defs {
+		t.saveCheck(d.ID)
+	}
+}
+
+// sameServiceLocked reports whether registering def from source would
+// change nothing: the service is registered with that very definition
+// from that source and each of its checks is still the one the definition
+// made.
+func (l *State) sameServiceLocked(def ServiceDefinition, id string, raw []CheckDefinition, source string) bool {
+	cur := l.services[id]
+	if cur == nil || cur.Source != source || !reflect.DeepEqual(cur.Def, def) || len(cur.CheckIDs) != len(raw) {
+		return false
+	}
+	for i, cid := range cur.CheckIDs {
+		c := l.checks[cid]
+		if c == nil || c.Source != source || c.Def.ServiceID != id || !reflect.DeepEqual(c.Raw, raw[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // serviceRawChecks lists a definition's checks in Build's order.
@@ -70,62 +139,56 @@ func serviceRawChecks(def ServiceDefinition) []CheckDefinition {
 	return append(raw, def.Checks...)
 }
 
-// checksOfLocked returns copies of the checks bound to service id.
-func (l *State) checksOfLocked(id string) map[string]*localCheck {
-	out := map[string]*localCheck{}
-	for cid, c := range l.checks {
-		if c.Def.ServiceID == id {
-			cc := *c
-			out[cid] = &cc
-		}
-	}
-	return out
-}
-
-// restoreServiceLocked puts back a service and its checks as they were
-// before a change that could not be persisted.
-func (l *State) restoreServiceLocked(id string, svc *localService, prev map[string]*localCheck) {
-	for cid, c := range l.checks {
-		if c.Def.ServiceID == id {
-			delete(l.checks, cid)
-		}
-	}
-	if svc == nil {
-		delete(l.services, id)
-	} else {
-		l.services[id] = svc
-	}
-	for cid, c := range prev {
-		l.checks[cid] = c
-	}
-	l.bumpLocked()
-}
-
 // DeregisterService removes a service owned by this agent and its checks.
 func (l *State) DeregisterService(id string) error {
 	l.mu.Lock()
-	prevSvc, prevChecks := l.services[id], l.checksOfLocked(id)
-	removed, err := l.removeServiceLocked(id)
-	l.mu.Unlock()
+	t, err := l.beginLocked(func() []string { return l.serviceKeysLocked(id, nil) })
 	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("deregister service %q: %w", id, err)
+	}
+	t.saveServiceAndChecks(id, nil)
+	removed, err := l.removeServiceLocked(id)
+	if err != nil {
+		t.finishLocked()
+		l.mu.Unlock()
 		return err
 	}
-	if err := l.persist(); err != nil {
-		l.mu.Lock()
-		l.restoreServiceLocked(id, prevSvc, prevChecks)
+	if err := t.commitLocked(false); err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("deregister service %q: %w: %v", id, ErrPersistence, err)
+		return fmt.Errorf("deregister service %q: %w", id, err)
 	}
-	for _, cid := range removed {
-		l.runner.Remove(cid)
+	l.mu.Unlock()
+	err = t.wait(func() {
+		for _, cid := range removed {
+			l.runner.Remove(cid)
+		}
+		l.publish()
+	})
+	if err != nil {
+		return fmt.Errorf("deregister service %q: %w", id, err)
 	}
-	l.publish()
 	l.logger.Debug("service deregistered", "service", id)
 	return nil
 }
 
+// checkKeysLocked returns the keys a change of check id bound to service
+// serviceID touches: the check, that service and the service the check is
+// bound to now.
+func (l *State) checkKeysLocked(id, serviceID string) []string {
+	keys := []string{checkLockKey(id)}
+	if serviceID != "" {
+		keys = append(keys, serviceLockKey(serviceID))
+	}
+	if c := l.checks[id]; c != nil && c.Def.ServiceID != "" && c.Def.ServiceID != serviceID {
+		keys = append(keys, serviceLockKey(c.Def.ServiceID))
+	}
+	return keys
+}
+
 // RegisterCheck adds or replaces a standalone check, bound to a service
-// when ServiceID is set.
+// when ServiceID is set. Registering the check exactly as it is writes and
+// publishes nothing.
 func (l *State) RegisterCheck(def CheckDefinition) error {
 	id := def.checkID()
 	if id == "" {
@@ -142,87 +205,159 @@ func (l *State) RegisterCheck(def CheckDefinition) error {
 		return err
 	}
 	l.mu.Lock()
+	t, err := l.beginLocked(func() []string { return l.checkKeysLocked(id, def.ServiceID) })
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("register check %q: %w", id, err)
+	}
 	prev := l.checks[id]
-	if prev != nil && prev.Source != sourceAPI {
+	switch {
+	case def.ServiceID != "" && l.services[def.ServiceID] == nil:
+		t.finishLocked()
+		l.mu.Unlock()
+		return fmt.Errorf("ServiceID %q is not a service registered on this agent: %w", def.ServiceID, ErrInvalid)
+	case prev != nil && prev.Source != sourceAPI:
+		t.finishLocked()
 		l.mu.Unlock()
 		return fmt.Errorf("check %q is defined in a config file: %w", id, ErrInvalid)
+	case prev != nil && reflect.DeepEqual(prev.Raw, def) && reflect.DeepEqual(prev.Def, cd):
+		t.finishLocked()
+		l.mu.Unlock()
+		return nil
 	}
+	t.saveCheck(id)
 	l.checks[id] = l.newCheckLocked(cd, def, sourceAPI)
 	l.bumpLocked()
-	l.mu.Unlock()
-	if err := l.persist(); err != nil {
-		l.mu.Lock()
-		if prev == nil {
-			delete(l.checks, id)
-		} else {
-			l.checks[id] = prev
-		}
-		l.bumpLocked()
+	if err := t.commitLocked(true); err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("register check %q: %w: %v", id, ErrPersistence, err)
+		return fmt.Errorf("register check %q: %w", id, err)
 	}
-	if err := l.runner.Add(cd); err != nil {
-		l.logger.Error("start check", "check", id, "err", err)
+	l.mu.Unlock()
+	err = t.wait(func() {
+		if err := l.runner.Add(cd); err != nil {
+			l.logger.Error("start check", "check", id, "err", err)
+		}
+		l.publish()
+	})
+	if err != nil {
+		return fmt.Errorf("register check %q: %w", id, err)
 	}
-	l.publish()
 	return nil
 }
 
 // DeregisterCheck removes a check.
 func (l *State) DeregisterCheck(id string) error {
 	l.mu.Lock()
+	t, err := l.beginLocked(func() []string { return l.checkKeysLocked(id, "") })
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("deregister check %q: %w", id, err)
+	}
 	prev := l.checks[id]
 	if prev == nil {
+		t.finishLocked()
 		l.mu.Unlock()
 		return fmt.Errorf("check %q: %w", id, ErrNotFound)
 	}
+	t.saveCheck(id)
 	delete(l.checks, id)
-	if s := l.services[prev.Def.ServiceID]; s != nil {
-		ids := s.CheckIDs[:0:0]
-		for _, cid := range s.CheckIDs {
-			if cid != id {
-				ids = append(ids, cid)
-			}
-		}
-		s.CheckIDs = ids
+	if s := l.services[prev.Def.ServiceID]; s != nil && slices.Contains(s.CheckIDs, id) {
+		t.saveService(s.Service.ID)
+		ns := *s
+		ns.CheckIDs = slices.DeleteFunc(slices.Clone(s.CheckIDs), func(cid string) bool { return cid == id })
+		l.services[s.Service.ID] = &ns
 	}
 	l.bumpLocked()
-	l.mu.Unlock()
-	if err := l.persist(); err != nil {
-		return fmt.Errorf("deregister check %q: %w: %v", id, ErrPersistence, err)
+	if err := t.commitLocked(false); err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("deregister check %q: %w", id, err)
 	}
-	l.runner.Remove(id)
-	l.publish()
+	l.mu.Unlock()
+	err = t.wait(func() {
+		l.runner.Remove(id)
+		l.publish()
+	})
+	if err != nil {
+		return fmt.Errorf("deregister check %q: %w", id, err)
+	}
 	return nil
 }
 
 // UpdateTTL sets a TTL check's status and output (the pass/warn/fail/update
-// endpoints).
+// endpoints) and restarts its TTL. The new status is on disk before the
+// State and the runner take it, so a failed write changes nothing; an
+// update that repeats the current status and output writes nothing.
 func (l *State) UpdateTTL(id, status, output string) error {
 	if !catalog.ValidStatus(status) {
 		return fmt.Errorf("status %q: want passing, warning or critical: %w", status, ErrInvalid)
 	}
 	l.mu.Lock()
+	t, err := l.beginLocked(func() []string {
+		sid := ""
+		if c := l.checks[id]; c != nil {
+			sid = c.Def.ServiceID
+		}
+		return l.checkKeysLocked(id, sid)
+	})
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("update check %q: %w", id, err)
+	}
 	c := l.checks[id]
-	if c == nil {
+	switch {
+	case c == nil:
+		t.finishLocked()
 		l.mu.Unlock()
 		return fmt.Errorf("check %q: %w", id, ErrNotFound)
-	}
-	if c.Def.TTL <= 0 {
+	case c.Def.TTL <= 0:
+		t.finishLocked()
 		l.mu.Unlock()
 		return fmt.Errorf("check %q is a %s check: %w", id, c.Def.Type(), ErrNotTTL)
+	case c.Status == status && c.Output == output:
+		// Nothing to write; the TTL still restarts.
+		t.finishLocked()
+		l.mu.Unlock()
+		return l.runnerUpdateTTL(id, status, output)
+	}
+	// The entry is made from the check as it will be; the check itself
+	// changes once the entry is durable.
+	t.saveCheck(id)
+	next := *c
+	next.Status, next.Output = status, output
+	l.checks[id] = &next
+	err = t.commitLocked(true)
+	if err == nil {
+		l.checks[id] = c
 	}
 	l.mu.Unlock()
-	if err := l.runner.UpdateTTL(id, status, output); err != nil {
-		if errors.Is(err, checks.ErrNotFound) {
-			return fmt.Errorf("check %q: %w", id, ErrNotFound)
-		}
-		return err
+	if err != nil {
+		return fmt.Errorf("update check %q: %w", id, err)
 	}
-	// The manager reports the change through applyResult; make sure it
-	// is recorded and on disk before the caller hears back.
-	l.applyResult(checks.Result{CheckID: id, Status: status, Output: output, At: time.Now()})
-	return l.persist()
+	var rerr error
+	err = t.wait(func() {
+		rerr = l.runnerUpdateTTL(id, status, output)
+		// The runner reports the change through applyResult; make sure
+		// it is recorded before the caller hears back.
+		l.applyResult(checks.Result{CheckID: id, Status: status, Output: output, At: time.Now()})
+	})
+	if err != nil {
+		return fmt.Errorf("update check %q: %w", id, err)
+	}
+	return rerr
+}
+
+// runnerUpdateTTL hands a TTL update to the runner (which restarts the
+// TTL and reports the result through applyResult). A runner that has
+// stopped (shutdown) is not an error.
+func (l *State) runnerUpdateTTL(id, status, output string) error {
+	err := l.runner.UpdateTTL(id, status, output)
+	switch {
+	case err == nil, errors.Is(err, checks.ErrStopped):
+		return nil
+	case errors.Is(err, checks.ErrNotFound):
+		return fmt.Errorf("check %q: %w", id, ErrNotFound)
+	}
+	return err
 }
 
 // applyResult records a result the check runner reported. Results come
@@ -259,58 +394,89 @@ func (l *State) applyResult(r checks.Result) {
 }
 
 // SetNodeMaintenance puts the whole node in or out of maintenance: all of
-// its instances leave DNS and passing-only answers.
+// its instances leave DNS and passing-only answers. Setting the mode it is
+// already in, with the same reason, writes and publishes nothing.
 func (l *State) SetNodeMaintenance(enable bool, reason string) error {
+	if enable && reason == "" {
+		reason = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
+	}
 	l.mu.Lock()
-	prev := l.nodeMaint
+	t, err := l.beginLocked(func() []string { return []string{nodeLockKey} })
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("node maintenance: %w", err)
+	}
+	if sameMaint(l.nodeMaint, enable, reason) {
+		t.finishLocked()
+		l.mu.Unlock()
+		return nil
+	}
+	t.saveNodeMaint()
+	l.nodeMaint = nil
 	if enable {
-		if reason == "" {
-			reason = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
-		}
 		l.nodeMaint = &reason
-	} else {
-		l.nodeMaint = nil
 	}
 	l.bumpLocked()
-	l.mu.Unlock()
-	if err := l.persist(); err != nil {
-		l.mu.Lock()
-		l.nodeMaint = prev
-		l.bumpLocked()
+	if err := t.commitLocked(enable); err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("node maintenance: %w: %v", ErrPersistence, err)
+		return fmt.Errorf("node maintenance: %w", err)
 	}
-	l.publish()
+	l.mu.Unlock()
+	if err := t.wait(l.publish); err != nil {
+		return fmt.Errorf("node maintenance: %w", err)
+	}
 	return nil
 }
 
+// sameMaint reports whether a maintenance reason (nil: off) is already
+// what enable and reason ask for.
+func sameMaint(cur *string, enable bool, reason string) bool {
+	if !enable {
+		return cur == nil
+	}
+	return cur != nil && *cur == reason
+}
+
 // SetServiceMaintenance puts one service in or out of maintenance.
+// Setting the mode it is already in, with the same reason, writes and
+// publishes nothing.
 func (l *State) SetServiceMaintenance(id string, enable bool, reason string) error {
+	if enable && reason == "" {
+		reason = "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."
+	}
 	l.mu.Lock()
+	t, err := l.beginLocked(func() []string { return []string{serviceLockKey(id)} })
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("service maintenance: %w", err)
+	}
 	s := l.services[id]
 	if s == nil {
+		t.finishLocked()
 		l.mu.Unlock()
 		return fmt.Errorf("service %q: %w", id, ErrNotFound)
 	}
-	prev := s.Maint
-	if enable {
-		if reason == "" {
-			reason = "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."
-		}
-		s.Maint = &reason
-	} else {
-		s.Maint = nil
-	}
-	l.bumpLocked()
-	l.mu.Unlock()
-	if err := l.persist(); err != nil {
-		l.mu.Lock()
-		s.Maint = prev
-		l.bumpLocked()
+	if sameMaint(s.Maint, enable, reason) {
+		t.finishLocked()
 		l.mu.Unlock()
-		return fmt.Errorf("service maintenance: %w: %v", ErrPersistence, err)
+		return nil
 	}
-	l.publish()
+	t.saveService(id)
+	ns := *s
+	ns.Maint = nil
+	if enable {
+		ns.Maint = &reason
+	}
+	l.services[id] = &ns
+	l.bumpLocked()
+	if err := t.commitLocked(enable); err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("service maintenance: %w", err)
+	}
+	l.mu.Unlock()
+	if err := t.wait(l.publish); err != nil {
+		return fmt.Errorf("service maintenance: %w", err)
+	}
 	return nil
 }
 
@@ -357,10 +523,11 @@ func (l *State) publish() {
 	l.publishFn(rec)
 }
 
-// Run runs the checks and the local timers until ctx is done: lazy changes
-// are published when due, and services whose checks stayed critical longer
-// than DeregisterCriticalServiceAfter are deregistered. It returns once
-// every check goroutine has stopped.
+// Run runs the checks, the local timers and the journal's background
+// compaction until ctx is done: lazy changes are published when due, and
+// services whose checks stayed critical longer than
+// DeregisterCriticalServiceAfter are deregistered. It returns once every
+// goroutine it started has stopped.
 func (l *State) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -369,6 +536,16 @@ func (l *State) Run(ctx context.Context) error {
 			l.logger.Error("check runner stopped", "err", err)
 		}
 	})
+	l.mu.Lock()
+	j := l.jnl
+	l.mu.Unlock()
+	if j != nil {
+		wg.Go(func() {
+			if err := j.Run(ctx); err != nil {
+				l.logger.Error("journal compaction stopped", "err", err)
+			}
+		})
+	}
 	l.reapCritical(ctx)
 	return nil
 }
@@ -411,16 +588,18 @@ func (l *State) reapCritical(ctx context.Context) {
 	}
 }
 
-// Restore loads the persisted local state from the data dir and adds its
-// checks to the runner. Call it once, before Run.
+// Restore loads the persisted local state from the data dir (the journal:
+// its snapshot and the entries after it, or, once, the local.json of an
+// older agent, which is then renamed local.json.migrated) and adds its
+// checks to the runner. Call it once, before Run. Damaged state is an
+// error naming the file and how to recover, never a silent start with
+// less than was acknowledged; the torn end of a write cut short by a crash
+// (never acknowledged) is cut off and logged at WARN.
 func (l *State) Restore() error {
-	if l.path == "" {
+	if l.dataDir == "" {
 		return nil
 	}
-	p, warnings, err := loadPersisted(l.path)
-	for _, w := range warnings {
-		l.logger.Warn(w)
-	}
+	p, err := l.openJournal()
 	if err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
@@ -432,21 +611,19 @@ func (l *State) Restore() error {
 	for _, ps := range p.Services {
 		svc, cdefs, err := ps.Definition.Build(l.scriptChecks.Load())
 		if err != nil {
-			l.logger.Error("dropping persisted service that no longer validates", "service", ps.Definition.ID, "err", err)
+			l.logger.Error("not loading persisted service that no longer validates (it stays on disk)", "service", ps.Definition.ID, "err", err)
 			continue
 		}
+		svc.External = ps.Source == sourceExternal
 		l.addServiceLocked(ps.Definition, svc, cdefs, serviceRawChecks(ps.Definition), ps.Source)
 		l.services[svc.ID].Maint = ps.Maint
 		defs = append(defs, cdefs...)
 	}
 	for _, pc := range p.Checks {
-		id := pc.Definition.checkID()
-		if id == "" {
-			id = pc.Definition.Name
-		}
+		id := checkKey(pc.Definition)
 		cd, err := pc.Definition.build(id, l.scriptChecks.Load())
 		if err != nil {
-			l.logger.Error("dropping persisted check that no longer validates", "check", id, "err", err)
+			l.logger.Error("not loading persisted check that no longer validates (it stays on disk)", "check", id, "err", err)
 			continue
 		}
 		l.checks[id] = l.newCheckLocked(cd, pc.Definition, pc.Source)
@@ -474,6 +651,51 @@ func (l *State) Restore() error {
 	l.bumpLocked()
 	return nil
 }
+
+// Close ends the persistence: it waits for the changes in flight, writes
+// the last record version and the status of every TTL check (TTL expiries
+// are not written as they happen) and closes the journal. Later changes
+// fail with ErrPersistence; reads keep working. The agent calls it at
+// shutdown, after Run has returned. It is safe to call more than once;
+// later calls return nil.
+func (l *State) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.keyFree.Broadcast()
+	l.mu.Unlock()
+	l.inflight.Wait()
+	l.mu.Lock()
+	j := l.jnl
+	e := &entry{Version: l.version, States: map[string]*persistedStatus{}}
+	for id := range l.checks {
+		if st := l.persistedStatusLocked(id); st != nil {
+			e.States[id] = st
+		}
+	}
+	l.mu.Unlock()
+	if j == nil {
+		return nil
+	}
+	b, err := json.Marshal(e)
+	if err == nil {
+		err = j.Append(b)
+	}
+	if cerr := j.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("close local state: %w", err)
+	}
+	return nil
+}
+
+// Flush is Close, under the name the agent has called at shutdown since
+// the whole-file store.
+func (l *State) Flush() error { return l.Close() }
 
 // LoadConfigServices makes the config-file services exactly defs: new ones
 // are added, changed ones replaced, missing ones removed. Services

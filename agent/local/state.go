@@ -1,17 +1,16 @@
 package local
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/chorusdns/chorus/agent/local/journal"
 	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/checks"
 )
@@ -32,6 +31,10 @@ type localService struct {
 	CheckIDs []string
 	// Maint is the maintenance reason, or nil.
 	Maint *string
+	// jsonSize caches the length of Service's JSON while Service.Load is
+	// jsonLoad (see recordJSONSizeLocked).
+	jsonSize int
+	jsonLoad float64
 }
 
 // localCheck is one check this agent owns and runs.
@@ -43,6 +46,11 @@ type localCheck struct {
 	Output string
 	// criticalSince is when the check last turned critical, zero if not.
 	criticalSince time.Time
+	// record and jsonSize cache the check as the record carries it and the
+	// length of its JSON while jsonKey holds (checkRecordLocked).
+	record   catalog.Check
+	jsonSize int
+	jsonKey  checkSizeKey
 }
 
 // Config is what the local state needs to know of the agent's settings.
@@ -50,7 +58,8 @@ type Config struct {
 	// Node is this agent's node: name, advertised address, datacenter,
 	// zone and node meta. It does not change while the agent runs.
 	Node catalog.Node
-	// DataDir holds the persisted state; "" keeps it in memory only.
+	// DataDir holds the persisted state (the journal in DataDir/local);
+	// "" keeps it in memory only.
 	DataDir string
 	// EnableScriptChecks allows checks that run a command.
 	EnableScriptChecks bool
@@ -64,11 +73,15 @@ type Config struct {
 // states, and its record version. It is the only writer of this node's
 // record and the one owner of every local check's status, output and
 // critical-since time; the checks runners only report results to it. Each
-// change bumps the version, is persisted to the data dir before the call
-// that made it returns, and is handed to the publish function given to
-// New as a new catalog.NodeRecord.
+// change bumps the version, is appended to the journal in the data dir
+// (an entry describing just that change; concurrent changes share one
+// fsync) before the call that made it returns, and is handed to the
+// publish function given to New as a new catalog.NodeRecord. A change that
+// cannot be written is undone and fails with ErrPersistence; a change
+// that changes nothing writes nothing.
 //
-// All methods are safe for concurrent use; its lock is private.
+// All methods are safe for concurrent use; its lock is private. The owner
+// calls Restore once, Run, and Close at shutdown.
 type State struct {
 	logger       *slog.Logger
 	runner       *checks.Manager
@@ -76,21 +89,26 @@ type State struct {
 	scriptChecks atomic.Bool
 	outputDelay  time.Duration
 
-	publishMu  sync.Mutex // orders calls of publishFn
-	mu         sync.Mutex
-	node       catalog.Node
-	gossip     string // our gossip address, carried in the record
-	version    uint64
-	services   map[string]*localService
-	checks     map[string]*localCheck
-	nodeMaint  *string
-	lazyDue    time.Time // a publish is due by then; zero if none
-	now        func() time.Time
-	path       string // "" = no persistence
-	gen        uint64 // bumped on every change
-	persistMu  sync.Mutex
-	persisted  uint64 // gen last written; guarded by persistMu
-	persistErr error
+	publishMu sync.Mutex // orders calls of publishFn
+	mu        sync.Mutex
+	node      catalog.Node
+	gossip    string // our gossip address, carried in the record
+	version   uint64
+	services  map[string]*localService
+	checks    map[string]*localCheck
+	nodeMaint *string
+	lazyDue   time.Time // a publish is due by then; zero if none
+	now       func() time.Time
+	gen       uint64   // bumped on every change
+	svcOrder  []string // sorted service IDs of the last record
+	chkOrder  []string // sorted check IDs of the last record
+
+	dataDir  string           // "" = no persistence
+	jnl      *journal.Journal // set by Restore when dataDir is set
+	held     map[string]bool  // keys of the changes in flight (txn.go)
+	keyFree  *sync.Cond       // signalled when keys are released; uses mu
+	inflight sync.WaitGroup   // changes between begin and release
+	closed   bool
 }
 
 // New returns the local state of cfg.Node with nothing registered. It
@@ -112,9 +130,9 @@ func New(cfg Config, logger *slog.Logger, publish func(*catalog.NodeRecord)) *St
 		l.outputDelay = defaultOutputDelay
 	}
 	l.scriptChecks.Store(cfg.EnableScriptChecks)
-	if cfg.DataDir != "" {
-		l.path = filepath.Join(cfg.DataDir, "local.json")
-	}
+	l.dataDir = cfg.DataDir
+	l.held = map[string]bool{}
+	l.keyFree = sync.NewCond(&l.mu)
 	l.runner = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks}, logger, l.applyResult)
 	return l
 }
@@ -141,43 +159,110 @@ func (l *State) SetGossip(addr string) {
 	l.gossip = addr
 }
 
-// recordLocked builds the node record from the current state.
+// recordLocked builds the node record from the current state. Services
+// and checks are walked in an ID order kept from one record to the next
+// (sorted again only when the set of IDs changed) and each check's record
+// form is cached until its status, output or service name changes, so a
+// record costs a copy of the previous one's elements. The record shares
+// the services' Tags and Meta, which the State never modifies in place:
+// like every record handed to the publish function, it must not be
+// modified.
 func (l *State) recordLocked() *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
-	for _, s := range l.services {
-		rec.Services = append(rec.Services, s.Service.Clone())
+	l.svcOrder = keepSorted(l.svcOrder, l.services)
+	l.chkOrder = keepSorted(l.chkOrder, l.checks)
+	rec.Services = make([]catalog.Service, 0, len(l.services))
+	rec.Checks = make([]catalog.Check, 0, len(l.checks))
+	maint := false
+	for _, id := range l.svcOrder {
+		s := l.services[id]
+		rec.Services = append(rec.Services, s.Service)
 		if s.Maint != nil {
-			rec.Checks = append(rec.Checks, catalog.Check{
-				CheckID: catalog.ServiceMaintCheckPrefix + s.Service.ID, Name: "Service Maintenance Mode",
-				Status: catalog.HealthCritical, Notes: *s.Maint, ServiceID: s.Service.ID,
-				ServiceName: s.Service.Name, Type: "maintenance",
-			})
+			rec.Checks = append(rec.Checks, l.serviceMaintCheck(s))
+			maint = true
 		}
 	}
 	if l.nodeMaint != nil {
-		rec.Checks = append(rec.Checks, catalog.Check{
-			CheckID: catalog.NodeMaintCheckID, Name: "Node Maintenance Mode",
-			Status: catalog.HealthCritical, Notes: *l.nodeMaint, Type: "maintenance",
-		})
+		rec.Checks = append(rec.Checks, l.nodeMaintCheck())
+		maint = true
 	}
-	for _, c := range l.checks {
-		cc := catalog.Check{
-			CheckID: c.Def.ID, Name: c.Def.Name, Status: c.Status, Notes: c.Def.Notes,
-			Output: c.Output, ServiceID: c.Def.ServiceID, Type: c.Def.Type(),
-		}
-		if c.Def.Interval > 0 {
-			cc.Interval = c.Def.Interval.String()
-		}
-		if c.Def.Timeout > 0 {
-			cc.Timeout = c.Def.Timeout.String()
-		}
-		if s := l.services[c.Def.ServiceID]; s != nil {
-			cc.ServiceName = s.Service.Name
-		}
+	for _, id := range l.chkOrder {
+		cc, _ := l.checkRecordLocked(l.checks[id])
 		rec.Checks = append(rec.Checks, cc)
 	}
-	rec.Sort()
+	if maint {
+		slices.SortFunc(rec.Checks, func(a, b catalog.Check) int { return strings.Compare(a.CheckID, b.CheckID) })
+	}
 	return rec
+}
+
+// keepSorted returns the sorted keys of m, reusing order when it already
+// holds exactly them.
+func keepSorted[V any](order []string, m map[string]V) []string {
+	if len(order) == len(m) {
+		same := true
+		for _, id := range order {
+			if _, ok := m[id]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return order
+		}
+	}
+	return sortedKeys(m)
+}
+
+// checkRecordLocked returns check c as the record carries it and the
+// length of its JSON, cached in c until its status, output or service
+// name changes (its definition never does).
+func (l *State) checkRecordLocked(c *localCheck) (catalog.Check, int) {
+	svcName := ""
+	if s := l.services[c.Def.ServiceID]; s != nil {
+		svcName = s.Service.Name
+	}
+	k := checkSizeKey{status: c.Status, output: c.Output, serviceName: svcName}
+	if c.jsonSize == 0 || c.jsonKey != k {
+		c.record = l.catalogCheckLocked(c)
+		c.jsonSize, c.jsonKey = jsonLen(c.record), k
+	}
+	return c.record, c.jsonSize
+}
+
+// serviceMaintCheck is the maintenance check of a service in maintenance.
+func (l *State) serviceMaintCheck(s *localService) catalog.Check {
+	return catalog.Check{
+		CheckID: catalog.ServiceMaintCheckPrefix + s.Service.ID, Name: "Service Maintenance Mode",
+		Status: catalog.HealthCritical, Notes: *s.Maint, ServiceID: s.Service.ID,
+		ServiceName: s.Service.Name, Type: "maintenance",
+	}
+}
+
+// nodeMaintCheck is the maintenance check of the node in maintenance.
+func (l *State) nodeMaintCheck() catalog.Check {
+	return catalog.Check{
+		CheckID: catalog.NodeMaintCheckID, Name: "Node Maintenance Mode",
+		Status: catalog.HealthCritical, Notes: *l.nodeMaint, Type: "maintenance",
+	}
+}
+
+// catalogCheckLocked is a local check as the record carries it.
+func (l *State) catalogCheckLocked(c *localCheck) catalog.Check {
+	cc := catalog.Check{
+		CheckID: c.Def.ID, Name: c.Def.Name, Status: c.Status, Notes: c.Def.Notes,
+		Output: c.Output, ServiceID: c.Def.ServiceID, Type: c.Def.Type(),
+	}
+	if c.Def.Interval > 0 {
+		cc.Interval = c.Def.Interval.String()
+	}
+	if c.Def.Timeout > 0 {
+		cc.Timeout = c.Def.Timeout.String()
+	}
+	if s := l.services[c.Def.ServiceID]; s != nil {
+		cc.ServiceName = s.Service.Name
+	}
+	return cc
 }
 
 // addServiceLocked adds or replaces a service and its checks. It returns
@@ -250,179 +335,4 @@ func initialStatus(d checks.Definition) string {
 		return d.Status
 	}
 	return catalog.HealthCritical
-}
-
-// persistedState is the on-disk form of the local state.
-type persistedState struct {
-	Version     uint64
-	Services    []persistedService         `json:",omitempty"`
-	Checks      []persistedCheck           `json:",omitempty"`
-	NodeMaint   *string                    `json:",omitempty"`
-	CheckStates map[string]persistedStatus `json:",omitempty"`
-}
-
-type persistedService struct {
-	Source     string
-	Definition ServiceDefinition
-	Maint      *string `json:",omitempty"`
-}
-
-type persistedCheck struct {
-	Source     string
-	Definition CheckDefinition
-}
-
-type persistedStatus struct {
-	Status string
-	Output string `json:",omitempty"`
-}
-
-// snapshotLocked captures what must be persisted.
-func (l *State) snapshotLocked() persistedState {
-	p := persistedState{Version: l.version, NodeMaint: l.nodeMaint, CheckStates: map[string]persistedStatus{}}
-	ids := make([]string, 0, len(l.services))
-	for id := range l.services {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		s := l.services[id]
-		if s.Source == sourceConfig {
-			continue // config files are the source of truth for these
-		}
-		p.Services = append(p.Services, persistedService{Source: s.Source, Definition: s.Def, Maint: s.Maint})
-	}
-	cids := make([]string, 0, len(l.checks))
-	for id := range l.checks {
-		cids = append(cids, id)
-	}
-	sort.Strings(cids)
-	for _, id := range cids {
-		c := l.checks[id]
-		if c.Def.TTL > 0 {
-			p.CheckStates[id] = persistedStatus{Status: c.Status, Output: c.Output}
-		}
-		if c.Source == sourceAPI && !l.ownedByService(c) {
-			p.Checks = append(p.Checks, persistedCheck{Source: c.Source, Definition: c.Raw})
-		}
-	}
-	return p
-}
-
-// ownedByService reports whether c was registered as part of a service.
-func (l *State) ownedByService(c *localCheck) bool {
-	s := l.services[c.Def.ServiceID]
-	if s == nil {
-		return false
-	}
-	for _, id := range s.CheckIDs {
-		if id == c.Def.ID {
-			return true
-		}
-	}
-	return false
-}
-
-// Flush writes the state to disk if it changed since the last write (at
-// shutdown).
-func (l *State) Flush() error { return l.persist() }
-
-// persist writes the state to disk if it changed since the last write.
-// Concurrent callers share writes: a caller whose change was already
-// written by someone else returns at once (group commit).
-func (l *State) persist() error {
-	if l.path == "" {
-		return nil
-	}
-	l.mu.Lock()
-	want := l.gen
-	l.mu.Unlock()
-
-	l.persistMu.Lock()
-	defer l.persistMu.Unlock()
-	if l.persisted >= want {
-		return l.persistErr
-	}
-	l.mu.Lock()
-	gen := l.gen
-	snap := l.snapshotLocked()
-	l.mu.Unlock()
-	b, err := json.MarshalIndent(snap, "", "  ")
-	if err == nil {
-		err = WriteFileAtomic(l.path, b)
-	}
-	if err != nil {
-		l.persistErr = fmt.Errorf("persist local state: %w", err)
-		return l.persistErr
-	}
-	l.persisted, l.persistErr = gen, nil
-	return nil
-}
-
-// loadPersisted reads the persisted state. A missing file is an empty
-// state. A damaged file is reported; the previous good copy (kept beside
-// it) is used instead when it exists.
-func loadPersisted(path string) (persistedState, []string, error) {
-	var warnings []string
-	p, err := readPersisted(path)
-	if err == nil || errors.Is(err, os.ErrNotExist) {
-		return p, nil, nil
-	}
-	warnings = append(warnings, fmt.Sprintf("%s is damaged (%v); using the previous good copy %s.prev", path, err, path))
-	prev, perr := readPersisted(path + ".prev")
-	if perr != nil {
-		return persistedState{}, warnings, fmt.Errorf("%s is damaged (%v) and no good previous copy exists (%v): move it away to start with an empty local state", path, err, perr)
-	}
-	return prev, warnings, nil
-}
-
-func readPersisted(path string) (persistedState, error) {
-	var p persistedState
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return p, err
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("decode: %v", err)
-	}
-	return p, nil
-}
-
-// WriteFileAtomic replaces path with data durably: the data goes to a
-// temporary file that is fsynced and renamed over path, the old file is
-// kept as path.prev, and the directory is fsynced.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); err == nil {
-		os.Remove(path + ".prev")
-		if err := os.Link(path, path+".prev"); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

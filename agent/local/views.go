@@ -21,8 +21,12 @@ type CheckView struct {
 // Record returns the current record of this node. The caller owns it.
 func (l *State) Record() *catalog.NodeRecord {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.recordLocked()
+	rec := l.recordLocked()
+	l.mu.Unlock()
+	for i := range rec.Services {
+		rec.Services[i] = rec.Services[i].Clone()
+	}
+	return rec
 }
 
 // Services returns copies of the services registered through the agent
