@@ -178,7 +178,10 @@ func TestBlockingQuery(t *testing.T) {
 		}
 		done <- result{resp.Header.Get("X-Consul-Index"), b.String(), time.Since(start)}
 	}()
-	// An unrelated change must not wake the watcher.
+	waitParked(t, a, 1)
+	// An unrelated change must not wake the watcher. What is tested is
+	// that nothing happens, which only a window can show: 300 ms is far
+	// longer than waking a parked query takes.
 	mustDo(t, a, "PUT", "/v1/agent/service/register", `{"Name":"other","Port":82}`)
 	select {
 	case r := <-done:

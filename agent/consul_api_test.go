@@ -99,7 +99,7 @@ func TestConsulAPIAgentServices(t *testing.T) {
 		}
 		done <- s
 	}()
-	time.Sleep(100 * time.Millisecond)
+	waitParked(t, a, 1)
 	mustNil(t, "re-register", agent.ServiceRegister(&api.AgentServiceRegistration{ID: "web1", Name: "web", Port: 9090, Check: &api.AgentServiceCheck{TTL: "30s"}}))
 	select {
 	case s := <-done:
@@ -557,9 +557,12 @@ func TestConsulAPIBlockingQueries(t *testing.T) {
 
 	t.Run("returns on change, not on unrelated changes", func(t *testing.T) {
 		ch := watch(&api.QueryOptions{WaitIndex: idx, WaitTime: 20 * time.Second}, false)
+		waitParked(t, a, 1)
 		for i := 0; i < 5; i++ { // another service flaps
 			mustNil(t, "flap", c.Agent().UpdateTTL("other-ttl", fmt.Sprint(i), []string{"pass", "fail"}[i%2]))
 		}
+		// That nothing wakes the query can only be shown over a window
+		// (here and below): 300 ms, far longer than a wake takes.
 		select {
 		case r := <-ch:
 			t.Fatalf("woke on an unrelated change: %+v", r.meta)
@@ -592,7 +595,7 @@ func TestConsulAPIBlockingQueries(t *testing.T) {
 		_, meta, err := health.Service("web", "", true, nil)
 		mustNil(t, "health", err)
 		ch := watch(&api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 20 * time.Second}, true)
-		time.Sleep(50 * time.Millisecond)
+		waitParked(t, a, 1)
 		mustNil(t, "fail", c.Agent().FailTTL("web-ttl", "down"))
 		select {
 		case r := <-ch:
@@ -631,6 +634,7 @@ func TestConsulAPIBlockingQueries(t *testing.T) {
 			}
 			done <- m.LastIndex
 		}()
+		waitParked(t, a, 1)
 		// Health changes do not change the list of names and tags.
 		mustNil(t, "flap", c.Agent().FailTTL("other-ttl", "x"))
 		select {
@@ -687,7 +691,7 @@ func TestConsulAPIBlockingQueries(t *testing.T) {
 			h2, _ := get("/v1/agent/services?hash=" + h + "&wait=20s")
 			done <- h2
 		}()
-		time.Sleep(100 * time.Millisecond)
+		waitParked(t, a, 1)
 		mustNil(t, "register", c.Agent().ServiceRegister(&api.AgentServiceRegistration{Name: "newer", Port: 2}))
 		select {
 		case h2 := <-done:

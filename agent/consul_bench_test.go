@@ -11,14 +11,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/test/testutil"
 )
 
 // BenchmarkBlockingQueries10k parks 10,000 blocking queries
@@ -67,7 +66,7 @@ func BenchmarkBlockingQueries10k(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_, idx := getIndex(b, a, "/v1/health/service/watched")
 		client.do(b, "arm /v1/health/service/watched?index="+strconv.FormatUint(idx, 10)+"&wait=5m")
-		waitParked(b, a, n)
+		testutil.WaitBlockingQueries(b, 2*time.Minute, "http://"+a.HTTPAddr(), n)
 		if i == 0 {
 			heap, stack, g := memory()
 			parkedHeap = float64(heap-heap0) / float64(n)
@@ -75,6 +74,8 @@ func BenchmarkBlockingQueries10k(b *testing.B) {
 			parkedG = float64(g-g0) / float64(n)
 		}
 		busyFlap += flap(flaps)
+		// That no query woke can only be shown over a window: 50 ms,
+		// far longer than waking and answering a query takes.
 		time.Sleep(50 * time.Millisecond)
 		if got := client.do(b, "count"); got != "0" {
 			b.Fatalf("%s queries woke on an unrelated change", got)
@@ -136,38 +137,6 @@ func getIndex(t testing.TB, a *Agent, path string) ([]byte, uint64) {
 	return body, idx
 }
 
-// waitParked waits until n blocking queries are waiting.
-func waitParked(t testing.TB, a *Agent, n int) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		mfs, err := a.gather.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := -1.0
-		for _, mf := range mfs {
-			if mf.GetName() == "chorus_http_blocking_queries" {
-				got = gaugeValue(mf.GetMetric())
-			}
-		}
-		if int(got) == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v of %d queries parked", got, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func gaugeValue(ms []*dto.Metric) float64 {
-	if len(ms) == 0 {
-		return -1
-	}
-	return ms[0].GetGauge().GetValue()
-}
-
 // blockingClient drives the child process that holds the queries.
 type blockingClient struct {
 	in  io.Writer
@@ -178,7 +147,7 @@ func startBlockingClient(t testing.TB, addr string, n int) *blockingClient {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBlockingQueriesClient$")
 	cmd.Env = append(os.Environ(), "CHORUS_BQ_CLIENT=1", "CHORUS_BQ_ADDR="+addr, "CHORUS_BQ_N="+strconv.Itoa(n))
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = t.Output()
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +204,7 @@ func TestBlockingQueriesClient(t *testing.T) {
 	addr := os.Getenv("CHORUS_BQ_ADDR")
 	n, _ := strconv.Atoi(os.Getenv("CHORUS_BQ_N"))
 	var conns []net.Conn
-	var got atomic.Int64
+	var answered counter
 	reply := func(s string) { fmt.Printf("reply %s\n", s) }
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -261,7 +230,7 @@ func TestBlockingQueriesClient(t *testing.T) {
 						}
 						io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
-						got.Add(1)
+						answered.add()
 					}
 				}()
 			}
@@ -276,17 +245,13 @@ func TestBlockingQueriesClient(t *testing.T) {
 			}
 			reply("ok")
 		case "count":
-			reply(strconv.FormatInt(got.Load(), 10))
+			reply(strconv.FormatInt(answered.get(), 10))
 		case "wait":
 			want, _ := strconv.ParseInt(f[1], 10, 64)
 			ms, _ := strconv.Atoi(f[2])
-			deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
-			for got.Load() < want && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			reply(strconv.FormatInt(got.Load(), 10))
+			reply(strconv.FormatInt(answered.wait(want, time.Duration(ms)*time.Millisecond), 10))
 		case "reset":
-			got.Store(0)
+			answered.reset()
 			reply("ok")
 		case "quit":
 			for _, c := range conns {
@@ -295,4 +260,58 @@ func TestBlockingQueriesClient(t *testing.T) {
 			return
 		}
 	}
+}
+
+// counter counts answers; wait returns as soon as the count reaches a
+// target. Safe for concurrent use.
+type counter struct {
+	mu      sync.Mutex
+	n       int64
+	want    int64
+	reached chan struct{} // closed when n reaches want; nil when no one waits
+}
+
+func (c *counter) add() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if c.reached != nil && c.n >= c.want {
+		close(c.reached)
+		c.reached = nil
+	}
+}
+
+func (c *counter) get() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func (c *counter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = 0
+}
+
+// wait waits until the count reaches want or timeout passes, and returns
+// the count then. One caller at a time.
+func (c *counter) wait(want int64, timeout time.Duration) int64 {
+	c.mu.Lock()
+	if n := c.n; n >= want {
+		c.mu.Unlock()
+		return n
+	}
+	reached := make(chan struct{})
+	c.want, c.reached = want, reached
+	c.mu.Unlock()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-reached:
+	case <-timer.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reached = nil
+	return c.n
 }

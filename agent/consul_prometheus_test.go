@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -44,7 +43,7 @@ func runPrometheusSD(t *testing.T, a *Agent, mutate func(*consul.SDConfig)) *pro
 	if err := metrics.Register(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := consul.NewDiscovery(&conf, slog.New(slog.DiscardHandler), metrics)
+	d, err := consul.NewDiscovery(&conf, testutil.Logger(t).With("component", "prometheus_sd"), metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

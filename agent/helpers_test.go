@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -39,12 +38,9 @@ func testConfig(t testing.TB, name string) Config {
 	return cfg
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("CHORUS_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+// testLogger is the logger of agents started by t: its lines go to t's
+// output (shown when t fails, or with -v).
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t) }
 
 // startAgent starts an in-process agent; it is killed at cleanup.
 func startAgent(t testing.TB, cfg Config) *Agent {
@@ -78,6 +74,14 @@ func startCluster(t testing.TB, n int, mutate func(i int, c *Config)) []*Agent {
 	}
 	waitMembers(t, agents, n)
 	return agents
+}
+
+// waitParked waits until n blocking queries are parked on a, as its
+// /metrics counts them (chorus_http_blocking_queries): a change made
+// afterwards reaches them.
+func waitParked(t testing.TB, a *Agent, n int) {
+	t.Helper()
+	testutil.WaitBlockingQueries(t, 10*time.Second, "http://"+a.HTTPAddr(), n)
 }
 
 // waitMembers waits until every agent's catalog has want alive nodes.
