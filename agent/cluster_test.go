@@ -272,7 +272,20 @@ func TestMemberStatusRepairedAfterLostEvent(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(500 * time.Millisecond) // events already queued are applied
+	// Serf has sent the event for that tag (it lists a tag only after
+	// queueing its event), but node0 may not have applied it yet. Events
+	// reach the catalog in order through one queue, so once a later one
+	// is applied (a newcomer's join), every earlier one is.
+	barrier := startAgent(t, testConfig(t, "barrier"))
+	if _, err := barrier.Join([]string{agents[0].SerfAddr()}); err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n, ok := agents[0].Store().Snapshot().Node("barrier"); !ok || n.Status != catalog.MemberAlive {
+			return fmt.Errorf("node0 has not applied the newcomer's join")
+		}
+		return nil
+	})
 	// As if node1's join event had been lost and a stale failure kept.
 	agents[0].Store().SetMember("node1", agents[1].serf.LocalMember().Addr.String(), catalog.MemberFailed)
 	if n := dnsCount(t, agents[0], "web"); n != 0 {
