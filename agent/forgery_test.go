@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -318,7 +319,8 @@ func assertNoForgery(t *testing.T, agents []*Agent, victim string) {
 // TestClusterConvergence measures how long a change takes to reach every
 // agent of 3 and of 10 (a registration on one agent until every store
 // holds its version) and how long a joining agent takes until it holds
-// every record and every agent holds its record.
+// every record and every agent serves its record (alive in the
+// snapshot, current version).
 func TestClusterConvergence(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures convergence")
@@ -335,9 +337,11 @@ func TestClusterConvergence(t *testing.T) {
 			agents = append(agents, j)
 			testutil.Eventually(t, 10*time.Second, func() error {
 				for _, a := range agents {
+					snap := a.Store().Snapshot()
 					for _, b := range agents {
-						if a.Store().Version(b.NodeName()) != b.Store().Version(b.NodeName()) {
-							return fmt.Errorf("%s lacks %s's record", a.NodeName(), b.NodeName())
+						n, ok := snap.Node(b.NodeName())
+						if !ok || n.Status != catalog.MemberAlive || n.Version != b.Store().Version(b.NodeName()) {
+							return fmt.Errorf("%s does not serve %s's current record", a.NodeName(), b.NodeName())
 						}
 					}
 				}
@@ -519,5 +523,47 @@ func TestGarbagePacketsLogRateLimited(t *testing.T) {
 	}
 	if lines > 2 {
 		t.Fatalf("%d garbage packets wrote %d WARN lines, want at most 2", n, lines)
+	}
+}
+
+// TestNodeKeyPersists: the record key is created on first start in the
+// data dir (0600), published in the "k" tag, and the same after a
+// restart; without encryption the agent warns once that anyone can join.
+func TestNodeKeyPersists(t *testing.T) {
+	cfg := testConfig(t, "node0")
+	logs := &testutil.SyncBuffer{}
+	start := func() *Agent {
+		a, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewPedanticRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.Kill)
+		return a
+	}
+	a := start()
+	fi, err := os.Stat(filepath.Join(cfg.DataDir, identityFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("node key has mode %v, want 0600", fi.Mode().Perm())
+	}
+	tag := a.serf.LocalMember().Tags[tagKey]
+	if parseKeyTag(tag) == nil || tag != publicKeyTag(a.key) {
+		t.Fatalf("key tag %q does not carry the node key", tag)
+	}
+	if err := a.Store().Record("node0").Verify(parseKeyTag(tag)); err != nil {
+		t.Fatalf("own record: %v", err)
+	}
+	if n := strings.Count(logs.String(), "gossip encryption is off"); n != 1 {
+		t.Fatalf("%d warnings that encryption is off, want 1", n)
+	}
+	a.Kill()
+	b := start()
+	if got := b.serf.LocalMember().Tags[tagKey]; got != tag {
+		t.Fatalf("key changed across a restart: %s, was %s", got, tag)
 	}
 }
