@@ -1,11 +1,12 @@
 package cluster
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/chorusdns/chorus/test/testutil"
 )
 
 // TestChaos runs the fault scenarios on a real cluster of network
@@ -33,7 +34,7 @@ func TestChaos(t *testing.T) {
 	}
 	rep, err := Run(t.Context(), Options{
 		Short: mode == "short", RepoRoot: root, OutDir: out,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Logger: testutil.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -196,17 +196,17 @@ func TestUI(t *testing.T) {
 	// One blocking query per thing watched (members, nodes, the service
 	// list, the checks, the open service), and none while the page is
 	// hidden: a browser has only six HTTP/1.1 connections per host.
-	waitBlocking(t, a, 5)
+	testutil.WaitBlockingQueries(t, 10*time.Second, a.URL(""), 5)
 	setHidden := func(hidden bool) {
 		p.run(fmt.Sprintf(`Object.defineProperty(document, "hidden", {value: %t, configurable: true});
 			document.dispatchEvent(new Event("visibilitychange"))`, hidden))
 	}
 	setHidden(true)
-	waitBlocking(t, a, 0)
+	testutil.WaitBlockingQueries(t, 10*time.Second, a.URL(""), 0)
 	mustPut(t, reg, "", `{"Name":"queue","ID":"queue-1","Port":5672}`)
 	setHidden(false)
 	p.waitFor(10*time.Second, call(jsCount, "queue", "1/1"))
-	waitBlocking(t, a, 5)
+	testutil.WaitBlockingQueries(t, 10*time.Second, a.URL(""), 5)
 
 	// The agent dies and comes back on the same ports: the page says it
 	// is reconnecting, backs off, and follows the new process.
@@ -339,32 +339,6 @@ func startACLAgent(t *testing.T, token, aclYAML string) *testutil.Agent {
 		return nil
 	})
 	return a
-}
-
-// waitBlocking waits until the agent holds want blocking queries
-// (chorus_http_blocking_queries).
-func waitBlocking(t *testing.T, a *testutil.Agent, want int) {
-	t.Helper()
-	testutil.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get(a.URL("/metrics"))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(string(body), "\n") {
-			if v, ok := strings.CutPrefix(line, "chorus_http_blocking_queries "); ok {
-				if n, err := strconv.ParseFloat(v, 64); err != nil || int(n) != want {
-					return fmt.Errorf("%s blocking queries, want %d", v, want)
-				}
-				return nil
-			}
-		}
-		return fmt.Errorf("no chorus_http_blocking_queries in /metrics")
-	})
 }
 
 // sameAsDNS checks that the DNS answer the page shows for the open service
