@@ -33,6 +33,28 @@ func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
 	}
 }
 
+// Consistently polls fn every 20 ms for d and fails the test with fn's
+// error as soon as it returns one. It is for what must not happen: no
+// single look can show that, only a window as long as the thing would
+// take to happen.
+func Consistently(t testing.TB, d time.Duration, fn func() error) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		if err := fn(); err != nil {
+			t.Fatalf("condition broken within %v: %v", d, err)
+		}
+		select {
+		case <-end.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // FreePort returns a port on 127.0.0.1 that is free for both TCP and UDP
 // at the time of the call.
 func FreePort(t testing.TB) int {

@@ -26,6 +26,15 @@ func TestEventually(t *testing.T) {
 	}
 }
 
+func TestConsistently(t *testing.T) {
+	calls := 0
+	start := time.Now()
+	Consistently(t, 100*time.Millisecond, func() error { calls++; return nil })
+	if took := time.Since(start); took < 100*time.Millisecond || calls < 2 {
+		t.Fatalf("returned after %v and %d calls", took, calls)
+	}
+}
+
 // A line logged after the test that made the logger has completed is
 // dropped. Unguarded, a line written once every test is over panics
 // ("Log in goroutine after TestX has completed"); before that, it lands
