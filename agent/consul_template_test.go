@@ -150,10 +150,12 @@ func TestConsulTemplateWatchPattern(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		mustNil(t, "flap", c.Agent().UpdateTTL("noise-ttl", fmt.Sprint(i), []string{"pass", "fail"}[i%2]))
 	}
-	time.Sleep(300 * time.Millisecond)
-	if n := v.fetches.Load() - before; n != 0 {
-		t.Fatalf("%d fetches while an unrelated service flapped", n)
-	}
+	testutil.Consistently(t, 300*time.Millisecond, func() error {
+		if n := v.fetches.Load() - before; n != 0 {
+			return fmt.Errorf("%d fetches while an unrelated service flapped", n)
+		}
+		return nil
+	})
 	// Local reads: never older than max_stale, never a consistent retry.
 	if v.retries.Load() != 0 {
 		t.Fatalf("%d consistent retries", v.retries.Load())
@@ -178,8 +180,12 @@ func TestConsulTemplateWatchPattern(t *testing.T) {
 	v.waitFor(t, "10.0.0.2:80", "10.0.0.3:80")
 
 	// An index from the future (e.g. a much higher one from the previous
-	// agent) answers at once, and the view resets and refetches.
-	idx, _ := v.state()
+	// agent) answers at once, and the view resets and refetches. (Taken
+	// from agents[1] itself: the view's own index is 0 for a moment
+	// whenever the view resets.)
+	_, meta, err := consulClient(t, agents[1]).Health().Service("app", "", true, &api.QueryOptions{AllowStale: true})
+	mustNil(t, "health", err)
+	idx := meta.LastIndex
 	w := &templateView{name: "app", maxStale: 2 * time.Second, wait: 30 * time.Second, client: consulClient(t, agents[1]), lastIndex: idx + 1<<40}
 	start := time.Now()
 	mustNil(t, "fetch", w.fetch(context.Background()))

@@ -180,13 +180,9 @@ func TestSpoofedNotice(t *testing.T) {
 				conn.WriteToUDP(pkt, ua)
 			}
 		}
-		deadline := time.Now().Add(3 * time.Second)
-		for time.Now().Before(deadline) {
-			if err := holdsForgery([]*Agent{agents[0], agents[2]}, "node1"); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testutil.Consistently(t, 3*time.Second, func() error {
+			return holdsForgery([]*Agent{agents[0], agents[2]}, "node1")
+		})
 		assertRejected(t, []*Agent{agents[0], agents[2]}, "bad_signature")
 		assertRejected(t, []*Agent{agents[0], agents[2]}, "future_version")
 	})
@@ -291,18 +287,12 @@ func TestForgedVectorExchange(t *testing.T) {
 	}
 }
 
-// assertNoForgery waits 3 s (what sufficed for every agent to take the
-// forgery before signatures) and checks no agent holds it; then node1's
+// assertNoForgery checks for 3 s (what sufficed for every agent to take
+// the forgery before signatures) that no agent holds it; then node1's
 // next change must still reach everyone.
 func assertNoForgery(t *testing.T, agents []*Agent, victim string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := holdsForgery(agents, victim); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Consistently(t, 3*time.Second, func() error { return holdsForgery(agents, victim) })
 	var owner *Agent
 	for _, a := range agents {
 		if a.NodeName() == victim {
@@ -446,10 +436,18 @@ func TestFloodOfHugeFrames(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		peakHeap = max(peakHeap, ms.HeapAlloc)
 	}
-	deadline := time.Now().Add(4 * time.Second)
-	for time.Now().Before(deadline) {
+	// The flood runs 4 s, the heap sampled every 20 ms.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(4 * time.Second)
+flood:
+	for {
 		sample()
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-tick.C:
+		case <-end:
+			break flood
+		}
 	}
 	// The agents keep replicating while the flood goes on.
 	mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"during","Port":1}`)
