@@ -62,6 +62,7 @@ type Agent struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	leaving  atomic.Bool
+	joined   atomic.Bool // a Join has reached a peer (the start-up gate)
 	fatalErr atomic.Pointer[error]
 	done     chan struct{}
 }
@@ -207,7 +208,7 @@ func (a *Agent) Start() (err error) {
 		a.httpsSrv = a.newHTTPServer(handler)
 	}
 
-	prevPeers := snapshotHasPeers(serfSnapshotPath(cfg.DataDir), cfg.NodeName)
+	prevPeers := snapshotPeers(serfSnapshotPath(cfg.DataDir), cfg.NodeName)
 	if err := a.startSerf(cfg, advertise); err != nil {
 		return err
 	}
@@ -220,7 +221,7 @@ func (a *Agent) Start() (err error) {
 	if a.httpsSrv != nil {
 		a.wg.Go(func() { a.serveHTTP(a.httpsSrv, a.httpsLn) })
 	}
-	expectPeers := prevPeers || len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0
+	expectPeers := len(prevPeers) > 0 || len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0
 	a.wg.Go(func() {
 		waited, lack := a.waitCatalog(a.ctx, expectPeers)
 		switch {
@@ -236,6 +237,13 @@ func (a *Agent) Start() (err error) {
 	a.wg.Go(func() { a.local.Run(a.ctx) })
 	a.wg.Go(func() { a.sync.Run(a.ctx) })
 	a.startJoin(cfg)
+	if len(prevPeers) > 0 {
+		a.wg.Go(func() {
+			if _, err := a.Join(prevPeers); err != nil {
+				a.logger.Info("rejoin of the members the snapshot lists", "err", err)
+			}
+		})
+	}
 	a.logger.Info("agent started", "node", cfg.NodeName, "datacenter", cfg.Datacenter,
 		"http", a.HTTPAddr(), "dns", a.DNSAddr(), "serf", a.SerfAddr(), "data_dir", cfg.DataDir)
 	return nil

@@ -316,6 +316,7 @@ func (a *Agent) Join(addrs []string) (int, error) {
 	}
 	n, err := a.serf.Join(full, true)
 	if n > 0 {
+		a.joined.Store(true)
 		a.logger.Info("joined cluster", "contacted", n)
 		a.sync.Kick()
 	}

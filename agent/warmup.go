@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,9 @@ import (
 // kubernetes plugin waits up to 5 s for its first sync. Queries that
 // arrive meanwhile wait in the socket buffers and are answered then. An
 // agent that expects no peer (no join addresses, no members in its Serf
-// snapshot) serves at once.
+// snapshot) serves at once. A restarted agent joins the members its Serf
+// snapshot lists itself (as Serf also does), so that the gate knows when
+// its member list is the cluster's.
 const (
 	warmupMax  = 2 * time.Second
 	warmupPoll = 10 * time.Millisecond
@@ -57,10 +60,16 @@ func (a *Agent) waitCatalog(ctx context.Context, expectPeers bool) (time.Duratio
 	}
 }
 
-// catalogLacks returns "" when Serf knows at least one alive peer and the
-// catalog holds, for every alive peer, the member as alive with a record
-// at least as new as its version tag; otherwise what is missing.
+// catalogLacks returns "" when a join has completed, Serf knows at least
+// one alive peer and the catalog holds, for every alive peer, the member as
+// alive with a record at least as new as its version tag; otherwise what is
+// missing. A join must have completed because until then Serf's member list
+// is only what its snapshot remembered, which may lack members (and their
+// services) that a push-pull with a live peer brings.
 func (a *Agent) catalogLacks() string {
+	if !a.joined.Load() {
+		return "no join has completed yet"
+	}
 	self := a.NodeName()
 	snap := a.store.Snapshot()
 	peers := 0
@@ -94,25 +103,26 @@ func serfSnapshotPath(dataDir string) string {
 	return filepath.Join(dataDir, "serf", "local.snapshot")
 }
 
-// snapshotHasPeers reports whether the Serf snapshot at path lists alive
-// members other than self that Serf will try to rejoin: a restarted agent
-// expects peers even without join addresses. It reads the snapshot's line
-// format (alive:, not-alive:, leave) the way Serf replays it with
-// RejoinAfterLeave off; a missing or unreadable file means no peers.
-func snapshotHasPeers(path, self string) bool {
+// snapshotPeers returns the gossip addresses of the alive members other
+// than self that the Serf snapshot at path lists, the members a restarted
+// agent rejoins even without join addresses. It reads the snapshot's line
+// format ("alive: <name> <addr>", "not-alive: <name>", "leave") the way
+// Serf replays it with RejoinAfterLeave off; a missing or unreadable file
+// means none.
+func snapshotPeers(path, self string) []string {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer f.Close()
-	alive := map[string]bool{}
+	alive := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "alive: "):
-			name, _, _ := strings.Cut(strings.TrimPrefix(line, "alive: "), " ")
-			alive[name] = true
+			name, addr, _ := strings.Cut(strings.TrimPrefix(line, "alive: "), " ")
+			alive[name] = addr
 		case strings.HasPrefix(line, "not-alive: "):
 			delete(alive, strings.TrimPrefix(line, "not-alive: "))
 		case line == "leave":
@@ -120,5 +130,12 @@ func snapshotHasPeers(path, self string) bool {
 		}
 	}
 	delete(alive, self)
-	return len(alive) > 0
+	addrs := make([]string, 0, len(alive))
+	for _, addr := range alive {
+		if addr != "" {
+			addrs = append(addrs, addr)
+		}
+	}
+	sort.Strings(addrs)
+	return addrs
 }
