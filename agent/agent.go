@@ -63,8 +63,12 @@ type Agent struct {
 	stopOnce sync.Once
 	leaving  atomic.Bool
 	joined   atomic.Bool // a Join has reached a peer (the start-up gate)
-	fatalErr atomic.Pointer[error]
-	done     chan struct{}
+
+	handlerJobs chan handlerJob // event handler runs waiting (hooks.go)
+	watchMu     sync.Mutex
+	stopWatches func() // stops the running watches; guarded by watchMu
+	fatalErr    atomic.Pointer[error]
+	done        chan struct{}
 }
 
 // New validates cfg and prepares an agent. It binds nothing and starts no
@@ -81,6 +85,8 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, err
 		store:   catalog.NewStore(),
 		dataDir: cfg.DataDir,
 		done:    make(chan struct{}),
+
+		handlerJobs: make(chan handlerJob, handlerQueue),
 	}
 	a.cfg.Store(&cfg)
 	a.metrics = newMetrics(reg, a.store)
@@ -236,6 +242,8 @@ func (a *Agent) Start() (err error) {
 	})
 	a.wg.Go(func() { a.local.Run(a.ctx) })
 	a.wg.Go(func() { a.sync.Run(a.ctx) })
+	a.wg.Go(func() { a.runHandlers(a.ctx) })
+	a.startWatches(cfg.Watches)
 	a.startJoin(cfg)
 	if len(prevPeers) > 0 {
 		a.wg.Go(func() {

@@ -53,6 +53,12 @@ type Config struct {
 	// GossipProfile picks the gossip timings: lan (default), wan or local.
 	GossipProfile string `mapstructure:"gossip_profile"`
 
+	// EventHandlers run commands on member events (Serf's event
+	// handlers); Watches run commands when a watched result changes
+	// (Consul's watches). Both are re-read on reload.
+	EventHandlers []EventHandlerConfig `mapstructure:"event_handlers"`
+	Watches       []WatchConfig        `mapstructure:"watches"`
+
 	// Config holds the DNS server's keys (domain, alt_domain, recursors
 	// and dns.*): the DNS server reads them as they are. Its node, zone
 	// and datacenter fields are filled from the agent's own keys.
@@ -178,6 +184,16 @@ func (c *Config) Validate() error {
 	}
 	if err := c.dnsConfig().Validate(); err != nil {
 		return err
+	}
+	for i := range c.EventHandlers {
+		if err := c.EventHandlers[i].validate(i); err != nil {
+			return err
+		}
+	}
+	for i := range c.Watches {
+		if err := c.Watches[i].validate(i); err != nil {
+			return err
+		}
 	}
 	for i := range c.Services {
 		if _, _, err := c.Services[i].Build(c.EnableScriptChecks); err != nil {

@@ -285,6 +285,7 @@ func (a *Agent) handleEvents(events <-chan serf.Event) {
 				a.sync.Observe(toMember(m))
 			}
 			a.metrics.memberEvents.WithLabelValues(me.Type.String()).Add(float64(len(me.Members)))
+			a.eventHandlers(me)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package agent
 
-import "fmt"
+import (
+	"fmt"
+	"reflect"
+)
 
 // Reload applies a new configuration read after SIGHUP: config-file
 // services and their checks (added, changed and removed; API
@@ -39,6 +42,9 @@ func (a *Agent) Reload(next Config) error {
 	a.cfg.Store(&next)
 	a.api.SetSettings(a.apiSettings(&next))
 	a.local.SetEnableScriptChecks(next.EnableScriptChecks)
+	if !reflect.DeepEqual(next.Watches, cur.Watches) {
+		a.startWatches(next.Watches)
+	}
 	if err := a.local.LoadConfigServices(next.Services); err != nil {
 		return fmt.Errorf("reload services: %w", err)
 	}

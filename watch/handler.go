@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"sync"
 	"time"
@@ -33,11 +34,20 @@ type HandlerResult struct {
 // non-zero or was killed (ctx being cancelled kills it); the result is
 // filled in either way. RunHandler is safe for concurrent use.
 func RunHandler(ctx context.Context, args []string, input []byte) (HandlerResult, error) {
+	return RunHandlerEnv(ctx, args, nil, input)
+}
+
+// RunHandlerEnv is RunHandler with env ("KEY=value") added to the
+// handler's environment, which is otherwise this process's.
+func RunHandlerEnv(ctx context.Context, args, env []string, input []byte) (HandlerResult, error) {
 	if len(args) == 0 {
 		return HandlerResult{ExitCode: -1}, errors.New("handler: no command")
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdin = bytes.NewReader(input)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out := &capped{max: MaxHandlerOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 	// A handler that leaves a child holding its output open must not hold
