@@ -114,7 +114,9 @@ func TestHookConfigErrorsNameTheKey(t *testing.T) {
 		mutate func(c *Config)
 		want   string
 	}{
-		{func(c *Config) { c.EventHandlers = []EventHandlerConfig{{Events: []string{"member-explode"}, Handler: "true"}} }, "event_handlers[0].events"},
+		{func(c *Config) {
+			c.EventHandlers = []EventHandlerConfig{{Events: []string{"member-explode"}, Handler: "true"}}
+		}, "event_handlers[0].events"},
 		{func(c *Config) { c.EventHandlers = []EventHandlerConfig{{Events: []string{"member-join"}}} }, "event_handlers[0]"},
 		{func(c *Config) { c.Watches = []WatchConfig{{Type: "service", Handler: "true"}} }, "watches[0]"},
 		{func(c *Config) { c.Watches = []WatchConfig{{Type: "nodes"}} }, "watches[0]"},
