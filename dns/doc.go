@@ -20,17 +20,16 @@
 // # Speed
 //
 // Answers are prepared on a name's first query and kept per
-// configuration: for each (lower-case name, type) the rules 1–5 are
-// applied and every record
-// is encoded in wire format, pointing (compression) only into the
-// question, which sits at a fixed offset. Per query the server orders the
-// prepared records, copies the ones that fit and writes the header and the
-// question as the client sent it, which also echoes its letter case. No
-// dns.Msg is packed on the answer path. An entry derived from one service
-// or one node stays valid for every catalog snapshot in which that
-// service's or node's index is unchanged, so a catalog change prepares
-// nothing by itself and a later query prepares again only the names whose
-// own input changed; other entries (the apex, DNS-SD's service list,
-// addresses, reverse names) are prepared again on their first query after
-// any change.
+// configuration: for each (lower-case name, type) the rules from health
+// to zone are applied and every record is encoded in wire format,
+// pointing (compression) only into the question, which sits at a fixed
+// offset. Per query the server orders the prepared records, copies the
+// ones that fit and writes the header and the question as the client sent
+// it, which also echoes its letter case. No dns.Msg is packed on the
+// answer path. An entry derived from one service or one node stays valid
+// for every catalog snapshot in which that service's or node's index is
+// unchanged, so a catalog change prepares nothing by itself and a later
+// query prepares again only the names whose own input changed; other
+// entries (the apex, DNS-SD's service list, addresses, reverse names) are
+// prepared again on their first query after any change.
 package dns
