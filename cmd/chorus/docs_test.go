@@ -1,0 +1,167 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/configuration.md's generated table")
+
+const (
+	docPath    = "../../docs/configuration.md"
+	beginTable = "<!-- BEGIN GENERATED: go test ./cmd/chorus -run TestConfigurationDoc -update -->\n"
+	endTable   = "<!-- END GENERATED -->\n"
+)
+
+// TestConfigurationDoc regenerates the key table of docs/configuration.md
+// from agent.Config, agent.DefaultConfig and the agent's flags and fails
+// when the page differs (-update rewrites it). Every key must have a
+// description and every description a key.
+func TestConfigurationDoc(t *testing.T) {
+	flags := newAgentCmd().Flags()
+	keys := configKeys(flags)
+	known := map[string]bool{}
+	for _, k := range keys {
+		known[k.Key] = true
+		if k.Desc == "" {
+			t.Errorf("key %q has no flag and no entry in keyDescriptions (configdoc_test.go)", k.Key)
+		}
+	}
+	for k := range keyDescriptions {
+		if !known[k] {
+			t.Errorf("keyDescriptions describes %q, which is no config key", k)
+		}
+	}
+	b, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i, j := strings.Index(doc, beginTable), strings.Index(doc, endTable)
+	if i < 0 || j < i {
+		t.Fatalf("%s: the markers %q and %q are missing", docPath, beginTable, endTable)
+	}
+	want := doc[:i+len(beginTable)] + configReference(flags) + doc[j:]
+	if want == doc {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(docPath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", filepath.Clean(docPath))
+		return
+	}
+	t.Errorf("%s is out of date with agent.Config, its defaults or the agent's flags; run\n\tgo test ./cmd/chorus -run TestConfigurationDoc -update\nand commit the result", docPath)
+}
+
+// envSamples are values, different from the defaults, that the agent
+// accepts for string keys whose values it checks.
+var envSamples = map[string]string{
+	"bind": "127.0.0.2", "advertise": "127.0.0.3", "client": "127.0.0.4",
+	"log_level": "warn", "encrypt": "AAECAwQFBgcICQoLDA0ODw==", "acl.default_policy": "deny",
+	"gossip_profile": "wan", "dns.policy": "hash", "domain": "example", "alt_domain": "alt.example",
+	"recursors": "192.0.2.53,192.0.2.54:5353", "join": "192.0.2.1", "retry_join": "192.0.2.2,192.0.2.3",
+	"dns.max_udp_size": "4096",
+}
+
+// envSkip are keys the agent accepts only together with others (TLS
+// files that must exist, a burst with a rate).
+var envSkip = map[string]bool{
+	"tls.cert_file": true, "tls.key_file": true, "tls.ca_file": true, "tls.verify_incoming": true,
+	"https_port": true, "dns.rate_limit_burst": true, "dev": true,
+}
+
+// TestConfigurationDocEnv sets each environment variable the page lists
+// to a value other than the default and checks that the loaded
+// configuration has it under the documented key.
+func TestConfigurationDocEnv(t *testing.T) {
+	for _, k := range configKeys(newAgentCmd().Flags()) {
+		if k.Env == "" || envSkip[k.Key] {
+			continue
+		}
+		t.Run(k.Key, func(t *testing.T) {
+			val, ok := envSamples[k.Key]
+			if !ok {
+				switch k.Type {
+				case "string":
+					val = "doc-value"
+				case "integer":
+					val = "7"
+				case "bool":
+					val = "true"
+					if strings.Contains(k.Default, "true") {
+						val = "false"
+					}
+				case "duration":
+					val = "7s"
+				case "list of strings":
+					val = "a,b"
+				default:
+					t.Fatalf("no sample for type %s", k.Type)
+				}
+			}
+			t.Setenv(k.Env, val)
+			cfg, err := loadConfig(nil, sources{}, true)
+			if err != nil {
+				t.Fatalf("%s=%s: %v", k.Env, val, err)
+			}
+			got := fieldByKey(t, reflect.ValueOf(cfg), k.Key)
+			if s := formatValue(got); s != val {
+				t.Fatalf("%s=%s: %s = %q", k.Env, val, k.Key, s)
+			}
+		})
+	}
+}
+
+// fieldByKey finds the field of v whose mapstructure path is key.
+func fieldByKey(t *testing.T, v reflect.Value, key string) reflect.Value {
+	t.Helper()
+	var find func(v reflect.Value, key string) (reflect.Value, bool)
+	find = func(v reflect.Value, key string) (reflect.Value, bool) {
+		head, rest, nested := strings.Cut(key, ".")
+		for i := 0; i < v.NumField(); i++ {
+			tag, opts, _ := strings.Cut(v.Type().Field(i).Tag.Get("mapstructure"), ",")
+			if tag == "" && opts == "squash" {
+				if f, ok := find(v.Field(i), key); ok {
+					return f, true
+				}
+				continue
+			}
+			if tag != head {
+				continue
+			}
+			if nested {
+				return find(v.Field(i), rest)
+			}
+			return v.Field(i), true
+		}
+		return reflect.Value{}, false
+	}
+	f, ok := find(v, key)
+	if !ok {
+		t.Fatalf("no field for key %q", key)
+	}
+	return f
+}
+
+// formatValue writes a field back in the form the samples use.
+func formatValue(v reflect.Value) string {
+	if v.Type() == reflect.TypeOf(time.Duration(0)) {
+		return time.Duration(v.Int()).String()
+	}
+	if v.Kind() == reflect.Slice {
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = fmt.Sprint(v.Index(i).Interface())
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
