@@ -258,14 +258,18 @@ func (a *Agent) Start() (err error) {
 }
 
 // newHTTPServer returns an API server with bounded header size and
-// read-header and idle timeouts (bodies are bounded per request).
+// read-header and idle timeouts. It sets no ReadTimeout or WriteTimeout:
+// blocking queries hold their request for up to ~11 minutes. The API's
+// handler bounds the rest per request (the target's length, the body's
+// size and its arrival deadline), and net/http's connection errors are
+// logged through the API's rate-limited error log.
 func (a *Agent) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          serfLogger(a.root.With("component", "http")),
+		ErrorLog:          a.api.ErrorLog(),
 	}
 }
 

@@ -93,7 +93,9 @@ func (c *ACLConfig) policyFor(token string) string {
 }
 
 // withACL enforces API tokens: GET and HEAD need read (or write), every
-// other method needs write. Denied requests get 403 with a JSON message.
+// other method needs write, and so does every request to the gossip
+// keyring (its list carries the encryption keys, which are secrets only
+// write tokens may see). Denied requests get 403 with a JSON message.
 // /metrics counts as a read.
 func (a *Server) withACL(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +107,7 @@ func (a *Server) withACL(next http.Handler) http.Handler {
 			return
 		}
 		need := PolicyWrite
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !holdsSecrets(r.URL.Path) {
 			need = PolicyRead
 		}
 		have := acl.policyFor(requestToken(r))
@@ -113,11 +115,21 @@ func (a *Server) withACL(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		why := ""
+		if holdsSecrets(r.URL.Path) {
+			why = " (the gossip keyring holds the encryption keys: reading it needs write access too)"
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusForbidden)
 		json.NewEncoder(w).Encode(map[string]string{"error": "Permission denied: this request needs a token with " + need +
-			" access (send it in X-Consul-Token, Authorization: Bearer, or ?token=)"})
+			" access" + why + "; send it in X-Consul-Token, Authorization: Bearer, or ?token="})
 	})
+}
+
+// holdsSecrets reports whether path answers with secrets even to a GET:
+// the gossip keyring's list names the encryption keys.
+func holdsSecrets(path string) bool {
+	return path == "/v1/operator/keyring"
 }
 
 // isPagePath reports whether path is the web page or the redirect to it.

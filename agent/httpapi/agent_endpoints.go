@@ -246,10 +246,58 @@ func (a *Server) apiRegister(w http.ResponseWriter, r *http.Request) (any, error
 	if err := local.DecodeDefinition(b, &def, false); err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
+	if err := serviceDefPathIDs(def); err != nil {
+		return nil, err
+	}
 	if err := a.local.RegisterService(def); err != nil {
 		return nil, err
 	}
 	return nil, nil
+}
+
+// pathID refuses "." and ".." as an ID: the paths that name an ID
+// (/v1/agent/service/deregister/<id>, /v1/agent/check/pass/<id>, …) cannot
+// carry them, since clients and the server resolve them as directory
+// steps, so such a service or check could be registered but never be
+// addressed. field names the offending field in the 400.
+func pathID(field, id string) error {
+	if id == "." || id == ".." {
+		return errorf(http.StatusBadRequest, "%s %q: not a usable ID: URL paths such as /v1/agent/service/deregister/<id> cannot name it", field, id)
+	}
+	return nil
+}
+
+// serviceDefPathIDs applies pathID to a service definition's ID and its
+// checks' IDs. (A service's ID defaults to its name, a DNS label, which
+// is never "." or "..".)
+func serviceDefPathIDs(def local.ServiceDefinition) error {
+	if err := pathID("ID", def.ID); err != nil {
+		return err
+	}
+	if def.Check != nil {
+		if err := checkDefPathID("Check.", *def.Check, false); err != nil {
+			return err
+		}
+	}
+	for i, c := range def.Checks {
+		if err := checkDefPathID(fmt.Sprintf("Checks[%d].", i), c, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDefPathID applies pathID to a check definition's ID: CheckID, else
+// ID, else (for a check registered on its own, byName) its Name.
+func checkDefPathID(prefix string, def local.CheckDefinition, byName bool) error {
+	field, id := "CheckID", def.CheckID
+	if id == "" {
+		field, id = "ID", def.ID
+	}
+	if id == "" && byName {
+		field, id = "Name", def.Name
+	}
+	return pathID(prefix+field, id)
 }
 
 func (a *Server) apiDeregister(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -411,6 +459,9 @@ func (a *Server) apiCheckRegister(w http.ResponseWriter, r *http.Request) (any, 
 	var def local.CheckDefinition
 	if err := local.DecodeDefinition(b, &def, false); err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	if err := checkDefPathID("", def, true); err != nil {
+		return nil, err
 	}
 	if def.ServiceID != "" && a.local.IsExternal(def.ServiceID) {
 		return nil, errorf(http.StatusBadRequest, "service %q is an external service: give its checks in PUT /v1/catalog/register", def.ServiceID)

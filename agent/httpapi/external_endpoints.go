@@ -85,6 +85,9 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 		return nil, errorf(http.StatusBadRequest, "Service is required: Chorus registers external services, not bare nodes or node-level checks (see docs/api.md)")
 	}
 	s := body.Service
+	if err := pathID("Service.ID", s.ID); err != nil {
+		return nil, err
+	}
 	name := s.Service
 	if name == "" {
 		name = s.Name
@@ -107,6 +110,9 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 	for _, c := range all {
 		if c.ServiceID != "" && c.ServiceID != svcID {
 			return nil, errorf(http.StatusBadRequest, "check %q names service %q, not the registered service %q", c.CheckID, c.ServiceID, svcID)
+		}
+		if err := pathID("CheckID", c.CheckID); err != nil {
+			return nil, err
 		}
 		if c.Node != "" && c.Node != body.Node {
 			return nil, errorf(http.StatusBadRequest, "check %q names node %q, not the registered node %q", c.CheckID, c.Node, body.Node)

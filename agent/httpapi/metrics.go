@@ -9,8 +9,9 @@ type metrics struct {
 }
 
 // newMetrics registers the API's metrics with reg; parked reports how many
-// blocking queries wait.
-func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
+// blocking queries wait, questions the size of the table of questions'
+// indexes.
+func newMetrics(reg prometheus.Registerer, parked func() float64, questions func() (entries, bytes int)) *metrics {
 	m := &metrics{
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chorus_http_requests_total",
@@ -25,6 +26,12 @@ func newMetrics(reg prometheus.Registerer, parked func() float64) *metrics {
 	reg.MustRegister(m.httpRequests, m.httpDuration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chorus_http_blocking_queries",
 		Help: "Blocking HTTP queries waiting for their answer to change.",
-	}, parked))
+	}, parked), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chorus_http_question_indexes",
+		Help: "Distinct read questions (path and answer-shaping parameters) whose X-Consul-Index the agent keeps; bounded.",
+	}, func() float64 { n, _ := questions(); return float64(n) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chorus_http_question_index_bytes",
+		Help: "Estimated memory of the read questions' indexes, in bytes; bounded.",
+	}, func() float64 { _, b := questions(); return float64(b) }))
 	return m
 }

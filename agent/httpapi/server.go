@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +13,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"sort"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -28,6 +31,17 @@ import (
 
 // maxBody bounds request bodies; larger ones get 413.
 const maxBody = 1 << 20
+
+// maxURIBytes bounds a request's target (path and query string); longer
+// ones get 414. (http.Server.MaxHeaderBytes bounds the request line and
+// headers together before any handler runs.)
+const maxURIBytes = 16 << 10
+
+// defaultBodyTimeout is how long a request's body may take to arrive,
+// counted from the moment its headers have been read: at maxBody, 100 KB/s.
+// Requests without a body (every read, blocking queries included) have no
+// such deadline.
+const defaultBodyTimeout = 10 * time.Second
 
 // Blocking-query waits, as Consul: 5 minutes by default, at most 10, plus
 // up to 1/16 of jitter so that many watchers do not wake in step.
@@ -153,6 +167,10 @@ type Server struct {
 	objects *indexTable
 	// stopped is closed when Run returns: parked queries answer then.
 	stopped chan struct{}
+	// bodyTimeout is how long a request body may take to arrive.
+	bodyTimeout time.Duration
+	// logs rate-limits the log lines that clients can cause.
+	logs *rateLog
 }
 
 // New returns the API of an agent. reg receives the API's metrics;
@@ -162,10 +180,10 @@ func New(settings Settings, store *catalog.Store, st *local.State, gossip Gossip
 		store: store, local: st, gossip: gossip, logger: logger.With("component", "http"), reg: reg, gather: gather,
 		hub: newWatchHub(store), cache: newRenderCache(),
 		results: newIndexTable(1 << 14), objects: newIndexTable(1 << 17),
-		stopped: make(chan struct{}),
+		stopped: make(chan struct{}), bodyTimeout: defaultBodyTimeout, logs: newRateLog(logEvery),
 	}
 	a.settings.Store(&settings)
-	a.metrics = newMetrics(reg, func() float64 { return float64(a.hub.waiting()) })
+	a.metrics = newMetrics(reg, func() float64 { return float64(a.hub.waiting()) }, a.results.size)
 	return a
 }
 
@@ -185,8 +203,47 @@ func (a *Server) Run(ctx context.Context) {
 	a.hub.run(ctx)
 }
 
-// Handler returns the API's handler, ACL enforcement included.
-func (a *Server) Handler() http.Handler { return a.withACL(a.routes()) }
+// Handler returns the API's handler, ACL enforcement included. It
+// answers 414 to a request target longer than 16 KiB, and gives a request
+// with a body 10 s from the end of its headers for the body to arrive (the
+// connection is closed if it has not); requests without a body, blocking
+// queries among them, have no deadline.
+func (a *Server) Handler() http.Handler { return a.guard(a.withACL(a.routes())) }
+
+// guard applies the limits every request is held to before anything else
+// looks at it: the target's length and the body's deadline.
+func (a *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := len(r.RequestURI); n > maxURIBytes {
+			a.writeError(w, r, errorf(http.StatusRequestURITooLong,
+				"request target is %d bytes, over the limit of %d bytes (shorten the query string, e.g. the filter expression)", n, maxURIBytes), time.Now())
+			return
+		}
+		if r.ContentLength != 0 { // a body: announced, or chunked (-1)
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(a.bodyTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the body's read deadline once the whole body has
+// been read, so that what follows on the connection (net/http's watch for
+// the client going away during a long answer) is not cut short by it.
+type deadlineBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
 
 func (a *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -345,9 +402,7 @@ func (a *Server) writeError(w http.ResponseWriter, r *http.Request, err error, s
 	if errors.As(err, &mb) {
 		msg = fmt.Sprintf("request body is larger than %d bytes", mb.Limit)
 	}
-	if code >= 500 {
-		a.logger.Error("http request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
+	a.logFailure(r.Method, r.URL.Path, code, err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
@@ -375,6 +430,9 @@ func readBody(r *http.Request) ([]byte, error) {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return nil, err
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, errorf(http.StatusRequestTimeout, "the request body did not arrive in time: send it right after the headers")
 		}
 		return nil, errorf(http.StatusBadRequest, "read body: %v", err)
 	}
@@ -452,7 +510,7 @@ func (a *Server) serve(w http.ResponseWriter, r *http.Request, q readQuery) (any
 	if err != nil {
 		return nil, err
 	}
-	ckey := cacheKey(r)
+	ckey := questionKey(r)
 	ans, err := a.answer(q, ckey)
 	if err != nil {
 		return nil, err
@@ -563,32 +621,60 @@ func (a *Server) contentHash(ans answer) string {
 	return fmt.Sprintf("%016x", ans.hash)
 }
 
-// cacheKey identifies the answer of a request: its path and the
-// parameters that shape the answer (not the blocking or consistency ones).
-func cacheKey(r *http.Request) string {
+// answerParams are the query parameters that change a read's answer (not
+// its order, encoding or blocking), as the endpoints read them: the first
+// value of each of first, every value of each of sets in any order, and
+// every value of each of lists in order (a later node-meta overrides an
+// earlier one for the same key). An endpoint that reads another
+// parameter to shape its answer must be listed here.
+var answerParams = struct{ first, sets, lists []string }{
+	first: []string{"filter", "passing", "wan"},
+	sets:  []string{"tag"},
+	lists: []string{"node-meta"},
+}
+
+// questionKey identifies the answer of a read: its path and the
+// parameters that change the answer (answerParams). Every other parameter
+// (index, wait, hash, stale, near, pretty, token, unknown ones) is left
+// out, so that it neither splits one question's index nor grows the
+// tables keyed by question. The key is a SHA-256 digest of the parts,
+// each prefixed by its length: 32 bytes, however long the request.
+func questionKey(r *http.Request) string {
 	q := params(r)
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		switch k {
-		case "index", "wait", "hash", "stale", "consistent", "cached", "pretty", "near", "dc", "ns", "partition", "token":
-			continue
-		}
-		keys = append(keys, k)
+	h := sha256.New()
+	var n [8]byte
+	part := func(s string) {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		io.WriteString(h, s)
 	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(r.URL.Path)
-	for _, k := range keys {
-		vs := append([]string(nil), q[k]...)
-		sort.Strings(vs)
-		for _, v := range vs {
-			b.WriteByte('&')
-			b.WriteString(url.QueryEscape(k))
-			b.WriteByte('=')
-			b.WriteString(url.QueryEscape(v))
+	part(r.URL.Path)
+	for _, name := range answerParams.first {
+		if vs := q[name]; len(vs) > 0 {
+			part(name)
+			part(vs[0])
 		}
 	}
-	return b.String()
+	for _, name := range answerParams.sets {
+		if vs := q[name]; len(vs) > 0 {
+			vs = slices.Compact(slices.Sorted(slices.Values(vs)))
+			part(name)
+			part(strconv.Itoa(len(vs)))
+			for _, v := range vs {
+				part(v)
+			}
+		}
+	}
+	for _, name := range answerParams.lists {
+		if vs := q[name]; len(vs) > 0 {
+			part(name)
+			part(strconv.Itoa(len(vs)))
+			for _, v := range vs {
+				part(v)
+			}
+		}
+	}
+	return string(h.Sum(nil))
 }
 
 // parseWait parses Consul's wait parameter: a Go duration ("5m",

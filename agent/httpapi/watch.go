@@ -65,15 +65,26 @@ func (k watchKey) index(s *catalog.Snapshot) uint64 {
 // (create) and at which its content last changed (modify). An index is the
 // catalog's own index for the data (the caller's hint) when that has moved
 // past the previous one, else the snapshot's index, so values only grow.
-// Entries nobody read for a while are forgotten once the table is full; a
-// key seen again afterwards never starts below an index handed out for a
-// forgotten key. Safe for concurrent use.
+//
+// The table is bounded: it holds at most 2×max entries, and its memory is
+// that many entries plus the bytes of their keys (entries and keyBytes
+// report both). Once it holds max entries, entries nobody read for
+// indexTableIdle are forgotten; if it still reaches 2×max, it forgets
+// everything. A key seen again after being forgotten never starts below an
+// index handed out for a forgotten key, so a client's index never goes
+// back; at worst a waiting client is woken once with an unchanged answer.
+// Safe for concurrent use.
 type indexTable struct {
-	mu    sync.Mutex
-	m     map[string]*indexEntry
-	max   int
-	floor uint64 // highest index of a forgotten entry
-	now   func() time.Time
+	mu       sync.Mutex
+	m        map[string]*indexEntry
+	max      int
+	keyBytes int
+	// sweepAt is the size at which the next sweep runs: sweeps are spaced
+	// max/8 insertions apart, so a full table of busy entries costs O(1)
+	// amortised per insertion, not a scan each.
+	sweepAt int
+	floor   uint64 // highest index of a forgotten entry
+	now     func() time.Time
 }
 
 type indexEntry struct {
@@ -83,13 +94,18 @@ type indexEntry struct {
 	touched        time.Time
 }
 
+// indexEntryOverhead estimates the bytes one entry costs beside its key:
+// the entry, the pointer and string header in the map, and the map's own
+// per-slot overhead.
+const indexEntryOverhead = 128
+
 // indexTableIdle is how long an unread entry is kept once the table is
 // over its size: longer than the longest blocking query, so that a
 // waiting query's entry stays.
 const indexTableIdle = maxWait + maxWait/16 + time.Minute
 
 func newIndexTable(max int) *indexTable {
-	return &indexTable{m: make(map[string]*indexEntry), max: max, now: time.Now}
+	return &indexTable{m: make(map[string]*indexEntry), max: max, sweepAt: max, now: time.Now}
 }
 
 // get records that key has content hash h in the snapshot with index snap,
@@ -103,12 +119,13 @@ func (t *indexTable) get(key string, snap, hint, h uint64) (create, modify uint6
 	now := t.now()
 	e := t.m[key]
 	if e == nil {
-		if len(t.m) >= t.max {
+		if len(t.m) >= t.sweepAt {
 			t.sweepLocked(now)
 		}
 		idx := min(max(hint, t.floor), snap)
 		e = &indexEntry{hash: h, create: idx, modify: idx, seen: snap}
 		t.m[key] = e
+		t.keyBytes += len(key)
 	}
 	e.touched = now
 	switch {
@@ -132,14 +149,28 @@ func (t *indexTable) get(key string, snap, hint, h uint64) (create, modify uint6
 }
 
 // sweepLocked forgets entries nobody read recently, and everything if the
-// table is still far over its size.
+// table is still at twice its size.
 func (t *indexTable) sweepLocked(now time.Time) {
+	all := len(t.m) >= 2*t.max
 	for k, e := range t.m {
-		if now.Sub(e.touched) > indexTableIdle || len(t.m) >= 2*t.max {
+		if all || now.Sub(e.touched) > indexTableIdle {
 			t.floor = max(t.floor, e.modify)
+			t.keyBytes -= len(k)
 			delete(t.m, k)
 		}
 	}
+	if all {
+		t.m = make(map[string]*indexEntry) // give the grown buckets back
+	}
+	t.sweepAt = min(2*t.max, max(t.max, len(t.m)+max(t.max/8, 1)))
+}
+
+// size returns the number of entries and an estimate of the bytes they
+// hold (keys plus indexEntryOverhead each).
+func (t *indexTable) size() (entries, bytes int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m), t.keyBytes + len(t.m)*indexEntryOverhead
 }
 
 // hasher is FNV-64a over a sequence of fields, with separators so that
@@ -197,11 +228,14 @@ func bodyHash(b []byte) uint64 {
 // renderCache shares rendered answers between requests that ask the same
 // question of the same snapshot: when a watched service changes, its
 // thousands of waiting queries render and encode it once. It holds the
-// answers of the newest snapshot only. Safe for concurrent use.
+// answers of the newest snapshot only, at most maxRenderEntries of them
+// and about maxRenderBytes of encoded answers; past either bound answers
+// are rendered for their request alone. Safe for concurrent use.
 type renderCache struct {
 	mu      sync.Mutex
 	snap    *catalog.Snapshot
 	entries map[string]*renderEntry
+	bytes   int // encoded bytes of the entries rendered so far
 }
 
 type renderEntry struct {
@@ -217,9 +251,12 @@ type rendered struct {
 	hash uint64
 }
 
-// maxRenderEntries bounds the distinct answers cached per snapshot; more
-// are rendered without caching.
-const maxRenderEntries = 1024
+// maxRenderEntries and maxRenderBytes bound the answers cached per
+// snapshot; more are rendered without caching.
+const (
+	maxRenderEntries = 1024
+	maxRenderBytes   = 64 << 20
+)
 
 func newRenderCache() *renderCache {
 	return &renderCache{entries: make(map[string]*renderEntry)}
@@ -235,10 +272,11 @@ func (c *renderCache) get(snap *catalog.Snapshot, key string, render func() (ren
 		}
 		c.snap = snap
 		c.entries = make(map[string]*renderEntry)
+		c.bytes = 0
 	}
 	e := c.entries[key]
 	if e == nil {
-		if len(c.entries) >= maxRenderEntries {
+		if len(c.entries) >= maxRenderEntries || c.bytes >= maxRenderBytes {
 			c.mu.Unlock()
 			return render()
 		}
@@ -246,7 +284,14 @@ func (c *renderCache) get(snap *catalog.Snapshot, key string, render func() (ren
 		c.entries[key] = e
 	}
 	c.mu.Unlock()
-	e.once.Do(func() { e.r, e.err = render() })
+	e.once.Do(func() {
+		e.r, e.err = render()
+		c.mu.Lock()
+		if c.snap == snap {
+			c.bytes += len(e.r.body)
+		}
+		c.mu.Unlock()
+	})
 	return e.r, e.err
 }
 
