@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/chorusdns/chorus/agent.Version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null)
 IMAGE     ?= chorus:latest
 
-.PHONY: build test test-short fuzz bench bench-dns bench-cluster docker lint chaos
+.PHONY: build test test-short fuzz bench bench-dns bench-cluster bench-scale docker lint chaos
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chorus ./cmd/chorus
@@ -30,6 +30,14 @@ bench-dns:
 
 bench-cluster:
 	$(GO) run ./test/bench/clusterbench
+
+# Real agent processes, one per loopback address (root: own network
+# namespace, nftables counters): Chorus at 50, 150 and 300 agents and bare
+# Serf at 150 and 300 (about 25 minutes). Writes report.md and PNG plots
+# to SCALEOUT; SCALEFLAGS passes more flags (e.g. -n 50,150 -kinds chorus).
+SCALEOUT ?= test/bench/scale/results
+bench-scale:
+	$(GO) run ./test/bench/scale -out $(SCALEOUT) $(SCALEFLAGS)
 
 docker: build
 	docker build -t $(IMAGE) .
