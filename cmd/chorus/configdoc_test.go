@@ -37,7 +37,7 @@ var keyDescriptions = map[string]string{
 	"dev":                               "Development mode: one node, a temporary data dir, debug logs, everything on 127.0.0.1, the `local` gossip profile.",
 	"advertise":                         "Address peers use to reach this agent (an IP). Default: `bind`, or the first private address when `bind` is 0.0.0.0.",
 	"client":                            "Address the HTTP API and DNS listen on (one IP).",
-	"log_level":                         "Log level: `debug`, `info`, `warn` or `error` (Serf's `[WARN]`-style names too).",
+	"log_level":                         "Log level: `debug`, `info`, `warn` or `error` (also Serf's and Consul's `trace`, `warning`, `err`).",
 	"bind":                              "Gossip address (an IP; UDP and TCP `serf_port`). 0.0.0.0 listens everywhere.",
 	"http_port":                         "HTTP API port, on `client`.",
 	"dns_port":                          "DNS port (UDP and TCP), on `client`. 53 needs root or `CAP_NET_BIND_SERVICE`.",
