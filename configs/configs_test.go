@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -722,5 +723,34 @@ func TestComposeFile(t *testing.T) {
 	}
 	if cf.Services["demo"].NetworkMode != "service:agent1" {
 		t.Errorf("the demo must share agent1's network (its check probes 127.0.0.1)")
+	}
+}
+
+// TestSystemdUnit checks that the unit's ExecStart runs `chorus agent`
+// with flags the agent has, and that it keeps only the capability DNS on
+// port 53 needs.
+func TestSystemdUnit(t *testing.T) {
+	b, err := os.ReadFile("chorus.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	m := regexp.MustCompile(`(?m)^ExecStart=(\S+) agent (.*)$`).FindStringSubmatch(unit)
+	if m == nil {
+		t.Fatal("no ExecStart=... agent line")
+	}
+	out, err := exec.Command(testutil.Binary(t), "agent", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("chorus agent --help: %v\n%s", err, out)
+	}
+	for _, arg := range strings.Fields(m[2]) {
+		if strings.HasPrefix(arg, "--") && !strings.Contains(string(out), arg+" ") {
+			t.Errorf("ExecStart flag %s is not a flag of chorus agent", arg)
+		}
+	}
+	for _, want := range []string{"AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "ExecReload=/bin/kill -HUP $MAINPID", "User=chorus"} {
+		if !strings.Contains(unit, want+"\n") {
+			t.Errorf("the unit lacks %s", want)
+		}
 	}
 }
