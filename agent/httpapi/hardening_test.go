@@ -335,3 +335,27 @@ func TestPathID(t *testing.T) {
 		}
 	}
 }
+
+// FuzzQuestionKey: for any query string, the key is 32 bytes, and adding
+// a parameter that does not change the answer leaves it unchanged.
+func FuzzQuestionKey(f *testing.F) {
+	f.Add("filter=Node%3D%3D%22a%22&tag=x&tag=y&node-meta=k:v&passing")
+	f.Add("index=5&wait=1s&junk=" + strings.Repeat("%", 3))
+	f.Add("tag=a%00b&tag=")
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := httptest.NewRequest("GET", "/v1/health/service/web", nil)
+		r.URL.RawQuery = raw
+		k := questionKey(r)
+		if len(k) != 32 {
+			t.Fatalf("key of %q is %d bytes", raw, len(k))
+		}
+		r2 := httptest.NewRequest("GET", "/v1/health/service/web", nil)
+		r2.URL.RawQuery = raw + "&index=9&unrelated=1"
+		if strings.Contains(raw, "unrelated") || strings.Contains(raw, "index") {
+			return
+		}
+		if questionKey(r2) != k {
+			t.Fatalf("index and an unknown parameter changed the key of %q", raw)
+		}
+	})
+}
