@@ -47,6 +47,13 @@ func (a *Server) apiKeyring(w http.ResponseWriter, r *http.Request) (any, error)
 		}
 	}
 	resp, err := a.gossip.KeyringOp(op, body.Key)
+	if err != nil && op == "remove" {
+		// The first list may have missed a member's answer; a refused
+		// removal is checked again against a fresh list.
+		if perr := a.checkNotPrimary(body.Key); perr != nil {
+			return nil, perr
+		}
+	}
 	switch {
 	case errors.Is(err, ErrNoEncryption):
 		return nil, errorf(http.StatusBadRequest, "%v", err)
