@@ -216,7 +216,7 @@ func (r *runner) memberView() string {
 // nothing: CPU and RSS from /proc, bytes from the nftables counters and lo.
 func (r *runner) idle() {
 	ps := r.c.live()
-	ev0, _, _ := r.sumMetric(ps, mEvFailed)
+	ev0, _, got0 := r.sumMetric(ps, mEvFailed)
 	time.Sleep(r.o.settle)
 	cpu0 := map[*proc]time.Duration{}
 	for _, p := range ps {
@@ -263,8 +263,12 @@ func (r *runner) idle() {
 		r.res.idleLo = float64(lo1-lo0) / n / el.Seconds()
 	}
 	r.res.idleLoad = loadAvg()
-	ev1, _, _ := r.sumMetric(ps, mEvFailed)
-	r.res.idleFailedEv = ev1 - ev0
+	ev1, _, got1 := r.sumMetric(ps, mEvFailed)
+	if got0 == len(ps) && got1 == len(ps) {
+		r.res.idleFailedEv = ev1 - ev0
+	} else {
+		r.res.errors = append(r.res.errors, fmt.Sprintf("idle: /metrics of %d and %d of %d agents read; member-failed events in the window not counted", got0, got1, len(ps)))
+	}
 	r.log("idle %v: CPU %.2f ms/s per agent (max %.2f), RSS %.1f MiB (max %.1f), UDP %.0f B/s TCP %.0f B/s (max %.0f), lo %.0f B/s; %v false failed events; load %.1f",
 		el.Round(time.Second), r.res.idleCPU, r.res.idleCPUMax, r.res.idleRSS, r.res.idleRSSMax,
 		r.res.idleUDP, r.res.idleTCP, r.res.idleBytesMax, r.res.idleLo, r.res.idleFailedEv, r.res.idleLoad)
@@ -423,9 +427,19 @@ func (r *runner) rollingRestart(exclude map[*proc]bool) {
 // victim is gone from every other agent: its service from their DNS
 // (Chorus), or failed in their member lists (bare Serf).
 func (r *runner) crash(victims []*proc, svcs []string) {
-	ps := r.c.live()
-	evBefore, _, _ := r.sumMetric(ps, mEvFailed)
-	observers := 0
+	// Only the agents that survive every crash are counted: each should
+	// count one member-failed event per victim.
+	dying := map[*proc]bool{}
+	for _, v := range victims {
+		dying[v] = true
+	}
+	var survivors []*proc
+	for _, p := range r.c.live() {
+		if !dying[p] {
+			survivors = append(survivors, p)
+		}
+	}
+	evBefore, _, gotBefore := r.sumMetric(survivors, mEvFailed)
 	for k, v := range victims {
 		var others []*proc
 		for _, p := range r.c.live() {
@@ -433,7 +447,6 @@ func (r *runner) crash(victims []*proc, svcs []string) {
 				others = append(others, p)
 			}
 		}
-		observers += len(others)
 		var idx map[*proc]string
 		if r.c.kind == kindChorus {
 			idx = r.cl.indexes(context.Background(), others, svcs[k])
@@ -458,8 +471,12 @@ func (r *runner) crash(victims []*proc, svcs []string) {
 	}
 	// Wait for the last victim's failure to reach every event counter.
 	time.Sleep(2 * time.Second)
-	evAfter, _, _ := r.sumMetric(r.c.live(), mEvFailed)
-	r.res.crashExcess = evAfter - evBefore - float64(observers)
+	evAfter, _, gotAfter := r.sumMetric(survivors, mEvFailed)
+	if gotBefore != len(survivors) || gotAfter != len(survivors) {
+		r.res.errors = append(r.res.errors, fmt.Sprintf("crash: /metrics of %d and %d of %d survivors read; excess events not counted", gotBefore, gotAfter, len(survivors)))
+		return
+	}
+	r.res.crashExcess = evAfter - evBefore - float64(len(victims)*len(survivors))
 }
 
 // serfFailedAt waits until every observer has had a member-failed event
