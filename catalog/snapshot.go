@@ -332,4 +332,3 @@ func instanceHash(i *Instance) uint64 {
 	h.Str(i.Health)
 	return h.Sum()
 }
-
