@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -358,4 +359,24 @@ func FuzzQuestionKey(f *testing.F) {
 			t.Fatalf("index and an unknown parameter changed the key of %q", raw)
 		}
 	})
+}
+
+// TestStatusOfLocalErrors: local's errors map onto the status that names
+// the client's problem; a registration that would make the node's record
+// larger than peers accept is a 413, never a 200 or a 500.
+func TestStatusOfLocalErrors(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("service %q: %w", "x", local.ErrNotFound), http.StatusNotFound},
+		{fmt.Errorf("bad port: %w", local.ErrInvalid), http.StatusBadRequest},
+		{fmt.Errorf("not a TTL check: %w", local.ErrNotTTL), http.StatusBadRequest},
+		{fmt.Errorf("record would be 17000000 bytes: %w", local.ErrTooLarge), http.StatusRequestEntityTooLarge},
+		{errors.New("disk full"), http.StatusInternalServerError},
+	} {
+		if got := statusOf(c.err); got != c.want {
+			t.Errorf("statusOf(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
 }

@@ -73,6 +73,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, local.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, local.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, local.ErrInvalid), errors.Is(err, local.ErrNotTTL):
 		return http.StatusBadRequest
 	}

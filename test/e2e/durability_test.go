@@ -102,41 +102,59 @@ func TestAcknowledgedRegistrationsSurviveSIGKILL(t *testing.T) {
 	}
 }
 
-// TestDamagedStateFileFallsBack corrupts local.json: the agent says so
-// clearly and comes back with the previous good copy.
-func TestDamagedStateFileFallsBack(t *testing.T) {
+// TestDamagedJournal damages the local state journal two ways. A log cut
+// short inside its last entry is a torn write (never acknowledged): the
+// agent drops it with a WARN and starts with everything before it. A byte
+// flipped inside an earlier entry is damage the agent cannot explain: it
+// refuses to start, naming the file and the offset.
+func TestDamagedJournal(t *testing.T) {
 	dataDir := t.TempDir()
 	a := testutil.StartAgent(t, testutil.AgentOptions{Node: "damaged", DataDir: dataDir})
-	for _, body := range []string{`{"Name":"one","Port":1}`, `{"Name":"two","Port":2}`} {
+	for _, name := range []string{"one", "two", "three", "four"} {
+		body := fmt.Sprintf(`{"Name":%q,"Port":1}`, name)
 		if code, out := put(t, a.URL("/v1/agent/service/register"), body); code != 200 {
 			t.Fatalf("%d %s", code, out)
 		}
 	}
 	a.Signal(t, syscall.SIGKILL)
 	a.Wait(t, 10*time.Second)
-	path := filepath.Join(dataDir, "local.json")
-	b, _ := os.ReadFile(path)
-	os.WriteFile(path, b[:len(b)/2], 0o600) // half-written
+	path := filepath.Join(dataDir, "local", "log")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 
+	// Torn end: the last registration's entry loses its last bytes.
+	if err := os.WriteFile(path, b[:len(b)-3], 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c := testutil.StartAgent(t, testutil.AgentOptions{Node: "damaged", DataDir: dataDir})
-	testutil.Eventually(t, 5*time.Second, func() error {
-		if !strings.Contains(c.Output.String(), "local.json is damaged") {
-			return fmt.Errorf("no clear message about the damaged file")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(c.Output.String(), "torn end") {
+			return fmt.Errorf("no WARN about the torn end:\n%s", c.Output.String())
 		}
 		return nil
 	})
-	if r := ask(t, c.DNSAddr(), "udp", "one.service.chorus", dns.TypeSRV); len(r.Answer) != 1 {
-		t.Fatalf("previous good state not used: %v", r)
+	for _, name := range []string{"one", "two", "three"} {
+		if r := ask(t, c.DNSAddr(), "udp", name+".service.chorus", dns.TypeSRV); len(r.Answer) != 1 {
+			t.Fatalf("%s lost with the torn end: %v", name, r)
+		}
 	}
-
-	// Both copies damaged: refuse to start, naming the file.
 	c.Signal(t, syscall.SIGKILL)
 	c.Wait(t, 10*time.Second)
-	os.WriteFile(path, []byte("{"), 0o600)
-	os.WriteFile(path+".prev", []byte("{"), 0o600)
+
+	// A flipped byte with intact entries after it: refuse to start.
+	b, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x55
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, err := runAgentOnce(t, dataDir, "damaged")
-	if err == nil || !strings.Contains(out, "local.json") {
-		t.Fatalf("started with both state files damaged (%v):\n%s", err, out)
+	if err == nil || !strings.Contains(out, path) || !strings.Contains(out, "offset") {
+		t.Fatalf("started with a damaged journal or did not name the file and offset (%v):\n%s", err, out)
 	}
 }
 
