@@ -61,7 +61,7 @@ func (a *Server) toAgentService(s catalog.Service) agentService {
 func (a *Server) serviceIndex(snap *catalog.Snapshot, node string, s *catalog.Service) (uint64, uint64) {
 	h := newHasher().str(s.ID).str(s.Name).strs(s.Tags).str(s.Address).num(int64(s.Port)).strMap(s.Meta).
 		num(int64(s.Weights.Passing)).num(int64(s.Weights.Warning))
-	c, m, _ := a.objects.get("s\x00"+node+"\x00"+s.ID, snap.Index, snap.Index, h.h)
+	c, m, _ := a.objects.get("s\x00"+node+"\x00"+s.ID, snap.Index, snap.Index, h.sum())
 	return c, m
 }
 
@@ -409,7 +409,7 @@ func (a *Server) catalogCheck(snap *catalog.Snapshot, node string, c catalog.Che
 	hc := toHealthCheck(node, c, tags)
 	h := newHasher().str(c.CheckID).str(c.Name).str(c.Status).str(c.Notes).str(c.Output).str(c.ServiceID).
 		str(c.ServiceName).str(c.Type).str(c.Interval).str(c.Timeout).strs(tags)
-	hc.CreateIndex, hc.ModifyIndex, _ = a.objects.get("c\x00"+node+"\x00"+c.CheckID, snap.Index, snap.Index, h.h)
+	hc.CreateIndex, hc.ModifyIndex, _ = a.objects.get("c\x00"+node+"\x00"+c.CheckID, snap.Index, snap.Index, h.sum())
 	return hc
 }
 

@@ -33,7 +33,7 @@ func (a *Server) toCatalogNode(snap *catalog.Snapshot, n *catalog.NodeEntry) cat
 		TaggedAddresses: taggedAddresses(n.Node), Meta: nodeMeta(n.Node),
 	}
 	h := newHasher().str(cn.Node).str(cn.Address).str(cn.Datacenter).strMap(cn.TaggedAddresses).strMap(cn.Meta)
-	cn.CreateIndex, cn.ModifyIndex, _ = a.objects.get("n\x00"+cn.Node, snap.Index, snap.Index, h.h)
+	cn.CreateIndex, cn.ModifyIndex, _ = a.objects.get("n\x00"+cn.Node, snap.Index, snap.Index, h.sum())
 	return cn
 }
 

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"hash/fnv"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -173,50 +172,17 @@ func (t *indexTable) size() (entries, bytes int) {
 	return len(t.m), t.keyBytes + len(t.m)*indexEntryOverhead
 }
 
-// hasher is FNV-64a over a sequence of fields, with separators so that
-// adjacent fields cannot run into each other.
-type hasher struct{ h uint64 }
+// hasher fingerprints API answers field by field with catalog.Hasher,
+// under the short names the endpoints chain.
+type hasher struct{ h catalog.Hasher }
 
-func newHasher() *hasher { return &hasher{h: 14695981039346656037} }
+func newHasher() *hasher { return &hasher{h: catalog.NewHasher()} }
 
-func (h *hasher) str(s string) *hasher {
-	for i := 0; i < len(s); i++ {
-		h.h ^= uint64(s[i])
-		h.h *= 1099511628211
-	}
-	h.h ^= 0xff
-	h.h *= 1099511628211
-	return h
-}
-
-func (h *hasher) num(n int64) *hasher {
-	for i := 0; i < 8; i++ {
-		h.h ^= uint64(byte(n >> (8 * i)))
-		h.h *= 1099511628211
-	}
-	return h
-}
-
-func (h *hasher) strs(ss []string) *hasher {
-	h.num(int64(len(ss)))
-	for _, s := range ss {
-		h.str(s)
-	}
-	return h
-}
-
-func (h *hasher) strMap(m map[string]string) *hasher {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	h.num(int64(len(keys)))
-	for _, k := range keys {
-		h.str(k).str(m[k])
-	}
-	return h
-}
+func (h *hasher) str(s string) *hasher               { h.h.Str(s); return h }
+func (h *hasher) num(n int64) *hasher                { h.h.U64(uint64(n)); return h }
+func (h *hasher) strs(ss []string) *hasher           { h.h.Strs(ss); return h }
+func (h *hasher) strMap(m map[string]string) *hasher { h.h.StrMap(m); return h }
+func (h *hasher) sum() uint64                        { return h.h.Sum() }
 
 // bodyHash fingerprints an encoded answer.
 func bodyHash(b []byte) uint64 {
