@@ -187,7 +187,7 @@ func memberlistConfig(cfg *Config) (*memberlist.Config, gossipTimings) {
 	// 64 KB LZW table each time, and keeps the result only if smaller:
 	// gossip packets are small and rarely gain. Off, idle CPU drops by
 	// about a third; push-pulls (TCP, every 30 s × the cluster scale) go
-	// uncompressed, about 3.4× larger (BENCHMARKS.md). Agents still read
+	// uncompressed, about 3.4× larger. Agents still read
 	// compressed messages from peers that send them.
 	ml.EnableCompression = false
 	return ml, prof

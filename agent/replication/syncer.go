@@ -772,8 +772,7 @@ const (
 	joinRetryRounds = 30
 )
 
-// joinUnmembered repairs a gap in Serf's member list (bug 3 of
-// BENCHMARKS.md): a node whose record replication brought in, but that
+// joinUnmembered repairs a gap in Serf's member list: a node whose record replication brought in, but that
 // this agent's Serf has never listed, for joinAfterRounds rounds in a
 // row. Serf would learn of it at a push-pull (30 s to minutes); until
 // then this agent does not answer for the node. A join to the gossip
