@@ -75,7 +75,7 @@ type Transport struct {
 	warnings *limitedLog
 }
 
-var _ memberlist.Transport = (*Transport)(nil)
+var _ memberlist.NodeAwareTransport = (*Transport)(nil)
 
 // NewTransport binds TCP and then UDP on bind:port (port 0: a free
 // port, the same for both). onPacket and onStream receive Chorus's
@@ -351,6 +351,19 @@ func (t *Transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, e
 	}
 	d := net.Dialer{Timeout: timeout}
 	return d.Dial("tcp", addr)
+}
+
+// WriteToAddress implements memberlist.NodeAwareTransport. Packets are
+// addressed by IP and port alone (the keyring authenticates them), so the
+// node name memberlist passes along is not needed.
+func (t *Transport) WriteToAddress(b []byte, addr memberlist.Address) (time.Time, error) {
+	return t.WriteTo(b, addr.Addr)
+}
+
+// DialAddressTimeout implements memberlist.NodeAwareTransport, as
+// WriteToAddress does for packets.
+func (t *Transport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(addr.Addr, timeout)
 }
 
 // StreamCh implements memberlist.Transport.
