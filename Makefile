@@ -25,8 +25,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # bench-dns needs dnsperf (apt-get install -y dnsperf) and taskset (util-linux).
+# It draws test/bench/dnsbench/throughput.png (qps against the bare server).
 bench-dns:
-	$(GO) run ./test/bench/dnsbench
+	$(GO) run ./test/bench/dnsbench -png test/bench/dnsbench/throughput.png
 
 bench-cluster:
 	$(GO) run ./test/bench/clusterbench

@@ -52,6 +52,7 @@ type options struct {
 	rounds      int
 	cpuProfile  string
 	only        string
+	png         string
 }
 
 func run() int {
@@ -67,6 +68,7 @@ func run() int {
 	flag.BoolVar(&o.noLatency, "no-latency", false, "skip the p99 runs at half the maximum rate")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every scenario; the table shows medians")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the servers to this file")
+	flag.StringVar(&o.png, "png", "", "also draw the throughput against the bare server's as a PNG to this file")
 	flag.StringVar(&o.only, "only", "", "run only the scenarios whose label matches this regular expression (the bare server always runs)")
 	flag.Parse()
 
@@ -269,6 +271,11 @@ func bench(o options, pinned bool) error {
 	}
 	rss, hwm := memStatus()
 	printTable(os.Stdout, o, pinned, scenarios, results, rss, hwm, st)
+	if o.png != "" {
+		if err := savePlot(o.png, o, scenarios, results); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
 	return nil
 }
 
