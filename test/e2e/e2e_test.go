@@ -215,6 +215,10 @@ func TestDevModeAndVersion(t *testing.T) {
 	if !strings.Contains(a.Output.String(), "level=DEBUG") {
 		t.Fatalf("dev mode does not log at debug:\n%s", a.Output.String())
 	}
+	// A new user reads every line of --dev: none may say something "may not work".
+	if strings.Contains(a.Output.String(), "may not work") {
+		t.Fatalf("dev mode warns about the transport:\n%s", a.Output.String())
+	}
 	a.Signal(t, syscall.SIGINT)
 	if code := a.Wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code after SIGINT = %d", code)
