@@ -22,6 +22,9 @@ type Store struct {
 	dirty map[string]struct{}
 	snap  atomic.Pointer[Snapshot]
 	now   func() time.Time
+	// remotes are the other datacenters (remote.go), carried into every
+	// snapshot.
+	remotes *remoteSet
 }
 
 type nodeState struct {
@@ -217,6 +220,7 @@ func (s *Store) publishLocked() {
 		svcAddrs:   prev.svcAddrs,
 		nodesIndex: prev.nodesIndex,
 		svcsIndex:  prev.svcsIndex,
+		remotes:    s.remotes,
 		changed:    make(chan struct{}),
 	}
 	b := snapBuilder{prev: prev, next: next, ed: new(edit), idx: idx, touched: map[string]*svcTouch{}}
@@ -279,18 +283,13 @@ func (b *snapBuilder) replaceNode(name string, old, neu *NodeEntry) {
 			nx.nodesLower.delete(b.ed, lk)
 		}
 		b.nodeAddr(old, false)
-		for _, inst := range old.Instances {
-			b.instanceAddr(inst, false)
-		}
 	}
 	if neu != nil {
 		nx.nodes.set(b.ed, name, neu)
 		nx.nodesLower.set(b.ed, lk, neu)
 		b.nodeAddr(neu, true)
-		for _, inst := range neu.Instances {
-			b.instanceAddr(inst, true)
-		}
 	}
+	b.instanceAddrs(name, old, neu)
 	var keys []string
 	add := func(e *NodeEntry) {
 		if e == nil {
@@ -457,27 +456,57 @@ func (b *snapBuilder) nodeAddr(e *NodeEntry, add bool) {
 	}
 }
 
-// instanceAddr adds inst to, or removes it from, the instance list of its
-// own service address, which stays sorted by node name, then service ID.
-func (b *snapBuilder) instanceAddr(inst *Instance, add bool) {
-	k, ok := ipKey(inst.Service.Address)
-	if !ok {
-		return
+// instanceAddrs replaces node name's instances old (its previous entry's)
+// with neu's in the instance list of every service address either has.
+// Each list is sorted by node name, then service ID, so a node's
+// instances form one run in it: each list touched is copied once, however
+// many of the node's instances it holds (a node with thousands of
+// instances on one address costs one pass, not one copy per instance).
+func (b *snapBuilder) instanceAddrs(name string, old, neu *NodeEntry) {
+	type change struct{ olds, news []*Instance }
+	byKey := map[string]*change{}
+	add := func(e *NodeEntry, isNew bool) {
+		if e == nil {
+			return
+		}
+		for _, inst := range e.Instances { // in service ID order
+			k, ok := ipKey(inst.Service.Address)
+			if !ok {
+				continue
+			}
+			c := byKey[k]
+			if c == nil {
+				c = &change{}
+				byKey[k] = c
+			}
+			if isNew {
+				c.news = append(c.news, inst)
+			} else {
+				c.olds = append(c.olds, inst)
+			}
+		}
 	}
-	l, _ := b.next.svcAddrs.get(k)
-	if add {
-		i := sort.Search(len(l), func(i int) bool {
-			a, c := l[i].Node.Node.Name, inst.Node.Node.Name
-			return a > c || a == c && l[i].Service.ID >= inst.Service.ID
-		})
-		b.next.svcAddrs.set(b.ed, k, slices.Insert(slices.Clip(l), i, inst))
-		return
-	}
-	if i := slices.Index(l, inst); i >= 0 {
-		if len(l) == 1 {
+	add(old, false)
+	add(neu, true)
+	for k, c := range byKey {
+		l, _ := b.next.svcAddrs.get(k)
+		lo := sort.Search(len(l), func(i int) bool { return l[i].Node.Node.Name >= name })
+		hi := lo
+		for hi < len(l) && l[hi].Node.Node.Name == name {
+			hi++
+		}
+		if hi-lo == 0 && len(c.news) == 0 {
+			continue
+		}
+		nl := make([]*Instance, 0, len(l)-(hi-lo)+len(c.news))
+		nl = append(nl, l[:lo]...)
+		nl = append(nl, c.news...)
+		nl = append(nl, l[hi:]...)
+		if len(nl) == 0 {
 			b.next.svcAddrs.delete(b.ed, k)
 		} else {
-			b.next.svcAddrs.set(b.ed, k, slices.Delete(slices.Clone(l), i, i+1))
+			b.next.svcAddrs.set(b.ed, k, nl)
 		}
 	}
 }
+
