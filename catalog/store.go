@@ -509,4 +509,3 @@ func (b *snapBuilder) instanceAddrs(name string, old, neu *NodeEntry) {
 		}
 	}
 }
-
