@@ -24,8 +24,17 @@ const (
 //
 // After calling New, the configuration should no longer be modified by the caller.
 type Config struct {
-	// EnableScriptChecks allows script checks (Args). Off by default, as in Consul.
+	// EnableScriptChecks allows script checks (Args) and Docker checks
+	// (DockerContainerID). Off by default, as in Consul.
 	EnableScriptChecks bool
+
+	// DockerSocket is the path of the Docker Engine's unix socket that
+	// Docker checks talk to; "" refuses Docker checks.
+	DockerSocket string
+
+	// Catalog is the read-only view of the cluster catalog that alias
+	// checks follow; nil refuses alias checks.
+	Catalog Catalog
 
 	// OutputMaxSize is how many bytes of output a check keeps; 0 means
 	// DefaultOutputMaxSize.

@@ -23,13 +23,21 @@ const (
 	TypeGRPC   = "grpc"
 	TypeTTL    = "ttl"
 	TypeScript = "script"
+
+	TypeDocker    = "docker"
+	TypeUDP       = "udp"
+	TypeH2Ping    = "h2ping"
+	TypeAlias     = "alias"
+	TypeOSService = "os_service"
 )
 
 // Definition is one check as Consul defines it; field names match Consul's JSON so
 // the agent can decode straight into it or map into it. Durations are
 // time.Duration here: the agent parses strings such as "10s".
 //
-// Exactly one kind must be set: HTTP, TCP, GRPC, TTL or Args (script).
+// Exactly one kind must be set: HTTP, TCP, UDP, GRPC, H2PING, TTL, Args
+// (script), DockerContainerID (with Args), AliasNode/AliasService or
+// OSService.
 type Definition struct {
 	ID    string
 	Name  string
@@ -48,8 +56,10 @@ type Definition struct {
 	TLSSkipVerify    bool // also honoured by gRPC checks with GRPCUseTLS
 	TLSServerName    string
 
-	// TCP is the "host:port" of a TCP connect check.
-	TCP string
+	// TCP is the "host:port" of a TCP connect check; with TCPUseTLS the
+	// check also completes a TLS handshake (TLSSkipVerify, TLSServerName).
+	TCP       string
+	TCPUseTLS bool
 
 	// GRPC is "host:port" or "host:port/service" of a grpc.health.v1 check.
 	GRPC       string
@@ -59,8 +69,40 @@ type Definition struct {
 	// at least once per TTL.
 	TTL time.Duration
 
-	// Args is the command line of a script check, run directly (no shell).
+	// Args is the command line of a script check, run directly (no shell),
+	// or, with DockerContainerID, of a Docker check.
 	Args []string
+
+	// DockerContainerID makes a Docker check: Args run inside that
+	// container through the Docker Engine API (Config.DockerSocket), exit
+	// codes as for a script check. Shell is carried as Consul does, which
+	// uses it only for its removed Script field: with Args it has no
+	// effect.
+	DockerContainerID string
+	Shell             string
+
+	// UDP is the "host:port" of a UDP check: an empty datagram is sent, and
+	// the check passes unless an error (an ICMP port unreachable) comes
+	// back before the Timeout; any reply also passes.
+	UDP string
+
+	// H2PING is the "host:port" of an HTTP/2 PING check, over TLS (with
+	// TLSSkipVerify and TLSServerName) when H2PingUseTLS is set, else
+	// over cleartext HTTP/2 (h2c with prior knowledge).
+	H2PING       string
+	H2PingUseTLS bool
+
+	// AliasNode and AliasService make an alias check: its status follows
+	// the checks of service instance AliasService (a service ID) on node
+	// AliasNode ("" = this agent's node), or of the whole node when
+	// AliasService is empty, as the catalog (Config.Catalog) holds them.
+	// It takes no Interval: it changes when the catalog does.
+	AliasNode    string
+	AliasService string
+
+	// OSService names a service of the operating system's service manager
+	// (a systemd unit on Linux): passing while it is active.
+	OSService string
 
 	// Interval is the time between probes (required, at least MinInterval, for
 	// every kind but TTL). Timeout bounds one probe: DefaultTimeout when zero,
@@ -68,6 +110,11 @@ type Definition struct {
 	// outlasts the Interval delays the next one, never overlaps it.
 	Interval time.Duration
 	Timeout  time.Duration
+
+	// OutputMaxSize, when positive, lowers the bytes of output this check
+	// keeps below Config.OutputMaxSize (it never raises it), as Consul's
+	// per-check output_max_size does.
+	OutputMaxSize int
 
 	// Status is the status before the first result: "" means critical, as Consul.
 	Status string
@@ -84,7 +131,8 @@ type Definition struct {
 	DeregisterCriticalServiceAfter time.Duration
 }
 
-// Type returns the kind of check: "http", "tcp", "grpc", "ttl" or "script", or
+// Type returns the kind of check: "http", "tcp", "udp", "grpc", "h2ping",
+// "ttl", "script", "docker", "alias" or "os_service" (Consul's names), or
 // "" when no kind is set. With several kinds set (which Validate rejects), the
 // first of that order wins.
 func (d *Definition) Type() string {
@@ -104,14 +152,30 @@ func (d *Definition) kinds() []kind {
 	if d.TCP != "" {
 		ks = append(ks, kind{"TCP", TypeTCP})
 	}
+	if d.UDP != "" {
+		ks = append(ks, kind{"UDP", TypeUDP})
+	}
 	if d.GRPC != "" {
 		ks = append(ks, kind{"GRPC", TypeGRPC})
+	}
+	if d.H2PING != "" {
+		ks = append(ks, kind{"H2PING", TypeH2Ping})
 	}
 	if d.TTL != 0 {
 		ks = append(ks, kind{"TTL", TypeTTL})
 	}
-	if len(d.Args) > 0 {
+	switch {
+	case d.DockerContainerID != "":
+		// Args are the Docker check's command, not a script of their own.
+		ks = append(ks, kind{"DockerContainerID", TypeDocker})
+	case len(d.Args) > 0:
 		ks = append(ks, kind{"Args", TypeScript})
+	}
+	if d.AliasNode != "" || d.AliasService != "" {
+		ks = append(ks, kind{"AliasNode/AliasService", TypeAlias})
+	}
+	if d.OSService != "" {
+		ks = append(ks, kind{"OSService", TypeOSService})
 	}
 	return ks
 }
@@ -122,14 +186,14 @@ func invalid(field, format string, args ...any) error {
 }
 
 // Validate reports the first problem of d under cfg as an error wrapping
-// ErrInvalid (and ErrScriptDisabled for a script check while script checks are
-// off) whose message names the field. It does not require ID, which the agent
+// ErrInvalid (and ErrScriptDisabled for a script check, ErrDockerDisabled for
+// a Docker check, while script checks are off) whose message names the field. It does not require ID, which the agent
 // may assign after validating; Manager.Add does. Validate does not modify d.
 func (d *Definition) Validate(cfg Config) error {
 	ks := d.kinds()
 	switch len(ks) {
 	case 0:
-		return fmt.Errorf("%w: no check type: set one of HTTP, TCP, GRPC, TTL or Args", ErrInvalid)
+		return fmt.Errorf("%w: no check type: set one of HTTP, TCP, UDP, GRPC, H2PING, TTL, Args, DockerContainerID, AliasNode/AliasService or OSService", ErrInvalid)
 	case 1:
 	default:
 		names := make([]string, len(ks))
@@ -140,11 +204,14 @@ func (d *Definition) Validate(cfg Config) error {
 	}
 	typ := ks[0].typ
 
-	if typ == TypeTTL {
+	switch typ {
+	case TypeTTL:
 		if d.TTL < 0 {
 			return invalid("TTL", "%s is negative", d.TTL)
 		}
-	} else {
+	case TypeAlias:
+		// Follows the catalog: no Interval (Consul ignores one).
+	default:
 		switch {
 		case d.Interval == 0:
 			return invalid("Interval", "required for %s checks", typ)
@@ -177,6 +244,26 @@ func (d *Definition) Validate(cfg Config) error {
 		if d.Args[0] == "" {
 			return invalid("Args", "the command (Args[0]) is empty")
 		}
+	case TypeUDP:
+		if err := validateHostPort(d.UDP); err != nil {
+			return invalid("UDP", "%q is not host:port: %v", d.UDP, err)
+		}
+	case TypeH2Ping:
+		if err := validateHostPort(d.H2PING); err != nil {
+			return invalid("H2PING", "%q is not host:port: %v", d.H2PING, err)
+		}
+	case TypeDocker:
+		if err := validateDocker(d, cfg); err != nil {
+			return err
+		}
+	case TypeAlias:
+		if strings.ContainsAny(d.AliasNode+d.AliasService, "\x00") {
+			return invalid("AliasService", "names must not contain NUL")
+		}
+	case TypeOSService:
+		if !validUnitName(d.OSService) {
+			return invalid("OSService", "%q is not a service name (letters, digits and @ . _ : - \\, not starting with -, at most 256 bytes)", d.OSService)
+		}
 	}
 
 	switch d.Status {
@@ -191,6 +278,7 @@ func (d *Definition) Validate(cfg Config) error {
 		{"SuccessBeforePassing", d.SuccessBeforePassing},
 		{"FailuresBeforeWarning", d.FailuresBeforeWarning},
 		{"FailuresBeforeCritical", d.FailuresBeforeCritical},
+		{"OutputMaxSize", d.OutputMaxSize},
 	} {
 		if c.n < 0 {
 			return invalid(c.field, "%d is negative", c.n)
@@ -222,6 +310,61 @@ func validateHTTP(d *Definition) error {
 		}
 	}
 	return nil
+}
+
+// validateDocker checks a Docker check: Args are required, the container
+// ID is a container name or ID, and Docker checks, which run commands,
+// are allowed only where script checks are.
+func validateDocker(d *Definition, cfg Config) error {
+	if !cfg.EnableScriptChecks {
+		return fmt.Errorf("%w: DockerContainerID: %w", ErrInvalid, ErrDockerDisabled)
+	}
+	if len(d.Args) == 0 || d.Args[0] == "" {
+		return invalid("Args", "required for a Docker check: the command run in container %q", d.DockerContainerID)
+	}
+	if !validContainerRef(d.DockerContainerID) {
+		return invalid("DockerContainerID", "%q is not a container ID or name", d.DockerContainerID)
+	}
+	return nil
+}
+
+// validContainerRef reports whether s is a Docker container ID or name:
+// [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 256 bytes (a leading "/" of a name
+// as Docker lists it is allowed).
+func validContainerRef(s string) bool {
+	s = strings.TrimPrefix(s, "/")
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validUnitName reports whether s can name a systemd unit (or a Windows
+// service): letters, digits and "@._:-\", not starting with "-" (it
+// would read as an option), at most 256 bytes.
+func validUnitName(s string) bool {
+	if s == "" || len(s) > 256 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("@._:-\\", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func validateHostPort(s string) error {

@@ -1,6 +1,10 @@
-// Package checks runs Chorus's health checks: HTTP, TCP, gRPC (grpc.health.v1),
-// TTL and script checks, each in its own goroutine, with Consul's semantics for
-// intervals, timeouts, initial status and flap damping (SuccessBeforePassing,
+// Package checks runs Chorus's health checks: HTTP, TCP (optionally with a
+// TLS handshake), UDP, gRPC (grpc.health.v1), HTTP/2 PING, TTL, script,
+// Docker (a command run in a container through the Docker Engine API),
+// alias (follows another node or service instance through a read-only
+// Catalog view the agent passes in) and OS-service (systemd) checks, each in
+// its own goroutine, with Consul's semantics for intervals, timeouts,
+// initial status and flap damping (SuccessBeforePassing,
 // FailuresBeforeWarning, FailuresBeforeCritical).
 //
 // A Manager owns the running checks and hands every result to a callback; it

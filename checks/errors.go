@@ -16,6 +16,12 @@ var (
 	// check when Config.EnableScriptChecks is false.
 	ErrScriptDisabled = errors.New("script checks are disabled: set enable_script_checks: true in the agent config")
 
+	// ErrDockerDisabled is returned, wrapped together with ErrInvalid, for a
+	// Docker check when Config.EnableScriptChecks is false: a Docker check
+	// runs a command (in a container) and is gated like a script check, as
+	// in Consul.
+	ErrDockerDisabled = errors.New("docker checks run commands and are disabled with script checks: set enable_script_checks: true in the agent config")
+
 	// ErrStopped is returned by Manager.Add, Manager.UpdateTTL and a second
 	// Manager.Run once Run has returned.
 	ErrStopped = errors.New("check manager stopped")

@@ -18,11 +18,12 @@ type prober interface {
 // runner is one running instance of a Definition. Replacing a check starts a new
 // runner on the same slot.
 type runner struct {
-	def    Definition // with defaults applied; read-only
-	prober prober     // nil for TTL checks
-	slot   *slot
-	kick   chan struct{} // TTL checks: an UpdateTTL happened
-	fresh  bool          // no earlier state: the first probe comes soon
+	def     Definition // with defaults applied; read-only
+	prober  prober     // nil for TTL and alias checks
+	catalog Catalog    // alias checks: what they follow
+	slot    *slot
+	kick    chan struct{} // TTL checks: an UpdateTTL happened
+	fresh   bool          // no earlier state: the first probe comes soon
 
 	stopped atomic.Bool        // set once the runner must not report any more
 	cancel  context.CancelFunc // guarded by Manager.mu; nil until started
@@ -32,17 +33,36 @@ var errUnknownType = errors.New("unknown check type")
 
 func newRunner(d Definition, cfg Config) (*runner, error) {
 	r := &runner{def: d, fresh: true}
+	if d.OutputMaxSize > 0 && d.OutputMaxSize < cfg.outputMaxSize() {
+		cfg.OutputMaxSize = d.OutputMaxSize
+	}
 	switch d.Type() {
 	case TypeTTL:
 		r.kick = make(chan struct{}, 1)
 	case TypeHTTP:
 		r.prober = newHTTPProber(d, cfg.outputMaxSize())
 	case TypeTCP:
-		r.prober = &tcpProber{addr: d.TCP}
+		r.prober = newTCPProber(d)
 	case TypeGRPC:
 		r.prober = newGRPCProber(d)
 	case TypeScript:
 		r.prober = &scriptProber{args: d.Args, timeout: d.Timeout, maxOutput: cfg.outputMaxSize()}
+	case TypeUDP:
+		r.prober = &udpProber{addr: d.UDP}
+	case TypeH2Ping:
+		r.prober = newH2PingProber(d)
+	case TypeDocker:
+		if cfg.DockerSocket == "" {
+			return nil, invalid("DockerContainerID", "no docker_socket is configured")
+		}
+		r.prober = newDockerProber(d, cfg)
+	case TypeOSService:
+		r.prober = newOSServiceProber(d, cfg)
+	case TypeAlias:
+		if cfg.Catalog == nil {
+			return nil, invalid("AliasService", "alias checks need the catalog, which this check manager was not given")
+		}
+		r.catalog = cfg.Catalog
 	default:
 		return nil, fmt.Errorf("%w %q", errUnknownType, d.Type())
 	}
@@ -71,6 +91,10 @@ func (r *runner) firstDelay() time.Duration {
 func (r *runner) run(ctx context.Context, m *Manager) {
 	if r.def.TTL > 0 {
 		r.runTTL(ctx, m)
+		return
+	}
+	if r.catalog != nil {
+		r.runAlias(ctx, m, r.catalog)
 		return
 	}
 	first := time.NewTimer(r.firstDelay())

@@ -27,6 +27,9 @@ type ServiceDefinition struct {
 	Weights *catalog.Weights  `json:"Weights,omitempty"`
 	Check   *CheckDefinition  `json:"Check,omitempty"`
 	Checks  []CheckDefinition `json:"Checks,omitempty"`
+
+	// Consul's other registration fields (servicefields.go).
+	serviceConsulFields
 }
 
 // CheckDefinition is a health check as Consul's API and definition files
@@ -57,6 +60,9 @@ type CheckDefinition struct {
 	FailuresBeforeWarning          int                 `json:"FailuresBeforeWarning,omitempty"`
 	FailuresBeforeCritical         int                 `json:"FailuresBeforeCritical,omitempty"`
 	DeregisterCriticalServiceAfter Duration            `json:"DeregisterCriticalServiceAfter,omitempty"`
+
+	// Check types and fields beyond the first five (checktypes.go).
+	checkTypeFields
 }
 
 // Duration decodes Consul's durations: a Go duration string ("10s"), or a
@@ -110,6 +116,13 @@ var snakeAliases = map[string]string{
 	"success_before_passing": "SuccessBeforePassing", "failures_before_critical": "FailuresBeforeCritical",
 	"failures_before_warning":           "FailuresBeforeWarning",
 	"deregister_critical_service_after": "DeregisterCriticalServiceAfter",
+	// checktypes.go
+	"udp": "UDP", "h2ping": "H2PING", "h2ping_use_tls": "H2PingUseTLS", "h2pingusetls": "H2PingUseTLS",
+	"docker_container_id": "DockerContainerID", "dockercontainerid": "DockerContainerID", "shell": "Shell",
+	"alias_node": "AliasNode", "aliasnode": "AliasNode", "alias_service": "AliasService", "aliasservice": "AliasService",
+	"os_service": "OSService", "osservice": "OSService", "disable_redirects": "DisableRedirects",
+	"disableredirects": "DisableRedirects", "tcp_use_tls": "TCPUseTLS", "tcpusetls": "TCPUseTLS",
+	"output_max_size": "OutputMaxSize", "outputmaxsize": "OutputMaxSize", "script": "Script",
 }
 
 // userMaps are keys whose values are user maps, left as they are.
@@ -205,6 +218,9 @@ func (d *ServiceDefinition) Build(scriptChecks bool) (catalog.Service, []checks.
 			svc.Weights.Passing = 1
 		}
 	}
+	if err := d.serviceConsulFields.apply(d.Port, &svc); err != nil {
+		return catalog.Service{}, nil, err
+	}
 	if err := svc.Validate(); err != nil {
 		return catalog.Service{}, nil, err
 	}
@@ -288,6 +304,9 @@ func (c *CheckDefinition) build(id string, scriptChecks bool) (checks.Definition
 	}
 	if def.Name == "" {
 		def.Name = id
+	}
+	if err := c.checkTypeFields.apply(&def); err != nil {
+		return checks.Definition{}, fmt.Errorf("%w: %w", err, catalog.ErrInvalid)
 	}
 	if err := def.Validate(checks.Config{EnableScriptChecks: scriptChecks}); err != nil {
 		return checks.Definition{}, fmt.Errorf("%w: %w", err, catalog.ErrInvalid)

@@ -67,6 +67,10 @@ type Config struct {
 	// may wait before it is published (Consul's check_update_interval);
 	// zero means the default of 5 minutes.
 	CheckUpdateInterval time.Duration
+	// DockerSocket is the Docker Engine socket Docker checks use, and
+	// Catalog the view alias checks follow (checks.Config).
+	DockerSocket string
+	Catalog      checks.Catalog
 }
 
 // State is the agent's own node: the services and checks it owns, their
@@ -100,6 +104,8 @@ type State struct {
 	lazyDue   time.Time // a publish is due by then; zero if none
 	now       func() time.Time
 	gen       uint64   // bumped on every change
+	pubGen    uint64   // gen of the last record published
+	pubDone   bool     // a record has been published
 	svcOrder  []string // sorted service IDs of the last record
 	chkOrder  []string // sorted check IDs of the last record
 
@@ -133,7 +139,7 @@ func New(cfg Config, logger *slog.Logger, publish func(*catalog.NodeRecord)) *St
 	l.dataDir = cfg.DataDir
 	l.held = map[string]bool{}
 	l.keyFree = sync.NewCond(&l.mu)
-	l.runner = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks}, logger, l.applyResult)
+	l.runner = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks, DockerSocket: cfg.DockerSocket, Catalog: cfg.Catalog}, logger, l.applyResult)
 	return l
 }
 
