@@ -509,16 +509,32 @@ func (l *State) markLazyLocked(d time.Duration) {
 
 // Publish hands the current record to the publish function (at start-up,
 // once the gossip address is set; every change publishes by itself).
-func (l *State) Publish() { l.publish() }
+func (l *State) Publish() { l.publishAt(0, true) }
 
-// publish builds this node's record and hands it on. publishMu keeps
-// records in version order when changes race.
+// publish hands on a record that holds every change made before the call.
 func (l *State) publish() {
+	l.mu.Lock()
+	gen := l.gen
+	l.mu.Unlock()
+	l.publishAt(gen, false)
+}
+
+// publishAt builds this node's record and hands it on, unless (and not
+// force) a record built after change gen is already out. publishMu keeps
+// records in version order when changes race, and coalesces them: callers
+// that waited for it while another built a record holding their change
+// return at once, so N concurrent changes cost one record, not N.
+func (l *State) publishAt(gen uint64, force bool) {
 	l.publishMu.Lock()
 	defer l.publishMu.Unlock()
 	l.mu.Lock()
+	if !force && l.pubDone && l.pubGen >= gen {
+		l.mu.Unlock()
+		return
+	}
 	l.lazyDue = time.Time{}
 	rec := l.recordLocked()
+	l.pubGen, l.pubDone = l.gen, true
 	l.mu.Unlock()
 	l.publishFn(rec)
 }

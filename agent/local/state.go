@@ -104,6 +104,8 @@ type State struct {
 	lazyDue   time.Time // a publish is due by then; zero if none
 	now       func() time.Time
 	gen       uint64   // bumped on every change
+	pubGen    uint64   // gen of the last record published
+	pubDone   bool     // a record has been published
 	svcOrder  []string // sorted service IDs of the last record
 	chkOrder  []string // sorted check IDs of the last record
 
