@@ -22,9 +22,6 @@ type Store struct {
 	dirty map[string]struct{}
 	snap  atomic.Pointer[Snapshot]
 	now   func() time.Time
-	// remotes are the other datacenters (remote.go), carried into every
-	// snapshot.
-	remotes *remoteSet
 }
 
 type nodeState struct {
@@ -220,7 +217,6 @@ func (s *Store) publishLocked() {
 		svcAddrs:   prev.svcAddrs,
 		nodesIndex: prev.nodesIndex,
 		svcsIndex:  prev.svcsIndex,
-		remotes:    s.remotes,
 		changed:    make(chan struct{}),
 	}
 	b := snapBuilder{prev: prev, next: next, ed: new(edit), idx: idx, touched: map[string]*svcTouch{}}
