@@ -19,9 +19,10 @@ const MaxRecordSize = 16 << 20
 
 // recordFormat is the first byte of an encoded record; it lets the format
 // change later without ambiguity. Format 2 added the owner's signature;
-// records of format 1 (unsigned) are refused, so every agent of a cluster
-// must run a version that writes format 2.
-const recordFormat byte = 2
+// format 3 signs the record in pieces (pieces.go), so that a change costs
+// what changed. Records of other formats are refused, so every agent of a
+// cluster must run a version that writes format 3.
+const recordFormat byte = 3
 
 // ErrSignature marks a record whose signature is missing or does not
 // verify against its owner's key.
@@ -29,7 +30,7 @@ var ErrSignature = errors.New("node record signature does not verify")
 
 // signedPrefix starts the bytes a record's signature covers, so that the
 // signature cannot be taken for one over anything else.
-const signedPrefix = "chorus node record v2\n"
+const signedPrefix = "chorus node record v3\n"
 
 // NodeRecord is everything one agent publishes about its node: the node,
 // its services and its checks with their current states. The owning agent
@@ -49,35 +50,57 @@ type NodeRecord struct {
 	// Signature is the owner's Ed25519 signature over SignedBytes: every
 	// other field, canonically encoded. Set by Sign, checked by Verify.
 	Signature []byte `json:"Sig,omitempty"`
+
+	// tree is the hash tree of Services and Checks, when it is known to
+	// hold (DecodeRecord, ApplyDelta, SetPieceTree); nil means it is
+	// computed when needed.
+	tree *PieceTree
 }
 
-// SignedBytes returns what the record's signature covers: a fixed prefix
-// and the JSON encoding of every field but Signature, with services and
-// checks in canonical order (the order Sort and DecodeRecord leave them
-// in). JSON encoding of these types is deterministic, and decoding an
-// encoded record and encoding it again yields the same bytes, so a
-// receiver recomputes them from the record it decoded (strings with
-// invalid UTF-8 are taken as the receiver decodes them).
+// SetPieceTree attaches t, which must be the tree of r's services and
+// checks (BuildTree over their leaves), so that Sign and Verify need not
+// compute it: the owner's incremental path. r must not be modified
+// afterwards.
+func (r *NodeRecord) SetPieceTree(t *PieceTree) { r.tree = t }
+
+// PieceTree returns the tree of r's services and checks (r must be in
+// canonical order): the one attached, else a new one.
+func (r *NodeRecord) PieceTree() (*PieceTree, error) {
+	if r.tree != nil {
+		return r.tree, nil
+	}
+	return computeTree(r)
+}
+
+// SignedBytes returns what the record's signature covers: a fixed prefix,
+// the canonical JSON of every field but Services, Checks and Signature
+// (the header), and the root of the hash tree of the services and checks
+// (pieces.go), which must be in canonical order (the order Sort and
+// DecodeRecord leave them in). JSON encoding of these types is
+// deterministic, and decoding an encoded record and encoding it again
+// yields the same bytes, so a receiver recomputes them from the record it
+// decoded (strings with invalid UTF-8 are taken as the receiver decodes
+// them).
 func (r *NodeRecord) SignedBytes() ([]byte, error) {
+	t, err := r.PieceTree()
+	if err != nil {
+		return nil, err
+	}
+	return r.signedBytes(t)
+}
+
+func (r *NodeRecord) signedBytes(t *PieceTree) ([]byte, error) {
 	c := *r
-	c.Signature = nil
-	raw, err := json.Marshal(&c)
+	c.Services, c.Checks, c.Signature, c.tree = nil, nil, nil, nil
+	raw, err := canonicalJSON(&c)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
 	}
-	if bytes.Contains(raw, []byte(`\ufffd`)) {
-		// A string held invalid UTF-8, which the encoding replaced with
-		// escaped U+FFFD; a receiver decodes the replacement character
-		// and encodes it unescaped. Cover what the receiver computes.
-		var d NodeRecord
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
-		}
-		if raw, err = json.Marshal(&d); err != nil {
-			return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
-		}
-	}
-	return append([]byte(signedPrefix), raw...), nil
+	root := t.Root()
+	b := make([]byte, 0, len(signedPrefix)+len(raw)+len(root))
+	b = append(b, signedPrefix...)
+	b = append(b, raw...)
+	return append(b, root[:]...), nil
 }
 
 // Sign sorts the record and sets its Signature with key (the owner's).
@@ -232,5 +255,12 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 	// node's record, so keep them at their length.
 	r.Services = slices.Clone(r.Services)
 	r.Checks = slices.Clone(r.Checks)
+	// The tree is computed here, from what was decoded, so that Verify
+	// and a later delta (ApplyDelta) start from it.
+	t, err := computeTree(&r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
+	}
+	r.tree = t
 	return &r, nil
 }

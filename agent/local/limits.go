@@ -83,10 +83,8 @@ func (l *State) recordJSONSizeLocked() int {
 	size := jsonLen(head)
 	nsvc, nchk := 0, 0
 	for _, s := range l.services {
-		if s.jsonSize == 0 || s.jsonLoad != s.Service.Load {
-			s.jsonSize, s.jsonLoad = jsonLen(s.Service), s.Service.Load
-		}
-		size += s.jsonSize + 1
+		_, n := l.serviceLeafLocked(s)
+		size += n + 1
 		nsvc++
 		if s.Maint != nil {
 			size += jsonLen(l.serviceMaintCheck(s)) + 1

@@ -533,7 +533,7 @@ func (l *State) publishAt(gen uint64, force bool) {
 		return
 	}
 	l.lazyDue = time.Time{}
-	rec := l.recordLocked()
+	rec := l.signableRecordLocked()
 	l.pubGen, l.pubDone = l.gen, true
 	l.mu.Unlock()
 	l.publishFn(rec)

@@ -31,10 +31,13 @@ type localService struct {
 	CheckIDs []string
 	// Maint is the maintenance reason, or nil.
 	Maint *string
-	// jsonSize caches the length of Service's JSON while Service.Load is
-	// jsonLoad (see recordJSONSizeLocked).
+	// jsonSize and leaf cache the length of Service's JSON and its leaf
+	// in the record's hash tree while Service.Load is jsonLoad (see
+	// serviceLeafLocked); the rest of Service never changes for one
+	// localService.
 	jsonSize int
 	jsonLoad float64
+	leaf     catalog.Leaf
 }
 
 // localCheck is one check this agent owns and runs.
@@ -46,10 +49,12 @@ type localCheck struct {
 	Output string
 	// criticalSince is when the check last turned critical, zero if not.
 	criticalSince time.Time
-	// record and jsonSize cache the check as the record carries it and the
-	// length of its JSON while jsonKey holds (checkRecordLocked).
+	// record, jsonSize and leaf cache the check as the record carries it,
+	// the length of its JSON and its leaf in the record's hash tree while
+	// jsonKey holds (checkRecordLocked).
 	record   catalog.Check
 	jsonSize int
+	leaf     catalog.Leaf
 	jsonKey  checkSizeKey
 }
 
@@ -103,11 +108,12 @@ type State struct {
 	nodeMaint *string
 	lazyDue   time.Time // a publish is due by then; zero if none
 	now       func() time.Time
-	gen       uint64   // bumped on every change
-	pubGen    uint64   // gen of the last record published
-	pubDone   bool     // a record has been published
-	svcOrder  []string // sorted service IDs of the last record
-	chkOrder  []string // sorted check IDs of the last record
+	gen       uint64             // bumped on every change
+	pubGen    uint64             // gen of the last record published
+	pubDone   bool               // a record has been published
+	svcOrder  []string           // sorted service IDs of the last record
+	pubTree   *catalog.PieceTree // hash tree of the last record published
+	chkOrder  []string           // sorted check IDs of the last record
 
 	dataDir  string           // "" = no persistence
 	jnl      *journal.Journal // set by Restore when dataDir is set
@@ -167,22 +173,47 @@ func (l *State) SetGossip(addr string) {
 
 // recordLocked builds the node record from the current state. Services
 // and checks are walked in an ID order kept from one record to the next
-// (sorted again only when the set of IDs changed) and each check's record
-// form is cached until its status, output or service name changes, so a
-// record costs a copy of the previous one's elements. The record shares
-// the services' Tags and Meta, which the State never modifies in place:
-// like every record handed to the publish function, it must not be
-// modified.
+// (sorted again only when the set of IDs changed) and each piece's record
+// form, JSON size and leaf hash are cached until it changes, so a record
+// costs a copy of the previous one's elements. The record shares the
+// services' Tags and Meta, which the State never modifies in place: like
+// every record handed to the publish function, it must not be modified.
 func (l *State) recordLocked() *catalog.NodeRecord {
-	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
+	rec, _, _ := l.buildRecordLocked(false)
+	return rec
+}
+
+// signableRecordLocked is recordLocked with the record's hash tree
+// attached (catalog.NodeRecord.SetPieceTree): the tree is built from the
+// cached leaves and shares the buckets that did not change with the
+// previous record's, so signing costs the changed pieces.
+func (l *State) signableRecordLocked() *catalog.NodeRecord {
+	rec, chkLeaves, svcLeaves := l.buildRecordLocked(true)
+	leaves := append(chkLeaves, svcLeaves...)
+	t := catalog.BuildTree(l.pubTree, leaves)
+	l.pubTree = t
+	rec.SetPieceTree(t)
+	return rec
+}
+
+func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chkLeaves, svcLeaves []catalog.Leaf) {
+	rec = &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	l.svcOrder = keepSorted(l.svcOrder, l.services)
 	l.chkOrder = keepSorted(l.chkOrder, l.checks)
 	rec.Services = make([]catalog.Service, 0, len(l.services))
 	rec.Checks = make([]catalog.Check, 0, len(l.checks))
+	if withLeaves {
+		svcLeaves = make([]catalog.Leaf, 0, len(l.services))
+		chkLeaves = make([]catalog.Leaf, 0, len(l.checks)+1)
+	}
 	maint := false
 	for _, id := range l.svcOrder {
 		s := l.services[id]
 		rec.Services = append(rec.Services, s.Service)
+		if withLeaves {
+			lf, _ := l.serviceLeafLocked(s)
+			svcLeaves = append(svcLeaves, lf)
+		}
 		if s.Maint != nil {
 			rec.Checks = append(rec.Checks, l.serviceMaintCheck(s))
 			maint = true
@@ -193,13 +224,51 @@ func (l *State) recordLocked() *catalog.NodeRecord {
 		maint = true
 	}
 	for _, id := range l.chkOrder {
-		cc, _ := l.checkRecordLocked(l.checks[id])
+		c := l.checks[id]
+		cc, _ := l.checkRecordLocked(c)
 		rec.Checks = append(rec.Checks, cc)
+		if withLeaves {
+			chkLeaves = append(chkLeaves, c.leaf)
+		}
 	}
 	if maint {
 		slices.SortFunc(rec.Checks, func(a, b catalog.Check) int { return strings.Compare(a.CheckID, b.CheckID) })
+		if withLeaves {
+			// Maintenance checks are rare: their leaves are computed
+			// each time, and the check leaves sorted again.
+			chkLeaves = chkLeaves[:0]
+			for i := range rec.Checks {
+				id := rec.Checks[i].CheckID
+				if c := l.checks[id]; c != nil && !isMaintID(id) {
+					chkLeaves = append(chkLeaves, c.leaf)
+					continue
+				}
+				lf, _, _ := catalog.CheckLeaf(&rec.Checks[i])
+				chkLeaves = append(chkLeaves, lf)
+			}
+		}
 	}
-	return rec
+	return rec, chkLeaves, svcLeaves
+}
+
+// isMaintID reports whether id is one of the maintenance checks' IDs.
+func isMaintID(id string) bool {
+	return id == catalog.NodeMaintCheckID || strings.HasPrefix(id, catalog.ServiceMaintCheckPrefix)
+}
+
+// serviceLeafLocked returns s's leaf in the record's hash tree and the
+// length of its JSON, cached in s until its load changes.
+func (l *State) serviceLeafLocked(s *localService) (catalog.Leaf, int) {
+	if s.jsonSize == 0 || s.jsonLoad != s.Service.Load {
+		lf, n, err := catalog.ServiceLeaf(&s.Service)
+		if err != nil {
+			// A Service always encodes; an error leaves a leaf that no
+			// receiver computes, which fails verification there.
+			l.logger.Error("encode service", "service", s.Service.ID, "err", err)
+		}
+		s.leaf, s.jsonSize, s.jsonLoad = lf, n, s.Service.Load
+	}
+	return s.leaf, s.jsonSize
 }
 
 // keepSorted returns the sorted keys of m, reusing order when it already
@@ -231,7 +300,11 @@ func (l *State) checkRecordLocked(c *localCheck) (catalog.Check, int) {
 	k := checkSizeKey{status: c.Status, output: c.Output, serviceName: svcName}
 	if c.jsonSize == 0 || c.jsonKey != k {
 		c.record = l.catalogCheckLocked(c)
-		c.jsonSize, c.jsonKey = jsonLen(c.record), k
+		lf, n, err := catalog.CheckLeaf(&c.record)
+		if err != nil {
+			l.logger.Error("encode check", "check", c.Def.ID, "err", err)
+		}
+		c.leaf, c.jsonSize, c.jsonKey = lf, n, k
 	}
 	return c.record, c.jsonSize
 }

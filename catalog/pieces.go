@@ -1,0 +1,300 @@
+package catalog
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// A node record is signed in pieces, so that a change costs what changed:
+// every service and every check is a piece whose leaf hash is SHA-256 of
+// its kind and its canonical JSON; the pieces fall into pieceBuckets
+// buckets by a hash of their kind and ID; a bucket's hash covers its
+// leaves in ID order; the root covers the bucket hashes in order; and the
+// signature covers the record's other fields (the header) and the root
+// (SignedBytes). Changing one service re-encodes that service, rehashes
+// its bucket (a few dozen leaves at 10,000 pieces) and the root (8 KiB),
+// and signs a short message.
+//
+// Soundness: the tree is always computed by whoever checks a signature,
+// from the pieces it holds (DecodeRecord from a whole record, ApplyDelta
+// from the record it held and the delta's pieces), never taken from the
+// wire; SHA-256's collision resistance then binds the signature to every
+// piece.
+
+// pieceBuckets is the number of buckets of a PieceTree.
+const pieceBuckets = 256
+
+// Piece kinds, the first byte hashed into a leaf.
+const (
+	PieceService byte = 's'
+	PieceCheck   byte = 'c'
+)
+
+// treePrefix starts the bytes a root hash covers.
+const treePrefix = "chorus piece tree v1\n"
+
+// Leaf is one piece of a node record as its PieceTree holds it.
+type Leaf struct {
+	Kind byte // PieceService or PieceCheck
+	ID   string
+	Sum  [32]byte
+}
+
+// less orders leaves within a bucket: by kind, then ID.
+func (a *Leaf) compare(b *Leaf) int {
+	if a.Kind != b.Kind {
+		return int(a.Kind) - int(b.Kind)
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// bucketOf is the bucket of a piece: FNV-1a of its kind and ID.
+func bucketOf(kind byte, id string) int {
+	h := uint32(2166136261)
+	h = (h ^ uint32(kind)) * 16777619
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return int(h % pieceBuckets)
+}
+
+// PieceTree is the hash tree of a record's pieces (see above). A
+// PieceTree is immutable: With and BuildTree return new trees that share
+// unchanged buckets with the old one. It is safe for concurrent use.
+type PieceTree struct {
+	buckets [pieceBuckets][]Leaf // each sorted by kind, then ID
+	sums    [pieceBuckets][32]byte
+	root    [32]byte
+	n       int
+}
+
+// Root returns the tree's root hash.
+func (t *PieceTree) Root() [32]byte { return t.root }
+
+// Len returns the number of pieces in the tree.
+func (t *PieceTree) Len() int { return t.n }
+
+func bucketSum(leaves []Leaf) [32]byte {
+	if len(leaves) == 0 {
+		return [32]byte{}
+	}
+	h := sha256.New()
+	for i := range leaves {
+		h.Write(leaves[i].Sum[:])
+	}
+	var s [32]byte
+	h.Sum(s[:0])
+	return s
+}
+
+func (t *PieceTree) sumRoot() {
+	h := sha256.New()
+	h.Write([]byte(treePrefix))
+	for i := range t.sums {
+		h.Write(t.sums[i][:])
+	}
+	h.Sum(t.root[:0])
+}
+
+// BuildTree returns the tree of leaves, which must be every piece of a
+// record in canonical order: its checks, then its services, each sorted
+// by ID (the order of NodeRecord.Sort). Buckets whose leaves equal those
+// of prev (which may be nil) keep prev's hash, so a rebuild costs one
+// pass over the leaves plus the hashing of the buckets that changed.
+func BuildTree(prev *PieceTree, leaves []Leaf) *PieceTree {
+	t := &PieceTree{n: len(leaves)}
+	counts := [pieceBuckets]int32{}
+	for i := range leaves {
+		counts[bucketOf(leaves[i].Kind, leaves[i].ID)]++
+	}
+	// One backing array for every bucket.
+	all := make([]Leaf, len(leaves))
+	off := 0
+	for b := range t.buckets {
+		t.buckets[b] = all[off : off : off+int(counts[b])]
+		off += int(counts[b])
+	}
+	for i := range leaves {
+		b := bucketOf(leaves[i].Kind, leaves[i].ID)
+		t.buckets[b] = append(t.buckets[b], leaves[i])
+	}
+	for b := range t.buckets {
+		if prev != nil && sameLeaves(prev.buckets[b], t.buckets[b]) {
+			t.sums[b] = prev.sums[b]
+			continue
+		}
+		t.sums[b] = bucketSum(t.buckets[b])
+	}
+	t.sumRoot()
+	return t
+}
+
+func sameLeaves(a, b []Leaf) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Sum != b[i].Sum {
+			return false
+		}
+	}
+	return true
+}
+
+// With returns the tree with the leaves in set added or replaced (by kind
+// and ID) and the pieces in del (kind and ID; Sum ignored) removed. Only
+// the buckets they fall in are copied and rehashed.
+func (t *PieceTree) With(set, del []Leaf) *PieceTree {
+	n := &PieceTree{buckets: t.buckets, sums: t.sums, n: t.n}
+	touched := map[int]bool{}
+	own := func(b int) {
+		if !touched[b] {
+			touched[b] = true
+			n.buckets[b] = slices.Clone(n.buckets[b])
+		}
+	}
+	for i := range del {
+		b := bucketOf(del[i].Kind, del[i].ID)
+		own(b)
+		if j, ok := slices.BinarySearchFunc(n.buckets[b], del[i], func(x, y Leaf) int { return x.compare(&y) }); ok {
+			n.buckets[b] = slices.Delete(n.buckets[b], j, j+1)
+			n.n--
+		}
+	}
+	for i := range set {
+		b := bucketOf(set[i].Kind, set[i].ID)
+		own(b)
+		j, ok := slices.BinarySearchFunc(n.buckets[b], set[i], func(x, y Leaf) int { return x.compare(&y) })
+		if ok {
+			n.buckets[b][j] = set[i]
+		} else {
+			n.buckets[b] = slices.Insert(n.buckets[b], j, set[i])
+			n.n++
+		}
+	}
+	for b := range touched {
+		n.sums[b] = bucketSum(n.buckets[b])
+	}
+	n.sumRoot()
+	return n
+}
+
+// DiffTrees returns the pieces of b that a lacks or holds otherwise
+// (set) and the pieces of a that b lacks (del). It compares bucket hashes
+// first, so its cost is that of the buckets that differ.
+func DiffTrees(a, b *PieceTree) (set, del []Leaf) {
+	for i := range a.sums {
+		if a.sums[i] == b.sums[i] {
+			continue
+		}
+		x, y := a.buckets[i], b.buckets[i]
+		for len(x) > 0 || len(y) > 0 {
+			switch {
+			case len(y) == 0:
+				del = append(del, x[0])
+				x = x[1:]
+			case len(x) == 0:
+				set = append(set, y[0])
+				y = y[1:]
+			default:
+				switch c := x[0].compare(&y[0]); {
+				case c < 0:
+					del = append(del, x[0])
+					x = x[1:]
+				case c > 0:
+					set = append(set, y[0])
+					y = y[1:]
+				default:
+					if x[0].Sum != y[0].Sum {
+						set = append(set, y[0])
+					}
+					x, y = x[1:], y[1:]
+				}
+			}
+		}
+	}
+	return set, del
+}
+
+// canonicalJSON returns the JSON of v as a receiver re-encodes it after
+// decoding: a string with invalid UTF-8 is encoded with escaped U+FFFD,
+// which a receiver decodes and encodes unescaped, so such a value is
+// taken through one round trip.
+func canonicalJSON[T any](v *T) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(raw, []byte(`\ufffd`)) {
+		var d T
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, err
+		}
+		if raw, err = json.Marshal(&d); err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
+}
+
+func leafSum(kind byte, raw []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{kind})
+	h.Write(raw)
+	var s [32]byte
+	h.Sum(s[:0])
+	return s
+}
+
+// ServiceLeaf returns s's leaf and the length of its JSON (what it adds
+// to a record's encoding, before compression).
+func ServiceLeaf(s *Service) (Leaf, int, error) {
+	raw, err := canonicalJSON(s)
+	if err != nil {
+		return Leaf{}, 0, fmt.Errorf("encode service %q: %w", s.ID, err)
+	}
+	return Leaf{Kind: PieceService, ID: s.ID, Sum: leafSum(PieceService, raw)}, len(raw), nil
+}
+
+// CheckLeaf returns c's leaf and the length of its JSON.
+func CheckLeaf(c *Check) (Leaf, int, error) {
+	raw, err := canonicalJSON(c)
+	if err != nil {
+		return Leaf{}, 0, fmt.Errorf("encode check %q: %w", c.CheckID, err)
+	}
+	return Leaf{Kind: PieceCheck, ID: c.CheckID, Sum: leafSum(PieceCheck, raw)}, len(raw), nil
+}
+
+// recordLeaves returns the leaves of every piece of r, in the order
+// BuildTree takes (r must be sorted).
+func recordLeaves(r *NodeRecord) ([]Leaf, error) {
+	leaves := make([]Leaf, 0, len(r.Services)+len(r.Checks))
+	for i := range r.Checks {
+		l, _, err := CheckLeaf(&r.Checks[i])
+		if err != nil {
+			return nil, err
+		}
+		leaves = append(leaves, l)
+	}
+	for i := range r.Services {
+		l, _, err := ServiceLeaf(&r.Services[i])
+		if err != nil {
+			return nil, err
+		}
+		leaves = append(leaves, l)
+	}
+	return leaves, nil
+}
+
+// computeTree returns the tree of r's pieces (r must be sorted).
+func computeTree(r *NodeRecord) (*PieceTree, error) {
+	leaves, err := recordLeaves(r)
+	if err != nil {
+		return nil, err
+	}
+	return BuildTree(nil, leaves), nil
+}
