@@ -22,6 +22,9 @@ type Store struct {
 	dirty map[string]struct{}
 	snap  atomic.Pointer[Snapshot]
 	now   func() time.Time
+	// remotes are the other datacenters (remote.go), carried into every
+	// snapshot.
+	remotes *remoteSet
 }
 
 type nodeState struct {
@@ -217,6 +220,7 @@ func (s *Store) publishLocked() {
 		svcAddrs:   prev.svcAddrs,
 		nodesIndex: prev.nodesIndex,
 		svcsIndex:  prev.svcsIndex,
+		remotes:    s.remotes,
 		changed:    make(chan struct{}),
 	}
 	b := snapBuilder{prev: prev, next: next, ed: new(edit), idx: idx, touched: map[string]*svcTouch{}}
@@ -227,10 +231,11 @@ func (s *Store) publishLocked() {
 	}
 	sort.Strings(names)
 	clear(s.dirty)
+	next.tombs = s.tombstonesLocked(names, prev.tombs)
 	for _, name := range names {
 		old, _ := prev.nodes.get(name)
 		var neu *NodeEntry
-		if n := s.nodes[name]; n != nil && served(n.status) {
+		if n := s.nodes[name]; n != nil && (served(n.status) || n.rec.liveExternal()) {
 			if n.entry == nil {
 				n.entry = buildNode(name, n.addr, n.rec, n.status, idx)
 			}

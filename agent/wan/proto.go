@@ -1,0 +1,196 @@
+package wan
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Wire format. Packets and streams start with chorusMagic, the byte the
+// gossip transport routes to Chorus rather than to memberlist, then
+// typeWAN (which the record replication never uses), then a kind byte.
+const (
+	chorusMagic byte = 0xC5
+	typeWAN     byte = 'W'
+
+	kindNotice byte = 'n' // UDP: entries the sender holds, maybe one inline; no reply
+	kindDigest byte = 'd' // UDP: every entry the sender holds; the receiver replies with what the sender lacks
+	kindPull   byte = 'p' // TCP: a request for one datacenter's summary
+)
+
+// maxPacketBody bounds a notice or digest body; maxInline bounds an
+// encoded summary sent inline in a notice, so that the datagram stays
+// within one Ethernet frame after base64 and sealing.
+const (
+	maxPacketBody = 64 << 10
+	maxInline     = 800
+	maxEntries    = 1024
+	maxFrame      = MaxSummarySize + 1024
+)
+
+// entry is a summary's identity and freshness as notices, digests and
+// pulls carry it.
+type entry struct {
+	DC string `json:"d"`
+	// V is the summary version.
+	V uint64 `json:"v"`
+	// C is when a speaker last saw the datacenter reachable (unix ms).
+	C int64 `json:"c"`
+	// R is the WAN round-trip time a speaker estimated (microseconds).
+	R int64 `json:"r,omitempty"`
+}
+
+// message is the body of a notice or a digest.
+type message struct {
+	E []entry `json:"e"`
+	// S is the encoded summary of E[0], inline, when it is small.
+	S []byte `json:"s,omitempty"`
+}
+
+var errMessage = errors.New("malformed wan message")
+
+func decodeMessage(b []byte) (message, error) {
+	var m message
+	if len(b) > maxPacketBody {
+		return m, fmt.Errorf("%w: %d bytes", errMessage, len(b))
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%w: %v", errMessage, err)
+	}
+	if len(m.E) > maxEntries {
+		return m, fmt.Errorf("%w: %d entries", errMessage, len(m.E))
+	}
+	for _, e := range m.E {
+		if e.V == 0 || len(e.DC) == 0 || len(e.DC) > 63 || e.C < 0 || e.R < 0 {
+			return m, fmt.Errorf("%w: entry %+v", errMessage, e)
+		}
+	}
+	if len(m.S) > 0 && len(m.E) == 0 {
+		return m, fmt.Errorf("%w: inline summary without entry", errMessage)
+	}
+	return m, nil
+}
+
+// sealer encrypts and authenticates the package's traffic with the
+// gossip keyring (AES-GCM, the primary key to seal, every installed key
+// tried to open). A nil keyring means plain text.
+type sealer struct{ keyring *memberlist.Keyring }
+
+const nonceSize = 12
+
+var errOpen = errors.New("cannot decrypt: no installed key matches (wrong or missing gossip key?)")
+
+func (s sealer) seal(plain, ad []byte) ([]byte, error) {
+	if s.keyring == nil {
+		return plain, nil
+	}
+	gcm, err := newGCM(s.keyring.GetPrimaryKey())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, nonceSize, nonceSize+len(plain)+gcm.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return nil, err
+	}
+	return gcm.Seal(out, out, plain, ad), nil
+}
+
+func (s sealer) open(sealed, ad []byte) ([]byte, error) {
+	if s.keyring == nil {
+		return sealed, nil
+	}
+	if len(sealed) < nonceSize {
+		return nil, errOpen
+	}
+	for _, k := range s.keyring.GetKeys() {
+		gcm, err := newGCM(k)
+		if err != nil {
+			continue
+		}
+		if plain, err := gcm.Open(nil, sealed[:nonceSize], sealed[nonceSize:], ad); err == nil {
+			return plain, nil
+		}
+	}
+	return nil, errOpen
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// packet returns a sealed datagram of kind.
+func (s sealer) packet(kind byte, body []byte) ([]byte, error) {
+	hdr := []byte{chorusMagic, typeWAN, kind}
+	sealed, err := s.seal(body, hdr)
+	if err != nil {
+		return nil, err
+	}
+	return append(hdr, sealed...), nil
+}
+
+// writeFrame writes a 4-byte length and the sealed body.
+func (s sealer) writeFrame(w io.Writer, kind byte, body []byte) error {
+	sealed, err := s.seal(body, []byte{chorusMagic, typeWAN, kind, 'f'})
+	if err != nil {
+		return err
+	}
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(sealed)))
+	if _, err := w.Write(n[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(sealed)
+	return err
+}
+
+// readFrame reads one frame of at most limit bytes and opens it.
+func (s sealer) readFrame(r io.Reader, kind byte, limit int) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	size := int(binary.BigEndian.Uint32(n[:]))
+	if size > limit {
+		return nil, fmt.Errorf("%w: frame of %d bytes, over %d", errMessage, size, limit)
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	return s.open(buf, []byte{chorusMagic, typeWAN, kind, 'f'})
+}
+
+// pullResponse is a pull's answer: the entry (JSON, length-prefixed) and
+// the encoded summary; an empty entry DC means "not held".
+func encodePullResponse(e entry, enc []byte) []byte {
+	j, _ := json.Marshal(e)
+	out := binary.BigEndian.AppendUint16(nil, uint16(len(j)))
+	out = append(out, j...)
+	return append(out, enc...)
+}
+
+func decodePullResponse(b []byte) (entry, []byte, error) {
+	var e entry
+	if len(b) < 2 {
+		return e, nil, fmt.Errorf("%w: short pull response", errMessage)
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+n {
+		return e, nil, fmt.Errorf("%w: short pull response", errMessage)
+	}
+	if err := json.Unmarshal(b[2:2+n], &e); err != nil {
+		return e, nil, fmt.Errorf("%w: %v", errMessage, err)
+	}
+	return e, b[2+n:], nil
+}
