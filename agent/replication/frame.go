@@ -62,6 +62,9 @@ func (s *Syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
 			return err
 		}
 		_, err := w.Write(body)
+		if err == nil {
+			s.metrics.count(packetKind(typ), dirSent, plainHeader+len(body))
+		}
 		return err
 	}
 	var n [4]byte
@@ -78,6 +81,9 @@ func (s *Syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
 		return err
 	}
 	_, err = w.Write(sealed)
+	if err == nil {
+		s.metrics.count(packetKind(typ), dirSent, len(hdr)+len(sealed))
+	}
 	return err
 }
 
@@ -102,6 +108,7 @@ func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
 		if len(b) != int(n) {
 			return nil, io.ErrUnexpectedEOF
 		}
+		s.metrics.count(packetKind(typ), dirReceived, plainHeader+len(b))
 		return b, nil
 	}
 	var hdr [sealedHeader]byte
@@ -123,6 +130,7 @@ func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
+	s.metrics.count(packetKind(typ), dirReceived, sealedHeader+len(buf))
 	return s.seal.open(buf, append([]byte{chorusMagic, typ, 'b'}, hdr[:nonceSize]...))
 }
 

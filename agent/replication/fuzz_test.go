@@ -120,6 +120,7 @@ func FuzzHandlePacket(f *testing.F) {
 	enc, _ := catalog.EncodeRecord(rec)
 	f.Add(append([]byte{chorusMagic, pktNotice}, noticeBody("node1", 5, enc)...))
 	f.Add([]byte{chorusMagic, pktDigest, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{pktDigestFinal, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add([]byte{chorusMagic, 9})
 	store := catalog.NewStore()
 	s := New("node0", store, nil, slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewPedanticRegistry()))
@@ -142,6 +143,12 @@ func FuzzHandleStream(f *testing.F) {
 	var vec bytesBuffer
 	(&Syncer{}).writeFrame(&vec, strVector, encodeVector(vectorMsg{Name: "node1", Vector: map[string]uint64{"node1": 3}}))
 	f.Add(append([]byte{chorusMagic, strVector}, vec.b...))
+	var tree bytesBuffer
+	(&Syncer{}).writeFrame(&tree, strTree, encodeHello("node1"))
+	(&Syncer{}).writeFrame(&tree, strTree, encodeTreeRequest(treeRequest{op: opHashes, level: 0, indexes: []uint16{0}}))
+	leaf := uint16(leafOf("node1"))
+	(&Syncer{}).writeFrame(&tree, strTree, encodeTreeRequest(treeRequest{op: opEntries, indexes: []uint16{leaf}, entries: []vecEntry{{"node1", 3}}}))
+	f.Add(append([]byte{chorusMagic, strTree}, tree.b...))
 	store := catalog.NewStore()
 	s := New("node0", store, nil, slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewPedanticRegistry()))
 	s.Attach(fixedMembers{{Name: "node0", Addr: "127.0.0.1:7946", Status: catalog.MemberAlive},
@@ -184,4 +191,69 @@ type nowhere struct{}
 func (nowhere) WriteTo(b []byte, addr string) (time.Time, error) { return time.Now(), nil }
 func (nowhere) DialTimeout(addr string, _ time.Duration) (net.Conn, error) {
 	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errDropped}
+}
+
+func FuzzDecodeTreeRequest(f *testing.F) {
+	f.Add(encodeTreeRequest(treeRequest{op: opHashes, level: 0, indexes: []uint16{0}}))
+	f.Add(encodeTreeRequest(treeRequest{op: opHashes, level: 2, indexes: []uint16{3, 200}}))
+	leaf := uint16(leafOf("node1"))
+	f.Add(encodeTreeRequest(treeRequest{op: opEntries, indexes: []uint16{leaf}, entries: []vecEntry{{"node1", 9}}}))
+	f.Add(encodeTreeRequest(treeRequest{op: opEntries, indexes: []uint16{leaf}}))
+	f.Add([]byte{opHashes, 3, 0, 1, 0, 0})
+	f.Add([]byte{opEntries, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeTreeRequest(b)
+		if err != nil {
+			return
+		}
+		size := treeLeaves
+		if r.op == opHashes {
+			size = levelSize(r.level)
+		}
+		for i, x := range r.indexes {
+			if int(x) >= size || i > 0 && x <= r.indexes[i-1] {
+				t.Fatalf("index %d accepted (level of %d, previous in order?)", x, size)
+			}
+		}
+		if len(r.entries) > maxVectorEntries {
+			t.Fatalf("%d entries accepted", len(r.entries))
+		}
+		if err := entriesWithin(r.entries, r.indexes); err != nil {
+			t.Fatal(err)
+		}
+		if again := encodeTreeRequest(r); !bytes.Equal(again, b) {
+			t.Fatalf("request does not round-trip: %x != %x", again, b)
+		}
+	})
+}
+
+func FuzzDecodeEntries(f *testing.F) {
+	f.Add(appendEntries(nil, []vecEntry{{"node0", 1}, {"node1", 1 << 62}}))
+	f.Add(appendEntries(nil, nil))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, err := decodeEntries(b)
+		if err != nil {
+			return
+		}
+		for _, e := range es {
+			if catalog.ValidateNodeName(e.Name) != nil || e.Version == 0 {
+				t.Fatalf("entry %+v accepted", e)
+			}
+		}
+		if again := appendEntries(nil, es); !bytes.Equal(again, b) {
+			t.Fatalf("entries do not round-trip: %x != %x", again, b)
+		}
+	})
+}
+
+func FuzzDecodeHello(f *testing.F) {
+	f.Add(encodeHello("node1"))
+	f.Add([]byte{3, 'a'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, err := decodeHello(b)
+		if err == nil && !bytes.Equal(encodeHello(name), b) {
+			t.Fatalf("hello %q does not round-trip", name)
+		}
+	})
 }

@@ -3,10 +3,8 @@ package replication
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -24,9 +22,13 @@ import (
 // Message types after chorusMagic on the gossip port.
 const (
 	pktNotice byte = 1 // UDP: a node's new version, with its record when small
-	pktDigest byte = 2 // UDP: a hash of the sender's version vector
+	pktDigest byte = 2 // UDP: the sender's version tree root (antientropy.go)
 	strPull   byte = 3 // TCP: fetch records
-	strVector byte = 4 // TCP: exchange version vectors
+	// strVector exchanges whole version vectors: served for agents of
+	// the previous release during a rolling upgrade, never opened.
+	strVector      byte = 4
+	pktDigestFinal byte = 5 // UDP: a root that differed a recheck ago
+	strTree        byte = 6 // TCP: walk the version tree (treeframe.go)
 )
 
 // Sync tuning. MaxInlineRecord is the largest encoded record a notice
@@ -78,9 +80,11 @@ type Syncer struct {
 	announceCh chan struct{}
 	// applyCh carries received records to applyLoop.
 	applyCh chan received
-	// exchangeCh queues vector exchanges that peers' digests asked for;
-	// exchangeLoop runs them one at a time.
+	// exchangeCh queues tree exchanges that peers' final digests asked
+	// for; exchangeLoop runs them one at a time. recheckCh queues the
+	// final digests that differing digests are answered with.
 	exchangeCh chan string
+	recheckCh  chan recheck
 	latest     atomic.Pointer[catalog.NodeRecord]
 	ownEnc     atomic.Pointer[encodedRecord]
 	// tagCh wakes tagLoop to set the version tag to tagVersion, the
@@ -91,7 +95,9 @@ type Syncer struct {
 	mu      sync.Mutex
 	pending map[string]uint64 // node → version being fetched
 	jobs    chan pullJob
-	lastAE  map[string]time.Time // peer addr → last vector exchange
+	lastAE  map[string]time.Time // peer addr → last tree exchange
+	// lastReply: peer addr → last final digest scheduled for it.
+	lastReply map[string]time.Time
 
 	// mismatch is the aeLoop's own: member statuses that differed from
 	// the gossip layer's in its last round.
@@ -103,7 +109,7 @@ type Syncer struct {
 	joinCh     chan string
 	started    time.Time
 
-	vec atomic.Pointer[vectorCache]
+	vtree atomic.Pointer[versionTree]
 
 	// keys pins nodes' record keys and holds records that arrived
 	// before their key; warnings rate-limits the log lines of rejected
@@ -137,12 +143,6 @@ type pullJob struct {
 	notBefore time.Time
 }
 
-type vectorCache struct {
-	index uint64
-	hash  uint64
-	vec   map[string]uint64
-}
-
 // New returns a Syncer for the agent named self. keyring, when not nil,
 // seals and opens every packet and stream (the gossip keyring). It starts
 // no goroutine.
@@ -160,12 +160,14 @@ func New(self string, store Store, keyring *memberlist.Keyring, logger *slog.Log
 		announceCh: make(chan struct{}, 1),
 		applyCh:    make(chan received, applyQueue),
 		exchangeCh: make(chan string, 16),
+		recheckCh:  make(chan recheck, 64),
 		joinCh:     make(chan string, 1),
 		started:    time.Now(),
 		tagCh:      make(chan struct{}, 1),
 		pending:    make(map[string]uint64),
 		jobs:       make(chan pullJob, 1024),
 		lastAE:     make(map[string]time.Time),
+		lastReply:  make(map[string]time.Time),
 	}
 }
 
@@ -184,6 +186,7 @@ func (s *Syncer) Run(ctx context.Context) {
 	wg.Go(func() { s.tagLoop(ctx) })
 	wg.Go(func() { s.aeLoop(ctx) })
 	wg.Go(func() { s.exchangeLoop(ctx) })
+	wg.Go(func() { s.recheckLoop(ctx) })
 	wg.Go(func() { s.joinLoop(ctx) })
 	wg.Go(func() { s.applyLoop(ctx) })
 	for range pullWorkers {
@@ -195,7 +198,8 @@ func (s *Syncer) Run(ctx context.Context) {
 // Close makes the Syncer drop traffic from now on (the agent is stopping).
 func (s *Syncer) Close() { s.closed.Store(true) }
 
-// Kick asks for an immediate anti-entropy round (after a join).
+// Kick asks for an immediate anti-entropy round (after a join): its
+// digest is final, so a peer that differs exchanges at once.
 func (s *Syncer) Kick() {
 	select {
 	case s.kickCh <- struct{}{}:
@@ -231,12 +235,12 @@ func (s *Syncer) announceLoop(ctx context.Context) {
 			continue
 		}
 		s.ownEnc.Store(&encodedRecord{version: rec.Version, b: b})
-		s.sendNotices(rec, b)
 		s.tagVersion.Store(rec.Version)
 		select {
 		case s.tagCh <- struct{}{}:
 		default:
 		}
+		s.sendNotices(ctx, rec, b)
 		sentVersion = rec.Version
 		s.metrics.events.WithLabelValues("announce").Inc()
 	}
@@ -268,29 +272,6 @@ func (s *Syncer) tagLoop(ctx context.Context) {
 	}
 }
 
-// sendNotices sends one datagram to every other alive member.
-func (s *Syncer) sendNotices(rec *catalog.NodeRecord, enc []byte) {
-	inline := enc
-	if len(enc) > MaxInlineRecord {
-		inline = nil
-	}
-	pkt, err := s.packet(pktNotice, noticeBody(rec.Node.Name, rec.Version, inline))
-	if err != nil {
-		s.logger.Error("seal notice", "err", err)
-		return
-	}
-	self := s.self
-	for _, m := range s.members.Members() {
-		if m.Name == self || m.Status != catalog.MemberAlive {
-			continue
-		}
-		if _, err := s.net.WriteTo(pkt, m.Addr); err != nil {
-			s.logger.Debug("notice", "to", m.Name, "err", err)
-		}
-	}
-	s.metrics.events.WithLabelValues("notice_sent").Inc()
-}
-
 // packet frames and seals a datagram.
 func (s *Syncer) packet(typ byte, body []byte) ([]byte, error) {
 	ad := []byte{chorusMagic, typ}
@@ -308,6 +289,7 @@ func (s *Syncer) HandlePacket(p *memberlist.Packet) {
 		return
 	}
 	typ := p.Buf[1]
+	s.metrics.count(packetKind(typ), dirReceived, len(p.Buf))
 	body, err := s.seal.open(p.Buf[2:], p.Buf[:2])
 	if err != nil {
 		s.reject(rejUndecryptable, "dropping packets that do not open", "from", p.From.String(), "err", err)
@@ -316,8 +298,8 @@ func (s *Syncer) HandlePacket(p *memberlist.Packet) {
 	switch typ {
 	case pktNotice:
 		s.handleNotice(body, p.From.String())
-	case pktDigest:
-		s.handleDigest(body, p.From.String())
+	case pktDigest, pktDigestFinal:
+		s.handleDigest(body, p.From.String(), typ == pktDigestFinal)
 	default:
 		s.logger.Debug("unknown packet type", "type", typ, "from", p.From.String())
 	}
@@ -633,6 +615,8 @@ func (s *Syncer) HandleStream(c net.Conn) {
 		err = s.servePull(r, c)
 	case strVector:
 		err = s.serveVector(r, c)
+	case strTree:
+		err = s.serveTree(r, c)
 	default:
 		err = fmt.Errorf("%w: unknown stream type %d", errMalformed, hdr[1])
 	}
@@ -684,43 +668,21 @@ func (s *Syncer) encoded(name string) []byte {
 	return b
 }
 
-// vector returns this agent's version vector and its hash, cached per
-// catalog snapshot.
-func (s *Syncer) vector() *vectorCache {
-	snap := s.store.Snapshot()
-	if c := s.vec.Load(); c != nil && c.index == snap.Index {
-		return c
-	}
-	vec := make(map[string]uint64, len(snap.Nodes()))
-	h := fnv.New64a()
-	var v [8]byte
-	for _, n := range snap.Nodes() { // sorted by name
-		if n.Version == 0 {
-			continue
-		}
-		vec[n.Node.Name] = n.Version
-		h.Write([]byte(n.Node.Name))
-		binary.LittleEndian.PutUint64(v[:], n.Version)
-		h.Write(v[:])
-	}
-	c := &vectorCache{index: snap.Index, hash: h.Sum64(), vec: vec}
-	s.vec.Store(c)
-	return c
-}
-
 func (s *Syncer) aeLoop(ctx context.Context) {
 	t := time.NewTimer(aeInterval)
 	defer t.Stop()
 	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kickCh:
+			kicked = true
 		case <-t.C:
 		}
 		s.reconcileMembers()
 		s.joinUnmembered()
-		s.sendDigest()
+		s.sendDigest(kicked)
 		// 0.75–1.25 × the interval, so peers do not fall into step.
 		t.Reset(aeInterval*3/4 + rand.N(aeInterval/2))
 	}
@@ -837,105 +799,10 @@ func (s *Syncer) joinLoop(ctx context.Context) {
 	}
 }
 
-// sendDigest sends the vector hash to one random alive peer.
-func (s *Syncer) sendDigest() {
-	self := s.self
-	var peers []Member
-	for _, m := range s.members.Members() {
-		if m.Name != self && m.Status == catalog.MemberAlive {
-			peers = append(peers, m)
-		}
-	}
-	if len(peers) == 0 {
-		return
-	}
-	m := peers[rand.N(len(peers))]
-	v := s.vector()
-	body := make([]byte, 8)
-	binary.BigEndian.PutUint64(body, v.hash)
-	pkt, err := s.packet(pktDigest, body)
-	if err != nil {
-		return
-	}
-	s.net.WriteTo(pkt, m.Addr)
-}
-
-// handleDigest compares a peer's vector hash with ours and, on a mismatch,
-// exchanges vectors with it (at most once a second per peer). Only digests
-// from a member's gossip address count: the exchange pulls from the
-// address it dials.
-func (s *Syncer) handleDigest(body []byte, from string) {
-	if len(body) != 8 {
-		s.reject(rejMalformed, "dropping a malformed digest", "from", from)
-		return
-	}
-	if !s.isMemberAddr(from) {
-		s.reject(rejNotMember, "dropping a digest from an address that is no member's", "from", from)
-		return
-	}
-	if binary.BigEndian.Uint64(body) == s.vector().hash {
-		return
-	}
-	s.mu.Lock()
-	if time.Since(s.lastAE[from]) < aeInterval/2 {
-		s.mu.Unlock()
-		return
-	}
-	s.lastAE[from] = time.Now()
-	if len(s.lastAE) > 4096 {
-		clear(s.lastAE)
-	}
-	s.mu.Unlock()
-	select {
-	case s.exchangeCh <- from:
-	default: // a backlog: the next digest asks again
-	}
-}
-
-// exchangeLoop runs the vector exchanges that digests queued.
-func (s *Syncer) exchangeLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case addr := <-s.exchangeCh:
-			s.exchangeVectors(ctx, addr)
-		}
-	}
-}
-
-func (s *Syncer) exchangeVectors(ctx context.Context, addr string) {
-	if s.closed.Load() {
-		return
-	}
-	conn, err := s.dial(addr, strVector)
-	if err != nil {
-		s.logger.Debug("vector exchange", "with", addr, "err", err)
-		return
-	}
-	defer conn.Close()
-	// Shutdown does not wait out the exchange's deadline.
-	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	if err := s.writeFrame(conn, strVector, s.vectorBody()); err != nil {
-		return
-	}
-	b, err := s.readFrame(bufio.NewReader(conn), strVector, maxVectorBytes)
-	if err != nil {
-		s.logger.Debug("vector exchange", "with", addr, "err", err)
-		return
-	}
-	theirs, err := decodeVector(b)
-	if err != nil {
-		s.reject(rejMalformed, "bad vector", "from", addr, "err", err)
-		return
-	}
-	s.metrics.events.WithLabelValues("ae_exchange").Inc()
-	s.pullNewer(addr, theirs.Vector)
-}
-
-// serveVector answers a vector exchange and pulls what the peer holds
-// newer from the gossip address the member list has for the name it
-// gives; a name that is no member's pulls nothing.
+// serveVector answers a vector exchange of an agent of the previous
+// release and pulls what the peer holds newer from the gossip address the
+// member list has for the name it gives; a name that is no member's pulls
+// nothing.
 func (s *Syncer) serveVector(r *bufio.Reader, w net.Conn) error {
 	b, err := s.readFrame(r, strVector, maxVectorBytes)
 	if err != nil {
@@ -950,26 +817,16 @@ func (s *Syncer) serveVector(r *bufio.Reader, w net.Conn) error {
 	}
 	if theirs.Name != "" && theirs.Name != s.self {
 		if addr := s.memberAddr(theirs.Name); addr != "" {
-			s.pullNewer(addr, theirs.Vector)
+			entries := make([]vecEntry, 0, len(theirs.Vector))
+			for n, v := range theirs.Vector {
+				entries = append(entries, vecEntry{n, v})
+			}
+			s.pullNewer(addr, entries)
 		}
 	}
 	return nil
 }
 
-// pullNewer schedules pulls from addr of every node it holds newer.
-func (s *Syncer) pullNewer(addr string, theirs map[string]uint64) {
-	want := map[string]uint64{}
-	for n, v := range theirs {
-		if s.store.Version(n) < v {
-			want[n] = v
-		}
-	}
-	if len(want) > 0 {
-		s.metrics.events.WithLabelValues("ae_repair").Add(float64(len(want)))
-		s.want(addr, want, false)
-	}
-}
-
 func (s *Syncer) vectorBody() []byte {
-	return encodeVector(vectorMsg{Name: s.self, Vector: s.vector().vec})
+	return encodeVector(vectorMsg{Name: s.self, Vector: s.tree().vector()})
 }
