@@ -49,6 +49,8 @@ type Agent struct {
 	metrics   *metrics
 	// key signs this node's records (identity.go); set by Start.
 	key ed25519.PrivateKey
+	// builtin are the services every publish adds (builtin.go).
+	builtin builtinServices
 
 	httpLn   net.Listener
 	httpSrv  *http.Server
@@ -178,7 +180,8 @@ func (a *Agent) Start() (err error) {
 		Zone:       cfg.Zone,
 		Meta:       cfg.NodeMeta,
 	}
-	a.local = local.New(local.Config{Node: node, DataDir: cfg.DataDir, EnableScriptChecks: cfg.EnableScriptChecks}, a.root, a.publish)
+	a.local = local.New(local.Config{Node: node, DataDir: cfg.DataDir, EnableScriptChecks: cfg.EnableScriptChecks,
+		DockerSocket: cfg.DockerSocket, Catalog: aliasView{a}}, a.root, a.publish)
 	if err := a.local.Restore(); err != nil {
 		return err
 	}
@@ -213,6 +216,8 @@ func (a *Agent) Start() (err error) {
 		a.httpsLn = tls.NewListener(ln, tlsCfg)
 		a.httpsSrv = a.newHTTPServer(handler)
 	}
+
+	a.setBuiltin(cfg, a.httpLn.Addr())
 
 	prevPeers := snapshotPeers(serfSnapshotPath(cfg.DataDir), cfg.NodeName)
 	if err := a.startSerf(cfg, advertise); err != nil {
@@ -284,6 +289,7 @@ func (a *Agent) serveHTTP(srv *http.Server, ln net.Listener) {
 // function). Peers apply no record of this node that this key has not
 // signed.
 func (a *Agent) publish(rec *catalog.NodeRecord) {
+	rec = a.withBuiltin(rec)
 	if err := rec.Sign(a.key); err != nil {
 		a.logger.Error("sign own record", "version", rec.Version, "err", err)
 		return

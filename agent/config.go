@@ -46,6 +46,19 @@ type Config struct {
 	Encrypt string `mapstructure:"encrypt"`
 
 	EnableScriptChecks bool `mapstructure:"enable_script_checks"`
+	// DockerSocket is the Docker Engine's unix socket that Docker checks
+	// (DockerContainerID) exec through; they are allowed only with
+	// enable_script_checks, as in Consul.
+	DockerSocket string `mapstructure:"docker_socket"`
+
+	// BuiltinService names the service every agent registers for itself
+	// in the catalog (not in /v1/agent/services, as Consul's "consul"
+	// service): one instance per agent at its HTTP endpoint, passing
+	// while the agent is alive. "" turns it off. BuiltinServiceConsul
+	// also registers it under the name "consul", for tools that find
+	// servers that way. Both are read at start.
+	BuiltinService       string `mapstructure:"builtin_service"`
+	BuiltinServiceConsul bool   `mapstructure:"builtin_service_consul"`
 
 	ACL    httpapi.ACLConfig `mapstructure:"acl"`
 	TLS    httpapi.TLSConfig `mapstructure:"tls"`
@@ -101,8 +114,11 @@ func DefaultConfig() Config {
 		SerfPort:      8301,
 		RetryInterval: 5 * time.Second,
 		GossipProfile: "lan",
-		ACL:           httpapi.ACLConfig{DefaultPolicy: "allow"},
-		Config:        d,
+		DockerSocket:  "/var/run/docker.sock",
+		// The built-in service (builtin.go).
+		BuiltinService: "chorus",
+		ACL:            httpapi.ACLConfig{DefaultPolicy: "allow"},
+		Config:         d,
 	}
 }
 
@@ -194,6 +210,9 @@ func (c *Config) Validate() error {
 		if err := c.Watches[i].validate(i); err != nil {
 			return err
 		}
+	}
+	if err := c.validateBuiltin(); err != nil {
+		return err
 	}
 	for i := range c.Services {
 		if _, _, err := c.Services[i].Build(c.EnableScriptChecks); err != nil {

@@ -394,7 +394,8 @@ func TestConsulAPICatalog(t *testing.T) {
 	}
 	node, _, err := cat.Node("alpha", nil)
 	mustNil(t, "node", err)
-	if node.Node.Node != "alpha" || len(node.Services) != 2 || node.Services["web"].Port != 80 {
+	// web, cache and the agent's built-in "chorus" service.
+	if node.Node.Node != "alpha" || len(node.Services) != 3 || node.Services["web"].Port != 80 || node.Services["chorus"] == nil {
 		t.Fatalf("node %+v", node)
 	}
 	node, _, err = cat.Node("alpha", &api.QueryOptions{Filter: `Service == cache`})
@@ -409,7 +410,7 @@ func TestConsulAPICatalog(t *testing.T) {
 	}
 	list, _, err := cat.NodeServiceList("alpha", nil)
 	mustNil(t, "node services", err)
-	if list.Node == nil || list.Node.Node != "alpha" || len(list.Services) != 2 || list.Services[0].ID != "cache" {
+	if list.Node == nil || list.Node.Node != "alpha" || len(list.Services) != 3 || list.Services[0].ID != "cache" || list.Services[1].ID != "chorus" {
 		t.Fatalf("node services %+v", list)
 	}
 	list, _, err = cat.NodeServiceList("ghost", nil)

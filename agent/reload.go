@@ -27,6 +27,9 @@ func (a *Agent) Reload(next Config) error {
 		{"dns_port", next.DNSPort != cur.DNSPort},
 		{"serf_port", next.SerfPort != cur.SerfPort},
 		{"datacenter", next.Datacenter != cur.Datacenter},
+		{"docker_socket", next.DockerSocket != cur.DockerSocket},
+		{"builtin_service", next.BuiltinService != cur.BuiltinService},
+		{"builtin_service_consul", next.BuiltinServiceConsul != cur.BuiltinServiceConsul},
 	} {
 		if c.changed {
 			return fmt.Errorf("reload: %s cannot change without a restart", c.key)

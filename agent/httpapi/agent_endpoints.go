@@ -387,7 +387,10 @@ type checkDefinition struct {
 	TLSServerName                  string              `json:",omitempty"`
 	TLSSkipVerify                  bool                `json:",omitempty"`
 	TCP                            string              `json:",omitempty"`
+	TCPUseTLS                      bool                `json:",omitempty"`
+	UDP                            string              `json:",omitempty"`
 	GRPC                           string              `json:",omitempty"`
+	OSService                      string              `json:",omitempty"`
 	GRPCUseTLS                     bool                `json:",omitempty"`
 	ScriptArgs                     []string            `json:",omitempty"`
 	Interval                       string              `json:",omitempty"`
@@ -439,6 +442,7 @@ func (a *Server) apiAgentChecks(w http.ResponseWriter, r *http.Request) (any, er
 				hc.Definition = checkDefinition{
 					HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body, TLSServerName: d.TLSServerName,
 					TLSSkipVerify: d.TLSSkipVerify, TCP: d.TCP, GRPC: d.GRPC, GRPCUseTLS: d.GRPCUseTLS, ScriptArgs: d.Args,
+					TCPUseTLS: d.TCPUseTLS, UDP: d.UDP, OSService: d.OSService,
 					Interval: durationString(d.Interval), Timeout: durationString(d.Timeout),
 					DeregisterCriticalServiceAfter: durationString(d.DeregisterCriticalServiceAfter),
 				}
