@@ -112,7 +112,10 @@ func TestDeltaForgedPieceRefused(t *testing.T) {
 		{"service port", func(b *deltaBody) { b.Services[0].Port = 666 }},
 		{"check status", func(b *deltaBody) { b.Checks[0].Status = HealthPassing }},
 		{"removal dropped", func(b *deltaBody) { b.DelServices = nil; b.DelChecks = nil }},
-		{"extra removal", func(b *deltaBody) { b.DelServices = append(b.DelServices, "web-0010"); b.DelChecks = append(b.DelChecks, "service:web-0010") }},
+		{"extra removal", func(b *deltaBody) {
+			b.DelServices = append(b.DelServices, "web-0010")
+			b.DelChecks = append(b.DelChecks, "service:web-0010")
+		}},
 		{"extra service", func(b *deltaBody) {
 			b.Services = append(b.Services, Service{ID: "zzz", Name: "evil", Port: 1, Weights: DefaultWeights})
 		}},
