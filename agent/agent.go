@@ -37,6 +37,8 @@ type Agent struct {
 	logger *slog.Logger // component=agent
 	root   *slog.Logger // as given; other components add their own name
 	reg    *prometheus.Registry
+	// logs passes the agent's log records to /v1/agent/monitor.
+	logs *httpapi.LogTap
 
 	store     *catalog.Store
 	local     *local.State
@@ -80,7 +82,10 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	logs := httpapi.NewLogTap()
+	logger = slog.New(logs.Handler(logger.Handler()))
 	a := &Agent{
+		logs:    logs,
 		root:    logger,
 		logger:  logger.With("component", "agent"),
 		reg:     reg,
@@ -202,6 +207,7 @@ func (a *Agent) Start() (err error) {
 		return fmt.Errorf("http_port: %w", err)
 	}
 	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, gossip{a}, a.root, a.reg, a.reg)
+	a.api.SetLogTap(a.logs)
 	handler := a.api.Handler()
 	a.httpSrv = a.newHTTPServer(handler)
 	if cfg.HTTPSPort > 0 {
@@ -429,7 +435,7 @@ func advertiseAddr(cfg *Config) (string, error) {
 func (a *Agent) apiSettings(cfg *Config) httpapi.Settings {
 	return httpapi.Settings{
 		Datacenter: cfg.Datacenter, NodeName: cfg.NodeName, Zone: cfg.Zone, Domain: cfg.Domain,
-		NodeMeta: cfg.NodeMeta, Version: Version, ACL: cfg.ACL,
+		NodeMeta: cfg.NodeMeta, Version: Version, ACL: cfg.ACL, DebugConfig: a.debugConfig,
 	}
 }
 

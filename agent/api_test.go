@@ -91,8 +91,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"unknown deregister", "PUT", "/v1/agent/service/deregister/nope", ``, 404, "not found"},
 		{"too large", "PUT", "/v1/agent/service/register", `{"Name":"api","Meta":{"x":"` + strings.Repeat("a", 1<<20) + `"}}`, 413, "larger than"},
 		{"wrong method", "GET", "/v1/agent/service/register", ``, 405, ""},
-		{"unsupported endpoint", "GET", "/v1/kv/foo", ``, 404, "does not provide"},
-		{"other dc", "GET", "/v1/catalog/services?dc=elsewhere", ``, 400, "datacenter"},
+		{"unsupported endpoint", "GET", "/v1/kv/foo", ``, 501, "does not provide"},
+		{"other dc", "GET", "/v1/catalog/services?dc=elsewhere", ``, 500, "No path to datacenter"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"time"
@@ -65,7 +66,7 @@ func (g gossip) LocalMember() httpapi.Member       { return toAPIMember(g.a.serf
 func (g gossip) Stats() map[string]string          { return g.a.serf.Stats() }
 func (g gossip) Addr() string                      { return g.a.SerfAddr() }
 func (g gossip) Join(addrs []string) (int, error)  { return g.a.Join(addrs) }
-func (g gossip) Leave()                            { g.a.Leave() }
+func (g gossip) Leave(ctx context.Context)         { g.a.Leave(ctx) }
 func (g gossip) ForceLeave(n string, p bool) error { return g.a.ForceLeave(n, p) }
 func (g gossip) RTT(node string) (time.Duration, bool) {
 	return g.a.RTT(node)

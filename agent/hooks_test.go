@@ -31,7 +31,7 @@ func TestEventHandlersRunOnMemberEvents(t *testing.T) {
 	})
 	testutil.Eventually(t, 5*time.Second, func() error {
 		b, _ := os.ReadFile(out)
-		if !strings.Contains(string(b), "event=member-join self=node0 role=chorus") || !strings.Contains(string(b), "node1\t127.0.0.1\tchorus\t") {
+		if !strings.Contains(string(b), "event=member-join self=node0 role=node") || !strings.Contains(string(b), "node1\t127.0.0.1\tnode\t") {
 			return fmt.Errorf("handler output so far: %q", b)
 		}
 		return nil

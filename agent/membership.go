@@ -29,7 +29,13 @@ const (
 	tagDatacenter = "dc"
 	tagBuild      = "build"
 	tagRole       = "role"
+	tagProtocol   = "vsn"
+	tagProtoMin   = "vsn_min"
+	tagProtoMax   = "vsn_max"
 )
+
+// protocolTag is the record protocol version as the vsn tags carry it.
+var protocolTag = strconv.Itoa(int(catalog.RecordFormat))
 
 // gossipTimings are the memberlist and serf timings of a profile.
 type gossipTimings struct {
@@ -238,7 +244,14 @@ func (a *Agent) tags(cfg *Config, version uint64) map[string]string {
 		tagKey:        publicKeyTag(a.key),
 		tagDatacenter: cfg.Datacenter,
 		tagBuild:      Version,
-		tagRole:       "chorus",
+		// Consul's CLI (consul members) reads role, build, vsn and dc:
+		// role "node" is what Consul calls a client agent (no Raft, no
+		// server duties), which is what every Chorus agent is; vsn is
+		// the version of Chorus's record protocol (catalog.RecordFormat).
+		tagRole:     "node",
+		tagProtocol: protocolTag,
+		tagProtoMin: protocolTag,
+		tagProtoMax: protocolTag,
 	}
 	if cfg.Zone != "" {
 		t[tagZone] = cfg.Zone
@@ -376,12 +389,22 @@ func (a *Agent) startJoin(cfg *Config) {
 	}()
 }
 
-// Leave leaves the cluster gracefully and stops the agent, in the
-// background (it is asked for over the API, whose server the stop shuts
-// down); Done is closed when it has finished.
-func (a *Agent) Leave() {
+// leaveTimeout bounds how long a leave asked for over the API waits for
+// Serf to broadcast it.
+const leaveTimeout = 15 * time.Second
+
+// Leave leaves the cluster gracefully and stops the agent. It returns
+// once Serf has broadcast the leave and let it propagate (bounded by ctx
+// and leaveTimeout), as Consul's /v1/agent/leave answers, so that peers
+// no longer see this node alive when the caller hears back; the stop
+// then goes on in the background (it is asked for over the API, whose
+// server the stop shuts down) and Done is closed when it has finished.
+func (a *Agent) Leave(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	a.leaveSerf(lctx)
+	cancel()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 15*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), leaveTimeout)
 		defer cancel()
 		a.Shutdown(ctx)
 	}()

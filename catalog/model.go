@@ -85,6 +85,36 @@ type Service struct {
 	// External marks a service registered through /v1/catalog/register
 	// for a node that runs no agent; the accepting agent owns it.
 	External bool `json:",omitempty"`
+
+	// The rest of Consul's registration fields, kept and returned as
+	// registered (Chorus's DNS does not read them). Port holds the
+	// default port of Ports when Ports is set.
+	Ports             []ServicePort             `json:",omitempty"`
+	SocketPath        string                    `json:",omitempty"`
+	TaggedAddresses   map[string]ServiceAddress `json:",omitempty"`
+	EnableTagOverride bool                      `json:",omitempty"`
+	Locality          *Locality                 `json:",omitempty"`
+}
+
+// ServicePort is one named port of a multi-port service (Consul's
+// ServicePort); exactly one of a service's ports is the Default.
+type ServicePort struct {
+	Name    string
+	Port    int
+	Default bool `json:",omitempty"`
+}
+
+// ServiceAddress is a service's tagged address (Consul's ServiceAddress).
+type ServiceAddress struct {
+	Address string
+	Port    int
+}
+
+// Locality is where a service runs (Consul's Locality): a region and a
+// zone within it.
+type Locality struct {
+	Region string `json:",omitempty"`
+	Zone   string `json:",omitempty"`
 }
 
 // Check is one health check's definition summary and its current state.
@@ -225,6 +255,9 @@ func (s *Service) Validate() error {
 			return fmt.Errorf("meta key %q must be 1–128 characters: %w", k, ErrInvalid)
 		}
 	}
+	if err := s.validateConsulFields(); err != nil {
+		return err
+	}
 	s.ID = id
 	s.Weights = w
 	return nil
@@ -234,6 +267,18 @@ func (s *Service) Validate() error {
 func (s Service) Clone() Service {
 	s.Tags = append([]string(nil), s.Tags...)
 	s.Meta = cloneMap(s.Meta)
+	s.Ports = append([]ServicePort(nil), s.Ports...)
+	if s.TaggedAddresses != nil {
+		ta := make(map[string]ServiceAddress, len(s.TaggedAddresses))
+		for k, v := range s.TaggedAddresses {
+			ta[k] = v
+		}
+		s.TaggedAddresses = ta
+	}
+	if s.Locality != nil {
+		l := *s.Locality
+		s.Locality = &l
+	}
 	return s
 }
 

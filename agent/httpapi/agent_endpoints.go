@@ -35,14 +35,17 @@ type agentService struct {
 	Tags              []string
 	Meta              map[string]string
 	Port              int
+	Ports             []catalog.ServicePort `json:",omitempty" filter:"-"`
 	Address           string
+	SocketPath        string                    `json:",omitempty"`
 	TaggedAddresses   map[string]serviceAddress `json:",omitempty"`
 	Weights           catalog.Weights
 	EnableTagOverride bool
-	CreateIndex       uint64 `json:",omitempty"`
-	ModifyIndex       uint64 `json:",omitempty"`
-	ContentHash       string `json:",omitempty"`
-	Datacenter        string `json:",omitempty"`
+	CreateIndex       uint64            `json:",omitempty"`
+	ModifyIndex       uint64            `json:",omitempty"`
+	ContentHash       string            `json:",omitempty"`
+	Datacenter        string            `json:",omitempty"`
+	Locality          *catalog.Locality `json:",omitempty" filter:"-"`
 }
 
 // contentHashValue makes the body's ContentHash and the
@@ -51,8 +54,9 @@ func (s agentService) contentHashValue() string { return s.ContentHash }
 
 func (a *Server) toAgentService(s catalog.Service) agentService {
 	return agentService{
-		ID: s.ID, Service: s.Name, Tags: nonNil(s.Tags), Meta: orEmpty(s.Meta), Port: s.Port, Address: s.Address,
-		TaggedAddresses: serviceTaggedAddresses(s), Weights: s.Weights, Datacenter: a.cfg().Datacenter,
+		ID: s.ID, Service: s.Name, Tags: nonNil(s.Tags), Meta: orEmpty(s.Meta), Port: s.Port, Ports: s.Ports,
+		Address: s.Address, SocketPath: s.SocketPath, TaggedAddresses: serviceTaggedAddresses(s), Weights: s.Weights,
+		EnableTagOverride: s.EnableTagOverride, Datacenter: a.cfg().Datacenter, Locality: s.Locality,
 	}
 }
 
@@ -60,23 +64,51 @@ func (a *Server) toAgentService(s catalog.Service) agentService {
 // indexes.
 func (a *Server) serviceIndex(snap *catalog.Snapshot, node string, s *catalog.Service) (uint64, uint64) {
 	h := newHasher().str(s.ID).str(s.Name).strs(s.Tags).str(s.Address).num(int64(s.Port)).strMap(s.Meta).
-		num(int64(s.Weights.Passing)).num(int64(s.Weights.Warning))
+		num(int64(s.Weights.Passing)).num(int64(s.Weights.Warning)).str(consulFieldsKey(s))
 	c, m, _ := a.objects.get("s\x00"+node+"\x00"+s.ID, snap.Index, snap.Index, h.sum())
 	return c, m
 }
 
-// serviceTaggedAddresses are the lan/wan addresses Consul adds to a service
-// registered with an IP address.
+// consulFieldsKey fingerprints the registration fields Chorus keeps only
+// for Consul's clients, so that a change to any of them moves the
+// service's ModifyIndex ("" when none is set).
+func consulFieldsKey(s *catalog.Service) string {
+	if len(s.Ports) == 0 && s.SocketPath == "" && len(s.TaggedAddresses) == 0 && !s.EnableTagOverride && s.Locality == nil {
+		return ""
+	}
+	b, _ := json.Marshal([]any{s.Ports, s.SocketPath, s.TaggedAddresses, s.EnableTagOverride, s.Locality})
+	return string(b)
+}
+
+// serviceTaggedAddresses are the service's tagged addresses as registered,
+// plus the lan/wan addresses Consul adds to a service registered with an
+// IP address (where the registration gave none of that name).
 func serviceTaggedAddresses(s catalog.Service) map[string]serviceAddress {
+	var out map[string]serviceAddress
+	if len(s.TaggedAddresses) > 0 {
+		out = make(map[string]serviceAddress, len(s.TaggedAddresses)+2)
+		for k, v := range s.TaggedAddresses {
+			out[k] = serviceAddress{Address: v.Address, Port: v.Port}
+		}
+	}
 	ip := net.ParseIP(s.Address)
 	if ip == nil {
-		return nil
+		return out
 	}
-	sa := serviceAddress{Address: s.Address, Port: s.Port}
-	if ip.To4() != nil {
-		return map[string]serviceAddress{"lan_ipv4": sa, "wan_ipv4": sa}
+	if out == nil {
+		out = make(map[string]serviceAddress, 2)
 	}
-	return map[string]serviceAddress{"lan_ipv6": sa, "wan_ipv6": sa}
+	sa := serviceAddress{Address: s.Address, Port: s.DefaultPort()}
+	lan, wan := "lan_ipv4", "wan_ipv4"
+	if ip.To4() == nil {
+		lan, wan = "lan_ipv6", "wan_ipv6"
+	}
+	for _, k := range []string{lan, wan} {
+		if _, ok := out[k]; !ok {
+			out[k] = sa
+		}
+	}
+	return out
 }
 
 // nodeID derives a stable UUID-shaped node ID from the node name (Consul
@@ -90,7 +122,12 @@ func (a *Server) apiSelf(w http.ResponseWriter, r *http.Request) (any, error) {
 	cfg := a.cfg()
 	self := a.gossip.LocalMember()
 	coord, _ := a.gossip.Coordinate("")
+	debug := map[string]any{}
+	if cfg.DebugConfig != nil {
+		debug = cfg.DebugConfig()
+	}
 	return map[string]any{
+		"DebugConfig": debug,
 		"Config": map[string]any{
 			"Datacenter":        cfg.Datacenter,
 			"PrimaryDatacenter": cfg.Datacenter,
@@ -105,7 +142,7 @@ func (a *Server) apiSelf(w http.ResponseWriter, r *http.Request) (any, error) {
 		},
 		"Coord":  coord,
 		"Member": self,
-		"Meta":   orEmpty(cfg.NodeMeta),
+		"Meta":   selfMeta(cfg.NodeMeta),
 		"Stats": map[string]any{
 			"agent":    map[string]string{"version": cfg.Version},
 			"serf_lan": a.gossip.Stats(),
@@ -135,6 +172,17 @@ func (a *Server) apiHost(w http.ResponseWriter, r *http.Request) (any, error) {
 		"CollectionTime": time.Now().UnixNano(),
 		"Errors":         errs,
 	}, nil
+}
+
+// selfMeta is the agent's node meta as /v1/agent/self reports it, with
+// Consul's consul-network-segment.
+func selfMeta(meta map[string]string) map[string]string {
+	m := make(map[string]string, len(meta)+1)
+	m[segmentMetaKey] = ""
+	for k, v := range meta {
+		m[k] = v
+	}
+	return m
 }
 
 func orEmpty(m map[string]string) map[string]string {
@@ -508,7 +556,7 @@ func (a *Server) apiJoin(w http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (a *Server) apiLeave(w http.ResponseWriter, r *http.Request) (any, error) {
-	a.gossip.Leave()
+	a.gossip.Leave(r.Context())
 	return nil, nil
 }
 

@@ -37,10 +37,16 @@ func (a *Server) toCatalogNode(snap *catalog.Snapshot, n *catalog.NodeEntry) cat
 	return cn
 }
 
+// segmentMetaKey is the node meta key Consul gives every node: its
+// network segment, "" for the default one (Chorus has no other).
+const segmentMetaKey = "consul-network-segment"
+
 // nodeMeta is the node's meta plus the zone, which Chorus tracks as a
-// first-class field and exposes as meta for Consul tools.
+// first-class field and exposes as meta for Consul tools, and Consul's
+// consul-network-segment (empty).
 func nodeMeta(n catalog.Node) map[string]string {
-	m := make(map[string]string, len(n.Meta)+1)
+	m := make(map[string]string, len(n.Meta)+2)
+	m[segmentMetaKey] = ""
 	for k, v := range n.Meta {
 		m[k] = v
 	}
@@ -85,7 +91,10 @@ type catalogService struct {
 	ServiceWeights           catalog.Weights
 	ServiceMeta              map[string]string
 	ServicePort              int
+	ServicePorts             []catalog.ServicePort `json:",omitempty" filter:"-"`
+	ServiceSocketPath        string                `json:",omitempty"`
 	ServiceEnableTagOverride bool
+	ServiceLocality          *catalog.Locality `json:",omitempty" filter:"-"`
 	CreateIndex              uint64
 	ModifyIndex              uint64
 }
@@ -99,7 +108,8 @@ func (a *Server) toCatalogService(snap *catalog.Snapshot, i *catalog.Instance) c
 		TaggedAddresses: taggedAddresses(n), NodeMeta: nodeMeta(n),
 		ServiceID: s.ID, ServiceName: s.Name, ServiceTags: nonNil(s.Tags), ServiceAddress: s.Address,
 		ServiceTaggedAddresses: serviceTaggedAddresses(*s), ServiceWeights: s.Weights, ServiceMeta: orEmpty(s.Meta),
-		ServicePort: s.Port, CreateIndex: create, ModifyIndex: modify,
+		ServicePort: s.Port, ServicePorts: s.Ports, ServiceSocketPath: s.SocketPath,
+		ServiceEnableTagOverride: s.EnableTagOverride, ServiceLocality: s.Locality, CreateIndex: create, ModifyIndex: modify,
 	}
 }
 
@@ -236,7 +246,7 @@ func (a *Server) rttFrom(origin string) func(string) (time.Duration, bool) {
 	if strings.EqualFold(origin, a.NodeName()) {
 		return a.gossip.RTT
 	}
-	oc, ok := a.gossip.Coordinate(origin)
+	oc, ok := a.coordOf(origin)
 	if !ok || oc == nil {
 		return nil
 	}
@@ -250,7 +260,7 @@ func (a *Server) rttFrom(origin string) func(string) (time.Duration, bool) {
 			}
 			return 0, false
 		}
-		c, ok := a.gossip.Coordinate(node)
+		c, ok := a.coordOf(node)
 		if !ok || c == nil || !oc.IsCompatibleWith(c) {
 			return 0, false
 		}

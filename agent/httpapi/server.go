@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,6 +90,10 @@ type apiFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 // encoded is a response body already encoded as compact JSON.
 type encoded []byte
 
+// streamed is returned by a handler that has written its whole answer
+// itself (a stream, or another format): wrap writes nothing more.
+type streamed struct{}
+
 // Settings are the agent settings the API reports or obeys. A reload
 // replaces them as a whole (Server.SetSettings).
 type Settings struct {
@@ -100,6 +105,9 @@ type Settings struct {
 	// Version is the agent's build version.
 	Version string
 	ACL     ACLConfig
+	// DebugConfig, when set, returns /v1/agent/self's DebugConfig: the
+	// agent's settings under Consul's key names.
+	DebugConfig func() map[string]any
 }
 
 // Gossip is the gossip layer and the agent's membership operations as the
@@ -115,9 +123,10 @@ type Gossip interface {
 	Addr() string
 	// Join contacts the members at addrs; it returns how many answered.
 	Join(addrs []string) (int, error)
-	// Leave leaves the cluster gracefully and stops the agent; it returns
-	// at once.
-	Leave()
+	// Leave leaves the cluster gracefully and stops the agent; it
+	// returns once the leave has been broadcast (bounded by ctx and a
+	// timeout of its own), the stop going on in the background.
+	Leave(ctx context.Context)
 	// ForceLeave marks a failed member as left.
 	ForceLeave(node string, prune bool) error
 	// KeyringOp runs a keyring operation across the cluster: "list",
@@ -173,6 +182,11 @@ type Server struct {
 	bodyTimeout time.Duration
 	// logs rate-limits the log lines that clients can cause.
 	logs *rateLog
+	// extCoords holds coordinates set with PUT /v1/coordinate/update for
+	// nodes that run no agent, by lower-case node name.
+	extCoords sync.Map
+	// logTap feeds /v1/agent/monitor (SetLogTap).
+	logTap atomic.Pointer[LogTap]
 }
 
 // New returns the API of an agent. reg receives the API's metrics;
@@ -277,6 +291,10 @@ func (a *Server) routes() http.Handler {
 	h("PUT /v1/agent/join/{addr}", a.apiJoin)
 	h("PUT /v1/agent/leave", a.apiLeave)
 	h("PUT /v1/agent/force-leave/{node}", a.apiForceLeave)
+	h("GET /v1/agent/metrics", a.apiAgentMetrics)
+	h("GET /v1/agent/monitor", a.apiAgentMonitor)
+	h("GET /v1/agent/health/service/id/{id}", a.apiAgentHealthByID)
+	h("GET /v1/agent/health/service/name/{name}", a.apiAgentHealthByName)
 
 	// Catalog and health: reads of the replicated catalog.
 	h("GET /v1/catalog/datacenters", a.apiDatacenters)
@@ -291,6 +309,10 @@ func (a *Server) routes() http.Handler {
 	h("GET /v1/health/checks/{name}", a.apiHealthChecks)
 	h("GET /v1/health/node/{node}", a.apiHealthNode)
 	h("GET /v1/health/state/{state}", a.apiHealthState)
+	h("GET /v1/coordinate/datacenters", a.apiCoordinateDatacenters)
+	h("GET /v1/coordinate/nodes", a.apiCoordinateNodes)
+	h("GET /v1/coordinate/node/{node}", a.apiCoordinateNode)
+	h("PUT /v1/coordinate/update", a.apiCoordinateUpdate)
 	h("GET /v1/status/leader", a.apiStatusLeader)
 	h("GET /v1/status/peers", a.apiStatusPeers)
 
@@ -301,9 +323,7 @@ func (a *Server) routes() http.Handler {
 	}
 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.Handle("/v1/", a.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
-		return nil, errorf(http.StatusNotFound, "%s %s: Chorus does not provide this endpoint (no KV, sessions, ACL management or Connect; see docs/api.md)", r.Method, r.URL.Path)
-	}))
+	mux.Handle("/v1/", a.wrap(notProvided))
 	return mux
 }
 
@@ -336,6 +356,10 @@ func (a *Server) wrap(f apiFunc) http.Handler {
 			a.writeError(w, r, err, start)
 			return
 		}
+		if _, ok := v.(streamed); ok {
+			a.observe(r, http.StatusOK, start)
+			return
+		}
 		hdr := w.Header()
 		// Every read is a local read of this agent's replica; there is no
 		// leader to be out of contact with, so the answer is as fresh as
@@ -349,6 +373,10 @@ func (a *Server) wrap(f apiFunc) http.Handler {
 			hdr.Set("Age", "0")
 		}
 		hdr.Set("Content-Type", "application/json")
+		if sa, ok := v.(statusAnswer); ok {
+			a.writeStatusAnswer(w, r, sa, start)
+			return
+		}
 		if v == nil {
 			w.WriteHeader(http.StatusOK)
 			a.observe(r, http.StatusOK, start)
@@ -411,18 +439,46 @@ func (a *Server) writeError(w http.ResponseWriter, r *http.Request, err error, s
 	a.observe(r, code, start)
 }
 
+// writeStatusAnswer writes an answer whose status is not 200 but whose
+// body is an answer, not an error (the agent health endpoints).
+func (a *Server) writeStatusAnswer(w http.ResponseWriter, r *http.Request, sa statusAnswer, start time.Time) {
+	var b []byte
+	if sa.text {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		b = []byte(sa.reason)
+	} else {
+		var err error
+		if b, err = json.Marshal(sa.v); err != nil {
+			a.writeError(w, r, err, start)
+			return
+		}
+		b = append(b, '\n')
+	}
+	if sa.reason != "" {
+		w.Header().Set("X-Consul-Reason", sa.reason)
+	}
+	w.WriteHeader(sa.code)
+	w.Write(b)
+	a.observe(r, sa.code, start)
+}
+
 func (a *Server) observe(r *http.Request, code int, start time.Time) {
 	a.metrics.httpRequests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
 	a.metrics.httpDuration.WithLabelValues(r.Method).Observe(time.Since(start).Seconds())
 }
 
-// checkDC accepts ?dc= only for this agent's own datacenter.
+// checkDC decides where a request's ?dc= sends it; it is the one place
+// that does, for every endpoint. Empty or this agent's own datacenter is
+// answered here. Any other answers as Consul answers a datacenter it has
+// no path to: HTTP 500 "No path to datacenter" (Chorus has one
+// datacenter and no forwarding; a later version that knows remote
+// datacenters answers them here).
 func (a *Server) checkDC(r *http.Request) error {
 	dc := params(r).Get("dc")
 	if dc == "" || strings.EqualFold(dc, a.cfg().Datacenter) {
 		return nil
 	}
-	return errorf(http.StatusBadRequest, "datacenter %q: this agent serves only datacenter %q (Chorus has no cross-datacenter forwarding)", dc, a.cfg().Datacenter)
+	return errorf(http.StatusInternalServerError, "No path to datacenter")
 }
 
 // readBody reads the whole request body (bounded by wrap's limit).

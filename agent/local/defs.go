@@ -27,6 +27,9 @@ type ServiceDefinition struct {
 	Weights *catalog.Weights  `json:"Weights,omitempty"`
 	Check   *CheckDefinition  `json:"Check,omitempty"`
 	Checks  []CheckDefinition `json:"Checks,omitempty"`
+
+	// Consul's other registration fields (servicefields.go).
+	serviceConsulFields
 }
 
 // CheckDefinition is a health check as Consul's API and definition files
@@ -214,6 +217,9 @@ func (d *ServiceDefinition) Build(scriptChecks bool) (catalog.Service, []checks.
 		if svc.Weights.Passing == 0 {
 			svc.Weights.Passing = 1
 		}
+	}
+	if err := d.serviceConsulFields.apply(d.Port, &svc); err != nil {
+		return catalog.Service{}, nil, err
 	}
 	if err := svc.Validate(); err != nil {
 		return catalog.Service{}, nil, err

@@ -194,6 +194,7 @@ func addClientCommands(root *cobra.Command) {
 		{membersCmd, "table"}, {nodesCmd, "table"}, {servicesCmd, "table"}, {registerCmd, "table"},
 		{deregisterCmd, "table"}, {joinCmd, "table"}, {leaveCmd, "table"}, {forceLeaveCmd, "table"},
 		{maintCmd, "table"}, {checkCmd, "table"}, {keyringCmd, "table"}, {watchCmd, "json"},
+		{monitorCmd, "table"},
 	}
 	for _, ct := range ctors {
 		cf := &clientFlags{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -282,9 +283,13 @@ func readConfigFile(path string) (map[string]any, error) {
 }
 
 // decodeConfig decodes config bytes of the given format into a map with
-// string keys.
+// string keys. An empty file (nothing but white space) is an empty
+// config in every format, as Consul takes it.
 func decodeConfig(format string, b []byte) (map[string]any, error) {
 	m := map[string]any{}
+	if len(bytes.TrimSpace(b)) == 0 && (format == "json" || format == "yaml" || format == "hcl") {
+		return m, nil
+	}
 	switch format {
 	case "json":
 		if err := json.Unmarshal(b, &m); err != nil {
