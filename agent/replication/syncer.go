@@ -86,7 +86,7 @@ type Syncer struct {
 	exchangeCh chan string
 	recheckCh  chan recheck
 	latest     atomic.Pointer[catalog.NodeRecord]
-	ownEnc     atomic.Pointer[encodedRecord]
+	deltas     deltaState // delta.go
 	// tagCh wakes tagLoop to set the version tag to tagVersion, the
 	// latest announced version.
 	tagCh      chan struct{}
@@ -128,6 +128,10 @@ type Syncer struct {
 type received struct {
 	rec  *catalog.NodeRecord
 	kind string // the sync event counted when it is applied
+	// delta, when set instead of rec, is an inline delta of node name
+	// from the notice sender from (delta.go).
+	delta      []byte
+	name, from string
 }
 
 type encodedRecord struct {
@@ -229,12 +233,7 @@ func (s *Syncer) announceLoop(ctx context.Context) {
 		if rec == nil || rec.Version == sentVersion {
 			continue
 		}
-		b, err := catalog.EncodeRecord(rec)
-		if err != nil {
-			s.logger.Error("encode own record", "err", err)
-			continue
-		}
-		s.ownEnc.Store(&encodedRecord{version: rec.Version, b: b})
+		b := s.noticePayload(rec)
 		s.tagVersion.Store(rec.Version)
 		select {
 		case s.tagCh <- struct{}{}:
@@ -333,6 +332,10 @@ func (s *Syncer) handleNotice(body []byte, from string) {
 	if s.store.Version(name) >= version {
 		return
 	}
+	if catalog.IsDelta(inline) {
+		s.queueDelta(name, version, inline, from)
+		return
+	}
 	if len(inline) > 0 {
 		rec, err := catalog.DecodeRecord(inline)
 		if err == nil && rec.Node.Name == name && rec.Version == version {
@@ -390,9 +393,20 @@ func (s *Syncer) applyLoop(ctx context.Context) {
 			}
 		}
 		ok := batch[:0]
+		var newest map[string]*catalog.NodeRecord // for deltas: accepted in this batch
 		for _, r := range batch {
+			if r.delta != nil {
+				var applies bool
+				if r, applies = s.resolveDelta(r, newest); !applies {
+					continue
+				}
+			}
 			if s.accept(r, limit, refresh) {
 				ok = append(ok, r)
+				if newest == nil {
+					newest = map[string]*catalog.NodeRecord{}
+				}
+				newest[r.rec.Node.Name] = r.rec
 			}
 		}
 		if len(ok) > 0 {
@@ -653,8 +667,8 @@ func (s *Syncer) servePull(r *bufio.Reader, w net.Conn) error {
 // encoded returns the encoded record held for name, or nil.
 func (s *Syncer) encoded(name string) []byte {
 	if name == s.self {
-		if e := s.ownEnc.Load(); e != nil && e.version == s.store.Version(name) {
-			return e.b
+		if b := s.ownLatestEncoded(s.store.Version(name)); b != nil {
+			return b
 		}
 	}
 	rec := s.store.Record(name)
