@@ -92,6 +92,8 @@ type entry struct {
 	// validFor).
 	built   uint64
 	validAt atomic.Uint64
+	// failover names the remote datacenter a failover answer came from.
+	failover string
 }
 
 // ordered reports whether the entry needs per-query ordering.
@@ -232,7 +234,17 @@ type builder struct {
 	// cacheable is cleared for answers whose name set is unbounded (an
 	// unknown tag, node or address), which must not fill the cache.
 	cacheable bool
+	// dc is set when the builder answers from a remote datacenter's
+	// summary (snap is then that datacenter's catalog); ttlCap, when set,
+	// caps service TTLs (failover answers).
+	dc     string
+	ttlCap uint32
 }
+
+// failoverTTL caps the TTL of an answer that failed over to another
+// datacenter, so that clients come back soon after a local instance
+// recovers.
+const failoverTTL = 5
 
 // snapshotView wraps a catalog snapshot with the derived data the builder
 // needs more than once per snapshot.
@@ -322,8 +334,11 @@ func (b *builder) healthy(inst *catalog.Instance) bool {
 	default:
 		return false
 	}
-	dc := inst.Node.Node.Datacenter
-	return dc == "" || b.rt.dc == "" || strings.EqualFold(dc, b.rt.dc)
+	dc, want := inst.Node.Node.Datacenter, b.rt.dc
+	if b.dc != "" {
+		want = b.dc
+	}
+	return dc == "" || want == "" || strings.EqualFold(dc, want)
 }
 
 // priority is an instance's failover tier.
@@ -377,8 +392,8 @@ func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string) [][]*ca
 // with zone_failover off, none. Tiers come first so that a backup is
 // answered exactly when every primary, in any zone, is down.
 func (b *builder) zoneFilter(tier []*catalog.Instance) []*catalog.Instance {
-	if b.rt.zone == "" {
-		return tier
+	if b.rt.zone == "" || b.dc != "" {
+		return tier // zones are this datacenter's
 	}
 	var local []*catalog.Instance
 	for _, inst := range tier {
@@ -422,10 +437,13 @@ func (b *builder) serviceTTL(svc *catalog.ServiceEntry) uint32 {
 			best, found = t, true
 		}
 	}
-	if found {
-		return best
+	if !found {
+		best = b.rt.serviceTTL(strings.ToLower(svc.Name))
 	}
-	return b.rt.serviceTTL(strings.ToLower(svc.Name))
+	if b.ttlCap > 0 && best > b.ttlCap {
+		best = b.ttlCap
+	}
+	return best
 }
 
 // target is where an SRV record of inst points and the address behind it.
@@ -446,6 +464,9 @@ func (b *builder) srvTarget(inst *catalog.Instance) target {
 		return target{name: dns.Fqdn(sa)}
 	}
 	t := target{name: inst.Node.Node.Name + ".node." + b.domain}
+	if b.dc != "" {
+		t.name = inst.Node.Node.Name + ".node." + b.dc + "." + b.domain
+	}
 	t.addr, _ = parseIP(inst.Node.Node.Address)
 	return t
 }
@@ -458,20 +479,111 @@ func instanceKey(inst *catalog.Instance) uint64 {
 	return mix64(h.Sum64())
 }
 
+// buildService answers a service name: from a remote datacenter's
+// summary when the name has one, else from this datacenter, failing over
+// to other datacenters (failover) when no local instance is healthy.
 func (b *builder) buildService() *entry {
+	if b.p.dc != "" {
+		rb, ok := b.remote(b.p.dc)
+		if !ok {
+			b.cacheable = false
+			return b.nxdomain()
+		}
+		e, _ := rb.serviceAnswer()
+		b.cacheable = rb.cacheable
+		return remoteEntry(e)
+	}
+	e, found := b.serviceAnswer()
+	if found {
+		return e
+	}
+	rule, ok := b.failoverRule()
+	if !ok {
+		return e
+	}
+	for _, r := range rule.Order(b.snap.Snapshot, b.rt.dc) {
+		rb := b.remoteOf(r)
+		rb.ttlCap = failoverTTL
+		fe, found := rb.serviceAnswer()
+		if !found {
+			continue
+		}
+		fe = remoteEntry(fe)
+		fe.failover = r.Name
+		b.cacheable = true
+		return fe
+	}
+	// No datacenter has one now: the answer must be rebuilt when a
+	// remote summary changes, not only when the local service does.
+	if e.dep == depService {
+		e.dep = depNone
+	}
+	return e
+}
+
+// failoverRule is the failover rule of the queried service: the first
+// valid chorus-failover meta among its local instances, else the
+// agent-wide rule. ok is false when there is none.
+func (b *builder) failoverRule() (catalog.Failover, bool) {
+	if svc, ok := b.snap.Service(b.p.service); ok {
+		for _, inst := range svc.Instances {
+			if v, ok := inst.Service.Meta[catalog.MetaFailover]; ok {
+				if f, err := catalog.ParseFailover(v); err == nil && !f.Empty() {
+					return f, true
+				}
+			}
+		}
+	}
+	return b.rt.failover, !b.rt.failover.Empty()
+}
+
+// remote returns a builder answering from the summary of datacenter dc.
+func (b *builder) remote(dc string) (*builder, bool) {
+	r, ok := b.snap.Remote(dc)
+	if !ok {
+		return nil, false
+	}
+	return b.remoteOf(r), true
+}
+
+func (b *builder) remoteOf(r *catalog.RemoteDatacenter) *builder {
+	rb := *b
+	rb.snap = &snapshotView{Snapshot: r.Snapshot, serial: b.snap.serial}
+	rb.dc = strings.ToLower(r.Name)
+	rb.p.dc = ""
+	return &rb
+}
+
+// remoteEntry marks an entry built from a remote summary as valid for the
+// local snapshot it was built on only: every change of a summary makes a
+// new local snapshot, and the remote catalog's indexes are not the local
+// one's.
+func remoteEntry(e *entry) *entry {
+	e.dep, e.depName, e.depIndex = depNone, "", 0
+	return e
+}
+
+// serviceAnswer answers the service name from b.snap; found reports
+// whether some instance is healthy (in any tier).
+func (b *builder) serviceAnswer() (e *entry, found bool) {
 	svc, ok := b.snap.Service(b.p.service)
 	if !ok {
 		b.cacheable = false
-		return b.nxdomain()
+		return b.nxdomain(), false
 	}
 	if b.p.tag != "" && !hasTag(svc.Tags, b.p.tag) {
 		b.cacheable = false
-		return b.nxdomain()
+		return b.nxdomain(), false
 	}
 	tiers := b.selectInstances(svc, b.p.tag)
 	if len(tiers) == 0 {
-		return b.withDep(b.nxdomain(), svc)
+		return b.withDep(b.nxdomain(), svc), false
 	}
+	return b.serviceEntry(svc, tiers), true
+}
+
+// serviceEntry answers the query type from the healthy tiers of svc.
+func (b *builder) serviceEntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instance) *entry {
 	var e *entry
 	switch {
 	case b.qc == qcSRV:
@@ -669,6 +781,19 @@ func rfc1464Key(k string) string {
 }
 
 func (b *builder) buildNode() *entry {
+	if b.p.dc != "" {
+		rb, ok := b.remote(b.p.dc)
+		if !ok {
+			b.cacheable = false
+			return b.nxdomain()
+		}
+		rb.rt = &runtime{}
+		*rb.rt = *b.rt
+		rb.rt.cfg.NodeName = "" // the answering agent is not in that datacenter
+		e := rb.buildNode()
+		b.cacheable = rb.cacheable
+		return remoteEntry(e)
+	}
 	n, ok := b.snap.Node(b.p.node)
 	var node catalog.Node
 	switch {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/chorusdns/chorus/catalog"
 )
 
 // Policy names accepted by Config.Policy and by the chorus-policy service
@@ -72,6 +74,13 @@ type Config struct {
 	Zone       string `mapstructure:"-"`
 	// NodeAddress is the agent's advertise address, the glue of NS.
 	NodeAddress string `mapstructure:"-"`
+
+	// Failover is the agent-wide failover rule (catalog.ParseFailover: a
+	// list of datacenters and nearest:N items): where a service name is
+	// answered from when this datacenter has no healthy instance of it in
+	// any tier and none of its instances sets the chorus-failover meta.
+	// "" = no failover.
+	Failover string `mapstructure:"failover"`
 
 	// Recursors are "ip" or "ip:port" upstreams (port 53 by default),
 	// asked in order for names outside the domains. Empty: REFUSED.
@@ -191,6 +200,7 @@ type runtime struct {
 	maxUDP    int
 	zone      string // lower-case
 	dc        string // lower-case
+	failover  catalog.Failover
 	// nsLabels is the wire form of "<node>.node" (no terminator): the NS
 	// and SOA MNAME relative to the domain.
 	nsLabels []byte
@@ -252,6 +262,9 @@ func compile(c Config) (*runtime, error) {
 		}
 	}
 	rt.dc = strings.ToLower(c.Datacenter)
+	if rt.failover, err = catalog.ParseFailover(c.Failover); err != nil {
+		return nil, fmt.Errorf("failover: %v", err)
+	}
 	rt.zone = strings.ToLower(c.Zone)
 	if c.NodeAddress != "" {
 		a, err := netip.ParseAddr(c.NodeAddress)

@@ -17,6 +17,9 @@ type metrics struct {
 	rateLimited      prometheus.Counter
 	forwards         prometheus.Counter
 	recursorFailures *prometheus.CounterVec
+	// failovers counts answers served from another datacenter because
+	// this one had no healthy instance, by datacenter.
+	failovers *prometheus.CounterVec
 
 	// counters caches queries' children by (qtype label, rcode) so the
 	// query path does not hash label values.
@@ -71,11 +74,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "chorus_dns_recursor_failures_total",
 			Help: "Forwarding attempts that failed (error, timeout, SERVFAIL or REFUSED), by recursor.",
 		}, []string{"recursor"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chorus_dns_failover_answers_total",
+			Help: "Service answers served from another datacenter because this one had no healthy instance (chorus-failover or the failover key), by datacenter.",
+		}, []string{"datacenter"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.queries, m.duration, m.panics, m.rateLimited, m.forwards, m.recursorFailures} {
+	for _, c := range []prometheus.Collector{m.queries, m.duration, m.panics, m.rateLimited, m.forwards, m.recursorFailures, m.failovers} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

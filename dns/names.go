@@ -38,6 +38,9 @@ type parsedName struct {
 	// Consul answers for SRV only; DNS-SD uses it for PTR.
 	bare bool
 	addr netip.Addr
+	// dc is another datacenter named in the query (lower case); "" for
+	// this agent's own.
+	dc string
 }
 
 // matchDomain finds the longest of domains that qname (lower case, FQDN)
@@ -153,7 +156,11 @@ func parseLabels(p *parsedName, l []string, rt *runtime) {
 		return
 	}
 	if hasDC && dc != rt.dc {
-		return // another datacenter: kindNone
+		// Another datacenter: its services and nodes are answered from
+		// its summary (the builder checks that it is known).
+		if p.dc = dc; l[len(l)-1] != "service" && l[len(l)-1] != "node" {
+			return // kindNone
+		}
 	}
 	n = len(l)
 	last := l[n-1]

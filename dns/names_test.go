@@ -46,8 +46,12 @@ func TestParseName(t *testing.T) {
 		{"_._tcp.service.chorus.", true, parsedName{kind: kindNone, apexLabels: 3}},
 		{"web.service.dc1.chorus.", true, parsedName{kind: kindService, apexLabels: 3, service: "web"}},
 		{"web.service.dc1.dc.chorus.", true, parsedName{kind: kindService, apexLabels: 4, service: "web"}},
-		{"web.service.dc2.chorus.", true, parsedName{kind: kindNone, apexLabels: 3}},
-		{"web.service.dc2.dc.chorus.", true, parsedName{kind: kindNone, apexLabels: 4}},
+		// Another datacenter: parsed with its name, answered from its
+		// summary (NXDOMAIN when none is held).
+		{"web.service.dc2.chorus.", true, parsedName{kind: kindService, service: "web", apexLabels: 3, dc: "dc2"}},
+		{"web.service.dc2.dc.chorus.", true, parsedName{kind: kindService, service: "web", apexLabels: 4, dc: "dc2"}},
+		{"n1.node.dc2.chorus.", true, parsedName{kind: kindNode, node: "n1", apexLabels: 3, dc: "dc2"}},
+		{"x.query.dc2.chorus.", true, parsedName{kind: kindNone, apexLabels: 3, dc: "dc2"}},
 		{"service.chorus.", true, parsedName{kind: kindEmpty, apexLabels: 1}},
 		{"dc1.chorus.", true, parsedName{kind: kindEmpty, apexLabels: 1}},
 		{"dc1.dc.chorus.", true, parsedName{kind: kindEmpty, apexLabels: 2}},

@@ -352,6 +352,10 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, qtype *uint16) int {
 			return s.forward(w, r, rt, &ed)
 		}
 	}
+	if e.failover != "" {
+		s.metrics.failovers.WithLabelValues(e.failover).Inc()
+		s.logger.Debug("failover answer", "name", q.Name, "qtype", q.Qtype, "datacenter", e.failover)
+	}
 	return s.reply(w, r, q, e, &ed, rt, v.serial)
 }
 
@@ -383,6 +387,9 @@ func (s *Server) resolve(c *cache, v *snapshotView, key []byte) *entry {
 		}
 		b := builder{rt: c.rt, snap: v, q: q, qc: qc, p: p, cacheable: true}
 		e := b.build()
+		if e.failover != "" {
+			s.logger.Info("no healthy instance here: answering from another datacenter", "name", name, "datacenter", e.failover)
+		}
 		e.built = v.Index
 		e.validAt.Store(v.Index)
 		if b.cacheable {
