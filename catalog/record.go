@@ -47,6 +47,14 @@ type NodeRecord struct {
 	// holding the record while its Serf has not heard of the node can
 	// join it. Not part of the HTTP or DNS views.
 	Gossip string `json:",omitempty"`
+	// Owner is set on an external node's record (a node that runs no
+	// agent, registered through /v1/catalog/register): the name of the
+	// agent that wrote this version and whose key signed it. Empty on an
+	// agent's own record. See external.go.
+	Owner string `json:",omitempty"`
+	// Deleted marks an external node's tombstone: the node was
+	// deregistered at this version. It carries no services or checks.
+	Deleted bool `json:",omitempty"`
 	// Signature is the owner's Ed25519 signature over SignedBytes: every
 	// other field, canonically encoded. Set by Sign, checked by Verify.
 	Signature []byte `json:"Sig,omitempty"`
@@ -153,6 +161,9 @@ func (r *NodeRecord) Validate() error {
 		if ap, err := netip.ParseAddrPort(r.Gossip); err != nil || ap.Port() == 0 {
 			return fmt.Errorf("gossip address %q is not ip:port: %w", r.Gossip, ErrInvalid)
 		}
+	}
+	if err := r.validateExternal(); err != nil {
+		return err
 	}
 	if r.Signature != nil && len(r.Signature) != ed25519.SignatureSize {
 		return fmt.Errorf("signature of %d bytes, want %d: %w", len(r.Signature), ed25519.SignatureSize, ErrInvalid)

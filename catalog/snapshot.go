@@ -114,6 +114,8 @@ type Snapshot struct {
 	svcAddrs   ptree[[]*Instance]   // canonical IP; sorted by node, then ID
 	nodesIndex uint64
 	svcsIndex  uint64
+	// tombs are the external nodes' tombstones (external.go).
+	tombs []Tombstone
 	// remotes are the other datacenters' summaries (remote.go).
 	remotes *remoteSet
 	changed chan struct{}
@@ -247,7 +249,13 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		serf.Status = HealthCritical
 		serf.Output = "Agent not live or unreachable"
 	}
+	// An external node (no agent, no gossip) has no serfHealth check,
+	// as in Consul.
+	external := rec.IsExternal()
 	nodeChecks, svcCheckCount := 1, 0
+	if external {
+		nodeChecks = 0
+	}
 	var svcChecks map[string][]Check
 	if rec != nil {
 		for _, c := range rec.Checks {
@@ -263,8 +271,10 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 	}
 	// Every slice is allocated at its final size: a catalog holds one
 	// entry per node, and its checks are copied into each instance.
-	n.Checks = make([]Check, 1, nodeChecks)
-	n.Checks[0] = serf
+	n.Checks = make([]Check, 0, nodeChecks)
+	if !external {
+		n.Checks = append(n.Checks, serf)
+	}
 	if rec != nil {
 		for _, c := range rec.Checks {
 			if c.ServiceID == "" {

@@ -231,10 +231,11 @@ func (s *Store) publishLocked() {
 	}
 	sort.Strings(names)
 	clear(s.dirty)
+	next.tombs = s.tombstonesLocked(names, prev.tombs)
 	for _, name := range names {
 		old, _ := prev.nodes.get(name)
 		var neu *NodeEntry
-		if n := s.nodes[name]; n != nil && served(n.status) {
+		if n := s.nodes[name]; n != nil && (served(n.status) || n.rec.liveExternal()) {
 			if n.entry == nil {
 				n.entry = buildNode(name, n.addr, n.rec, n.status, idx)
 			}
