@@ -320,6 +320,9 @@ func (s *Syncer) handleNotice(body []byte, from string) {
 	// The source address of a datagram can be forged: this only keeps
 	// outsiders from prompting pulls; the signature decides.
 	owner := s.memberAddr(name)
+	if owner == "" && s.isMemberAddr(from) {
+		owner = from // an external node's notice comes from its owner (external.go)
+	}
 	if owner == "" || owner != from {
 		s.reject(rejNotMember, "dropping a notice for a node from another address", "node", name, "from", from, "member_addr", owner)
 		return

@@ -215,10 +215,16 @@ func (s *Syncer) accept(r received, limit uint64, refresh func()) bool {
 		s.reject(rejFuture, "refusing a record version too far in the future (clock skew or forgery)", "node", name, "version", rec.Version, "limit", limit)
 		return false
 	}
-	key := s.keys.key(name)
+	signer := recordSigner(rec)
+	key := s.keys.key(signer)
 	if key == nil && refresh != nil {
 		refresh()
-		key = s.keys.key(name)
+		key = s.keys.key(signer)
+	}
+	if key == nil && signer != name {
+		// An external node's record whose owner is not known (yet): not
+		// held, so that anti-entropy fetches it again later.
+		return false
 	}
 	if key == nil {
 		if !s.keys.hold(r) {
