@@ -182,3 +182,42 @@ func TestConsulAPIAliasCheck(t *testing.T) {
 	agents[0].Kill()
 	waitCheck(t, c1, "remote-web", api.HealthCritical, "Serf Health Status")
 }
+
+// TestCheckTypesSurviveRestart: the new check types are persisted with
+// their fields and run again after a restart.
+func TestCheckTypesSurviveRestart(t *testing.T) {
+	cfg := testConfig(t, "persist")
+	a := startAgent(t, cfg)
+	c := consulClient(t, a)
+	mustNil(t, "register", c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "web", Name: "web", Port: 80, Check: &api.AgentServiceCheck{CheckID: "web-ttl", TTL: "10m", Status: api.HealthPassing},
+	}))
+	mustNil(t, "register edge", c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "edge", Name: "edge", Port: 443,
+		Checks: api.AgentServiceChecks{
+			{CheckID: "udp", UDP: "127.0.0.1:9", Interval: "10m"},
+			{CheckID: "h2", H2PING: "127.0.0.1:9", Interval: "10m"},
+		},
+	}))
+	mustNil(t, "register sidecar", c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "sidecar", Name: "sidecar", Check: &api.AgentServiceCheck{CheckID: "alias", AliasService: "web", AliasNode: "persist"},
+	}))
+	a.Kill()
+
+	b := startAgent(t, cfg)
+	c = consulClient(t, b)
+	checks, err := c.Agent().Checks()
+	mustNil(t, "checks", err)
+	for id, typ := range map[string]string{"udp": "udp", "h2": "h2ping", "alias": "alias"} {
+		if checks[id] == nil || checks[id].Type != typ {
+			t.Fatalf("after restart, check %s: %+v", id, checks[id])
+		}
+	}
+	if d := checks["udp"].Definition; d.UDP != "127.0.0.1:9" {
+		t.Fatalf("udp definition after restart: %+v", d)
+	}
+	// The alias runs again: it follows web's TTL check.
+	waitCheck(t, c, "alias", api.HealthPassing, "All checks passing.")
+	mustNil(t, "fail", c.Agent().FailTTL("web-ttl", "down after restart"))
+	waitCheck(t, c, "alias", api.HealthCritical, "down after restart")
+}

@@ -17,7 +17,9 @@ func TestCheckTypeFields(t *testing.T) {
 		err        string
 	}{
 		{"docker", `{"DockerContainerID":"f00","Shell":"/bin/sh","Args":["/probe","0"],"Interval":"1s"}`, checks.TypeDocker,
-			func(d checks.Definition) bool { return d.DockerContainerID == "f00" && d.Shell == "/bin/sh" && len(d.Args) == 2 }, ""},
+			func(d checks.Definition) bool {
+				return d.DockerContainerID == "f00" && d.Shell == "/bin/sh" && len(d.Args) == 2
+			}, ""},
 		{"docker snake", `{"docker_container_id":"f00","script_args":["/probe"],"interval":"1s"}`, checks.TypeDocker,
 			func(d checks.Definition) bool { return d.DockerContainerID == "f00" && d.Args[0] == "/probe" }, ""},
 		{"udp", `{"udp":"127.0.0.1:53","interval":"1s"}`, checks.TypeUDP, func(d checks.Definition) bool { return d.UDP == "127.0.0.1:53" }, ""},
