@@ -75,13 +75,69 @@ func (l *State) checkRecordSizeLocked() error {
 	return nil
 }
 
+// sizeMargin is how far below catalog.MaxRecordSize the running estimate
+// of the record's size must stay for a change to pass without an exact
+// count (checkGrowthLocked). Changes that bypass the estimate (a check's
+// output, a load figure) cannot add this much between two records.
+const sizeMargin = 1 << 20
+
+// checkGrowthLocked refuses a change that would make the record larger
+// than peers accept. It keeps a running upper bound of the record's JSON
+// size: the exact size at the last record built (sizeBase, from the same
+// cached piece sizes) plus what the changes committed since added
+// (sizeDrift). A change adds the size of the pieces it touched now minus
+// their size before, an O(change) sum; only when the bound comes within
+// sizeMargin of the limit is the record counted exactly
+// (checkRecordSizeLocked, O(services)).
+func (l *State) checkGrowthLocked(t *txn) error {
+	growth := 0
+	for id, old := range t.svcs {
+		if s := l.services[id]; s != nil {
+			growth += l.serviceSizeLocked(s)
+		}
+		if old != nil {
+			growth -= l.serviceSizeLocked(old)
+		}
+	}
+	for id, old := range t.chks {
+		if c := l.checks[id]; c != nil {
+			_, n := l.checkRecordLocked(c)
+			growth += n + 1
+		}
+		if old != nil {
+			_, n := l.checkRecordLocked(old)
+			growth -= n + 1
+		}
+	}
+	if t.maint && l.nodeMaint != nil {
+		growth += jsonLen(l.nodeMaintCheck()) + 1
+	}
+	if l.sizeKnown && l.sizeBase+l.sizeDrift+growth+sizeMargin <= catalog.MaxRecordSize {
+		l.sizeDrift += max(growth, 0)
+		return nil
+	}
+	if err := l.checkRecordSizeLocked(); err != nil {
+		return err
+	}
+	l.sizeBase, l.sizeDrift, l.sizeKnown = l.recordJSONSizeLocked(), 0, true
+	return nil
+}
+
+// serviceSizeLocked is what service s adds to the record's JSON: the
+// service and its maintenance check, if any.
+func (l *State) serviceSizeLocked(s *localService) int {
+	_, n := l.serviceLeafLocked(s)
+	n++
+	if s.Maint != nil {
+		n += jsonLen(l.serviceMaintCheck(s)) + 1
+	}
+	return n
+}
+
 // recordJSONSizeLocked returns an upper bound of the length of the JSON of
 // this node's signed record, exact but for the version's digits.
 func (l *State) recordJSONSizeLocked() int {
-	// The agent signs each record: count an Ed25519 signature.
-	head := catalog.NodeRecord{Node: l.node, Version: math.MaxUint64, Gossip: l.gossip, Signature: make([]byte, ed25519.SignatureSize)}
-	size := jsonLen(head)
-	nsvc, nchk := 0, 0
+	size, nsvc, nchk := 0, 0, 0
 	for _, s := range l.services {
 		_, n := l.serviceLeafLocked(s)
 		size += n + 1
@@ -100,6 +156,15 @@ func (l *State) recordJSONSizeLocked() int {
 		size += n + 1
 		nchk++
 	}
+	return size + l.recordOverheadLocked(nsvc, nchk)
+}
+
+// recordOverheadLocked is the size of the record's JSON without its
+// pieces: the signed header and the lists' brackets.
+func (l *State) recordOverheadLocked(nsvc, nchk int) int {
+	// The agent signs each record: count an Ed25519 signature.
+	head := catalog.NodeRecord{Node: l.node, Version: math.MaxUint64, Gossip: l.gossip, Signature: make([]byte, ed25519.SignatureSize)}
+	size := jsonLen(head)
 	if nsvc > 0 {
 		size += len(`,"Services":[]`) - 1
 	}

@@ -371,6 +371,10 @@ func (l *State) applyResult(r checks.Result) {
 	}
 	prev := c.Status
 	statusChanged := prev != r.Status
+	if d := len(r.Output) - len(c.Output); d > 0 {
+		// JSON escaping at most sextuples a byte (checkGrowthLocked).
+		l.sizeDrift += 6 * d
+	}
 	c.Status, c.Output = r.Status, r.Output
 	if statusChanged {
 		if r.Status == catalog.HealthCritical {

@@ -113,7 +113,11 @@ type State struct {
 	pubDone   bool               // a record has been published
 	svcOrder  []string           // sorted service IDs of the last record
 	pubTree   *catalog.PieceTree // hash tree of the last record published
-	chkOrder  []string           // sorted check IDs of the last record
+	// sizeBase is the record's JSON size when last counted, sizeDrift an
+	// upper bound of what changes added since (checkGrowthLocked).
+	sizeBase, sizeDrift int
+	sizeKnown           bool
+	chkOrder            []string // sorted check IDs of the last record
 
 	dataDir  string           // "" = no persistence
 	jnl      *journal.Journal // set by Restore when dataDir is set
@@ -179,7 +183,7 @@ func (l *State) SetGossip(addr string) {
 // services' Tags and Meta, which the State never modifies in place: like
 // every record handed to the publish function, it must not be modified.
 func (l *State) recordLocked() *catalog.NodeRecord {
-	rec, _, _ := l.buildRecordLocked(false)
+	rec, _, _, _ := l.buildRecordLocked(false)
 	return rec
 }
 
@@ -188,15 +192,21 @@ func (l *State) recordLocked() *catalog.NodeRecord {
 // cached leaves and shares the buckets that did not change with the
 // previous record's, so signing costs the changed pieces.
 func (l *State) signableRecordLocked() *catalog.NodeRecord {
-	rec, chkLeaves, svcLeaves := l.buildRecordLocked(true)
+	rec, chkLeaves, svcLeaves, size := l.buildRecordLocked(true)
 	leaves := append(chkLeaves, svcLeaves...)
 	t := catalog.BuildTree(l.pubTree, leaves)
 	l.pubTree = t
 	rec.SetPieceTree(t)
+	// The walk counted the record's size: the size check starts again
+	// from it (checkGrowthLocked).
+	l.sizeBase, l.sizeDrift, l.sizeKnown = size+l.recordOverheadLocked(len(rec.Services), len(rec.Checks)), 0, true
 	return rec
 }
 
-func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chkLeaves, svcLeaves []catalog.Leaf) {
+// buildRecordLocked builds the record; withLeaves, it also returns the
+// leaves of its checks and services in record order and the JSON size of
+// its pieces (each with its separator).
+func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chkLeaves, svcLeaves []catalog.Leaf, size int) {
 	rec = &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	l.svcOrder = keepSorted(l.svcOrder, l.services)
 	l.chkOrder = keepSorted(l.chkOrder, l.checks)
@@ -211,8 +221,9 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 		s := l.services[id]
 		rec.Services = append(rec.Services, s.Service)
 		if withLeaves {
-			lf, _ := l.serviceLeafLocked(s)
+			lf, n := l.serviceLeafLocked(s)
 			svcLeaves = append(svcLeaves, lf)
+			size += n + 1
 		}
 		if s.Maint != nil {
 			rec.Checks = append(rec.Checks, l.serviceMaintCheck(s))
@@ -223,12 +234,18 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 		rec.Checks = append(rec.Checks, l.nodeMaintCheck())
 		maint = true
 	}
+	if withLeaves && maint {
+		for i := range rec.Checks {
+			size += jsonLen(rec.Checks[i]) + 1
+		}
+	}
 	for _, id := range l.chkOrder {
 		c := l.checks[id]
-		cc, _ := l.checkRecordLocked(c)
+		cc, n := l.checkRecordLocked(c)
 		rec.Checks = append(rec.Checks, cc)
 		if withLeaves {
 			chkLeaves = append(chkLeaves, c.leaf)
+			size += n + 1
 		}
 	}
 	if maint {
@@ -248,7 +265,7 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 			}
 		}
 	}
-	return rec, chkLeaves, svcLeaves
+	return rec, chkLeaves, svcLeaves, size
 }
 
 // isMaintID reports whether id is one of the maintenance checks' IDs.

@@ -145,7 +145,7 @@ func (t *txn) releaseLocked() {
 func (t *txn) commitLocked(grow bool) error {
 	l := t.l
 	if grow {
-		if err := l.checkRecordSizeLocked(); err != nil {
+		if err := l.checkGrowthLocked(t); err != nil {
 			t.abortLocked()
 			return err
 		}
