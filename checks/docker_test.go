@@ -98,3 +98,16 @@ func FuzzDemuxDockerStream(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDockerProbe measures one Docker check probe against the real
+// engine: create the exec, start it attached, read the exit code.
+func BenchmarkDockerProbe(b *testing.B) {
+	id := testutil.DockerProbeContainer(b)
+	p := newDockerProber(Definition{DockerContainerID: id, Args: []string{"/probe", "0", "bench"}, Timeout: 10 * time.Second},
+		Config{DockerSocket: testutil.DockerSocket})
+	for b.Loop() {
+		if status, out := p.probe(b.Context()); status != StatusPassing {
+			b.Fatalf("%s %q", status, out)
+		}
+	}
+}
