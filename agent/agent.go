@@ -193,6 +193,9 @@ func (a *Agent) Start() (err error) {
 	if err := a.local.LoadConfigServices(cfg.Services); err != nil {
 		return err
 	}
+	if err := a.startExternals(cfg); err != nil {
+		return err
+	}
 
 	// DNS and HTTP bind first so that a taken port fails fast.
 	a.dns, err = dnssrv.New(a.dnsConfig(cfg, advertise), a.store, a.root, a.reg)
@@ -253,6 +256,7 @@ func (a *Agent) Start() (err error) {
 	})
 	a.wg.Go(func() { a.local.Run(a.ctx) })
 	a.wg.Go(func() { a.sync.Run(a.ctx) })
+	a.wg.Go(func() { a.runExternals(a.ctx) })
 	a.wg.Go(func() { a.runHandlers(a.ctx) })
 	a.startWatches(cfg.Watches)
 	a.startJoin(cfg)
@@ -376,6 +380,11 @@ func (a *Agent) closeAll(left bool) {
 	if a.local != nil {
 		if err := a.local.Flush(); err != nil {
 			a.logger.Error("final persist failed", "err", err)
+		}
+		if x := a.local.Externals(); x != nil {
+			if err := x.Close(); err != nil {
+				a.logger.Error("close the external nodes journal", "err", err)
+			}
 		}
 	}
 	if a.tmpDir != "" {

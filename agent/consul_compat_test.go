@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -436,7 +437,7 @@ func TestConsulCompatNotProvidedAndMemberTags(t *testing.T) {
 		t.Fatalf("members: %+v", ms)
 	}
 	tags := ms[0].Tags
-	if tags["role"] != api.MemberTagValueRoleClient || tags["build"] != Version || tags["vsn"] != "2" || tags["dc"] != "dc1" {
+	if tags["role"] != api.MemberTagValueRoleClient || tags["build"] != Version || tags["vsn"] != strconv.Itoa(int(catalog.RecordFormat)) || tags["dc"] != "dc1" {
 		t.Fatalf("member tags: %v", tags)
 	}
 }

@@ -3,42 +3,87 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/catalog"
 )
 
 // catalogRegistration is the body of Consul's PUT /v1/catalog/register
-// (api.CatalogRegistration). Fields Chorus has no use for (ID,
-// TaggedAddresses, NodeMeta, SkipNodeUpdate, Check.Definition…) are
-// accepted and ignored.
+// (api.CatalogRegistration, structs.RegisterRequest). Every field the
+// consul/api client sends is decoded: those Chorus keeps are applied, the
+// others must be empty (zero) or the request is refused naming them.
 type catalogRegistration struct {
-	Node       string
-	Address    string
-	Datacenter string
-	Service    *struct {
-		ID      string
-		Service string
-		Name    string // accepted as a spelling of Service
-		Tags    []string
-		Address string
-		Port    int
-		Meta    map[string]string
-		Weights *catalog.Weights
-	}
-	Check  *registrationCheck
-	Checks []registrationCheck
+	ID              string
+	Node            string
+	Address         string
+	TaggedAddresses map[string]string
+	NodeMeta        map[string]string
+	Datacenter      string
+	Service         *registrationService
+	Check           *registrationCheck
+	Checks          []registrationCheck
+	SkipNodeUpdate  bool
+	Partition       string
+	Namespace       string
+	Locality        json.RawMessage
 }
 
+// registrationService is Consul's AgentService as a catalog registration
+// carries it.
+type registrationService struct {
+	Kind              string
+	ID                string
+	Service           string
+	Name              string // accepted as a spelling of Service
+	Tags              []string
+	Meta              map[string]string
+	Port              int
+	Address           string
+	SocketPath        string
+	TaggedAddresses   json.RawMessage
+	Weights           *catalog.Weights
+	EnableTagOverride bool
+	Proxy             json.RawMessage
+	Connect           json.RawMessage
+	Locality          json.RawMessage
+	PeerName          string
+	Namespace         string
+	Partition         string
+	Datacenter        string
+	// Read-only fields of the answer shape; a client that registers what
+	// it read sends them back.
+	CreateIndex, ModifyIndex uint64
+	ContentHash              string
+}
+
+// registrationCheck is Consul's HealthCheck as a catalog registration
+// carries it: a check whose status is set by the registration (Consul
+// runs no catalog check either).
 type registrationCheck struct {
-	Node      string
-	CheckID   string
-	Name      string
-	Status    string
-	Notes     string
-	Output    string
-	ServiceID string
+	Node        string
+	CheckID     string
+	Name        string
+	Status      string
+	Notes       string
+	Output      string
+	ServiceID   string
+	ServiceName string
+	ServiceTags []string
+	Type        string
+	Definition  *struct {
+		Interval         json.RawMessage
+		Timeout          json.RawMessage
+		IntervalDuration json.RawMessage
+		TimeoutDuration  json.RawMessage
+	}
+	Namespace, Partition, PeerName string
+	ExposedPort                    int
+	CreateIndex, ModifyIndex       uint64
 }
 
 // catalogDeregistration is the body of PUT /v1/catalog/deregister.
@@ -47,6 +92,8 @@ type catalogDeregistration struct {
 	Datacenter string
 	ServiceID  string
 	CheckID    string
+	Namespace  string
+	Partition  string
 }
 
 // decodeStrict decodes one JSON object, naming the problem on error.
@@ -68,7 +115,37 @@ func (a *Server) checkBodyDC(dc string) error {
 	return errorf(http.StatusBadRequest, "datacenter %q: this agent serves only datacenter %q", dc, a.cfg().Datacenter)
 }
 
-// apiCatalogRegister registers an external service, owned by this agent.
+// rawSet reports whether a raw JSON field holds a value (not absent, not
+// null, not an empty object or list).
+func rawSet(m json.RawMessage) bool {
+	s := strings.TrimSpace(string(m))
+	return s != "" && s != "null" && s != "{}" && s != "[]"
+}
+
+// refuseFields returns a 400 naming the first field that is set but
+// that Chorus cannot keep for a catalog registration.
+func refuseFields(fields ...struct {
+	name string
+	set  bool
+}) error {
+	for _, f := range fields {
+		if f.set {
+			return errorf(http.StatusBadRequest, "%s is not supported by Chorus's /v1/catalog/register (see docs/api.md)", f.name)
+		}
+	}
+	return nil
+}
+
+type field = struct {
+	name string
+	set  bool
+}
+
+func enterprise(v string) bool { return v != "" && v != "default" }
+
+// apiCatalogRegister applies Consul's catalog registration: to an
+// external node (owned by this agent from then on, see local.Externals),
+// or, for this agent's own node, as agent registrations.
 func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any, error) {
 	b, err := readBody(r)
 	if err != nil {
@@ -81,51 +158,179 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 	if err := a.checkBodyDC(body.Datacenter); err != nil {
 		return nil, err
 	}
-	if body.Service == nil {
-		return nil, errorf(http.StatusBadRequest, "Service is required: Chorus registers external services, not bare nodes or node-level checks (see docs/api.md)")
+	if body.Node == "" {
+		return nil, errorf(http.StatusBadRequest, "Node is required")
 	}
-	s := body.Service
-	if err := pathID("Service.ID", s.ID); err != nil {
+	if err := refuseFields(field{"Partition", enterprise(body.Partition)}, field{"Namespace", enterprise(body.Namespace)},
+		field{"Locality", rawSet(body.Locality)}); err != nil {
 		return nil, err
 	}
-	name := s.Service
-	if name == "" {
-		name = s.Name
+	if body.ID != "" && !strings.EqualFold(body.ID, nodeID(body.Node)) {
+		return nil, errorf(http.StatusBadRequest, "ID %q: Chorus derives a node's ID from its name (%q is %s)", body.ID, body.Node, nodeID(body.Node))
 	}
-	reg := local.ExternalRegistration{
-		Node: body.Node, Address: body.Address,
-		Service: catalog.Service{ID: s.ID, Name: name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta},
+	reg := local.NodeRegistration{
+		Node: body.Node, Address: body.Address, TaggedAddresses: body.TaggedAddresses,
+		NodeMeta: body.NodeMeta, SkipNodeUpdate: body.SkipNodeUpdate,
 	}
-	if s.Weights != nil {
-		reg.Service.Weights = *s.Weights
-	}
-	svcID := s.ID
-	if svcID == "" {
-		svcID = name
+	if s := body.Service; s != nil {
+		if err := refuseFields(
+			field{"Service.Kind", s.Kind != ""}, field{"Service.Proxy", rawSet(s.Proxy)}, field{"Service.Connect", rawSet(s.Connect)},
+			field{"Service.SocketPath", s.SocketPath != ""}, field{"Service.TaggedAddresses", rawSet(s.TaggedAddresses)},
+			field{"Service.EnableTagOverride", s.EnableTagOverride}, field{"Service.Locality", rawSet(s.Locality)},
+			field{"Service.PeerName", s.PeerName != ""}, field{"Service.Namespace", enterprise(s.Namespace)},
+			field{"Service.Partition", enterprise(s.Partition)},
+		); err != nil {
+			return nil, err
+		}
+		if s.Datacenter != "" && s.Datacenter != a.cfg().Datacenter {
+			return nil, errorf(http.StatusBadRequest, "Service.Datacenter %q: this agent serves only datacenter %q", s.Datacenter, a.cfg().Datacenter)
+		}
+		if err := pathID("Service.ID", s.ID); err != nil {
+			return nil, err
+		}
+		name := s.Service
+		if name == "" {
+			name = s.Name
+		}
+		svc := catalog.Service{ID: s.ID, Name: name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta}
+		if s.Weights != nil {
+			svc.Weights = *s.Weights
+		}
+		reg.Service = &svc
 	}
 	all := body.Checks
 	if body.Check != nil {
 		all = append([]registrationCheck{*body.Check}, all...)
 	}
 	for _, c := range all {
-		if c.ServiceID != "" && c.ServiceID != svcID {
-			return nil, errorf(http.StatusBadRequest, "check %q names service %q, not the registered service %q", c.CheckID, c.ServiceID, svcID)
-		}
 		if err := pathID("CheckID", c.CheckID); err != nil {
 			return nil, err
 		}
 		if c.Node != "" && c.Node != body.Node {
 			return nil, errorf(http.StatusBadRequest, "check %q names node %q, not the registered node %q", c.CheckID, c.Node, body.Node)
 		}
-		reg.Checks = append(reg.Checks, local.ExternalCheck{CheckID: c.CheckID, Name: c.Name, Notes: c.Notes, Status: c.Status, Output: c.Output})
+		if err := refuseFields(field{"Check.Namespace", enterprise(c.Namespace)}, field{"Check.Partition", enterprise(c.Partition)},
+			field{"Check.PeerName", c.PeerName != ""}, field{"Check.ExposedPort", c.ExposedPort != 0}); err != nil {
+			return nil, err
+		}
+		chk := catalog.Check{CheckID: c.CheckID, Name: c.Name, Status: c.Status, Notes: c.Notes, Output: c.Output, ServiceID: c.ServiceID, Type: c.Type}
+		if d := c.Definition; d != nil {
+			var err error
+			if chk.Interval, err = definitionDuration("Check.Definition.Interval", d.Interval, d.IntervalDuration); err != nil {
+				return nil, err
+			}
+			if chk.Timeout, err = definitionDuration("Check.Definition.Timeout", d.Timeout, d.TimeoutDuration); err != nil {
+				return nil, err
+			}
+		}
+		reg.Checks = append(reg.Checks, chk)
 	}
-	if err := a.local.RegisterExternal(reg); err != nil {
+	if body.Node == a.cfg().NodeName {
+		return nil, a.registerOwnNode(reg)
+	}
+	x := a.local.Externals()
+	if x == nil {
+		return nil, errorf(http.StatusInternalServerError, "external nodes are not set up on this agent")
+	}
+	if err := x.Register(reg); err != nil {
 		return nil, err
 	}
 	return true, nil
 }
 
-// apiCatalogDeregister removes external services owned by this agent.
+// definitionDuration reads a check definition's interval or timeout, as
+// Consul's client sends it (a duration string, or nanoseconds), as a Go
+// duration string; "" when absent.
+func definitionDuration(name string, vals ...json.RawMessage) (string, error) {
+	for _, v := range vals {
+		if !rawSet(v) {
+			continue
+		}
+		var d local.Duration
+		if err := json.Unmarshal(v, &d); err != nil {
+			return "", errorf(http.StatusBadRequest, "%s: %v", name, err)
+		}
+		if time.Duration(d) != 0 {
+			return time.Duration(d).String(), nil
+		}
+	}
+	return "", nil
+}
+
+// ownCheckTTL is the TTL of a static check registered for this agent's
+// own node through the catalog: its status is what registrations (or the
+// agent's TTL endpoints) set, and it never expires.
+const ownCheckTTL = 100 * 365 * 24 * time.Hour
+
+// registerOwnNode applies a catalog registration of this agent's own
+// node: the service becomes an agent-registered service and the checks
+// static agent checks, persisted like any (Consul's agent would remove
+// them from the catalog at its next anti-entropy sync instead). The node's
+// own fields come from the agent's configuration: a registration may
+// repeat them but not change them.
+func (a *Server) registerOwnNode(reg local.NodeRegistration) error {
+	self := a.local.Node()
+	if reg.Address != "" && reg.Address != self.Address {
+		return errorf(http.StatusBadRequest, "node %q is this agent, whose address %q comes from its configuration (advertise): it cannot be changed to %q", self.Name, self.Address, reg.Address)
+	}
+	if len(reg.NodeMeta) > 0 && !sameStrings(reg.NodeMeta, self.Meta) {
+		return errorf(http.StatusBadRequest, "node %q is this agent, whose NodeMeta comes from its configuration (node_meta): it cannot be changed here", self.Name)
+	}
+	if len(reg.TaggedAddresses) > 0 {
+		for k, v := range reg.TaggedAddresses {
+			if want, ok := taggedAddresses(self)[k]; !ok || want != v {
+				return errorf(http.StatusBadRequest, "node %q is this agent: its tagged address %q cannot be set to %q here", self.Name, k, v)
+			}
+		}
+	}
+	if s := reg.Service; s != nil {
+		def := local.ServiceDefinition{ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta}
+		if s.Weights != (catalog.Weights{}) {
+			w := s.Weights
+			def.Weights = &w
+		}
+		if err := a.local.RegisterService(def); err != nil {
+			return err
+		}
+	}
+	for _, c := range reg.Checks {
+		id := c.CheckID
+		if id == "" {
+			id = c.Name
+		}
+		status := c.Status
+		if status == "" {
+			status = catalog.HealthCritical
+		}
+		if !catalog.ValidStatus(status) {
+			return errorf(http.StatusBadRequest, "check %q: status %q: want passing, warning or critical", id, status)
+		}
+		def := local.CheckDefinition{CheckID: id, Name: c.Name, Notes: c.Notes, ServiceID: c.ServiceID, Status: status, TTL: local.Duration(ownCheckTTL)}
+		if err := a.local.RegisterCheck(def); err != nil {
+			return err
+		}
+		if err := a.local.UpdateTTL(id, status, c.Output); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameStrings(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// apiCatalogDeregister applies Consul's catalog deregistration from any
+// agent: to an external node (whoever owns it), or to this agent's own
+// services and checks.
 func (a *Server) apiCatalogDeregister(w http.ResponseWriter, r *http.Request) (any, error) {
 	b, err := readBody(r)
 	if err != nil {
@@ -138,8 +343,36 @@ func (a *Server) apiCatalogDeregister(w http.ResponseWriter, r *http.Request) (a
 	if err := a.checkBodyDC(body.Datacenter); err != nil {
 		return nil, err
 	}
-	if err := a.local.DeregisterExternal(body.Node, body.ServiceID, body.CheckID); err != nil {
+	if err := refuseFields(field{"Partition", enterprise(body.Partition)}, field{"Namespace", enterprise(body.Namespace)}); err != nil {
 		return nil, err
+	}
+	if body.Node == "" {
+		return nil, errorf(http.StatusBadRequest, "Node is required")
+	}
+	if body.ServiceID != "" && body.CheckID != "" {
+		return nil, errorf(http.StatusBadRequest, "give ServiceID or CheckID, not both")
+	}
+	if body.Node == a.cfg().NodeName {
+		var err error
+		switch {
+		case body.ServiceID != "":
+			err = a.local.DeregisterService(body.ServiceID)
+		case body.CheckID != "":
+			err = a.local.DeregisterCheck(body.CheckID)
+		default:
+			return nil, errorf(http.StatusBadRequest, "node %q is this agent: it leaves the catalog with PUT /v1/agent/leave", body.Node)
+		}
+		if err != nil && !errors.Is(err, local.ErrNotFound) {
+			return nil, err
+		}
+		return true, nil
+	}
+	x := a.local.Externals()
+	if x == nil {
+		return nil, errorf(http.StatusInternalServerError, "external nodes are not set up on this agent")
+	}
+	if err := x.Deregister(body.Node, body.ServiceID, body.CheckID); err != nil {
+		return nil, fmt.Errorf("deregister: %w", err)
 	}
 	return true, nil
 }

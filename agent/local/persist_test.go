@@ -131,8 +131,9 @@ func TestJournalRoundTrip(t *testing.T) {
 	must(l.UpdateTTL("disk", catalog.HealthCritical, "full"))
 	must(l.SetServiceMaintenance("db1", true, "upgrade"))
 	must(l.SetNodeMaintenance(true, ""))
-	must(l.RegisterExternal(ExternalRegistration{Node: "ext", Address: "10.1.1.1",
-		Service: catalog.Service{Name: "saas", Port: 443}, Checks: []ExternalCheck{{Status: catalog.HealthPassing, Output: "ok"}}}))
+	// A legacy external service (external.go), as older agents kept them.
+	must(l.registerService(ServiceDefinition{Name: "saas", Port: 443, Address: "10.1.1.1", Meta: map[string]string{ExternalNodeMetaKey: "ext"},
+		Check: &CheckDefinition{TTL: Duration(time.Hour), Status: catalog.HealthPassing}}, sourceExternal))
 	must(l.DeregisterService("gone"))
 	must(l.RegisterService(ServiceDefinition{ID: "db1", Name: "db", Port: 5433,
 		Checks: []CheckDefinition{{TTL: Duration(time.Minute)}}})) // drops service:db1:2
@@ -610,11 +611,6 @@ func TestServiceLimits(t *testing.T) {
 			err := l.RegisterService(tc.def)
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want ErrInvalid saying %q", err, tc.want)
-			}
-			err = l.RegisterExternal(ExternalRegistration{Node: "ext", Address: "10.0.0.1",
-				Service: catalog.Service{Name: "a", Tags: tc.def.Tags, Meta: tc.def.Meta}})
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("external: got %v, want ErrInvalid", err)
 			}
 			if len(l.Services()) != 0 || l.journalStats().Entries != before {
 				t.Fatal("a refused registration changed something")

@@ -25,7 +25,7 @@ func TestEmptyConfigFile(t *testing.T) {
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := loadConfig(nil, sources{files: []string{p}}, false)
+		cfg, err := loadConfig(nil, sources{files: []string{p}}, true)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

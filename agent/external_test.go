@@ -1,0 +1,332 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+
+	"github.com/chorusdns/chorus/test/testutil"
+)
+
+// dnsAsk asks a's DNS server over UDP and returns the reply or an error
+// (for use inside Eventually).
+func dnsAsk(a *Agent, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, a.DNSAddr())
+	return r, err
+}
+
+// externalSeen checks that agent a answers for the external node db1 as
+// registered: catalog node (meta, tagged addresses, both services),
+// health node (its node check, no serfHealth), health service, DNS node
+// and service answers.
+func externalSeen(a *Agent) error {
+	c, err := api.NewClient(&api.Config{Address: a.HTTPAddr()})
+	if err != nil {
+		return err
+	}
+	cn, _, err := c.Catalog().Node("db1", nil)
+	if err != nil {
+		return err
+	}
+	if cn == nil || cn.Node == nil {
+		return fmt.Errorf("%s: /v1/catalog/node/db1: not found", a.NodeName())
+	}
+	if cn.Node.Address != "10.20.0.5" || cn.Node.Meta["rack"] != "r1" || cn.Node.TaggedAddresses["wan"] != "203.0.113.5" || cn.Node.Datacenter != "dc1" {
+		return fmt.Errorf("%s: node %+v", a.NodeName(), cn.Node)
+	}
+	if len(cn.Services) != 2 || cn.Services["pg"] == nil || cn.Services["pg"].Port != 5432 || cn.Services["exporter"] == nil {
+		return fmt.Errorf("%s: services %v", a.NodeName(), cn.Services)
+	}
+	hc, _, err := c.Health().Node("db1", nil)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, h := range hc {
+		ids = append(ids, h.CheckID+"="+h.Status)
+	}
+	slices.Sort(ids)
+	if want := []string{"db-alive=passing", "pg-ready=passing"}; !slices.Equal(ids, want) {
+		return fmt.Errorf("%s: /v1/health/node/db1 checks %v, want %v", a.NodeName(), ids, want)
+	}
+	es, _, err := c.Health().Service("postgres", "", true, nil)
+	if err != nil {
+		return err
+	}
+	var nodes []string
+	for _, e := range es {
+		nodes = append(nodes, e.Node.Node)
+		if e.Node.Node == "db1" && (len(e.Checks) != 2 || e.Service.ID != "pg") {
+			return fmt.Errorf("%s: health entry %+v %+v", a.NodeName(), e.Service, e.Checks)
+		}
+	}
+	slices.Sort(nodes)
+	if !slices.Equal(nodes, []string{"db1", "db2"}) { // service ID pg on two external nodes
+		return fmt.Errorf("%s: postgres on %v", a.NodeName(), nodes)
+	}
+	r, err := dnsAsk(a, "db1.node.chorus", dns.TypeA)
+	if err != nil {
+		return err
+	}
+	if got := answerAddrs(r); !slices.Equal(got, []string{"10.20.0.5"}) {
+		return fmt.Errorf("%s: db1.node A %v (rcode %s)", a.NodeName(), got, dns.RcodeToString[r.Rcode])
+	}
+	r, err = dnsAsk(a, "postgres.service.chorus", dns.TypeSRV)
+	if err != nil {
+		return err
+	}
+	if got := srvTargets(r); !slices.Equal(got, []string{"db1.node.chorus.:5432", "db2.node.chorus.:5432"}) {
+		return fmt.Errorf("%s: postgres SRV %v", a.NodeName(), got)
+	}
+	return nil
+}
+
+// TestExternalNodesOutliveTheirAgent: an external node registered through
+// one agent with the consul/api client (node meta, tagged addresses, a
+// node check, two services with a check) is answered by every agent over
+// HTTP and DNS; when its owner dies, the agent every survivor computes
+// adopts it and it stays answered; the returning owner yields to the
+// adopter; deregistration (a service, a check, the node) works from an
+// agent that does not own it.
+func TestExternalNodesOutliveTheirAgent(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	c0 := consulClient(t, agents[0])
+	_, err := c0.Catalog().Register(&api.CatalogRegistration{
+		Node: "db1", Address: "10.20.0.5",
+		NodeMeta:        map[string]string{"rack": "r1"},
+		TaggedAddresses: map[string]string{"wan": "203.0.113.5"},
+		Check:           &api.AgentCheck{CheckID: "db-alive", Name: "db host alive", Status: api.HealthPassing},
+	}, nil)
+	mustNil(t, "register bare node with a node check", err)
+	_, err = c0.Catalog().Register(&api.CatalogRegistration{
+		Node: "db1", Address: "10.20.0.5",
+		NodeMeta:        map[string]string{"rack": "r1"},
+		TaggedAddresses: map[string]string{"wan": "203.0.113.5"},
+		Service:         &api.AgentService{ID: "pg", Service: "postgres", Port: 5432, Tags: []string{"primary"}},
+		Checks:          api.HealthChecks{{CheckID: "pg-ready", Name: "pg ready", Status: api.HealthPassing, ServiceID: "pg"}},
+	}, nil)
+	mustNil(t, "register service", err)
+	_, err = c0.Catalog().Register(&api.CatalogRegistration{
+		Node: "db1", Address: "10.20.0.5", SkipNodeUpdate: true,
+		Service: &api.AgentService{ID: "exporter", Service: "pg-exporter", Port: 9187},
+	}, nil)
+	mustNil(t, "register second service", err)
+	// The same service ID on another external node, through another agent.
+	_, err = consulClient(t, agents[1]).Catalog().Register(&api.CatalogRegistration{
+		Node: "db2", Address: "10.20.0.6",
+		Service: &api.AgentService{ID: "pg", Service: "postgres", Port: 5432},
+	}, nil)
+	mustNil(t, "same service ID on a second external node", err)
+
+	testutil.Eventually(t, 15*time.Second, func() error {
+		for _, a := range agents {
+			if err := externalSeen(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if o := agents[2].Store().Record("db1").Owner; o != "node0" {
+		t.Fatalf("db1 owned by %q, want node0 (the accepting agent)", o)
+	}
+
+	// The owner dies: the agent every survivor computes adopts db1.
+	cfg0 := *agents[0].Config()
+	_, port, _ := net.SplitHostPort(agents[0].SerfAddr())
+	cfg0.SerfPort, _ = strconv.Atoi(port)
+	agents[0].Kill()
+	live := agents[1:]
+	want := adopter("db1", []string{"node1", "node2"})
+	testutil.Eventually(t, 30*time.Second, func() error {
+		for _, a := range live {
+			if rec := a.Store().Record("db1"); rec == nil || rec.Owner != want {
+				return fmt.Errorf("%s: db1 record %+v, want owner %s", a.NodeName(), rec, want)
+			}
+			if err := externalSeen(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	adopted := agents[1].Store().Record("db1").Version
+
+	// The owner returns with its journal: it yields to the adopter.
+	b := startAgent(t, cfg0)
+	if _, err := b.Join([]string{agents[1].SerfAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	all := []*Agent{b, agents[1], agents[2]}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if owned := b.Local().Externals().Owned(); len(owned) != 0 {
+			return fmt.Errorf("returning owner still owns %v", owned)
+		}
+		for _, a := range all {
+			rec := a.Store().Record("db1")
+			if rec == nil || rec.Owner != want || rec.Version != adopted {
+				return fmt.Errorf("%s: db1 record %+v, want owner %s version %d", a.NodeName(), rec, want, adopted)
+			}
+			if err := externalSeen(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	// Deregistration through an agent that does not own db1.
+	other := b
+	cb := consulClient(t, other)
+	_, err = cb.Catalog().Deregister(&api.CatalogDeregistration{Node: "db1", ServiceID: "exporter"}, nil)
+	mustNil(t, "deregister a service", err)
+	_, err = cb.Catalog().Deregister(&api.CatalogDeregistration{Node: "db1", CheckID: "db-alive"}, nil)
+	mustNil(t, "deregister a node check", err)
+	testutil.Eventually(t, 15*time.Second, func() error {
+		for _, a := range all {
+			c := consulClient(t, a)
+			cn, _, err := c.Catalog().Node("db1", nil)
+			if err != nil {
+				return err
+			}
+			if cn == nil || len(cn.Services) != 1 || cn.Services["pg"] == nil {
+				return fmt.Errorf("%s: db1 after service deregistration: %+v", a.NodeName(), cn)
+			}
+			hc, _, err := c.Health().Node("db1", nil)
+			if err != nil {
+				return err
+			}
+			if len(hc) != 1 || hc[0].CheckID != "pg-ready" {
+				return fmt.Errorf("%s: db1 checks after check deregistration: %d", a.NodeName(), len(hc))
+			}
+		}
+		return nil
+	})
+	_, err = cb.Catalog().Deregister(&api.CatalogDeregistration{Node: "db1"}, nil)
+	mustNil(t, "deregister the node", err)
+	testutil.Eventually(t, 15*time.Second, func() error {
+		for _, a := range all {
+			c := consulClient(t, a)
+			nodes, _, err := c.Catalog().Nodes(nil)
+			if err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				if n.Node == "db1" {
+					return fmt.Errorf("%s still lists db1", a.NodeName())
+				}
+			}
+			r, err := dnsAsk(a, "db1.node.chorus", dns.TypeA)
+			if err != nil {
+				return err
+			}
+			if r.Rcode != dns.RcodeNameError {
+				return fmt.Errorf("%s: db1.node rcode %s", a.NodeName(), dns.RcodeToString[r.Rcode])
+			}
+			es, _, err := c.Health().Service("postgres", "", false, nil)
+			if err != nil {
+				return err
+			}
+			if len(es) != 1 || es[0].Node.Node != "db2" {
+				return fmt.Errorf("%s: postgres entries %d after db1 left", a.NodeName(), len(es))
+			}
+		}
+		return nil
+	})
+}
+
+// TestCatalogRegisterSemantics: Consul's rules for catalog registrations
+// that do not need a cluster: a bare node is listed; a check of an
+// unknown service, an agent's node name, fields Chorus cannot keep are
+// 400s naming the problem; the agent's own node takes the registration
+// as agent services and checks; deregistering what does not exist is a
+// no-op.
+func TestCatalogRegisterSemantics(t *testing.T) {
+	agents := startCluster(t, 2, nil)
+	c := consulClient(t, agents[0])
+	cat := c.Catalog()
+
+	_, err := cat.Register(&api.CatalogRegistration{Node: "switch1", Address: "10.9.0.1"}, nil)
+	mustNil(t, "bare node", err)
+	nodes, _, err := cat.Nodes(nil)
+	mustNil(t, "nodes", err)
+	found := false
+	for _, n := range nodes {
+		found = found || n.Node == "switch1" && n.Address == "10.9.0.1"
+	}
+	if !found {
+		t.Fatalf("bare external node not listed: %+v", nodes)
+	}
+	hc, _, err := c.Health().Node("switch1", nil)
+	mustNil(t, "health node", err)
+	if len(hc) != 0 {
+		t.Fatalf("external node has checks it was not given (serfHealth?): %+v", hc)
+	}
+
+	for _, tc := range []struct {
+		name string
+		reg  *api.CatalogRegistration
+		want string
+	}{
+		{"no address", &api.CatalogRegistration{Node: "x1"}, "Address is required"},
+		{"check of unknown service", &api.CatalogRegistration{Node: "x1", Address: "10.0.0.1",
+			Check: &api.AgentCheck{CheckID: "c", ServiceID: "nope", Status: api.HealthPassing}}, "which node"},
+		{"another agent's node", &api.CatalogRegistration{Node: "node1", Address: "10.0.0.1",
+			Service: &api.AgentService{Service: "web"}}, "is an agent"},
+		{"connect proxy", &api.CatalogRegistration{Node: "x1", Address: "10.0.0.1",
+			Service: &api.AgentService{Service: "web", Kind: api.ServiceKindConnectProxy}}, "Service.Kind"},
+		{"bad status", &api.CatalogRegistration{Node: "x1", Address: "10.0.0.1",
+			Check: &api.AgentCheck{CheckID: "c", Status: "ok"}}, "want passing, warning or critical"},
+		{"bad node name", &api.CatalogRegistration{Node: "has space", Address: "10.0.0.1"}, "node name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := cat.Register(tc.reg, nil)
+			if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a 400 saying %q", err, tc.want)
+			}
+			if rec := agents[0].Store().Record("x1"); rec != nil {
+				t.Fatalf("a refused registration created x1: %+v", rec)
+			}
+		})
+	}
+
+	// The agent's own node: an agent service and a static agent check.
+	_, err = cat.Register(&api.CatalogRegistration{
+		Node: "node0", Address: agents[0].Local().Node().Address,
+		Service: &api.AgentService{ID: "web1", Service: "web", Port: 8080},
+		Check:   &api.AgentCheck{CheckID: "web1-up", ServiceID: "web1", Status: api.HealthWarning, Output: "slow"},
+	}, nil)
+	mustNil(t, "register onto the agent's own node", err)
+	svcs, err := c.Agent().Services()
+	mustNil(t, "agent services", err)
+	if svcs["web1"] == nil || svcs["web1"].Port != 8080 {
+		t.Fatalf("own-node registration is not an agent service: %+v", svcs)
+	}
+	checks, err := c.Agent().Checks()
+	mustNil(t, "agent checks", err)
+	if ch := checks["web1-up"]; ch == nil || ch.Status != api.HealthWarning || ch.Output != "slow" {
+		t.Fatalf("own-node check: %+v", ch)
+	}
+	_, err = cat.Register(&api.CatalogRegistration{Node: "node0", Address: "10.255.0.1"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("changing the agent's own address: %v", err)
+	}
+	_, err = cat.Deregister(&api.CatalogDeregistration{Node: "node0", ServiceID: "web1"}, nil)
+	mustNil(t, "deregister own service", err)
+	if svcs, _ := c.Agent().Services(); svcs["web1"] != nil {
+		t.Fatal("own service still registered after catalog deregistration")
+	}
+
+	// Idempotent deregistrations.
+	_, err = cat.Deregister(&api.CatalogDeregistration{Node: "never-registered"}, nil)
+	mustNil(t, "deregister unknown node", err)
+	_, err = cat.Deregister(&api.CatalogDeregistration{Node: "switch1", ServiceID: "nope"}, nil)
+	mustNil(t, "deregister unknown service", err)
+}
