@@ -125,6 +125,8 @@ type State struct {
 	keyFree  *sync.Cond       // signalled when keys are released; uses mu
 	inflight sync.WaitGroup   // changes between begin and release
 	closed   bool
+
+	ext *Externals // the external nodes this agent owns (externals.go)
 }
 
 // New returns the local state of cfg.Node with nothing registered. It
