@@ -85,19 +85,10 @@ func (a *Server) apiCoordinateUpdate(w http.ResponseWriter, r *http.Request) (an
 	if err != nil {
 		return nil, err
 	}
-	var e coordinateEntry
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, errorf(http.StatusBadRequest, "invalid coordinate update: %v", err)
-	}
-	if e.Node == "" {
-		return nil, errorf(http.StatusBadRequest, "Node is required")
-	}
-	if e.Segment != "" {
-		return nil, errorf(http.StatusBadRequest, "Segment %q: Chorus has no network segments", e.Segment)
-	}
 	mine, _ := a.gossip.Coordinate("")
-	if e.Coord == nil || !e.Coord.IsValid() || (mine != nil && !mine.IsCompatibleWith(e.Coord)) {
-		return nil, errorf(http.StatusBadRequest, "Coord: want a valid coordinate with finite values and %d dimensions", dimensions(mine))
+	e, err := decodeCoordinateUpdate(b, mine)
+	if err != nil {
+		return nil, err
 	}
 	n, ok := a.store.Snapshot().Node(e.Node)
 	if !ok {
@@ -112,9 +103,26 @@ func (a *Server) apiCoordinateUpdate(w http.ResponseWriter, r *http.Request) (an
 	return nil, nil
 }
 
-func dimensions(c *coordinate.Coordinate) int {
-	if c == nil {
-		return int(coordinate.DefaultConfig().Dimensionality)
+// decodeCoordinateUpdate decodes and checks the body of PUT
+// /v1/coordinate/update: a Node, no Segment, and a Coord with finite
+// values of mine's dimensions (Serf's default when mine is nil). The
+// errors are 400s naming the field.
+func decodeCoordinateUpdate(b []byte, mine *coordinate.Coordinate) (coordinateEntry, error) {
+	var e coordinateEntry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, errorf(http.StatusBadRequest, "invalid coordinate update: %v", err)
 	}
-	return len(c.Vec)
+	if e.Node == "" {
+		return e, errorf(http.StatusBadRequest, "Node is required")
+	}
+	if e.Segment != "" {
+		return e, errorf(http.StatusBadRequest, "Segment %q: Chorus has no network segments", e.Segment)
+	}
+	if mine == nil {
+		mine = coordinate.NewCoordinate(coordinate.DefaultConfig())
+	}
+	if e.Coord == nil || !e.Coord.IsValid() || !mine.IsCompatibleWith(e.Coord) {
+		return e, errorf(http.StatusBadRequest, "Coord: want a valid coordinate with finite values and %d dimensions", len(mine.Vec))
+	}
+	return e, nil
 }
