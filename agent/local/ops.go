@@ -88,10 +88,8 @@ func (l *State) registerService(def ServiceDefinition, source string) error {
 // services those check IDs belong to now.
 func (l *State) serviceKeysLocked(id string, defs []checks.Definition) []string {
 	keys := []string{serviceLockKey(id)}
-	for cid, c := range l.checks {
-		if c.Def.ServiceID == id {
-			keys = append(keys, checkLockKey(cid))
-		}
+	for cid := range l.bySvc[id] {
+		keys = append(keys, checkLockKey(cid))
 	}
 	for _, d := range defs {
 		keys = append(keys, checkLockKey(d.ID))
@@ -226,7 +224,7 @@ func (l *State) RegisterCheck(def CheckDefinition) error {
 		return nil
 	}
 	t.saveCheck(id)
-	l.checks[id] = l.newCheckLocked(cd, def, sourceAPI)
+	l.putCheckLocked(id, l.newCheckLocked(cd, def, sourceAPI))
 	l.bumpLocked()
 	if err := t.commitLocked(true); err != nil {
 		l.mu.Unlock()
@@ -260,7 +258,7 @@ func (l *State) DeregisterCheck(id string) error {
 		return fmt.Errorf("check %q: %w", id, ErrNotFound)
 	}
 	t.saveCheck(id)
-	delete(l.checks, id)
+	l.dropCheckLocked(id)
 	if s := l.services[prev.Def.ServiceID]; s != nil && slices.Contains(s.CheckIDs, id) {
 		t.saveService(s.Service.ID)
 		ns := *s
@@ -324,10 +322,10 @@ func (l *State) UpdateTTL(id, status, output string) error {
 	t.saveCheck(id)
 	next := *c
 	next.Status, next.Output = status, output
-	l.checks[id] = &next
+	l.putCheckLocked(id, &next)
 	err = t.commitLocked(true)
 	if err == nil {
-		l.checks[id] = c
+		l.putCheckLocked(id, c)
 	}
 	l.mu.Unlock()
 	if err != nil {
@@ -646,7 +644,7 @@ func (l *State) Restore() error {
 			l.logger.Error("not loading persisted check that no longer validates (it stays on disk)", "check", id, "err", err)
 			continue
 		}
-		l.checks[id] = l.newCheckLocked(cd, pc.Definition, pc.Source)
+		l.putCheckLocked(id, l.newCheckLocked(cd, pc.Definition, pc.Source))
 		defs = append(defs, cd)
 	}
 	for id, st := range p.CheckStates {

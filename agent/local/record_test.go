@@ -2,6 +2,7 @@ package local
 
 import (
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -91,6 +92,9 @@ func TestPublishedRecordsVerifyAtReceivers(t *testing.T) {
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
+		if err := l.checkIndexConsistent(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
 		mu.Lock()
 		if fail != nil {
 			mu.Unlock()
@@ -102,4 +106,27 @@ func TestPublishedRecordsVerifyAtReceivers(t *testing.T) {
 		}
 		mu.Unlock()
 	}
+}
+
+// checkIndexConsistent compares the checks-by-service index with a walk
+// of every check.
+func (l *State) checkIndexConsistent() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for id, c := range l.checks {
+		if sid := c.Def.ServiceID; sid != "" {
+			n++
+			if _, ok := l.bySvc[sid][id]; !ok {
+				return fmt.Errorf("check %q of service %q missing from the index", id, sid)
+			}
+		}
+	}
+	for _, m := range l.bySvc {
+		n -= len(m)
+	}
+	if n != 0 {
+		return fmt.Errorf("the index holds %d checks too many", -n)
+	}
+	return nil
 }

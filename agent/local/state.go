@@ -105,6 +105,10 @@ type State struct {
 	version   uint64
 	services  map[string]*localService
 	checks    map[string]*localCheck
+	// bySvc indexes checks by the service they are bound to (service ID
+	// → check IDs); putCheckLocked and dropCheckLocked keep it, so a
+	// change of one service finds its checks without a walk of all.
+	bySvc map[string]map[string]struct{}
 	nodeMaint *string
 	lazyDue   time.Time // a publish is due by then; zero if none
 	now       func() time.Time
@@ -141,6 +145,7 @@ func New(cfg Config, logger *slog.Logger, publish func(*catalog.NodeRecord)) *St
 		node:        cfg.Node,
 		services:    make(map[string]*localService),
 		checks:      make(map[string]*localCheck),
+		bySvc:       make(map[string]map[string]struct{}),
 		now:         time.Now,
 		outputDelay: cfg.CheckUpdateInterval,
 	}
@@ -328,6 +333,37 @@ func (l *State) checkRecordLocked(c *localCheck) (catalog.Check, int) {
 	return c.record, c.jsonSize
 }
 
+// putCheckLocked sets check id to c (replacing any), keeping bySvc.
+func (l *State) putCheckLocked(id string, c *localCheck) {
+	l.dropCheckLocked(id)
+	l.checks[id] = c
+	if sid := c.Def.ServiceID; sid != "" {
+		m := l.bySvc[sid]
+		if m == nil {
+			m = map[string]struct{}{}
+			l.bySvc[sid] = m
+		}
+		m[id] = struct{}{}
+	}
+}
+
+// dropCheckLocked removes check id, if any, keeping bySvc.
+func (l *State) dropCheckLocked(id string) {
+	c := l.checks[id]
+	if c == nil {
+		return
+	}
+	delete(l.checks, id)
+	if sid := c.Def.ServiceID; sid != "" {
+		if m := l.bySvc[sid]; m != nil {
+			delete(m, id)
+			if len(m) == 0 {
+				delete(l.bySvc, sid)
+			}
+		}
+	}
+}
+
 // serviceMaintCheck is the maintenance check of a service in maintenance.
 func (l *State) serviceMaintCheck(s *localService) catalog.Check {
 	return catalog.Check{
@@ -380,12 +416,12 @@ func (l *State) addServiceLocked(def ServiceDefinition, svc catalog.Service, def
 		if i < len(raw) {
 			r = raw[i]
 		}
-		l.checks[d.ID] = l.newCheckLocked(d, r, source)
+		l.putCheckLocked(d.ID, l.newCheckLocked(d, r, source))
 	}
 	if old != nil {
 		for _, id := range old.CheckIDs {
 			if !keep[id] {
-				delete(l.checks, id)
+				l.dropCheckLocked(id)
 				removed = append(removed, id)
 			}
 		}
@@ -403,11 +439,11 @@ func (l *State) removeServiceLocked(id string) ([]string, error) {
 	}
 	delete(l.services, id)
 	var removed []string
-	for cid, c := range l.checks {
-		if c.Def.ServiceID == id {
-			delete(l.checks, cid)
-			removed = append(removed, cid)
-		}
+	for cid := range l.bySvc[id] {
+		removed = append(removed, cid)
+	}
+	for _, cid := range removed {
+		l.dropCheckLocked(cid)
 	}
 	sort.Strings(removed)
 	l.bumpLocked()

@@ -87,10 +87,8 @@ func (t *txn) saveCheck(id string) {
 
 // saveChecksOf remembers every check bound to service id.
 func (t *txn) saveChecksOf(id string) {
-	for cid, c := range t.l.checks {
-		if c.Def.ServiceID == id {
-			t.saveCheck(cid)
-		}
+	for cid := range t.l.bySvc[id] {
+		t.saveCheck(cid)
 	}
 }
 
@@ -113,9 +111,9 @@ func (t *txn) undoLocked() {
 	}
 	for id, c := range t.chks {
 		if c == nil {
-			delete(l.checks, id)
+			l.dropCheckLocked(id)
 		} else {
-			l.checks[id] = c
+			l.putCheckLocked(id, c)
 		}
 	}
 	if t.maint {
