@@ -264,6 +264,23 @@ func TestCatalogRegisterSemantics(t *testing.T) {
 	if !found {
 		t.Fatalf("bare external node not listed: %+v", nodes)
 	}
+	// The service's Consul fields are kept, as for agent registrations.
+	_, err = cat.Register(&api.CatalogRegistration{Node: "switch1", Address: "10.9.0.1", SkipNodeUpdate: true,
+		Service: &api.AgentService{ID: "snmp", Service: "snmp", Port: 161, SocketPath: "/run/snmp.sock", EnableTagOverride: true,
+			TaggedAddresses: map[string]api.ServiceAddress{"wan": {Address: "203.0.113.9", Port: 1161}},
+			Locality:        &api.Locality{Region: "eu", Zone: "a"}}}, nil)
+	mustNil(t, "service with Consul's fields", err)
+	cs, _, err := cat.Service("snmp", "", nil)
+	mustNil(t, "catalog service", err)
+	cn, _, err := cat.Node("switch1", nil)
+	mustNil(t, "catalog node", err)
+	if cn == nil || cn.Services["snmp"] == nil || cn.Services["snmp"].SocketPath != "/run/snmp.sock" {
+		t.Fatalf("external service's SocketPath: %+v", cn)
+	}
+	if len(cs) != 1 || !cs[0].ServiceEnableTagOverride ||
+		cs[0].ServiceTaggedAddresses["wan"].Port != 1161 || cs[0].ServiceLocality == nil || cs[0].ServiceLocality.Zone != "a" {
+		t.Fatalf("external service's fields: %+v", cs)
+	}
 	hc, _, err := c.Health().Node("switch1", nil)
 	mustNil(t, "health node", err)
 	if len(hc) != 0 {

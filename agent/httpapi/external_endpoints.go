@@ -43,14 +43,16 @@ type registrationService struct {
 	Tags              []string
 	Meta              map[string]string
 	Port              int
+	Ports             []catalog.ServicePort
 	Address           string
 	SocketPath        string
-	TaggedAddresses   json.RawMessage
+	TaggedAddresses   map[string]catalog.ServiceAddress
 	Weights           *catalog.Weights
 	EnableTagOverride bool
 	Proxy             json.RawMessage
 	Connect           json.RawMessage
-	Locality          json.RawMessage
+	AI                json.RawMessage
+	Locality          *catalog.Locality
 	PeerName          string
 	Namespace         string
 	Partition         string
@@ -174,9 +176,7 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 	}
 	if s := body.Service; s != nil {
 		if err := refuseFields(
-			field{"Service.Kind", s.Kind != ""}, field{"Service.Proxy", rawSet(s.Proxy)}, field{"Service.Connect", rawSet(s.Connect)},
-			field{"Service.SocketPath", s.SocketPath != ""}, field{"Service.TaggedAddresses", rawSet(s.TaggedAddresses)},
-			field{"Service.EnableTagOverride", s.EnableTagOverride}, field{"Service.Locality", rawSet(s.Locality)},
+			field{"Service.Kind", s.Kind != ""}, field{"Service.Proxy", rawSet(s.Proxy)}, field{"Service.Connect", rawSet(s.Connect)}, field{"Service.AI", rawSet(s.AI)},
 			field{"Service.PeerName", s.PeerName != ""}, field{"Service.Namespace", enterprise(s.Namespace)},
 			field{"Service.Partition", enterprise(s.Partition)},
 		); err != nil {
@@ -192,9 +192,18 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 		if name == "" {
 			name = s.Name
 		}
-		svc := catalog.Service{ID: s.ID, Name: name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta}
+		svc := catalog.Service{ID: s.ID, Name: name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
+			SocketPath: s.SocketPath, TaggedAddresses: s.TaggedAddresses, EnableTagOverride: s.EnableTagOverride, Locality: s.Locality}
 		if s.Weights != nil {
 			svc.Weights = *s.Weights
+		}
+		if len(s.Ports) > 0 {
+			// As for agent registrations: the default port is the Port.
+			if s.Port != 0 {
+				return nil, errorf(http.StatusBadRequest, "Service.Port and Service.Ports: cannot set both (give the default port in Ports)")
+			}
+			svc.Ports = s.Ports
+			svc.Port = svc.DefaultPort()
 		}
 		reg.Service = &svc
 	}
@@ -285,6 +294,10 @@ func (a *Server) registerOwnNode(reg local.NodeRegistration) error {
 	}
 	if s := reg.Service; s != nil {
 		def := local.ServiceDefinition{ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta}
+		def.SocketPath, def.TaggedAddresses, def.EnableTagOverride, def.Locality = s.SocketPath, s.TaggedAddresses, s.EnableTagOverride, s.Locality
+		if len(s.Ports) > 0 {
+			def.Port, def.Ports = 0, s.Ports
+		}
 		if s.Weights != (catalog.Weights{}) {
 			w := s.Weights
 			def.Weights = &w
