@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/test/testutil"
 )
@@ -439,5 +440,34 @@ func TestConsulCompatNotProvidedAndMemberTags(t *testing.T) {
 	tags := ms[0].Tags
 	if tags["role"] != api.MemberTagValueRoleClient || tags["build"] != Version || tags["vsn"] != strconv.Itoa(int(catalog.RecordFormat)) || tags["dc"] != "dc1" {
 		t.Fatalf("member tags: %v", tags)
+	}
+}
+
+// PUT /v1/agent/reload (consul reload) reloads from the agent's
+// configuration source, as SIGHUP does; an agent without one says so.
+func TestConsulCompatReload(t *testing.T) {
+	a := startAgent(t, testConfig(t, "alpha"))
+	c := consulClient(t, a)
+	if err := c.Agent().Reload(); statusCode(err) != 500 || !strings.Contains(err.Error(), "nothing to reload") {
+		t.Fatalf("reload without a source: %v", err)
+	}
+	a.SetReloadSource(func() error {
+		next := *a.Config()
+		def, err := local.DecodeServiceDefinition([]byte(`{"Name":"from-file","Port":9}`), true)
+		if err != nil {
+			return err
+		}
+		next.Services = append(next.Services, def)
+		return a.Reload(next)
+	})
+	mustNil(t, "reload", c.Agent().Reload())
+	svcs, err := c.Agent().Services()
+	mustNil(t, "services", err)
+	if svcs["from-file"] == nil {
+		t.Fatalf("after reload: %+v", svcs)
+	}
+	a.SetReloadSource(func() error { next := *a.Config(); next.SerfPort = 1; return a.Reload(next) })
+	if err := c.Agent().Reload(); statusCode(err) != 500 || !strings.Contains(err.Error(), "serf_port cannot change") {
+		t.Fatalf("reload with a setting that needs a restart: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 )
@@ -52,4 +53,20 @@ func (a *Agent) Reload(next Config) error {
 		return fmt.Errorf("reload services: %w", err)
 	}
 	return nil
+}
+
+// SetReloadSource sets how PUT /v1/agent/reload reloads this agent: load
+// the configuration again from where it came from (the config files and
+// flags) and apply it with Reload, as SIGHUP does. f must be safe to call
+// from any goroutine; until it is set, the endpoint answers that the
+// agent has no configuration source to reload from.
+func (a *Agent) SetReloadSource(f func() error) { a.reloadSource.Store(&f) }
+
+// reloadFromSource is the HTTP API's reload.
+func (a *Agent) reloadFromSource() error {
+	p := a.reloadSource.Load()
+	if p == nil {
+		return errors.New("this agent was not started from configuration files, so there is nothing to reload from")
+	}
+	return (*p)()
 }

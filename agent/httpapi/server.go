@@ -187,6 +187,26 @@ type Server struct {
 	extCoords sync.Map
 	// logTap feeds /v1/agent/monitor (SetLogTap).
 	logTap atomic.Pointer[LogTap]
+	// reload reloads the agent's configuration (SetReload).
+	reload atomic.Pointer[func() error]
+}
+
+// SetReload sets what PUT /v1/agent/reload runs: the agent's reload from
+// its configuration source.
+func (a *Server) SetReload(f func() error) { a.reload.Store(&f) }
+
+// apiReload is PUT /v1/agent/reload: the configuration files are read
+// again and applied, as on SIGHUP; a reload that fails (a bad file, a
+// setting that needs a restart) is a 500 naming why, and nothing changes.
+func (a *Server) apiReload(w http.ResponseWriter, r *http.Request) (any, error) {
+	f := a.reload.Load()
+	if f == nil {
+		return nil, errorf(http.StatusInternalServerError, "this agent cannot reload")
+	}
+	if err := (*f)(); err != nil {
+		return nil, errorf(http.StatusInternalServerError, "%v", err)
+	}
+	return nil, nil
 }
 
 // New returns the API of an agent. reg receives the API's metrics;
@@ -291,6 +311,7 @@ func (a *Server) routes() http.Handler {
 	h("PUT /v1/agent/join/{addr}", a.apiJoin)
 	h("PUT /v1/agent/leave", a.apiLeave)
 	h("PUT /v1/agent/force-leave/{node}", a.apiForceLeave)
+	h("PUT /v1/agent/reload", a.apiReload)
 	h("GET /v1/agent/metrics", a.apiAgentMetrics)
 	h("GET /v1/agent/monitor", a.apiAgentMonitor)
 	h("GET /v1/agent/health/service/id/{id}", a.apiAgentHealthByID)

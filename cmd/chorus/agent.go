@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,6 +92,25 @@ func runAgent(parent context.Context, cfg agent.Config, flags *pflag.FlagSet, sr
 		return exitCode(1)
 	}
 
+	// reload reads the configuration again and applies it: on SIGHUP and
+	// for PUT /v1/agent/reload (consul reload), one at a time.
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		next, err := loadConfig(flags, src, dev)
+		if err != nil {
+			return fmt.Errorf("reload failed; keeping the running configuration: %w", err)
+		}
+		level.Set(levelOf(next.LogLevel))
+		if err := a.Reload(next); err != nil {
+			return err
+		}
+		logger.Info("configuration reloaded", "services", len(next.Services))
+		return nil
+	}
+	a.SetReloadSource(reload)
+
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -104,17 +124,9 @@ func runAgent(parent context.Context, cfg agent.Config, flags *pflag.FlagSet, sr
 			return nil
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				next, err := loadConfig(flags, src, dev)
-				if err != nil {
-					logger.Error("reload failed; keeping the running configuration", "err", err)
-					continue
-				}
-				level.Set(levelOf(next.LogLevel))
-				if err := a.Reload(next); err != nil {
+				if err := reload(); err != nil {
 					logger.Error("reload failed", "err", err)
-					continue
 				}
-				logger.Info("configuration reloaded", "services", len(next.Services))
 				continue
 			}
 			logger.Info("shutting down: leaving the cluster", "signal", sig.String())
