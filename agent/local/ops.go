@@ -263,7 +263,7 @@ func (l *State) DeregisterCheck(id string) error {
 		t.saveService(s.Service.ID)
 		ns := *s
 		ns.CheckIDs = slices.DeleteFunc(slices.Clone(s.CheckIDs), func(cid string) bool { return cid == id })
-		l.services[s.Service.ID] = &ns
+		l.putServiceLocked(s.Service.ID, &ns)
 	}
 	l.bumpLocked()
 	if err := t.commitLocked(false); err != nil {
@@ -374,6 +374,7 @@ func (l *State) applyResult(r checks.Result) {
 		l.sizeDrift += 6 * d
 	}
 	c.Status, c.Output = r.Status, r.Output
+	l.markCheckLocked(r.CheckID)
 	if statusChanged {
 		if r.Status == catalog.HealthCritical {
 			c.criticalSince = r.At
@@ -415,6 +416,7 @@ func (l *State) SetNodeMaintenance(enable bool, reason string) error {
 	}
 	t.saveNodeMaint()
 	l.nodeMaint = nil
+	l.markCheckLocked(catalog.NodeMaintCheckID)
 	if enable {
 		l.nodeMaint = &reason
 	}
@@ -469,7 +471,7 @@ func (l *State) SetServiceMaintenance(id string, enable bool, reason string) err
 	if enable {
 		ns.Maint = &reason
 	}
-	l.services[id] = &ns
+	l.putServiceLocked(id, &ns)
 	l.bumpLocked()
 	if err := t.commitLocked(enable); err != nil {
 		l.mu.Unlock()
@@ -496,6 +498,7 @@ func (l *State) SetServiceLoad(id string, load float64) error {
 	}
 	if s.Service.Load != load {
 		s.Service.Load = load
+		l.markServiceLocked(id)
 		l.markLazyLocked(loadPublishDelay)
 	}
 	return nil
@@ -623,6 +626,7 @@ func (l *State) Restore() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.rc.ok = false // maintenance modes are set in place below
 	l.version = p.Version
 	l.nodeMaint = p.NodeMaint
 	var defs []checks.Definition

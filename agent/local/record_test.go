@@ -1,7 +1,9 @@
 package local
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,6 +94,9 @@ func TestPublishedRecordsVerifyAtReceivers(t *testing.T) {
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
+		if err := l.checkPatchedRecord(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
 		if err := l.checkIndexConsistent(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
@@ -127,6 +132,34 @@ func (l *State) checkIndexConsistent() error {
 	}
 	if n != 0 {
 		return fmt.Errorf("the index holds %d checks too many", -n)
+	}
+	return nil
+}
+
+// checkPatchedRecord compares the record the State builds from the last
+// one and the changes since (patchRecordLocked) with one built from
+// scratch, tree included.
+func (l *State) checkPatchedRecord() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bumpLocked()
+	patched := l.patchRecordLocked()
+	if patched == nil {
+		return fmt.Errorf("no record to patch")
+	}
+	full := l.recordLocked()
+	pj, _ := json.Marshal(patched)
+	fj, _ := json.Marshal(full)
+	if !bytes.Equal(pj, fj) {
+		return fmt.Errorf("patched record differs from a full build:\n%s\n%s", pj, fj)
+	}
+	pt, _ := patched.PieceTree()
+	ft, err := full.PieceTree()
+	if err != nil {
+		return err
+	}
+	if pt.Root() != ft.Root() {
+		return fmt.Errorf("patched tree differs from the tree of a full build")
 	}
 	return nil
 }

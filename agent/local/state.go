@@ -108,7 +108,7 @@ type State struct {
 	// bySvc indexes checks by the service they are bound to (service ID
 	// → check IDs); putCheckLocked and dropCheckLocked keep it, so a
 	// change of one service finds its checks without a walk of all.
-	bySvc map[string]map[string]struct{}
+	bySvc     map[string]map[string]struct{}
 	nodeMaint *string
 	lazyDue   time.Time // a publish is due by then; zero if none
 	now       func() time.Time
@@ -117,6 +117,7 @@ type State struct {
 	pubDone   bool               // a record has been published
 	svcOrder  []string           // sorted service IDs of the last record
 	pubTree   *catalog.PieceTree // hash tree of the last record published
+	rc        recordCache        // the last record's pieces (record.go)
 	// sizeBase is the record's JSON size when last counted, sizeDrift an
 	// upper bound of what changes added since (checkGrowthLocked).
 	sizeBase, sizeDrift int
@@ -180,6 +181,7 @@ func (l *State) SetGossip(addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gossip = addr
+	l.rc.ok = false
 }
 
 // recordLocked builds the node record from the current state. Services
@@ -199,11 +201,15 @@ func (l *State) recordLocked() *catalog.NodeRecord {
 // cached leaves and shares the buckets that did not change with the
 // previous record's, so signing costs the changed pieces.
 func (l *State) signableRecordLocked() *catalog.NodeRecord {
+	if rec := l.patchRecordLocked(); rec != nil {
+		return rec
+	}
 	rec, chkLeaves, svcLeaves, size := l.buildRecordLocked(true)
 	leaves := append(chkLeaves, svcLeaves...)
 	t := catalog.BuildTree(l.pubTree, leaves)
 	l.pubTree = t
 	rec.SetPieceTree(t)
+	l.rc.reset(rec, chkLeaves, svcLeaves)
 	// The walk counted the record's size: the size check starts again
 	// from it (checkGrowthLocked).
 	l.sizeBase, l.sizeDrift, l.sizeKnown = size+l.recordOverheadLocked(len(rec.Services), len(rec.Checks)), 0, true
@@ -333,10 +339,12 @@ func (l *State) checkRecordLocked(c *localCheck) (catalog.Check, int) {
 	return c.record, c.jsonSize
 }
 
-// putCheckLocked sets check id to c (replacing any), keeping bySvc.
+// putCheckLocked sets check id to c (replacing any), keeping bySvc and
+// noting the change for the next record (record.go).
 func (l *State) putCheckLocked(id string, c *localCheck) {
 	l.dropCheckLocked(id)
 	l.checks[id] = c
+	l.markCheckLocked(id)
 	if sid := c.Def.ServiceID; sid != "" {
 		m := l.bySvc[sid]
 		if m == nil {
@@ -354,6 +362,7 @@ func (l *State) dropCheckLocked(id string) {
 		return
 	}
 	delete(l.checks, id)
+	l.markCheckLocked(id)
 	if sid := c.Def.ServiceID; sid != "" {
 		if m := l.bySvc[sid]; m != nil {
 			delete(m, id)
@@ -426,7 +435,7 @@ func (l *State) addServiceLocked(def ServiceDefinition, svc catalog.Service, def
 			}
 		}
 	}
-	l.services[svc.ID] = ls
+	l.putServiceLocked(svc.ID, ls)
 	l.bumpLocked()
 	return removed
 }
@@ -437,7 +446,7 @@ func (l *State) removeServiceLocked(id string) ([]string, error) {
 	if _, ok := l.services[id]; !ok {
 		return nil, fmt.Errorf("service %q: %w", id, ErrNotFound)
 	}
-	delete(l.services, id)
+	l.dropServiceLocked(id)
 	var removed []string
 	for cid := range l.bySvc[id] {
 		removed = append(removed, cid)

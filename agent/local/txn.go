@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/chorusdns/chorus/agent/local/journal"
+	"github.com/chorusdns/chorus/catalog"
 )
 
 // A change of the persisted state goes like this:
@@ -104,9 +105,9 @@ func (t *txn) undoLocked() {
 	l := t.l
 	for id, s := range t.svcs {
 		if s == nil {
-			delete(l.services, id)
+			l.dropServiceLocked(id)
 		} else {
-			l.services[id] = s
+			l.putServiceLocked(id, s)
 		}
 	}
 	for id, c := range t.chks {
@@ -118,6 +119,7 @@ func (t *txn) undoLocked() {
 	}
 	if t.maint {
 		l.nodeMaint = t.prevMaint
+		l.markCheckLocked(catalog.NodeMaintCheckID)
 	}
 }
 

@@ -1,0 +1,170 @@
+package local
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/chorusdns/chorus/catalog"
+)
+
+// Building a record at the cost of the change. The State remembers the
+// pieces (services and checks, with their leaves) of the last record it
+// built and the IDs of the pieces changed since (every change of
+// l.services and l.checks goes through putServiceLocked, dropServiceLocked,
+// putCheckLocked and dropCheckLocked, and changes made in place call
+// markServiceLocked or markCheckLocked). The next record copies the
+// previous one's slices with the changed pieces put in or taken out, and
+// its hash tree is the previous tree with those leaves replaced
+// (catalog.PieceTree.With): one copy of the slices (a memmove), no walk
+// of the maps and no hashing beyond the changed pieces.
+
+// recordCache is the last record's pieces and what changed since.
+type recordCache struct {
+	ok     bool // the fields below describe the last record
+	svcs   []catalog.Service
+	svcLf  []catalog.Leaf
+	chks   []catalog.Check
+	chkLf  []catalog.Leaf
+	dirtyS map[string]struct{} // service IDs changed since
+	dirtyC map[string]struct{} // check IDs changed since
+}
+
+func (rc *recordCache) reset(rec *catalog.NodeRecord, chkLf, svcLf []catalog.Leaf) {
+	rc.ok = true
+	rc.svcs, rc.svcLf, rc.chks, rc.chkLf = rec.Services, svcLf, rec.Checks, chkLf
+	clear(rc.dirtyS)
+	clear(rc.dirtyC)
+}
+
+// markServiceLocked notes that service id changed: the service, its
+// maintenance check and the checks bound to it (they carry its name).
+func (l *State) markServiceLocked(id string) {
+	rc := &l.rc
+	if rc.dirtyS == nil {
+		rc.dirtyS = map[string]struct{}{}
+	}
+	rc.dirtyS[id] = struct{}{}
+	l.markCheckLocked(catalog.ServiceMaintCheckPrefix + id)
+	for cid := range l.bySvc[id] {
+		l.markCheckLocked(cid)
+	}
+}
+
+// markCheckLocked notes that check id (or a maintenance check) changed.
+func (l *State) markCheckLocked(id string) {
+	rc := &l.rc
+	if rc.dirtyC == nil {
+		rc.dirtyC = map[string]struct{}{}
+	}
+	rc.dirtyC[id] = struct{}{}
+}
+
+// putServiceLocked sets service id to s (replacing any).
+func (l *State) putServiceLocked(id string, s *localService) {
+	l.services[id] = s
+	l.markServiceLocked(id)
+}
+
+// dropServiceLocked removes service id, if any.
+func (l *State) dropServiceLocked(id string) {
+	if _, ok := l.services[id]; ok {
+		delete(l.services, id)
+		l.markServiceLocked(id)
+	}
+}
+
+// patchRecordLocked returns the next record built from the last one and
+// the pieces changed since, with its tree attached, or nil when there is
+// no last record to start from (the caller builds it whole).
+func (l *State) patchRecordLocked() *catalog.NodeRecord {
+	rc := &l.rc
+	if !rc.ok || l.pubTree == nil {
+		return nil
+	}
+	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
+	var set, del []catalog.Leaf
+	svcIDs := sortedKeys(rc.dirtyS)
+	rec.Services, rc.svcLf = patchPieces(rc.svcs, rc.svcLf, svcIDs, func(s catalog.Service) string { return s.ID },
+		func(id string) (catalog.Service, catalog.Leaf, bool) {
+			s := l.services[id]
+			if s == nil {
+				return catalog.Service{}, catalog.Leaf{}, false
+			}
+			lf, _ := l.serviceLeafLocked(s)
+			return s.Service, lf, true
+		}, catalog.PieceService, &set, &del)
+	chkIDs := sortedKeys(rc.dirtyC)
+	rec.Checks, rc.chkLf = patchPieces(rc.chks, rc.chkLf, chkIDs, func(c catalog.Check) string { return c.CheckID },
+		l.checkPieceLocked, catalog.PieceCheck, &set, &del)
+	t := l.pubTree.With(set, del)
+	l.pubTree = t
+	rec.SetPieceTree(t)
+	rc.svcs, rc.chks = rec.Services, rec.Checks
+	clear(rc.dirtyS)
+	clear(rc.dirtyC)
+	return rec
+}
+
+// checkPieceLocked is check id as the record carries it: a maintenance
+// check derived from the node's or a service's maintenance mode, or a
+// check of l.checks.
+func (l *State) checkPieceLocked(id string) (catalog.Check, catalog.Leaf, bool) {
+	var cc catalog.Check
+	switch {
+	case id == catalog.NodeMaintCheckID:
+		if l.nodeMaint == nil {
+			return cc, catalog.Leaf{}, false
+		}
+		cc = l.nodeMaintCheck()
+	case strings.HasPrefix(id, catalog.ServiceMaintCheckPrefix):
+		s := l.services[strings.TrimPrefix(id, catalog.ServiceMaintCheckPrefix)]
+		if s == nil || s.Maint == nil {
+			return cc, catalog.Leaf{}, false
+		}
+		cc = l.serviceMaintCheck(s)
+	default:
+		c := l.checks[id]
+		if c == nil {
+			return cc, catalog.Leaf{}, false
+		}
+		cc, _ = l.checkRecordLocked(c)
+		return cc, c.leaf, true
+	}
+	lf, _, _ := catalog.CheckLeaf(&cc)
+	return cc, lf, true
+}
+
+// patchPieces returns old (sorted by key, with its leaves) with the
+// pieces named in ids (sorted) replaced by their current value, added, or
+// removed when get finds none; it appends the leaves set and removed to
+// set and del. Runs between changed pieces are copied whole.
+func patchPieces[T any](old []T, oldLf []catalog.Leaf, ids []string, key func(T) string,
+	get func(id string) (T, catalog.Leaf, bool), kind byte, set, del *[]catalog.Leaf) ([]T, []catalog.Leaf) {
+	out := make([]T, 0, len(old)+len(ids))
+	outLf := make([]catalog.Leaf, 0, len(old)+len(ids))
+	i := 0
+	for _, id := range ids {
+		j, found := slices.BinarySearchFunc(old[i:], id, func(x T, id string) int { return strings.Compare(key(x), id) })
+		j += i
+		out = append(out, old[i:j]...)
+		outLf = append(outLf, oldLf[i:j]...)
+		i = j
+		if found {
+			i++
+		}
+		v, lf, ok := get(id)
+		switch {
+		case ok:
+			out = append(out, v)
+			outLf = append(outLf, lf)
+			if !found || oldLf[j].Sum != lf.Sum {
+				*set = append(*set, lf)
+			}
+		case found:
+			*del = append(*del, catalog.Leaf{Kind: kind, ID: id})
+		}
+	}
+	out = append(out, old[i:]...)
+	outLf = append(outLf, oldLf[i:]...)
+	return out, outLf
+}
