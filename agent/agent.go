@@ -39,9 +39,6 @@ type Agent struct {
 	reg    *prometheus.Registry
 	// logs passes the agent's log records to /v1/agent/monitor.
 	logs *httpapi.LogTap
-	// reloadSource reloads the configuration for PUT /v1/agent/reload
-	// (SetReloadSource).
-	reloadSource atomic.Pointer[func() error]
 
 	store     *catalog.Store
 	local     *local.State
@@ -51,7 +48,9 @@ type Agent struct {
 	coords    *replication.Coords
 	sync      *replication.Syncer
 	api       *httpapi.Server
-	metrics   *metrics
+	// wan links datacenters (wan.go); set before the gossip transport starts.
+	wan     atomic.Pointer[wanLink]
+	metrics *metrics
 	// key signs this node's records (identity.go); set by Start.
 	key ed25519.PrivateKey
 	// builtin are the services every publish adds (builtin.go).
@@ -214,7 +213,6 @@ func (a *Agent) Start() (err error) {
 	}
 	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, gossip{a}, a.root, a.reg, a.reg)
 	a.api.SetLogTap(a.logs)
-	a.api.SetReload(a.reloadFromSource)
 	handler := a.api.Handler()
 	a.httpSrv = a.newHTTPServer(handler)
 	if cfg.HTTPSPort > 0 {
@@ -236,6 +234,7 @@ func (a *Agent) Start() (err error) {
 	if err := a.startSerf(cfg, advertise); err != nil {
 		return err
 	}
+	a.startWAN()
 	a.local.SetGossip(a.SerfAddr())
 	a.dns.SetDistances(a)
 	a.local.Publish()
@@ -356,6 +355,7 @@ func (a *Agent) stop(ctx context.Context, leave bool) {
 				cancel()
 			}
 		}
+		a.stopWAN(ctx, leave)
 		if leave && a.serf != nil {
 			a.leaveSerf(ctx)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/agent/local"
+	"github.com/chorusdns/chorus/agent/wan"
 	"github.com/chorusdns/chorus/catalog"
 	dnssrv "github.com/chorusdns/chorus/dns"
 )
@@ -42,6 +43,16 @@ type Config struct {
 	RetryJoin     []string      `mapstructure:"retry_join"`
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
 	RetryMax      int           `mapstructure:"retry_max"`
+
+	// Several datacenters (wan.go): the WAN pool's port, the agents of
+	// other datacenters to contact, how many agents of this datacenter
+	// speak in the WAN pool, and how long a remote datacenter's summary
+	// that cannot be refreshed is kept. The DNS key failover (the
+	// agent-wide failover rule) is in the squashed DNS config.
+	SerfWANPort         int           `mapstructure:"serf_wan_port"`
+	RetryJoinWAN        []string      `mapstructure:"retry_join_wan"`
+	WANSpeakers         int           `mapstructure:"wan_speakers"`
+	WANReconnectTimeout time.Duration `mapstructure:"wan_reconnect_timeout"`
 
 	Encrypt string `mapstructure:"encrypt"`
 
@@ -104,17 +115,20 @@ func DefaultConfig() Config {
 	d := dnssrv.DefaultConfig()
 	d.Domain = "chorus"
 	return Config{
-		NodeName:      host,
-		Datacenter:    dnssrv.DefaultDatacenter,
-		LogLevel:      "info",
-		Bind:          "0.0.0.0",
-		Client:        "127.0.0.1",
-		HTTPPort:      8500,
-		DNSPort:       8600,
-		SerfPort:      8301,
-		RetryInterval: 5 * time.Second,
-		GossipProfile: "lan",
-		DockerSocket:  "/var/run/docker.sock",
+		NodeName:            host,
+		Datacenter:          dnssrv.DefaultDatacenter,
+		LogLevel:            "info",
+		Bind:                "0.0.0.0",
+		Client:              "127.0.0.1",
+		HTTPPort:            8500,
+		DNSPort:             8600,
+		SerfPort:            8301,
+		SerfWANPort:         8302,
+		WANSpeakers:         wan.DefaultSpeakers,
+		WANReconnectTimeout: 72 * time.Hour,
+		RetryInterval:       5 * time.Second,
+		GossipProfile:       "lan",
+		DockerSocket:        "/var/run/docker.sock",
 		// The built-in service (builtin.go).
 		BuiltinService: "chorus",
 		ACL:            httpapi.ACLConfig{DefaultPolicy: "allow"},
@@ -166,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetryInterval <= 0 {
 		return fmt.Errorf("retry_interval: must be positive")
+	}
+	if err := c.validateWAN(); err != nil {
+		return err
 	}
 	if c.RetryMax < 0 {
 		return fmt.Errorf("retry_max: must be 0 (no limit) or more")

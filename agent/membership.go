@@ -122,8 +122,9 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	}
 	ml.Ping = a.coords
 
+	a.newWAN(cfg, keyring)
 	a.sync = replication.New(cfg.NodeName, a.store, keyring, a.root, replication.NewMetrics(a.reg))
-	tr, err := replication.NewTransport(cfg.Bind, cfg.SerfPort, serfLog, a.sync.HandlePacket, a.sync.HandleStream)
+	tr, err := replication.NewTransport(cfg.Bind, cfg.SerfPort, serfLog, a.lanPacket, a.lanStream)
 	if err != nil {
 		return fmt.Errorf("serf_port: %w", err)
 	}
