@@ -75,8 +75,8 @@ func run() error {
 	if c.consul != "" {
 		kinds = append(kinds, "consul")
 	}
-	fmt.Println("| agent | local instances | clients | registrations/s | CPU ms/registration | p50 ms | p99 ms | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| agent | local instances | clients | registrations/s | CPU ms/registration | net of idle | p50 ms | p99 ms | errors |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, kind := range kinds {
 		for _, n := range c.sizes {
 			if err := c.measure(kind, n); err != nil {
@@ -194,6 +194,21 @@ func (a *agent) cpu() (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil // USER_HZ = 100
 }
 
+// idleCPU returns the agent's CPU seconds per second over d without load.
+func (a *agent) idleCPU(d time.Duration) (float64, error) {
+	c0, err := a.cpu()
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(d)
+	c1, err := a.cpu()
+	if err != nil {
+		return 0, err
+	}
+	return (c1 - c0).Seconds() / time.Since(t0).Seconds(), nil
+}
+
 // body is instance i's registration: a typical one, with tags, meta and
 // a TTL check (long enough not to expire while measuring).
 func body(i, port int) []byte {
@@ -238,6 +253,13 @@ func (c *config) measure(kind string, n int) error {
 		return fmt.Errorf("registering %d instances: %w", n, err)
 	}
 	fmt.Fprintf(os.Stderr, "%s: registered %d instances in %.1f s\n", kind, n, time.Since(t0).Seconds())
+	// The agent's own background work (gossip, anti-entropy, timers),
+	// measured idle, is reported apart: "net of idle" subtracts it.
+	idle, err := a.idleCPU(3 * time.Second)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s: idle CPU %.1f ms/s\n", kind, idle*1000)
 	for _, conc := range c.clients {
 		cpu0, err := a.cpu()
 		if err != nil {
@@ -262,7 +284,8 @@ func (c *config) measure(kind string, n int) error {
 		}
 		rate := float64(count) / elapsed.Seconds()
 		cpuPer := float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(max(count, 1))
-		fmt.Printf("| %s | %d | %d | %.0f | %.3f | %.1f | %.1f | %d |\n", kind, n, conc, rate, cpuPer,
+		netPer := max(0, float64((cpu1-cpu0).Microseconds())/1000-idle*1000*elapsed.Seconds()) / float64(max(count, 1))
+		fmt.Printf("| %s | %d | %d | %.0f | %.3f | %.3f | %.1f | %.1f | %d |\n", kind, n, conc, rate, cpuPer, netPer,
 			lat.quantile(0.5), lat.quantile(0.99), errs)
 	}
 	return nil
