@@ -110,11 +110,15 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-func (a *Server) checkBodyDC(dc string) error {
-	if dc == "" || dc == a.cfg().Datacenter {
+// checkBodyDC answers a body's Datacenter as checkDC answers ?dc=: any
+// datacenter but this agent's has no path (HTTP 500, as Consul answers).
+func (a *Server) checkBodyDC(dc string) error { return bodyDC(dc, a.cfg().Datacenter) }
+
+func bodyDC(dc, own string) error {
+	if dc == "" || strings.EqualFold(dc, own) {
 		return nil
 	}
-	return errorf(http.StatusBadRequest, "datacenter %q: this agent serves only datacenter %q", dc, a.cfg().Datacenter)
+	return errorf(http.StatusInternalServerError, "No path to datacenter")
 }
 
 // rawSet reports whether a raw JSON field holds a value (not absent, not
@@ -153,22 +157,54 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
+	reg, err := decodeCatalogRegistration(b, a.cfg().Datacenter)
+	if err != nil {
+		return nil, err
+	}
+	if reg.Node == a.cfg().NodeName {
+		return nil, a.registerOwnNode(reg)
+	}
+	x := a.local.Externals()
+	if x == nil {
+		return nil, errorf(http.StatusInternalServerError, "external nodes are not set up on this agent")
+	}
+	if err := x.Register(reg); err != nil {
+		return nil, err
+	}
+	return true, nil
+}
+
+// decodeCatalogRegistration decodes the body of PUT /v1/catalog/register
+// for an agent of datacenter dc. Anything it cannot apply is a 400 naming
+// the field.
+func decodeCatalogRegistration(b []byte, dc string) (local.NodeRegistration, error) {
 	var body catalogRegistration
 	if err := decodeStrict(b, &body); err != nil {
-		return nil, err
+		return local.NodeRegistration{}, err
 	}
-	if err := a.checkBodyDC(body.Datacenter); err != nil {
-		return nil, err
+	reg, err := body.registration(dc)
+	if err != nil {
+		return local.NodeRegistration{}, err
+	}
+	return reg, nil
+}
+
+// registration checks a decoded body and turns it into what
+// local.Externals applies.
+func (body *catalogRegistration) registration(dc string) (local.NodeRegistration, error) {
+	var none local.NodeRegistration
+	if err := bodyDC(body.Datacenter, dc); err != nil {
+		return none, err
 	}
 	if body.Node == "" {
-		return nil, errorf(http.StatusBadRequest, "Node is required")
+		return none, errorf(http.StatusBadRequest, "Node is required")
 	}
 	if err := refuseFields(field{"Partition", enterprise(body.Partition)}, field{"Namespace", enterprise(body.Namespace)},
 		field{"Locality", rawSet(body.Locality)}); err != nil {
-		return nil, err
+		return none, err
 	}
 	if body.ID != "" && !strings.EqualFold(body.ID, nodeID(body.Node)) {
-		return nil, errorf(http.StatusBadRequest, "ID %q: Chorus derives a node's ID from its name (%q is %s)", body.ID, body.Node, nodeID(body.Node))
+		return none, errorf(http.StatusBadRequest, "ID %q: Chorus derives a node's ID from its name (%q is %s)", body.ID, body.Node, nodeID(body.Node))
 	}
 	reg := local.NodeRegistration{
 		Node: body.Node, Address: body.Address, TaggedAddresses: body.TaggedAddresses,
@@ -180,13 +216,13 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 			field{"Service.PeerName", s.PeerName != ""}, field{"Service.Namespace", enterprise(s.Namespace)},
 			field{"Service.Partition", enterprise(s.Partition)},
 		); err != nil {
-			return nil, err
+			return none, err
 		}
-		if s.Datacenter != "" && s.Datacenter != a.cfg().Datacenter {
-			return nil, errorf(http.StatusBadRequest, "Service.Datacenter %q: this agent serves only datacenter %q", s.Datacenter, a.cfg().Datacenter)
+		if err := bodyDC(s.Datacenter, dc); err != nil {
+			return none, err
 		}
 		if err := pathID("Service.ID", s.ID); err != nil {
-			return nil, err
+			return none, err
 		}
 		name := s.Service
 		if name == "" {
@@ -200,7 +236,7 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 		if len(s.Ports) > 0 {
 			// As for agent registrations: the default port is the Port.
 			if s.Port != 0 {
-				return nil, errorf(http.StatusBadRequest, "Service.Port and Service.Ports: cannot set both (give the default port in Ports)")
+				return none, errorf(http.StatusBadRequest, "Service.Port and Service.Ports: cannot set both (give the default port in Ports)")
 			}
 			svc.Ports = s.Ports
 			svc.Port = svc.DefaultPort()
@@ -213,38 +249,28 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 	}
 	for _, c := range all {
 		if err := pathID("CheckID", c.CheckID); err != nil {
-			return nil, err
+			return none, err
 		}
 		if c.Node != "" && c.Node != body.Node {
-			return nil, errorf(http.StatusBadRequest, "check %q names node %q, not the registered node %q", c.CheckID, c.Node, body.Node)
+			return none, errorf(http.StatusBadRequest, "check %q names node %q, not the registered node %q", c.CheckID, c.Node, body.Node)
 		}
 		if err := refuseFields(field{"Check.Namespace", enterprise(c.Namespace)}, field{"Check.Partition", enterprise(c.Partition)},
 			field{"Check.PeerName", c.PeerName != ""}, field{"Check.ExposedPort", c.ExposedPort != 0}); err != nil {
-			return nil, err
+			return none, err
 		}
 		chk := catalog.Check{CheckID: c.CheckID, Name: c.Name, Status: c.Status, Notes: c.Notes, Output: c.Output, ServiceID: c.ServiceID, Type: c.Type}
 		if d := c.Definition; d != nil {
 			var err error
 			if chk.Interval, err = definitionDuration("Check.Definition.Interval", d.Interval, d.IntervalDuration); err != nil {
-				return nil, err
+				return none, err
 			}
 			if chk.Timeout, err = definitionDuration("Check.Definition.Timeout", d.Timeout, d.TimeoutDuration); err != nil {
-				return nil, err
+				return none, err
 			}
 		}
 		reg.Checks = append(reg.Checks, chk)
 	}
-	if body.Node == a.cfg().NodeName {
-		return nil, a.registerOwnNode(reg)
-	}
-	x := a.local.Externals()
-	if x == nil {
-		return nil, errorf(http.StatusInternalServerError, "external nodes are not set up on this agent")
-	}
-	if err := x.Register(reg); err != nil {
-		return nil, err
-	}
-	return true, nil
+	return reg, nil
 }
 
 // definitionDuration reads a check definition's interval or timeout, as

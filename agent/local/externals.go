@@ -129,7 +129,9 @@ func foldExternal(snapshot []byte, entries [][]byte) ([]byte, error) {
 			return nil, fmt.Errorf("external nodes snapshot: %v", err)
 		}
 		for _, r := range im.Records {
-			m[r.Node.Name] = r
+			if r != nil {
+				m[r.Node.Name] = r
+			}
 		}
 	}
 	for i, b := range entries {
@@ -175,7 +177,9 @@ func (x *Externals) Restore() error {
 				return &journal.CorruptError{File: filepath.Join(dir, "snapshot"), Reason: err.Error(), Recovery: adviceExternal}
 			}
 			for _, rec := range im.Records {
-				m[rec.Node.Name] = rec
+				if rec != nil {
+					m[rec.Node.Name] = rec
+				}
 			}
 			return nil
 		}
@@ -195,7 +199,7 @@ func (x *Externals) Restore() error {
 		return err
 	}
 	for name, rec := range m {
-		if err := rec.Validate(); err != nil || rec.Owner != x.cfg.Self {
+		if err := rec.Validate(); err != nil || rec.Owner != x.cfg.Self || rec.Node.Name != name {
 			j.Close()
 			return &journal.CorruptError{File: dir, Reason: fmt.Sprintf("external node %q: record does not validate or names owner %q: %v", name, rec.Owner, err), Recovery: adviceExternal}
 		}
