@@ -75,6 +75,16 @@ type PieceTree struct {
 // Root returns the tree's root hash.
 func (t *PieceTree) Root() [32]byte { return t.root }
 
+// leaf returns the tree's leaf of piece (kind, id).
+func (t *PieceTree) leaf(kind byte, id string) (Leaf, bool) {
+	b := t.buckets[bucketOf(kind, id)]
+	k := Leaf{Kind: kind, ID: id}
+	if i, ok := slices.BinarySearchFunc(b, k, func(x, y Leaf) int { return x.compare(&y) }); ok {
+		return b[i], true
+	}
+	return Leaf{}, false
+}
+
 // Len returns the number of pieces in the tree.
 func (t *PieceTree) Len() int { return t.n }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"iter"
 	"net"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -232,8 +234,12 @@ func lowerASCII(s string) string {
 }
 
 // buildNode derives a node's entry and instances from its record and
-// member status.
-func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index uint64) *NodeEntry {
+// member status. old, the node's entry in the previous snapshot (or
+// nil), lends the instances that did not change their hash and check
+// list (see reusable), so a change of one service of a node with
+// thousands costs copies of the entry's slices, not a hash of every
+// instance.
+func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index uint64, old *NodeEntry) *NodeEntry {
 	n := &NodeEntry{Status: status, Index: index, record: rec}
 	if rec != nil {
 		n.Node = rec.Node
@@ -256,17 +262,36 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 	if external {
 		nodeChecks = 0
 	}
-	var svcChecks map[string][]Check
+	// A service's own checks, in record order: first[id] is the index in
+	// rec.Checks of its first, next[i] that of the one after i (-1: none).
+	var first map[string]int32
+	var next []int32
 	if rec != nil {
-		for _, c := range rec.Checks {
+		next = make([]int32, len(rec.Checks))
+		for i := len(rec.Checks) - 1; i >= 0; i-- {
+			c := &rec.Checks[i]
 			if c.ServiceID == "" {
 				nodeChecks++
-			} else {
-				if svcChecks == nil {
-					svcChecks = make(map[string][]Check)
-				}
-				svcChecks[c.ServiceID] = append(svcChecks[c.ServiceID], c)
+				continue
 			}
+			if first == nil {
+				first = make(map[string]int32, len(rec.Services))
+			}
+			if f, ok := first[c.ServiceID]; ok {
+				next[i] = f
+			} else {
+				next[i] = -1
+			}
+			first[c.ServiceID] = int32(i)
+		}
+	}
+	own := func(id string, yield func(c *Check) bool) {
+		f, ok := first[id]
+		for ok && f >= 0 {
+			if !yield(&rec.Checks[f]) {
+				return
+			}
+			f = next[f]
 		}
 	}
 	// Every slice is allocated at its final size: a catalog holds one
@@ -279,38 +304,113 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		for _, c := range rec.Checks {
 			if c.ServiceID == "" {
 				n.Checks = append(n.Checks, c)
+			} else if _, ok := first[c.ServiceID]; ok {
+				svcCheckCount++
 			}
 		}
-		for i := range rec.Services {
-			svcCheckCount += len(svcChecks[rec.Services[i].ID])
-		}
 	}
-	sort.Slice(n.Checks, func(i, j int) bool { return n.Checks[i].CheckID < n.Checks[j].CheckID })
+	sortChecks(n.Checks)
 	n.Health = AggregateHealth(n.Checks)
-	n.AllChecks = make([]Check, 0, len(n.Checks)+svcCheckCount)
-	n.AllChecks = append(n.AllChecks, n.Checks...)
 	if rec == nil {
+		n.AllChecks = slices.Clip(n.Checks)
 		return n
 	}
+	// Checks naming no service of the record are in no instance (Validate
+	// refuses them in received records).
+	n.AllChecks = make([]Check, 0, len(n.Checks)+svcCheckCount)
+	n.AllChecks = append(n.AllChecks, n.Checks...)
 	insts := make([]Instance, len(rec.Services))
-	checkBuf := make([]Check, 0, len(n.Checks)*len(rec.Services)+svcCheckCount)
 	n.Instances = make([]*Instance, len(rec.Services))
+	reuse := reusable(old, n, rec)
+	j := 0 // old.Instances[j] is the first with an ID ≥ the service's
+	var fresh []int
 	for i := range rec.Services {
 		svc := &rec.Services[i]
-		own := svcChecks[svc.ID]
+		inst := &insts[i]
+		*inst = Instance{Node: n, Service: svc}
+		n.Instances[i] = inst
+		if reuse {
+			for j < len(old.Instances) && old.Instances[j].Service.ID < svc.ID {
+				j++
+			}
+			if j < len(old.Instances) && old.Instances[j].Service.ID == svc.ID && sameInstance(old, j, n, rec, svc, own) {
+				oi := old.Instances[j]
+				inst.Checks, inst.Health, inst.hash = oi.Checks, oi.Health, oi.hash
+				continue
+			}
+		}
+		fresh = append(fresh, i)
+	}
+	ownCount := 0
+	for _, i := range fresh {
+		own(rec.Services[i].ID, func(*Check) bool { ownCount++; return true })
+	}
+	checkBuf := make([]Check, 0, len(n.Checks)*len(fresh)+ownCount)
+	for _, i := range fresh {
+		inst := &insts[i]
 		start := len(checkBuf)
 		checkBuf = append(checkBuf, n.Checks...)
-		checkBuf = append(checkBuf, own...)
-		checks := checkBuf[start:len(checkBuf):len(checkBuf)]
-		n.AllChecks = append(n.AllChecks, own...)
-		inst := &insts[i]
-		*inst = Instance{Node: n, Service: svc, Checks: checks, Health: AggregateHealth(checks)}
+		own(inst.Service.ID, func(c *Check) bool { checkBuf = append(checkBuf, *c); return true })
+		inst.Checks = checkBuf[start:len(checkBuf):len(checkBuf)]
+		inst.Health = AggregateHealth(inst.Checks)
 		inst.hash = instanceHash(inst)
-		n.Instances[i] = inst
 	}
-	sort.Slice(n.Instances, func(i, j int) bool { return n.Instances[i].Service.ID < n.Instances[j].Service.ID })
-	sort.Slice(n.AllChecks, func(i, j int) bool { return n.AllChecks[i].CheckID < n.AllChecks[j].CheckID })
+	for i := range rec.Services {
+		own(rec.Services[i].ID, func(c *Check) bool { n.AllChecks = append(n.AllChecks, *c); return true })
+	}
+	if !slices.IsSortedFunc(n.Instances, func(a, b *Instance) int { return strings.Compare(a.Service.ID, b.Service.ID) }) {
+		sort.Slice(n.Instances, func(i, j int) bool { return n.Instances[i].Service.ID < n.Instances[j].Service.ID })
+	}
+	sortChecks(n.AllChecks)
 	return n
+}
+
+// sortChecks sorts checks by CheckID, at the cost of one pass when they
+// are sorted already (a record's are).
+func sortChecks(cs []Check) {
+	if !slices.IsSortedFunc(cs, func(a, b Check) int { return strings.Compare(a.CheckID, b.CheckID) }) {
+		slices.SortFunc(cs, func(a, b Check) int { return strings.Compare(a.CheckID, b.CheckID) })
+	}
+}
+
+// reusable reports whether instances of old, the node's previous entry,
+// may be lent to n: both records carry their hash trees (which tell
+// which services changed) and the node and its node-level checks are the
+// same.
+func reusable(old, n *NodeEntry, rec *NodeRecord) bool {
+	if old == nil || old.record == nil || rec.tree == nil || old.record.tree == nil || len(old.Instances) == 0 {
+		return false
+	}
+	return old.Status == n.Status && slices.Equal(old.Checks, n.Checks) && reflect.DeepEqual(old.Node, n.Node)
+}
+
+// sameInstance reports whether old's j-th instance is what svc's would
+// be: same service (its leaf, or its whole bucket, in the two records'
+// trees) and the same own checks, so its check list, health and hash
+// hold.
+func sameInstance(old *NodeEntry, j int, n *NodeEntry, rec *NodeRecord, svc *Service, own func(string, func(*Check) bool)) bool {
+	oi := old.Instances[j]
+	ot, nt := old.record.tree, rec.tree
+	b := bucketOf(PieceService, svc.ID)
+	if ot.sums[b] != nt.sums[b] {
+		ol, ok1 := ot.leaf(PieceService, svc.ID)
+		nl, ok2 := nt.leaf(PieceService, svc.ID)
+		if !ok1 || !ok2 || ol.Sum != nl.Sum {
+			return false
+		}
+	}
+	rest := oi.Checks[len(n.Checks):]
+	same := true
+	k := 0
+	own(svc.ID, func(c *Check) bool {
+		if k >= len(rest) || rest[k] != *c {
+			same = false
+			return false
+		}
+		k++
+		return true
+	})
+	return same && k == len(rest)
 }
 
 // instanceHash fingerprints everything about an instance that a reader can

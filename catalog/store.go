@@ -237,7 +237,7 @@ func (s *Store) publishLocked() {
 		var neu *NodeEntry
 		if n := s.nodes[name]; n != nil && (served(n.status) || n.rec.liveExternal()) {
 			if n.entry == nil {
-				n.entry = buildNode(name, n.addr, n.rec, n.status, idx)
+				n.entry = buildNode(name, n.addr, n.rec, n.status, idx, old)
 			}
 			neu = n.entry
 		}
@@ -360,14 +360,32 @@ func (b *snapBuilder) replaceInstances(key, node string, news []*Instance) {
 			}
 		}
 	}
-	for _, inst := range olds {
-		for _, tag := range inst.Service.Tags {
-			se.countTag(tag, -1)
-		}
-	}
-	for _, inst := range news {
-		for _, tag := range inst.Service.Tags {
-			se.countTag(tag, 1)
+	// Tag counts move only for instances whose tags changed: both lists
+	// are in service ID order.
+	i, j := 0, 0
+	for i < len(olds) || j < len(news) {
+		switch {
+		case j >= len(news) || i < len(olds) && olds[i].Service.ID < news[j].Service.ID:
+			for _, tag := range olds[i].Service.Tags {
+				se.countTag(tag, -1)
+			}
+			i++
+		case i >= len(olds) || news[j].Service.ID < olds[i].Service.ID:
+			for _, tag := range news[j].Service.Tags {
+				se.countTag(tag, 1)
+			}
+			j++
+		default:
+			if !slices.Equal(olds[i].Service.Tags, news[j].Service.Tags) {
+				for _, tag := range olds[i].Service.Tags {
+					se.countTag(tag, -1)
+				}
+				for _, tag := range news[j].Service.Tags {
+					se.countTag(tag, 1)
+				}
+			}
+			i++
+			j++
 		}
 	}
 	se.Instances = slices.Replace(se.Instances, lo, hi, news...)
