@@ -145,9 +145,14 @@ func (r *NodeRecord) Verify(pub ed25519.PublicKey) error {
 }
 
 // Sort orders services by ID and checks by CheckID, the canonical order.
+// A sorted record (the agent's own are) costs one pass.
 func (r *NodeRecord) Sort() {
-	sort.Slice(r.Services, func(i, j int) bool { return r.Services[i].ID < r.Services[j].ID })
-	sort.Slice(r.Checks, func(i, j int) bool { return r.Checks[i].CheckID < r.Checks[j].CheckID })
+	if !sort.SliceIsSorted(r.Services, func(i, j int) bool { return r.Services[i].ID < r.Services[j].ID }) {
+		sort.Slice(r.Services, func(i, j int) bool { return r.Services[i].ID < r.Services[j].ID })
+	}
+	if !sort.SliceIsSorted(r.Checks, func(i, j int) bool { return r.Checks[i].CheckID < r.Checks[j].CheckID }) {
+		sort.Slice(r.Checks, func(i, j int) bool { return r.Checks[i].CheckID < r.Checks[j].CheckID })
+	}
 }
 
 // Validate checks a record received from elsewhere: a valid node name,
