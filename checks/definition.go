@@ -257,8 +257,10 @@ func (d *Definition) Validate(cfg Config) error {
 			return err
 		}
 	case TypeAlias:
-		if strings.ContainsAny(d.AliasNode+d.AliasService, "\x00") {
-			return invalid("AliasService", "names must not contain NUL")
+		for _, f := range []struct{ field, v string }{{"AliasNode", d.AliasNode}, {"AliasService", d.AliasService}} {
+			if len(f.v) > 256 || strings.ContainsAny(f.v, "/\x00") {
+				return invalid(f.field, "%.64q is not a node name or service ID (at most 256 bytes, no '/')", f.v)
+			}
 		}
 	case TypeOSService:
 		if !validUnitName(d.OSService) {

@@ -46,6 +46,8 @@ func TestValidate(t *testing.T) {
 		{name: "os_service option", def: Definition{OSService: "--now", Interval: sec}, wantErr: "OSService: \"--now\" is not a service name"},
 		{name: "os_service slash", def: Definition{OSService: "a/b", Interval: sec}, wantErr: "OSService"},
 		{name: "alias and ttl", def: Definition{AliasService: "web", TTL: sec}, wantErr: "TTL and AliasNode/AliasService are set at once"},
+		{name: "alias service slash", def: Definition{AliasService: "a/b"}, wantErr: "AliasService: \"a/b\" is not a node name or service ID"},
+		{name: "alias node too long", def: Definition{AliasNode: strings.Repeat("n", 257)}, wantErr: "AliasNode"},
 		{name: "negative output size", def: Definition{TTL: sec, OutputMaxSize: -1}, wantErr: "OutputMaxSize: -1 is negative"},
 		{name: "no kind", def: Definition{Interval: sec}, wantErr: "no check type: set one of HTTP, TCP, UDP, GRPC, H2PING, TTL, Args, DockerContainerID, AliasNode/AliasService or OSService"},
 		{name: "two kinds", def: Definition{HTTP: "http://h/", TCP: "h:1", Interval: sec}, wantErr: "HTTP and TCP are set at once"},
