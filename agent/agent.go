@@ -448,7 +448,7 @@ func advertiseAddr(cfg *Config) (string, error) {
 func (a *Agent) apiSettings(cfg *Config) httpapi.Settings {
 	return httpapi.Settings{
 		Datacenter: cfg.Datacenter, NodeName: cfg.NodeName, Zone: cfg.Zone, Domain: cfg.Domain,
-		NodeMeta: cfg.NodeMeta, Version: Version, ACL: cfg.ACL, DebugConfig: a.debugConfig,
+		NodeMeta: cfg.NodeMeta, Version: Version, ACL: cfg.ACL, Failover: cfg.Failover, DebugConfig: a.debugConfig,
 	}
 }
 

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,7 +102,6 @@ func TestTwoDatacenters(t *testing.T) {
 		t.Skip("starts six agents")
 	}
 	dc1, dc2 := twoDatacenters(t, 3)
-	all := append(slices.Clone(dc1), dc2...)
 	for i, a := range dc1 {
 		registerWeb(t, a, fmt.Sprintf("10.1.0.%d", i+1), "passing")
 	}
@@ -128,6 +129,61 @@ func TestTwoDatacenters(t *testing.T) {
 	waitWebAnswers(t, dc2, "web.service.dc1.chorus", local1, 30*time.Second)
 	waitWebAnswers(t, dc1, "web.service.chorus", local1, 5*time.Second)
 
+	// The HTTP API: datacenters nearest first, ?dc= reads from the
+	// summary, the WAN pool's members on speakers.
+	for _, a := range dc1 {
+		var dcs []string
+		json.Unmarshal(mustDo(t, a, "GET", "/v1/catalog/datacenters", nil), &dcs)
+		if !slices.Equal(dcs, []string{"dc1", "dc2"}) {
+			t.Fatalf("%s: datacenters %v", a.NodeName(), dcs)
+		}
+		var entries []struct {
+			Node    struct{ Datacenter string }
+			Service struct{ Address string }
+		}
+		json.Unmarshal(mustDo(t, a, "GET", "/v1/health/service/web?dc=dc2&passing", nil), &entries)
+		var addrs []string
+		for _, e := range entries {
+			addrs = append(addrs, e.Service.Address)
+			if e.Node.Datacenter != "dc2" {
+				t.Fatalf("%s: ?dc=dc2 entry of datacenter %q", a.NodeName(), e.Node.Datacenter)
+			}
+		}
+		slices.Sort(addrs)
+		if !slices.Equal(addrs, local2) {
+			t.Fatalf("%s: /v1/health/service/web?dc=dc2 gave %v", a.NodeName(), addrs)
+		}
+		if code, body := do(t, a, "GET", "/v1/catalog/service/web?dc=dc9", nil); code != 500 || !strings.Contains(string(body), "No path to datacenter") {
+			t.Fatalf("%s: ?dc=dc9: %d %s", a.NodeName(), code, body)
+		}
+		var all []struct {
+			Name   string
+			Status int
+		}
+		json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/members?wan=1", nil), &all)
+		var members []string // alive ones: those that stopped speaking have left
+		for _, m := range all {
+			if m.Status == 1 {
+				members = append(members, m.Name)
+			}
+		}
+		if want := map[bool]int{true: 4, false: 0}[a.IsSpeaker()]; len(members) != want {
+			// The pool may still be converging: only a count below is
+			// acceptable here, and only on a speaker.
+			if !a.IsSpeaker() || len(members) > want {
+				t.Fatalf("%s (speaker %v): %d WAN members %v", a.NodeName(), a.IsSpeaker(), len(members), members)
+			}
+		}
+		var info []struct {
+			Name  string
+			Stale bool
+		}
+		json.Unmarshal(mustDo(t, a, "GET", "/v1/chorus/datacenters", nil), &info)
+		if len(info) != 2 || info[1].Name != "dc2" || info[1].Stale {
+			t.Fatalf("%s: /v1/chorus/datacenters %+v", a.NodeName(), info)
+		}
+	}
+
 	// Every dc1 instance critical: dc1 agents answer dc2's instances.
 	for _, a := range dc1 {
 		setWeb(t, a, "critical")
@@ -141,6 +197,11 @@ func TestTwoDatacenters(t *testing.T) {
 				t.Fatalf("%s: failover answer with TTL %d", a.NodeName(), rr.Header().Ttl)
 			}
 		}
+	}
+	var fo []struct{ Service struct{ Address string } }
+	json.Unmarshal(mustDo(t, dc1[0], "GET", "/v1/health/service/web?passing&failover=1", nil), &fo)
+	if len(fo) != 3 || !strings.HasPrefix(fo[0].Service.Address, "10.2.") {
+		t.Fatalf("?passing&failover=1 with every local instance critical: %+v", fo)
 	}
 	// One recovers: back to local.
 	setWeb(t, dc1[1], "passing")
@@ -164,16 +225,8 @@ func TestTwoDatacenters(t *testing.T) {
 	})
 	start = time.Now()
 	setWeb(t, rest2[0], "critical")
-	// dc2's killed agents are failed there: only rest2[0] was left, now
-	// critical, so dc2 has no healthy web.
-	survivor := ""
-	for i, a := range dc2 {
-		if a == rest2[0] {
-			survivor = fmt.Sprintf("10.2.0.%d", i+1)
-		}
-	}
-	_ = survivor
+	// dc2's killed agents are failed there and rest2[0], the only one
+	// left, is now critical: dc2 has no healthy web.
 	waitWebAnswers(t, dc1, "web.service.dc2.chorus", nil, 30*time.Second)
 	t.Logf("a change in dc2 reached every dc1 agent %v after it was made, the old speakers dead", time.Since(start).Round(time.Millisecond))
-	_ = all
 }

@@ -237,7 +237,7 @@ func (a *Server) apiMembers(w http.ResponseWriter, r *http.Request) (any, error)
 	return a.serve(w, r, readQuery{key: keyNodes, local: true, render: func(*catalog.Snapshot) (any, error) {
 		out := []Member{}
 		if wan {
-			return out, nil // Chorus has no WAN pool
+			return a.wanMembers(f), nil
 		}
 		ms := a.gossip.Members()
 		sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })

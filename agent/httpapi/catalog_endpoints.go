@@ -302,7 +302,7 @@ func orderBy[T any](rtt func(string) (time.Duration, bool), node func(*T) string
 }
 
 func (a *Server) apiDatacenters(w http.ResponseWriter, r *http.Request) (any, error) {
-	return []string{a.cfg().Datacenter}, nil
+	return a.datacenterNames(), nil
 }
 
 func (a *Server) apiCatalogServices(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -400,7 +400,7 @@ func (a *Server) apiHealthService(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return a.serve(w, r, readQuery{
+	q, err := a.withFailover(r, name, readQuery{
 		key: svcKey(name),
 		render: func(s *catalog.Snapshot) (any, error) {
 			out := []serviceEntry{}
@@ -419,6 +419,10 @@ func (a *Server) apiHealthService(w http.ResponseWriter, r *http.Request) (any, 
 		},
 		order: orderBy(a.nearOrder(r), func(e *serviceEntry) string { return e.Node.Node }),
 	})
+	if err != nil {
+		return nil, err
+	}
+	return a.serve(w, r, q)
 }
 
 func (a *Server) apiHealthChecks(w http.ResponseWriter, r *http.Request) (any, error) {

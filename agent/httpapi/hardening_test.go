@@ -24,7 +24,7 @@ func TestQuestionKey(t *testing.T) {
 		return questionKey(httptest.NewRequest("GET", target, nil))
 	}
 	same := []struct{ name, a, b string }{
-		{"blocking and consistency parameters", "/v1/health/service/web", "/v1/health/service/web?index=7&wait=5m&stale&consistent&cached&pretty&hash=ab&dc=dc1&token=x&near=_agent"},
+		{"blocking and consistency parameters", "/v1/health/service/web", "/v1/health/service/web?index=7&wait=5m&stale&consistent&cached&pretty&hash=ab&token=x&near=_agent"},
 		{"unknown parameters", "/v1/catalog/nodes", "/v1/catalog/nodes?junk=" + strings.Repeat("x", 4000) + "&more=1"},
 		{"tag order and repeats", "/v1/health/service/web?tag=a&tag=b", "/v1/health/service/web?tag=b&tag=a&tag=b"},
 		{"only the first filter is read", "/v1/catalog/nodes?filter=Node%3D%3D%22a%22", "/v1/catalog/nodes?filter=Node%3D%3D%22a%22&filter=other"},
@@ -43,6 +43,8 @@ func TestQuestionKey(t *testing.T) {
 		{"node-meta order (the last wins)", "/v1/catalog/nodes?node-meta=k:1&node-meta=k:2", "/v1/catalog/nodes?node-meta=k:2&node-meta=k:1"},
 		{"passing", "/v1/health/service/web", "/v1/health/service/web?passing"},
 		{"wan", "/v1/agent/members", "/v1/agent/members?wan=1"},
+		{"dc (a remote one: checkDC drops this agent's own)", "/v1/health/service/web", "/v1/health/service/web?dc=dc2"},
+		{"failover", "/v1/health/service/web?passing", "/v1/health/service/web?passing&failover=1"},
 		{"tags", "/v1/health/service/web?tag=a", "/v1/health/service/web?tag=a&tag=b"},
 		{"parts do not run into each other", "/v1/health/service/web?tag=a&tag=b", "/v1/health/service/web?tag=a%00b"},
 	}

@@ -108,6 +108,9 @@ type Settings struct {
 	// DebugConfig, when set, returns /v1/agent/self's DebugConfig: the
 	// agent's settings under Consul's key names.
 	DebugConfig func() map[string]any
+	// Failover is the agent-wide failover rule (catalog.ParseFailover)
+	// of /v1/health/service/<name>?failover.
+	Failover string
 }
 
 // Gossip is the gossip layer and the agent's membership operations as the
@@ -319,6 +322,7 @@ func (a *Server) routes() http.Handler {
 
 	// Catalog and health: reads of the replicated catalog.
 	h("GET /v1/catalog/datacenters", a.apiDatacenters)
+	h("GET /v1/chorus/datacenters", a.apiChorusDatacenters)
 	h("GET /v1/catalog/services", a.apiCatalogServices)
 	h("GET /v1/catalog/service/{name}", a.apiCatalogService)
 	h("GET /v1/catalog/nodes", a.apiCatalogNodes)
@@ -497,9 +501,13 @@ func (a *Server) observe(r *http.Request, code int, start time.Time) {
 func (a *Server) checkDC(r *http.Request) error {
 	dc := params(r).Get("dc")
 	if dc == "" || strings.EqualFold(dc, a.cfg().Datacenter) {
+		params(r).Del("dc") // the same question as without it
 		return nil
 	}
-	return errorf(http.StatusInternalServerError, "No path to datacenter")
+	// A catalog or health read of a datacenter whose summary this agent
+	// holds is answered from it (datacenters.go).
+	_, err := a.remoteDC(r)
+	return err
 }
 
 // readBody reads the whole request body (bounded by wrap's limit).
@@ -587,6 +595,9 @@ type answer struct {
 func (a *Server) serve(w http.ResponseWriter, r *http.Request, q readQuery) (any, error) {
 	o, err := parseQueryOpts(r)
 	if err != nil {
+		return nil, err
+	}
+	if q, err = a.forDC(w, r, q); err != nil {
 		return nil, err
 	}
 	ckey := questionKey(r)
@@ -707,7 +718,7 @@ func (a *Server) contentHash(ans answer) string {
 // earlier one for the same key). An endpoint that reads another
 // parameter to shape its answer must be listed here.
 var answerParams = struct{ first, sets, lists []string }{
-	first: []string{"filter", "passing", "wan"},
+	first: []string{"filter", "passing", "wan", "dc", "failover"},
 	sets:  []string{"tag"},
 	lists: []string{"node-meta"},
 }
