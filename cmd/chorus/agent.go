@@ -64,6 +64,8 @@ Precedence: flag > environment > config file > default.`,
 	f.Int("serf-port", def.SerfPort, "gossip port (UDP and TCP)")
 	f.StringArray("join", nil, "address of an agent to join at start; repeatable")
 	f.StringArray("retry-join", nil, "address to join, retried with backoff until it succeeds; repeatable")
+	f.StringArray("retry-join-wan", nil, "address (ip or ip:port) of an agent of another datacenter, for the WAN pool; repeatable")
+	f.Int("serf-wan-port", def.SerfWANPort, "WAN pool port (UDP and TCP), opened only while this agent is one of its datacenter's speakers")
 	f.String("domain", def.Domain, "DNS domain answered")
 	f.StringArray("recursor", nil, "upstream DNS server (ip or ip:port) for names outside the domain; repeatable")
 	f.String("encrypt", "", "gossip encryption key (base64, 16/24/32 bytes; see 'chorus keygen')")
