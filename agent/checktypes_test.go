@@ -62,13 +62,22 @@ func TestConsulAPIDockerCheck(t *testing.T) {
 	}
 	waitCheck(t, c, "warn", api.HealthWarning, "out degraded")
 
-	off := startAgent(t, testConfig(t, "noscripts"))
-	err := consulClient(t, off).Agent().CheckRegister(&api.AgentCheckRegistration{
-		ID: "d", Name: "d", AgentServiceCheck: api.AgentServiceCheck{DockerContainerID: id, Args: []string{"/probe", "0"}, Interval: "1s"},
-	})
+	offCfg := testConfig(t, "noscripts")
+	offCfg.DockerSocket = testutil.DockerSocket
+	off := startAgent(t, offCfg)
+	reg := &api.AgentCheckRegistration{
+		ID: "d", Name: "d", AgentServiceCheck: api.AgentServiceCheck{DockerContainerID: id, Args: []string{"/probe", "0", "reloaded"}, Interval: "500ms"},
+	}
+	co := consulClient(t, off)
+	err := co.Agent().CheckRegister(reg)
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "DockerContainerID") || !strings.Contains(err.Error(), "enable_script_checks") {
 		t.Fatalf("docker check with script checks off: %v", err)
 	}
+	// A reload that turns script checks on lets the check register and run.
+	offCfg.EnableScriptChecks = true
+	mustNil(t, "reload", off.Reload(offCfg))
+	mustNil(t, "register after reload", co.Agent().CheckRegister(reg))
+	waitCheck(t, co, "d", api.HealthPassing, "out reloaded")
 }
 
 // TestConsulAPICheckTypes registers Consul's UDP, H2PING, TCP+TLS, alias

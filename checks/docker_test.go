@@ -111,3 +111,24 @@ func BenchmarkDockerProbe(b *testing.B) {
 		}
 	}
 }
+
+// TestSetEnableScriptChecks: a reload that turns script checks on lets
+// later Adds of script and Docker checks through, and off refuses them.
+func TestSetEnableScriptChecks(t *testing.T) {
+	m, _ := startManager(t, Config{DockerSocket: testutil.DockerSocket})
+	script := Definition{ID: "s", Args: []string{"/bin/true"}, Interval: time.Minute}
+	docker := Definition{ID: "d", DockerContainerID: "abc", Args: []string{"/bin/true"}, Interval: time.Minute}
+	for _, d := range []Definition{script, docker} {
+		if err := m.Add(d); err == nil {
+			t.Fatalf("%s added with script checks off", d.Type())
+		}
+	}
+	m.SetEnableScriptChecks(true)
+	mustAdd(t, m, script)
+	mustAdd(t, m, docker)
+	m.SetEnableScriptChecks(false)
+	script.ID = "s2"
+	if err := m.Add(script); err == nil {
+		t.Fatal("script check added after script checks were turned off")
+	}
+}

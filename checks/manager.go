@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type Manager struct {
 	cfg    Config
 	logger *slog.Logger
 	notify func(Result)
+	// scripts is Config.EnableScriptChecks as SetEnableScriptChecks last
+	// set it.
+	scripts atomic.Bool
 
 	mu     sync.RWMutex
 	checks map[string]*runner // by check ID
@@ -60,13 +64,20 @@ func New(cfg Config, logger *slog.Logger, notify func(Result)) *Manager {
 	if notify == nil {
 		notify = func(Result) {}
 	}
-	return &Manager{
+	m := &Manager{
 		cfg:    cfg,
 		logger: logger.With("component", "checks"),
 		notify: notify,
 		checks: make(map[string]*runner),
 	}
+	m.scripts.Store(cfg.EnableScriptChecks)
+	return m
 }
+
+// SetEnableScriptChecks changes whether later Adds accept script and
+// Docker checks (a configuration reload); running checks are not touched.
+// It is safe to call at any time.
+func (m *Manager) SetEnableScriptChecks(on bool) { m.scripts.Store(on) }
 
 // Run starts every added check and runs until ctx is done; it then stops all
 // checks and returns nil once every check goroutine has exited. Run may be
@@ -123,11 +134,13 @@ func (m *Manager) Add(def Definition) error {
 	if def.ID == "" {
 		return invalid("ID", "required")
 	}
-	if err := def.Validate(m.cfg); err != nil {
+	cfg := m.cfg
+	cfg.EnableScriptChecks = m.scripts.Load()
+	if err := def.Validate(cfg); err != nil {
 		return fmt.Errorf("check %q: %w", def.ID, err)
 	}
 	d := def.withDefaults()
-	r, err := newRunner(d, m.cfg)
+	r, err := newRunner(d, cfg)
 	if err != nil {
 		return fmt.Errorf("check %q: %w", def.ID, err)
 	}

@@ -94,4 +94,7 @@ func (l *State) CheckIsExternal(checkID string) bool {
 
 // SetEnableScriptChecks changes whether later registrations may carry
 // script checks (a reload).
-func (l *State) SetEnableScriptChecks(on bool) { l.scriptChecks.Store(on) }
+func (l *State) SetEnableScriptChecks(on bool) {
+	l.scriptChecks.Store(on)
+	l.runner.SetEnableScriptChecks(on)
+}
