@@ -296,8 +296,13 @@ func (b *snapBuilder) replaceNode(name string, old, neu *NodeEntry) {
 		if e == nil {
 			return
 		}
+		last := "\x00" // instances of a node mostly share a few names
 		for _, inst := range e.Instances {
-			if k := lowerASCII(inst.Service.Name); !slices.Contains(keys, k) {
+			if inst.Service.Name == last {
+				continue
+			}
+			last = inst.Service.Name
+			if k := lowerASCII(last); !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
 		}
@@ -316,8 +321,13 @@ func instancesOf(e *NodeEntry, key string) []*Instance {
 		return nil
 	}
 	var out []*Instance
+	last, match := "\x00", false
 	for _, inst := range e.Instances {
-		if lowerASCII(inst.Service.Name) == key {
+		if inst.Service.Name != last {
+			last = inst.Service.Name
+			match = lowerASCII(last) == key
+		}
+		if match {
 			out = append(out, inst)
 		}
 	}
@@ -484,12 +494,19 @@ func (b *snapBuilder) nodeAddr(e *NodeEntry, add bool) {
 func (b *snapBuilder) instanceAddrs(name string, old, neu *NodeEntry) {
 	type change struct{ olds, news []*Instance }
 	byKey := map[string]*change{}
+	// Instances of a node mostly share a few addresses: parse each once.
+	var lastAddr, lastKey string
+	lastOK := false
 	add := func(e *NodeEntry, isNew bool) {
 		if e == nil {
 			return
 		}
 		for _, inst := range e.Instances { // in service ID order
-			k, ok := ipKey(inst.Service.Address)
+			if a := inst.Service.Address; a != lastAddr || lastKey == "" && !lastOK {
+				lastAddr = a
+				lastKey, lastOK = ipKey(a)
+			}
+			k, ok := lastKey, lastOK
 			if !ok {
 				continue
 			}
