@@ -279,11 +279,24 @@ func (n *Node) Run(ctx context.Context) {
 	defer tick.Stop()
 	nextDigest := n.now()
 	snap := n.store.Snapshot()
+	// A summary costs O(catalog) to build: changes that arrive within
+	// buildDelay of each other are summarised once.
+	build := time.NewTimer(time.Hour)
+	build.Stop()
+	defer build.Stop()
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-snap.Changed():
+			snap = n.store.Snapshot()
+			if !pending && n.speaking() {
+				pending = true
+				build.Reset(buildDelay)
+			}
+		case <-build.C:
+			pending = false
 			snap = n.store.Snapshot()
 			n.buildOwn(snap)
 		case <-n.rebuild:
@@ -299,6 +312,16 @@ func (n *Node) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// buildDelay is how long a speaker waits after a catalog change before
+// it summarises, so that a burst of changes costs one summary.
+const buildDelay = 20 * time.Millisecond
+
+func (n *Node) speaking() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.wan != nil
 }
 
 // buildOwn rebuilds this datacenter's summary from snap while speaking
