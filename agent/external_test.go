@@ -41,7 +41,8 @@ func externalSeen(a *Agent) error {
 	if cn == nil || cn.Node == nil {
 		return fmt.Errorf("%s: /v1/catalog/node/db1: not found", a.NodeName())
 	}
-	if cn.Node.Address != "10.20.0.5" || cn.Node.Meta["rack"] != "r1" || cn.Node.TaggedAddresses["wan"] != "203.0.113.5" || cn.Node.Datacenter != "dc1" {
+	if cn.Node.Address != "10.20.0.5" || len(cn.Node.Meta) != 1 || cn.Node.Meta["rack"] != "r1" || cn.Node.Datacenter != "dc1" ||
+		len(cn.Node.TaggedAddresses) != 1 || cn.Node.TaggedAddresses["wan"] != "203.0.113.5" { // as registered, nothing an agent adds
 		return fmt.Errorf("%s: node %+v", a.NodeName(), cn.Node)
 	}
 	if len(cn.Services) != 2 || cn.Services["pg"] == nil || cn.Services["pg"].Port != 5432 || cn.Services["exporter"] == nil {

@@ -34,7 +34,13 @@ func (r *NodeRecord) validateExternal() error {
 		if r.Deleted {
 			return fmt.Errorf("record of %q is a tombstone without an owner: %w", r.Node.Name, ErrInvalid)
 		}
+		if r.Node.External {
+			return fmt.Errorf("external node %q has no owner: %w", r.Node.Name, ErrInvalid)
+		}
 		return nil
+	}
+	if !r.Node.External && !r.Deleted {
+		return fmt.Errorf("record of %q has an owner but its node is not marked external: %w", r.Node.Name, ErrInvalid)
 	}
 	if err := ValidateNodeName(r.Owner); err != nil {
 		return fmt.Errorf("owner of external node %q: %w", r.Node.Name, err)

@@ -7,7 +7,7 @@ import (
 
 func externalRecord(name, owner string, version uint64) *NodeRecord {
 	return &NodeRecord{
-		Node: Node{Name: name, Address: "10.0.0.5"}, Version: version, Owner: owner,
+		Node: Node{Name: name, Address: "10.0.0.5", External: true}, Version: version, Owner: owner,
 		Services: []Service{{ID: "pg", Name: "postgres", Port: 5432, Weights: DefaultWeights}},
 		Checks: []Check{
 			{CheckID: "alive", Name: "alive", Status: HealthPassing},
@@ -81,7 +81,9 @@ func TestExternalRecordValidate(t *testing.T) {
 		rec  NodeRecord
 	}{
 		{"tombstone without owner", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Deleted: true}},
-		{"owns itself", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "db1"}},
+		{"owns itself", NodeRecord{Node: Node{Name: "db1", External: true}, Version: 1, Owner: "db1"}},
+		{"owner but not external", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "a"}},
+		{"external without owner", NodeRecord{Node: Node{Name: "db1", External: true}, Version: 1}},
 		{"bad owner", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "a b"}},
 		{"gossip address", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "a", Gossip: "127.0.0.1:1"}},
 		{"tombstone with services", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "a", Deleted: true,

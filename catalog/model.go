@@ -59,6 +59,10 @@ type Node struct {
 	Zone            string            `json:",omitempty"`
 	Meta            map[string]string `json:",omitempty"`
 	TaggedAddresses map[string]string `json:",omitempty"`
+	// External marks a node that runs no agent (external.go): its meta
+	// and tagged addresses are exactly what its registration gave, with
+	// nothing an agent adds of its own.
+	External bool `json:",omitempty"`
 }
 
 // Weights are the SRV weights of an instance while it is passing or warning.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -45,6 +46,9 @@ const segmentMetaKey = "consul-network-segment"
 // first-class field and exposes as meta for Consul tools, and Consul's
 // consul-network-segment (empty).
 func nodeMeta(n catalog.Node) map[string]string {
+	if n.External { // as registered, as Consul keeps it
+		return maps.Clone(orEmpty(n.Meta))
+	}
 	m := make(map[string]string, len(n.Meta)+2)
 	m[segmentMetaKey] = ""
 	for k, v := range n.Meta {
@@ -59,6 +63,9 @@ func nodeMeta(n catalog.Node) map[string]string {
 }
 
 func taggedAddresses(n catalog.Node) map[string]string {
+	if n.External { // as registered, as Consul keeps it
+		return maps.Clone(orEmpty(n.TaggedAddresses))
+	}
 	t := map[string]string{"lan": n.Address, "wan": n.Address}
 	if ip := net.ParseIP(n.Address); ip != nil {
 		if ip.To4() != nil {

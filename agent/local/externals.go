@@ -352,11 +352,12 @@ func (x *Externals) change(node string, fn func(base *catalog.NodeRecord) (*cata
 		if err != nil || rec == nil {
 			return err
 		}
+		rec.Node.Name = node
+		rec.Node.External = !rec.Deleted
 		rec.Sort()
 		if base != nil && sameRecord(base, rec) {
 			return nil // idempotent: no new version
 		}
-		rec.Node.Name = node
 		rec.Owner = x.cfg.Self
 		rec.Gossip = ""
 		rec.Signature = nil
