@@ -31,5 +31,9 @@
 // unchanged, so a catalog change prepares nothing by itself and a later
 // query prepares again only the names whose own input changed; other
 // entries (the apex, DNS-SD's service list, addresses, reverse names) are
-// prepared again on their first query after any change.
+// prepared again on their first query after any change. Answers built
+// from another datacenter's summary (explicit <dc> labels and failover
+// answers), and the local negative answers of names that have a failover
+// rule, are valid for the snapshot they were built on only: every change
+// of a summary makes a new local snapshot.
 package dns
