@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/catalog"
@@ -47,8 +48,9 @@ const (
 )
 
 // startExternals sets up the external nodes this agent owns: it restores
-// its journal, publishes what it holds and moves legacy external services
-// (kept by older agents in their own record) to external nodes.
+// its journal, publishes what it holds, registers its metrics and moves
+// legacy external services (kept by older agents in their own record) to
+// external nodes.
 func (a *Agent) startExternals(cfg *Config) error {
 	x := local.NewExternals(local.ExternalsConfig{
 		Self: cfg.NodeName, Datacenter: cfg.Datacenter, DataDir: cfg.DataDir,
@@ -58,6 +60,19 @@ func (a *Agent) startExternals(cfg *Config) error {
 		return err
 	}
 	a.local.SetExternals(x)
+	a.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chorus_external_adoptions_total",
+			Help: "External nodes this agent adopted because their owner failed or left.",
+		}, func() float64 { return float64(x.Stats().Adoptions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chorus_external_yields_total",
+			Help: "External nodes this agent gave up: another agent wrote a newer version, or the node's tombstone expired.",
+		}, func() float64 { return float64(x.Stats().Yields) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "chorus_external_nodes_owned",
+			Help: "External nodes (tombstones included) whose record this agent owns.",
+		}, func() float64 { return float64(len(x.Owned())) }))
 	for _, le := range a.local.LegacyExternals() {
 		if err := x.Register(le.Registration); err != nil {
 			a.logger.Error("move a legacy external service to its external node", "service", le.ServiceID, "node", le.Registration.Node, "err", err)
@@ -152,7 +167,7 @@ func (a *Agent) reconcileExternals(x *local.Externals, snap *catalog.Snapshot, g
 		if !gone || adopter(n.Node.Name, alive) != self {
 			continue
 		}
-		if err := x.Adopt(n.Record()); err != nil {
+		if _, err := x.Adopt(n.Record()); err != nil {
 			a.logger.Warn("adopt external node", "node", n.Node.Name, "owner", owner, "err", err)
 		}
 	}

@@ -15,6 +15,27 @@ import (
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
+// metricValue reads an unlabelled counter or gauge from a's registry.
+func metricValue(t testing.TB, a *Agent, name string) float64 {
+	t.Helper()
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("%s: no metric %s", a.NodeName(), name)
+	return 0
+}
+
 // dnsAsk asks a's DNS server over UDP and returns the reply or an error
 // (for use inside Eventually).
 func dnsAsk(a *Agent, name string, qtype uint16) (*dns.Msg, error) {
@@ -146,6 +167,7 @@ func TestExternalNodesOutliveTheirAgent(t *testing.T) {
 	_, port, _ := net.SplitHostPort(agents[0].SerfAddr())
 	cfg0.SerfPort, _ = strconv.Atoi(port)
 	agents[0].Kill()
+	killed := time.Now()
 	live := agents[1:]
 	want := adopter("db1", []string{"node1", "node2"})
 	testutil.Eventually(t, 30*time.Second, func() error {
@@ -159,7 +181,13 @@ func TestExternalNodesOutliveTheirAgent(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("adopted by %s and answered by every survivor %v after the owner was killed", want, time.Since(killed).Round(time.Millisecond))
 	adopted := agents[1].Store().Record("db1").Version
+	for _, a := range live {
+		if got, wantN := metricValue(t, a, "chorus_external_adoptions_total"), map[bool]float64{true: 1}[a.NodeName() == want]; got != wantN {
+			t.Fatalf("%s counted %g adoptions, want %g", a.NodeName(), got, wantN)
+		}
+	}
 
 	// The owner returns with its journal: it yields to the adopter.
 	b := startAgent(t, cfg0)
@@ -182,6 +210,10 @@ func TestExternalNodesOutliveTheirAgent(t *testing.T) {
 		}
 		return nil
 	})
+
+	if n := metricValue(t, b, "chorus_external_yields_total"); n != 1 {
+		t.Fatalf("returning owner counted %g yields, want 1", n)
+	}
 
 	// Deregistration through an agent that does not own db1.
 	other := b

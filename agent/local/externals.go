@@ -98,6 +98,24 @@ type Externals struct {
 	mu    sync.Mutex
 	owned map[string]*catalog.NodeRecord // node → the version this agent wrote
 	jnl   *journal.Journal
+	stats ExternalStats
+}
+
+// ExternalStats count what happened to the external nodes an agent owns
+// since it started.
+type ExternalStats struct {
+	// Adoptions: nodes adopted because their owner failed or left.
+	Adoptions uint64
+	// Yields: nodes given up to a newer version another agent wrote, or
+	// whose tombstone expired.
+	Yields uint64
+}
+
+// Stats returns the counters.
+func (x *Externals) Stats() ExternalStats {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.stats
 }
 
 // NewExternals returns an Externals that owns nothing. It starts no
@@ -531,24 +549,29 @@ func (x *Externals) Deregister(node, serviceID, checkID string) error {
 // Adopt makes this agent the owner of the external node whose newest
 // version is rec (its owner died or left): the same record, one version
 // higher, signed, persisted and published by this agent. It does nothing
-// if the catalog holds a version newer than rec, or rec is a tombstone.
-func (x *Externals) Adopt(rec *catalog.NodeRecord) error {
+// (and reports false) if the catalog holds a version newer than rec, or
+// rec is a tombstone.
+func (x *Externals) Adopt(rec *catalog.NodeRecord) (bool, error) {
 	if !rec.IsExternal() || rec.Deleted || rec.Owner == x.cfg.Self {
-		return nil
+		return false, nil
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.cfg.Store.Version(rec.Node.Name) > rec.Version {
-		return nil
+		return false, nil
 	}
 	c := cloneRecord(rec)
 	c.Owner = x.cfg.Self
 	c.Version = x.versionLocked(rec.Node.Name)
-	if _, err := x.writeLocked(c); err != nil {
-		return fmt.Errorf("adopt external node %q: %w", rec.Node.Name, err)
+	ok, err := x.writeLocked(c)
+	if err != nil {
+		return false, fmt.Errorf("adopt external node %q: %w", rec.Node.Name, err)
 	}
-	x.logger.Info("adopted an external node", "node", rec.Node.Name, "from", rec.Owner, "version", c.Version)
-	return nil
+	if ok {
+		x.stats.Adoptions++
+		x.logger.Info("adopted an external node", "node", rec.Node.Name, "from", rec.Owner, "version", c.Version)
+	}
+	return ok, nil
 }
 
 // Reconcile yields every node this agent owns whose newest version in the
@@ -574,6 +597,7 @@ func (x *Externals) Reconcile() []string {
 		}
 		delete(x.owned, name)
 		gone = append(gone, name)
+		x.stats.Yields++
 		if superseded {
 			x.logger.Info("yielded an external node to a newer version", "node", name, "owner", cur.Owner, "version", cur.Version)
 		}

@@ -166,8 +166,8 @@ func TestExternalsRestoreYieldAdopt(t *testing.T) {
 	}
 	// agent2 adopted db1 meanwhile: agent1 yields it.
 	adopter := testExternals(t, "agent2", "", store2, nil)
-	if err := adopter.Adopt(store2.Record("db1")); err != nil {
-		t.Fatal(err)
+	if ok, err := adopter.Adopt(store2.Record("db1")); !ok || err != nil {
+		t.Fatalf("adopt: %v %v", ok, err)
 	}
 	rec := store2.Record("db1")
 	if rec.Owner != "agent2" || rec.Version <= v1 || len(rec.Services) != 1 {
@@ -180,7 +180,7 @@ func TestExternalsRestoreYieldAdopt(t *testing.T) {
 	// nothing.
 	old := *rec
 	old.Version = v1
-	if err := x2.Adopt(&old); err != nil || store2.Record("db1").Owner != "agent2" {
+	if ok, err := x2.Adopt(&old); ok || err != nil || store2.Record("db1").Owner != "agent2" {
 		t.Fatalf("stale adoption: %v, owner %s", err, store2.Record("db1").Owner)
 	}
 	x2.Close()
