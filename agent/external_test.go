@@ -380,3 +380,23 @@ func TestCatalogRegisterSemantics(t *testing.T) {
 	_, err = cat.Deregister(&api.CatalogDeregistration{Node: "switch1", ServiceID: "nope"}, nil)
 	mustNil(t, "deregister unknown service", err)
 }
+
+// BenchmarkCatalogRegisterExternal: one /v1/catalog/register of a new
+// external node with a service and a check through the consul/api client,
+// answered after the owner's journal is fsynced (figures in
+// BENCHMARKS.md).
+func BenchmarkCatalogRegisterExternal(b *testing.B) {
+	a := startAgent(b, testConfig(b, "node0"))
+	cat := consulClient(b, a).Catalog()
+	b.ResetTimer()
+	for i := range b.N {
+		_, err := cat.Register(&api.CatalogRegistration{
+			Node: fmt.Sprintf("db%d", i), Address: "10.20.0.5",
+			Service: &api.AgentService{ID: "pg", Service: "postgres", Port: 5432},
+			Check:   &api.AgentCheck{CheckID: "pg-ready", ServiceID: "pg", Status: api.HealthPassing},
+		}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
