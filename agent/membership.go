@@ -45,31 +45,45 @@ type gossipTimings struct {
 	// may last.
 	SuspicionMult, SuspicionMaxTimeoutMult int
 	// RetransmitMult, when set, replaces memberlist's 4.
-	RetransmitMult    int
+	RetransmitMult int
+	// AwarenessMaxMultiplier, when set, replaces memberlist's 8: how far
+	// Lifeguard may stretch a member's own probe interval while its
+	// probes fail without nacks (the member itself is slow).
+	AwarenessMaxMultiplier int
+	// HandoffQueueDepth, when set, replaces memberlist's 1,024: suspect,
+	// alive and dead messages waiting for the handler, per priority.
+	HandoffQueueDepth int
 	ReconnectInterval time.Duration
 	base              func() *memberlist.Config
 }
 
 // gossipProfile returns the timings of a named profile:
-//   - lan (default): a crashed host is declared by everyone in 1.7 s
-//     (median; p99 2.2 s) in a cluster of 50 (memberlist's DefaultLANConfig
-//     takes about 9 s); probes every 300 ms cost about 0.6 KB/s per agent
-//     there (BENCHMARKS.md). Suspicion ×2 (no confirmation wanted: a
-//     suspicion lasts 2 × log10(members) × 300 ms). Messages are passed
-//     on 8 × log10(members+1) times each (memberlist's 4): with 4, 20%
-//     loss and 50 ms delay on every link of 5 hosts let refutations miss
-//     their accuser (4 false failures in 30 s at ×2; one in about 50
-//     suspicions at ×3); with 8 none in 646 suspicions over 12 runs,
-//     at ×2 and at ×3 (test/cluster);
+//   - lan (default): probes every 300 ms with a 200 ms timeout. Lifeguard's
+//     dynamic suspicion is on: suspicion ×3 wants one independent
+//     confirmation (memberlist's k = mult − 2) to declare a member at the
+//     floor, 3 × log10(members) × 300 ms, which a real crash gets within a
+//     probe round; an unconfirmed suspicion (one starved prober's) lasts
+//     up to ×6 that, time for the suspect's refutation to get through.
+//     With suspicion ×2 (k = 0) every suspicion ran at the floor and a
+//     starved host's probe timeouts became deaths that fed a storm at 150
+//     agents on two cores (BENCHMARKS.md). Lifeguard stretches a member's
+//     own probe interval up to 9× while its probes fail without nacks
+//     (AwarenessMaxMultiplier 8), and up to 4,096 suspect/alive/dead
+//     messages wait for the handler per priority (memberlist's 1,024) so a
+//     starved member drops fewer refutations. Messages are passed on
+//     8 × ⌈log10(members+1)⌉ times each (memberlist's 4): with 4, 20% loss
+//     and 50 ms delay on every link of 5 hosts let refutations miss their
+//     accuser; with 8 none in 646 suspicions over 12 runs (test/cluster);
 //   - wan: memberlist's DefaultWANConfig;
 //   - local: for agents on one machine (tests, demos).
 func gossipProfile(name string) (gossipTimings, error) {
 	switch name {
 	case "", "lan":
 		return gossipTimings{
-			ProbeInterval: 300 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
+			ProbeInterval: 300 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond,
 			GossipInterval: 100 * time.Millisecond, PushPullInterval: 30 * time.Second,
-			SuspicionMult: 2, SuspicionMaxTimeoutMult: 2, RetransmitMult: 8,
+			SuspicionMult: 3, SuspicionMaxTimeoutMult: 6, RetransmitMult: 8,
+			AwarenessMaxMultiplier: 8, HandoffQueueDepth: 4096,
 			ReconnectInterval: 2 * time.Second, base: memberlist.DefaultLANConfig,
 		}, nil
 	case "wan":
@@ -178,6 +192,8 @@ func memberlistConfig(cfg *Config) (*memberlist.Config, gossipTimings) {
 	ml.SuspicionMult = prof.SuspicionMult
 	override(&ml.SuspicionMaxTimeoutMult, prof.SuspicionMaxTimeoutMult)
 	override(&ml.RetransmitMult, prof.RetransmitMult)
+	override(&ml.AwarenessMaxMultiplier, prof.AwarenessMaxMultiplier)
+	override(&ml.HandoffQueueDepth, prof.HandoffQueueDepth)
 	// A restarted agent may come back with a new address (a container,
 	// DHCP): let it reclaim its name from its own dead entry soon. An
 	// alive member's name is never taken (see the conflict handling).

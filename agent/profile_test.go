@@ -10,8 +10,9 @@ import (
 func TestGossipProfileAndKnobs(t *testing.T) {
 	var cfg Config
 	ml, _ := memberlistConfig(&cfg)
-	if ml.ProbeInterval != 300*time.Millisecond || ml.ProbeTimeout != 150*time.Millisecond ||
-		ml.SuspicionMult != 2 || ml.SuspicionMaxTimeoutMult != 2 || ml.RetransmitMult != 8 ||
+	if ml.ProbeInterval != 300*time.Millisecond || ml.ProbeTimeout != 200*time.Millisecond ||
+		ml.SuspicionMult != 3 || ml.SuspicionMaxTimeoutMult != 6 || ml.RetransmitMult != 8 ||
+		ml.AwarenessMaxMultiplier != 8 || ml.HandoffQueueDepth != 4096 ||
 		ml.GossipInterval != 100*time.Millisecond || ml.PushPullInterval != 30*time.Second {
 		t.Fatalf("lan profile: %+v", ml)
 	}

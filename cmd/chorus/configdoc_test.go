@@ -63,7 +63,7 @@ var keyDescriptions = map[string]string{
 	"tls.key_file":                      "PEM private key of the HTTPS listener.",
 	"tls.ca_file":                       "PEM CA bundle that client certificates must chain to.",
 	"tls.verify_incoming":               "Require a client certificate signed by `tls.ca_file`.",
-	"gossip_profile":                    "Gossip timings: `lan` (probe 300 ms, timeout 150 ms, suspicion ×2, retransmit ×8), `wan` (5 s probes) or `local` (200 ms probes, for one machine). The `gossip.*` keys override single knobs.",
+	"gossip_profile":                    "Gossip timings: `lan` (probe 300 ms, timeout 200 ms, suspicion ×3 up to ×6 unconfirmed, retransmit ×8), `wan` (5 s probes) or `local` (200 ms probes, for one machine). The `gossip.*` keys override single knobs.",
 	"gossip.probe_interval":             "Failure-detection probe interval; 0 = the profile's.",
 	"gossip.probe_timeout":              "Time to wait for a probe's ack; 0 = the profile's.",
 	"gossip.suspicion_mult":             "Suspicion timeout = mult × max(1, log10(members)) × probe interval; 0 = the profile's.",

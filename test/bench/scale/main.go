@@ -71,6 +71,7 @@ type options struct {
 	out              string
 	keep             bool
 	seed             uint64
+	gossip           gossipFlags
 }
 
 func run() int {
@@ -93,6 +94,11 @@ func run() int {
 	flag.StringVar(&o.out, "out", "test/bench/scale/results", "directory for report.md and the PNG plots")
 	flag.BoolVar(&o.keep, "keep", false, "keep the agents' data dirs and logs")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed (owners of registrations, victims)")
+	flag.DurationVar(&o.gossip.probeInterval, "probe-interval", 0, "memberlist ProbeInterval for both kinds (0: the lan profile's)")
+	flag.DurationVar(&o.gossip.probeTimeout, "probe-timeout", 0, "memberlist ProbeTimeout (0: the lan profile's)")
+	flag.IntVar(&o.gossip.suspicionMult, "suspicion-mult", 0, "memberlist SuspicionMult (0: the lan profile's)")
+	flag.IntVar(&o.gossip.suspicionMaxMult, "suspicion-max-timeout-mult", 0, "memberlist SuspicionMaxTimeoutMult (0: the lan profile's)")
+	flag.IntVar(&o.gossip.retransmitMult, "retransmit-mult", 0, "memberlist RetransmitMult (0: the lan profile's)")
 	flag.Parse()
 	var err error
 	if o.sizes, err = parseSizes(sizes); err != nil {
@@ -261,7 +267,7 @@ func runCluster(o *options, k kind, n int, bin string, logAt func(string, ...any
 	if !o.keep {
 		defer os.RemoveAll(dir)
 	}
-	c, err := newCluster(k, bin, dir, n, o.seeds, o.logLevel)
+	c, err := newCluster(k, bin, dir, n, o.seeds, o.logLevel, o.gossip)
 	if err != nil {
 		res.errors = append(res.errors, err.Error())
 		return res
@@ -288,7 +294,8 @@ func runCluster(o *options, k kind, n int, bin string, logAt func(string, ...any
 	var victims []*proc
 	var svcs []string
 	if k == kindChorus {
-		owners := r.register(rng)
+		var owners []*proc
+		res.syncReg, res.netReg = r.syncPhase(c.live(), o.registrations, func() { owners = r.register(rng) })
 		for i := 0; i < 3 && i < len(owners); i++ {
 			victims = append(victims, owners[i])
 			svcs = append(svcs, "reg"+strconv.Itoa(i))
@@ -304,7 +311,22 @@ func runCluster(o *options, k kind, n int, bin string, logAt func(string, ...any
 		exclude[v] = true
 	}
 	r.rollingRestart(exclude)
-	r.crash(victims, svcs)
+	if k == kindChorus {
+		// Per crash, over the agents that survive them all.
+		dying := map[*proc]bool{}
+		for _, v := range victims {
+			dying[v] = true
+		}
+		var survivors []*proc
+		for _, p := range c.live() {
+			if !dying[p] {
+				survivors = append(survivors, p)
+			}
+		}
+		res.syncCrash, res.netCrash = r.syncPhase(survivors, len(victims), func() { r.crash(victims, svcs) })
+	} else {
+		r.crash(victims, svcs)
+	}
 	res.endLoad = loadAvg()
 	r.log("end: %s; load %.1f", r.memberView(), res.endLoad)
 	return res

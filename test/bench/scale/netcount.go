@@ -23,7 +23,11 @@ add set ip %[1]s sent_tcp { type ipv4_addr; size 65535; flags dynamic; counter; 
 add chain ip %[1]s out { type filter hook output priority 0; }
 add rule ip %[1]s out ip saddr 127.1.0.0/16 meta l4proto udp add @sent_udp { ip saddr }
 add rule ip %[1]s out ip saddr 127.1.0.0/16 meta l4proto tcp add @sent_tcp { ip saddr }
-`, nftTable)
+add set ip %[1]s gossip { type ipv4_addr; size 65535; flags dynamic; counter; }
+add rule ip %[1]s out ip saddr 127.1.0.0/16 udp sport %[2]d add @gossip { ip saddr }
+add rule ip %[1]s out ip saddr 127.1.0.0/16 tcp sport %[2]d add @gossip { ip saddr }
+add rule ip %[1]s out ip saddr 127.1.0.0/16 tcp dport %[2]d add @gossip { ip saddr }
+`, nftTable, gossipPort)
 	cmd := exec.Command("nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -44,6 +48,10 @@ func readCounters() (udp, tcp addrBytes, err error) {
 	tcp, err = readSet("sent_tcp")
 	return udp, tcp, err
 }
+
+// readGossip reads the IP bytes each agent sent from or to a gossip port
+// (Serf's and Chorus's traffic, UDP and TCP; not DNS or HTTP).
+func readGossip() (addrBytes, error) { return readSet("gossip") }
 
 func readSet(name string) (addrBytes, error) {
 	out, err := exec.Command("nft", "-j", "list", "set", "ip", nftTable, name).Output()

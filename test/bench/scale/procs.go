@@ -58,11 +58,59 @@ type cluster struct {
 	seeds   []string
 	procs   []*proc
 	verbose bool
+	gossip  gossipFlags
+}
+
+// gossipFlags override the lan profile's memberlist timings for both
+// kinds of agent (zero: the profile's).
+type gossipFlags struct {
+	probeInterval, probeTimeout                     time.Duration
+	suspicionMult, suspicionMaxMult, retransmitMult int
+}
+
+// chorusJSON is the agent config's gossip object.
+func (g gossipFlags) chorusJSON() string {
+	var parts []string
+	if g.probeInterval > 0 {
+		parts = append(parts, fmt.Sprintf(`"probe_interval": %q`, g.probeInterval))
+	}
+	if g.probeTimeout > 0 {
+		parts = append(parts, fmt.Sprintf(`"probe_timeout": %q`, g.probeTimeout))
+	}
+	for _, kv := range []struct {
+		key string
+		v   int
+	}{{"suspicion_mult", g.suspicionMult}, {"suspicion_max_timeout_mult", g.suspicionMaxMult}, {"retransmit_mult", g.retransmitMult}} {
+		if kv.v > 0 {
+			parts = append(parts, fmt.Sprintf(`%q: %d`, kv.key, kv.v))
+		}
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// serfArgs are serfagent's flags for the same overrides.
+func (g gossipFlags) serfArgs() []string {
+	var a []string
+	if g.probeInterval > 0 {
+		a = append(a, "-probe-interval", g.probeInterval.String())
+	}
+	if g.probeTimeout > 0 {
+		a = append(a, "-probe-timeout", g.probeTimeout.String())
+	}
+	for _, kv := range []struct {
+		flag string
+		v    int
+	}{{"-suspicion-mult", g.suspicionMult}, {"-suspicion-max-timeout-mult", g.suspicionMaxMult}, {"-retransmit-mult", g.retransmitMult}} {
+		if kv.v > 0 {
+			a = append(a, kv.flag, strconv.Itoa(kv.v))
+		}
+	}
+	return a
 }
 
 // newCluster prepares (but does not start) n agents in dir.
-func newCluster(k kind, bin, dir string, n, seeds int, logLevel string) (*cluster, error) {
-	c := &cluster{kind: k, bin: bin, dir: dir}
+func newCluster(k kind, bin, dir string, n, seeds int, logLevel string, g gossipFlags) (*cluster, error) {
+	c := &cluster{kind: k, bin: bin, dir: dir, gossip: g}
 	for i := range min(seeds, n) {
 		c.seeds = append(c.seeds, net.JoinHostPort(addrOf(i), strconv.Itoa(gossipPort)))
 	}
@@ -71,7 +119,7 @@ func newCluster(k kind, bin, dir string, n, seeds int, logLevel string) (*cluste
 		// so a healthy cluster answers web.service.chorus everywhere.
 		c.config = filepath.Join(dir, "agent.json")
 		cfg := fmt.Sprintf(`{"gossip_profile": "lan", "log_level": %q, "retry_interval": "1s",
-  "service": {"name": "web", "port": 80}}`, logLevel)
+  "gossip": %s, "service": {"name": "web", "port": 80}}`, logLevel, g.chorusJSON())
 		if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
@@ -105,6 +153,7 @@ func (c *cluster) start(p *proc) error {
 	case kindSerf:
 		args = []string{"-name", p.name, "-bind", p.addr, "-join", strings.Join(joins, ","),
 			"-log", filepath.Join(p.dataDir, "serf.log")}
+		args = append(args, c.gossip.serfArgs()...)
 	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")

@@ -19,6 +19,9 @@ func writeReport(w io.Writer, o *options, head string, results []*result) {
 	fmt.Fprintf(w, "# Scale harness: real agent processes\n\n%s\n\n", head)
 	fmt.Fprintf(w, "Waves of %d every %v; GOMAXPROCS=1 per agent; `lan` profile; settle %v, idle window %v; %d registrations; 10%% rolling restart, prober asking every agent about once per %v; 3 crashes.\n\n",
 		o.wave, o.waveInterval, o.settle, o.idle, o.registrations, o.probeEvery)
+	if g := o.gossip.chorusJSON(); g != "{}" {
+		fmt.Fprintf(w, "Gossip timings over the `lan` profile's, for both kinds: `%s`.\n\n", g)
+	}
 	for _, r := range results {
 		fmt.Fprintf(w, "## %s, %d agents\n\n", r.kind, r.n)
 		fmt.Fprintln(w, "| figure | value | target (at 300) |")
@@ -50,6 +53,14 @@ func writeReport(w io.Writer, o *options, head string, results []*result) {
 		row(w, "rolling restart: member-failed events", fmt.Sprintf("%.0f", r.restartFailed), "0")
 		row(w, "idle CPU per agent, mean (worst agent)", fmt.Sprintf("%.2f ms/s (%.2f); all agents %.2f cores", r.idleCPU, r.idleCPUMax, r.idleCoresAll), "≤ 1 ms/s")
 		row(w, "idle IP bytes sent per agent, UDP + TCP (worst agent)", fmt.Sprintf("%.0f + %.0f B/s (%.0f); lo %.0f B/s", r.idleUDP, r.idleTCP, r.idleBytesMax, r.idleLo), "≤ 1 KB/s")
+		if r.kind == kindChorus {
+			row(w, "Chorus traffic sent (chorus_sync_*), idle, per agent per second", r.syncIdle.String(), "")
+			row(w, "Chorus traffic sent, per join (first start → formed, all agents, over n)", r.syncForm.String(), "")
+			row(w, "Chorus traffic sent, per registration (all agents, idle rate taken off)", r.syncReg.String(), "")
+			row(w, "Chorus traffic sent, per crash (all survivors, idle rate taken off)", r.syncCrash.String(), "")
+			row(w, "gossip-port IP bytes sent (Serf and Chorus): idle per agent per second; all agents per registration / per crash, idle rate taken off",
+				fmt.Sprintf("%.0f B/s; %s / %s", r.idleGossip, fmtBytes(r.netReg), fmtBytes(r.netCrash)), "")
+		}
 		row(w, "RSS per agent, mean (largest)", fmt.Sprintf("%.1f MiB (%.1f)", r.idleRSS, r.idleRSSMax), "≤ 40 MB")
 		row(w, "member-failed events in the settle and idle windows", fmt.Sprintf("%.0f", r.idleFailedEv), "0")
 		row(w, "at the end: (agent, live member) pairs listed failed / not listed", fmt.Sprintf("%d / %d", r.endFalse, r.endMissing), "0")

@@ -62,6 +62,16 @@ type result struct {
 	crashMissed int             // (observer, victim) pairs never seen gone
 	crashExcess float64         // member-failed events beyond one per observer and victim
 
+	// Chorus's own traffic sent (chorus_sync_*), all agents: per agent
+	// per second while idle, per join while forming (everything sent
+	// from the first start to formation, over n), per registration and
+	// per crash (the idle rate over the phase taken off).
+	syncIdle, syncForm, syncReg, syncCrash syncCount
+	// IP bytes all agents sent per registration and per crash (Serf and
+	// Chorus), the idle rate taken off; -1 when unread.
+	netReg, netCrash float64
+	idleGossip       float64 // IP B/s per agent on the gossip ports while idle
+
 	endFalse   int // (observer, live member) pairs listed failed at the end
 	endMissing int // (observer, live member) pairs not listed at all
 	endLoad    float64
@@ -166,6 +176,11 @@ func (r *runner) form() {
 	r.res.formCores = agentsCPU(r.c.procs).Seconds() / el.Seconds()
 	r.res.formLoad = loadAvg()
 	r.res.formFailedEv, r.res.formFailMax, _ = r.sumMetric(r.c.procs, mEvFailed)
+	if r.c.kind == kindChorus && r.res.formed {
+		if t, got := r.syncTotals(r.c.procs); got == n {
+			r.res.syncForm = t.scale(1 / float64(n))
+		}
+	}
 	_, r.res.formJoinMax, _ = r.sumMetric(r.c.procs, mEvJoin)
 	if !r.res.formed {
 		r.res.formNotes = append(r.res.formNotes, fmt.Sprintf("not formed after %v: %s", r.o.formTimeout, worst))
@@ -224,13 +239,32 @@ func (r *runner) idle() {
 			cpu0[p] = s.cpu
 		}
 	}
+	var sync0 syncCount
+	var syncGot0 int
+	if r.c.kind == kindChorus {
+		sync0, syncGot0 = r.syncTotals(ps)
+	}
 	udp0, tcp0, errC := readCounters()
+	gos0, errG := readGossip()
 	lo0, errL := loBytes()
 	t0 := time.Now()
 	time.Sleep(r.o.idle)
 	el := time.Since(t0)
 	udp1, tcp1, errC1 := readCounters()
+	gos1, errG1 := readGossip()
 	lo1, errL1 := loBytes()
+	if errG == nil && errG1 == nil {
+		var g float64
+		for _, p := range ps {
+			g += float64(gos1[p.addr] - gos0[p.addr])
+		}
+		r.res.idleGossip = g / float64(len(ps)) / el.Seconds()
+	}
+	if r.c.kind == kindChorus {
+		if sync1, got := r.syncTotals(ps); got == len(ps) && syncGot0 == len(ps) {
+			r.res.syncIdle = sync1.sub(sync0).scale(1 / float64(len(ps)) / el.Seconds())
+		}
+	}
 	var cpus, rss []float64
 	for _, p := range ps {
 		s, err := statOf(p)

@@ -50,6 +50,14 @@ func run() int {
 	join := flag.String("join", "", "comma-separated gossip addresses (ip:port) to join, retried every second until one answers")
 	coords := flag.Bool("coordinates", true, "Serf's network coordinates (on in bare Serf; Chorus sends them on one ack in four)")
 	logPath := flag.String("log", "", "log file (default: stderr)")
+	t := lanTimings
+	flag.DurationVar(&t.probeInterval, "probe-interval", t.probeInterval, "memberlist ProbeInterval")
+	flag.DurationVar(&t.probeTimeout, "probe-timeout", t.probeTimeout, "memberlist ProbeTimeout")
+	flag.IntVar(&t.suspicionMult, "suspicion-mult", t.suspicionMult, "memberlist SuspicionMult")
+	flag.IntVar(&t.suspicionMaxMult, "suspicion-max-timeout-mult", t.suspicionMaxMult, "memberlist SuspicionMaxTimeoutMult")
+	flag.IntVar(&t.retransmitMult, "retransmit-mult", t.retransmitMult, "memberlist RetransmitMult")
+	flag.IntVar(&t.awarenessMax, "awareness-max-multiplier", t.awarenessMax, "memberlist AwarenessMaxMultiplier")
+	flag.IntVar(&t.handoffDepth, "handoff-queue-depth", t.handoffDepth, "memberlist HandoffQueueDepth")
 	flag.Parse()
 	if *name == "" {
 		fmt.Fprintln(os.Stderr, "serfagent: -name is required")
@@ -73,7 +81,7 @@ func run() int {
 	}, []string{"type"})
 	reg.MustRegister(events, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	s, evCh, err := startSerf(*name, *bind, *port, *coords, logger)
+	s, evCh, err := startSerf(*name, *bind, *port, *coords, t, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serfagent:", err)
 		return 1
@@ -162,16 +170,32 @@ func run() int {
 	return 0
 }
 
-// startSerf creates the Serf member with Chorus's `lan` timings
-// (agent/membership.go gossipProfile and memberlistConfig).
-func startSerf(name, bind string, port int, coords bool, logger *log.Logger) (*serf.Serf, chan serf.Event, error) {
+// timings are the memberlist knobs the harness varies.
+type timings struct {
+	probeInterval, probeTimeout                     time.Duration
+	suspicionMult, suspicionMaxMult, retransmitMult int
+	awarenessMax, handoffDepth                      int
+}
+
+// lanTimings are Chorus's `lan` gossip profile (agent/membership.go
+// gossipProfile and memberlistConfig); keep them equal.
+var lanTimings = timings{
+	probeInterval: 300 * time.Millisecond, probeTimeout: 200 * time.Millisecond,
+	suspicionMult: 3, suspicionMaxMult: 6, retransmitMult: 8,
+	awarenessMax: 8, handoffDepth: 4096,
+}
+
+// startSerf creates the Serf member with timings t (by default Chorus's
+// `lan` timings).
+func startSerf(name, bind string, port int, coords bool, t timings, logger *log.Logger) (*serf.Serf, chan serf.Event, error) {
 	ml := memberlist.DefaultLANConfig()
 	ml.Name = name
 	ml.BindAddr, ml.BindPort = bind, port
 	ml.AdvertiseAddr, ml.AdvertisePort = bind, port
-	ml.ProbeInterval, ml.ProbeTimeout = 300*time.Millisecond, 150*time.Millisecond
+	ml.ProbeInterval, ml.ProbeTimeout = t.probeInterval, t.probeTimeout
 	ml.GossipInterval, ml.PushPullInterval = 100*time.Millisecond, 30*time.Second
-	ml.SuspicionMult, ml.SuspicionMaxTimeoutMult, ml.RetransmitMult = 2, 2, 8
+	ml.SuspicionMult, ml.SuspicionMaxTimeoutMult, ml.RetransmitMult = t.suspicionMult, t.suspicionMaxMult, t.retransmitMult
+	ml.AwarenessMaxMultiplier, ml.HandoffQueueDepth = t.awarenessMax, t.handoffDepth
 	ml.DeadNodeReclaimTime = 10 * time.Second
 	ml.EnableCompression = false
 	ml.Logger = logger
