@@ -368,6 +368,21 @@ func TestCatalogRegisterSemantics(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("changing the agent's own address: %v", err)
 	}
+	// What a client read of the node, sent back, changes nothing; a
+	// bad check refuses the whole registration.
+	self, _, err := cat.Node("NODE0", nil)
+	mustNil(t, "own node", err)
+	_, err = cat.Register(&api.CatalogRegistration{Node: "NODE0", Address: self.Node.Address, NodeMeta: self.Node.Meta,
+		TaggedAddresses: self.Node.TaggedAddresses}, nil)
+	mustNil(t, "own node as read", err)
+	_, err = cat.Register(&api.CatalogRegistration{Node: "node0", Service: &api.AgentService{ID: "web2", Service: "web"},
+		Check: &api.AgentCheck{CheckID: "c", ServiceID: "nope"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("own node with a check of an unknown service: %v", err)
+	}
+	if svcs, _ := c.Agent().Services(); svcs["web2"] != nil {
+		t.Fatal("a refused own-node registration registered its service")
+	}
 	_, err = cat.Deregister(&api.CatalogDeregistration{Node: "node0", ServiceID: "web1"}, nil)
 	mustNil(t, "deregister own service", err)
 	if svcs, _ := c.Agent().Services(); svcs["web1"] != nil {

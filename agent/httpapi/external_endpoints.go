@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -161,7 +162,7 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
-	if reg.Node == a.cfg().NodeName {
+	if strings.EqualFold(reg.Node, a.cfg().NodeName) { // node names are case-insensitive, as in Consul
 		return nil, a.registerOwnNode(reg)
 	}
 	x := a.local.Externals()
@@ -308,15 +309,40 @@ func (a *Server) registerOwnNode(reg local.NodeRegistration) error {
 	if reg.Address != "" && reg.Address != self.Address {
 		return errorf(http.StatusBadRequest, "node %q is this agent, whose address %q comes from its configuration (advertise): it cannot be changed to %q", self.Name, self.Address, reg.Address)
 	}
-	if len(reg.NodeMeta) > 0 && !sameStrings(reg.NodeMeta, self.Meta) {
+	// A client that read the node may send back what it read (Chorus's
+	// rendering adds consul-network-segment, the zone and lan/wan
+	// addresses), or what the configuration says: either is no change.
+	if len(reg.NodeMeta) > 0 && !maps.Equal(reg.NodeMeta, self.Meta) && !maps.Equal(reg.NodeMeta, nodeMeta(self)) {
 		return errorf(http.StatusBadRequest, "node %q is this agent, whose NodeMeta comes from its configuration (node_meta): it cannot be changed here", self.Name)
 	}
-	if len(reg.TaggedAddresses) > 0 {
-		for k, v := range reg.TaggedAddresses {
-			if want, ok := taggedAddresses(self)[k]; !ok || want != v {
-				return errorf(http.StatusBadRequest, "node %q is this agent: its tagged address %q cannot be set to %q here", self.Name, k, v)
+	if len(reg.TaggedAddresses) > 0 && !maps.Equal(reg.TaggedAddresses, self.TaggedAddresses) && !maps.Equal(reg.TaggedAddresses, taggedAddresses(self)) {
+		return errorf(http.StatusBadRequest, "node %q is this agent, whose TaggedAddresses come from its configuration: they cannot be changed here", self.Name)
+	}
+	// Checks are validated before anything is registered.
+	defs := make([]local.CheckDefinition, 0, len(reg.Checks))
+	outputs := make([]string, 0, len(reg.Checks))
+	for _, c := range reg.Checks {
+		id := c.CheckID
+		if id == "" {
+			id = c.Name
+		}
+		if id == "" {
+			return errorf(http.StatusBadRequest, "a check needs a CheckID or a Name")
+		}
+		status := c.Status
+		if status == "" {
+			status = catalog.HealthCritical
+		}
+		if !catalog.ValidStatus(status) {
+			return errorf(http.StatusBadRequest, "check %q: status %q: want passing, warning or critical", id, status)
+		}
+		if c.ServiceID != "" && (reg.Service == nil || reg.Service.ID != c.ServiceID && !(reg.Service.ID == "" && reg.Service.Name == c.ServiceID)) {
+			if _, ok := a.local.Service(c.ServiceID); !ok {
+				return errorf(http.StatusBadRequest, "check %q names service %q, which node %q does not have", id, c.ServiceID, self.Name)
 			}
 		}
+		defs = append(defs, local.CheckDefinition{CheckID: id, Name: c.Name, Notes: c.Notes, ServiceID: c.ServiceID, Status: status, TTL: local.Duration(ownCheckTTL)})
+		outputs = append(outputs, c.Output)
 	}
 	if s := reg.Service; s != nil {
 		def := local.ServiceDefinition{ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta}
@@ -332,39 +358,15 @@ func (a *Server) registerOwnNode(reg local.NodeRegistration) error {
 			return err
 		}
 	}
-	for _, c := range reg.Checks {
-		id := c.CheckID
-		if id == "" {
-			id = c.Name
-		}
-		status := c.Status
-		if status == "" {
-			status = catalog.HealthCritical
-		}
-		if !catalog.ValidStatus(status) {
-			return errorf(http.StatusBadRequest, "check %q: status %q: want passing, warning or critical", id, status)
-		}
-		def := local.CheckDefinition{CheckID: id, Name: c.Name, Notes: c.Notes, ServiceID: c.ServiceID, Status: status, TTL: local.Duration(ownCheckTTL)}
+	for i, def := range defs {
 		if err := a.local.RegisterCheck(def); err != nil {
 			return err
 		}
-		if err := a.local.UpdateTTL(id, status, c.Output); err != nil {
+		if err := a.local.UpdateTTL(def.CheckID, def.Status, outputs[i]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func sameStrings(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // apiCatalogDeregister applies Consul's catalog deregistration from any
@@ -391,7 +393,7 @@ func (a *Server) apiCatalogDeregister(w http.ResponseWriter, r *http.Request) (a
 	if body.ServiceID != "" && body.CheckID != "" {
 		return nil, errorf(http.StatusBadRequest, "give ServiceID or CheckID, not both")
 	}
-	if body.Node == a.cfg().NodeName {
+	if strings.EqualFold(body.Node, a.cfg().NodeName) {
 		var err error
 		switch {
 		case body.ServiceID != "":
