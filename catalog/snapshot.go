@@ -235,10 +235,9 @@ func lowerASCII(s string) string {
 
 // buildNode derives a node's entry and instances from its record and
 // member status. old, the node's entry in the previous snapshot (or
-// nil), lends the instances that did not change their hash and check
-// list (see reusable), so a change of one service of a node with
-// thousands costs copies of the entry's slices, not a hash of every
-// instance.
+// nil), lends what did not change (see buildFrom): a change of one
+// service of a node with thousands then costs copies of the entry's
+// slices, not a hash of every instance and an index of every check.
 func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index uint64, old *NodeEntry) *NodeEntry {
 	n := &NodeEntry{Status: status, Index: index, record: rec}
 	if rec != nil {
@@ -258,44 +257,17 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 	// An external node (no agent, no gossip) has no serfHealth check,
 	// as in Consul.
 	external := rec.IsExternal()
-	nodeChecks, svcCheckCount := 1, 0
+	nodeChecks := 1
 	if external {
 		nodeChecks = 0
 	}
-	// A service's own checks, in record order: first[id] is the index in
-	// rec.Checks of its first, next[i] that of the one after i (-1: none).
-	var first map[string]int32
-	var next []int32
 	if rec != nil {
-		next = make([]int32, len(rec.Checks))
-		for i := len(rec.Checks) - 1; i >= 0; i-- {
-			c := &rec.Checks[i]
-			if c.ServiceID == "" {
+		for i := range rec.Checks {
+			if rec.Checks[i].ServiceID == "" {
 				nodeChecks++
-				continue
 			}
-			if first == nil {
-				first = make(map[string]int32, len(rec.Services))
-			}
-			if f, ok := first[c.ServiceID]; ok {
-				next[i] = f
-			} else {
-				next[i] = -1
-			}
-			first[c.ServiceID] = int32(i)
 		}
 	}
-	own := func(id string, yield func(c *Check) bool) {
-		f, ok := first[id]
-		for ok && f >= 0 {
-			if !yield(&rec.Checks[f]) {
-				return
-			}
-			f = next[f]
-		}
-	}
-	// Every slice is allocated at its final size: a catalog holds one
-	// entry per node, and its checks are copied into each instance.
 	n.Checks = make([]Check, 0, nodeChecks)
 	if !external {
 		n.Checks = append(n.Checks, serf)
@@ -304,8 +276,6 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		for _, c := range rec.Checks {
 			if c.ServiceID == "" {
 				n.Checks = append(n.Checks, c)
-			} else if _, ok := first[c.ServiceID]; ok {
-				svcCheckCount++
 			}
 		}
 	}
@@ -315,54 +285,211 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		n.AllChecks = slices.Clip(n.Checks)
 		return n
 	}
-	// Checks naming no service of the record are in no instance (Validate
-	// refuses them in received records).
-	n.AllChecks = make([]Check, 0, len(n.Checks)+svcCheckCount)
-	n.AllChecks = append(n.AllChecks, n.Checks...)
-	insts := make([]Instance, len(rec.Services))
-	n.Instances = make([]*Instance, len(rec.Services))
-	reuse := reusable(old, n, rec)
-	j := 0 // old.Instances[j] is the first with an ID ≥ the service's
-	var fresh []int
-	for i := range rec.Services {
-		svc := &rec.Services[i]
-		inst := &insts[i]
-		*inst = Instance{Node: n, Service: svc}
-		n.Instances[i] = inst
-		if reuse {
-			for j < len(old.Instances) && old.Instances[j].Service.ID < svc.ID {
-				j++
-			}
-			if j < len(old.Instances) && old.Instances[j].Service.ID == svc.ID && sameInstance(old, j, n, rec, svc, own) {
-				oi := old.Instances[j]
-				inst.Checks, inst.Health, inst.hash = oi.Checks, oi.Health, oi.hash
-				continue
-			}
+	if d := changesFrom(old, n, rec); d != nil && n.buildFrom(old, rec, d) {
+		return n
+	}
+	n.buildAll(rec)
+	return n
+}
+
+// buildAll builds the node's instances and check list from scratch.
+func (n *NodeEntry) buildAll(rec *NodeRecord) {
+	// A service's own checks, in record order: first[id] is the index in
+	// rec.Checks of its first, next[i] that of the one after i (-1: none).
+	first := make(map[string]int32, len(rec.Services))
+	next := make([]int32, len(rec.Checks))
+	for i := len(rec.Checks) - 1; i >= 0; i-- {
+		c := &rec.Checks[i]
+		if c.ServiceID == "" {
+			continue
 		}
-		fresh = append(fresh, i)
+		if f, ok := first[c.ServiceID]; ok {
+			next[i] = f
+		} else {
+			next[i] = -1
+		}
+		first[c.ServiceID] = int32(i)
+	}
+	own := func(id string, yield func(c *Check)) {
+		f, ok := first[id]
+		for ok && f >= 0 {
+			yield(&rec.Checks[f])
+			f = next[f]
+		}
 	}
 	ownCount := 0
-	for _, i := range fresh {
-		own(rec.Services[i].ID, func(*Check) bool { ownCount++; return true })
+	for i := range rec.Services {
+		own(rec.Services[i].ID, func(*Check) { ownCount++ })
 	}
-	checkBuf := make([]Check, 0, len(n.Checks)*len(fresh)+ownCount)
-	for _, i := range fresh {
-		inst := &insts[i]
+	// Every slice is allocated at its final size: a catalog holds one
+	// entry per node, and its checks are copied into each instance.
+	n.AllChecks = make([]Check, 0, len(n.Checks)+ownCount)
+	n.AllChecks = append(n.AllChecks, n.Checks...)
+	insts := make([]Instance, len(rec.Services))
+	checkBuf := make([]Check, 0, len(n.Checks)*len(rec.Services)+ownCount)
+	n.Instances = make([]*Instance, len(rec.Services))
+	for i := range rec.Services {
+		svc := &rec.Services[i]
 		start := len(checkBuf)
 		checkBuf = append(checkBuf, n.Checks...)
-		own(inst.Service.ID, func(c *Check) bool { checkBuf = append(checkBuf, *c); return true })
-		inst.Checks = checkBuf[start:len(checkBuf):len(checkBuf)]
-		inst.Health = AggregateHealth(inst.Checks)
+		own(svc.ID, func(c *Check) {
+			checkBuf = append(checkBuf, *c)
+			n.AllChecks = append(n.AllChecks, *c)
+		})
+		checks := checkBuf[start:len(checkBuf):len(checkBuf)]
+		inst := &insts[i]
+		*inst = Instance{Node: n, Service: svc, Checks: checks, Health: AggregateHealth(checks)}
 		inst.hash = instanceHash(inst)
-	}
-	for i := range rec.Services {
-		own(rec.Services[i].ID, func(c *Check) bool { n.AllChecks = append(n.AllChecks, *c); return true })
+		n.Instances[i] = inst
 	}
 	if !slices.IsSortedFunc(n.Instances, func(a, b *Instance) int { return strings.Compare(a.Service.ID, b.Service.ID) }) {
 		sort.Slice(n.Instances, func(i, j int) bool { return n.Instances[i].Service.ID < n.Instances[j].Service.ID })
 	}
 	sortChecks(n.AllChecks)
-	return n
+}
+
+// nodeDelta is what changed between a node's previous record and its new
+// one, from their hash trees: the services changed or added, and the
+// services whose own checks changed, with the checks changed and removed.
+type nodeDelta struct {
+	svcs      map[string]bool // services changed, added or removed
+	ownDirty  map[string]bool // services whose own checks changed
+	setChecks []Check         // service checks changed or added (from the new record)
+	delChecks []string        // service check IDs removed
+}
+
+// changesFrom returns what changed from old's record to rec, or nil when
+// old cannot lend anything: no previous entry, a record without its hash
+// tree, another node, member status or node-level checks, or more changes
+// than a rebuild costs.
+func changesFrom(old, n *NodeEntry, rec *NodeRecord) *nodeDelta {
+	if old == nil || old.record == nil || rec.tree == nil || old.record.tree == nil || len(old.Instances) == 0 {
+		return nil
+	}
+	if old.Status != n.Status || !slices.Equal(old.Checks, n.Checks) || !reflect.DeepEqual(old.Node, n.Node) {
+		return nil
+	}
+	set, del := DiffTrees(old.record.tree, rec.tree)
+	if len(set)+len(del) > len(rec.Services)/4+8 {
+		return nil
+	}
+	d := &nodeDelta{svcs: map[string]bool{}, ownDirty: map[string]bool{}}
+	byCheckID := func(c Check, id string) int { return strings.Compare(c.CheckID, id) }
+	for _, l := range set {
+		if l.Kind == PieceService {
+			d.svcs[l.ID] = true
+			if _, had := old.record.tree.leaf(PieceService, l.ID); !had {
+				d.ownDirty[l.ID] = true // a new service: find its checks
+			}
+			continue
+		}
+		i, ok := slices.BinarySearchFunc(rec.Checks, l.ID, byCheckID)
+		if !ok || rec.Checks[i].ServiceID == "" {
+			return nil
+		}
+		d.ownDirty[rec.Checks[i].ServiceID] = true
+		d.setChecks = append(d.setChecks, rec.Checks[i])
+	}
+	for _, l := range del {
+		if l.Kind == PieceService {
+			d.svcs[l.ID] = true
+			continue
+		}
+		i, ok := slices.BinarySearchFunc(old.record.Checks, l.ID, byCheckID)
+		if !ok || old.record.Checks[i].ServiceID == "" {
+			return nil
+		}
+		d.ownDirty[old.record.Checks[i].ServiceID] = true
+		d.delChecks = append(d.delChecks, l.ID)
+	}
+	sortChecks(d.setChecks)
+	slices.Sort(d.delChecks)
+	return d
+}
+
+// buildFrom builds the node's instances and check list from old's: an
+// instance whose service and own checks did not change keeps old's check
+// list, health and hash; one whose own checks did not change copies its
+// check list from old's instance; the rest (new services, changed own
+// checks) are looked up in rec. It reports false, having built nothing
+// usable, when rec breaks an assumption (checks naming services it lacks).
+func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) bool {
+	hasService := func(id string) bool {
+		_, ok := slices.BinarySearchFunc(rec.Services, id, func(s Service, id string) int { return strings.Compare(s.ID, id) })
+		return ok
+	}
+	// Own checks of the services whose own checks changed, from rec.
+	var ownOf map[string][]Check
+	if len(d.ownDirty) > 0 {
+		ownOf = make(map[string][]Check, len(d.ownDirty))
+		for i := range rec.Checks {
+			if id := rec.Checks[i].ServiceID; id != "" && d.ownDirty[id] {
+				ownOf[id] = append(ownOf[id], rec.Checks[i])
+			}
+		}
+	}
+	insts := make([]Instance, len(rec.Services))
+	n.Instances = make([]*Instance, len(rec.Services))
+	j := 0
+	for i := range rec.Services {
+		svc := &rec.Services[i]
+		for j < len(old.Instances) && old.Instances[j].Service.ID != svc.ID && old.Instances[j].Service.ID < svc.ID {
+			j++
+		}
+		var oi *Instance
+		if j < len(old.Instances) && old.Instances[j].Service.ID == svc.ID {
+			oi = old.Instances[j]
+		}
+		inst := &insts[i]
+		*inst = Instance{Node: n, Service: svc}
+		n.Instances[i] = inst
+		switch {
+		case oi != nil && !d.svcs[svc.ID] && !d.ownDirty[svc.ID]:
+			inst.Checks, inst.Health, inst.hash = oi.Checks, oi.Health, oi.hash
+			continue
+		case oi != nil && !d.ownDirty[svc.ID]:
+			inst.Checks = oi.Checks // same node and own checks
+		default:
+			own := ownOf[svc.ID]
+			checks := make([]Check, 0, len(n.Checks)+len(own))
+			checks = append(checks, n.Checks...)
+			inst.Checks = append(checks, own...)
+		}
+		inst.Health = AggregateHealth(inst.Checks)
+		inst.hash = instanceHash(inst)
+	}
+	// The check list: old's with the changed service checks put in and the
+	// removed ones taken out (both sorted by CheckID).
+	all := make([]Check, 0, len(old.AllChecks)+len(d.setChecks))
+	k, m := 0, 0
+	for _, c := range old.AllChecks {
+		for k < len(d.setChecks) && d.setChecks[k].CheckID < c.CheckID {
+			if !hasService(d.setChecks[k].ServiceID) {
+				return false
+			}
+			all = append(all, d.setChecks[k])
+			k++
+		}
+		for m < len(d.delChecks) && d.delChecks[m] < c.CheckID {
+			m++
+		}
+		switch {
+		case k < len(d.setChecks) && d.setChecks[k].CheckID == c.CheckID:
+			all = append(all, d.setChecks[k])
+			k++
+		case m < len(d.delChecks) && d.delChecks[m] == c.CheckID:
+		default:
+			all = append(all, c)
+		}
+	}
+	for ; k < len(d.setChecks); k++ {
+		if !hasService(d.setChecks[k].ServiceID) {
+			return false
+		}
+		all = append(all, d.setChecks[k])
+	}
+	n.AllChecks = all
+	return true
 }
 
 // sortChecks sorts checks by CheckID, at the cost of one pass when they
@@ -371,46 +498,6 @@ func sortChecks(cs []Check) {
 	if !slices.IsSortedFunc(cs, func(a, b Check) int { return strings.Compare(a.CheckID, b.CheckID) }) {
 		slices.SortFunc(cs, func(a, b Check) int { return strings.Compare(a.CheckID, b.CheckID) })
 	}
-}
-
-// reusable reports whether instances of old, the node's previous entry,
-// may be lent to n: both records carry their hash trees (which tell
-// which services changed) and the node and its node-level checks are the
-// same.
-func reusable(old, n *NodeEntry, rec *NodeRecord) bool {
-	if old == nil || old.record == nil || rec.tree == nil || old.record.tree == nil || len(old.Instances) == 0 {
-		return false
-	}
-	return old.Status == n.Status && slices.Equal(old.Checks, n.Checks) && reflect.DeepEqual(old.Node, n.Node)
-}
-
-// sameInstance reports whether old's j-th instance is what svc's would
-// be: same service (its leaf, or its whole bucket, in the two records'
-// trees) and the same own checks, so its check list, health and hash
-// hold.
-func sameInstance(old *NodeEntry, j int, n *NodeEntry, rec *NodeRecord, svc *Service, own func(string, func(*Check) bool)) bool {
-	oi := old.Instances[j]
-	ot, nt := old.record.tree, rec.tree
-	b := bucketOf(PieceService, svc.ID)
-	if ot.sums[b] != nt.sums[b] {
-		ol, ok1 := ot.leaf(PieceService, svc.ID)
-		nl, ok2 := nt.leaf(PieceService, svc.ID)
-		if !ok1 || !ok2 || ol.Sum != nl.Sum {
-			return false
-		}
-	}
-	rest := oi.Checks[len(n.Checks):]
-	same := true
-	k := 0
-	own(svc.ID, func(c *Check) bool {
-		if k >= len(rest) || rest[k] != *c {
-			same = false
-			return false
-		}
-		k++
-		return true
-	})
-	return same && k == len(rest)
 }
 
 // instanceHash fingerprints everything about an instance that a reader can
