@@ -415,3 +415,36 @@ func BenchmarkCatalogRegisterExternal(b *testing.B) {
 		}
 	}
 }
+
+// TestExternalNodeAdoptedAfterLeave: an owner that leaves gracefully
+// hands its external nodes to the adopter as one that dies does.
+func TestExternalNodeAdoptedAfterLeave(t *testing.T) {
+	agents := startCluster(t, 2, nil)
+	_, err := consulClient(t, agents[0]).Catalog().Register(&api.CatalogRegistration{
+		Node: "saas1", Address: "198.51.100.7",
+		Service: &api.AgentService{ID: "api", Service: "partner-api", Port: 443},
+	}, nil)
+	mustNil(t, "register", err)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if rec := agents[1].Store().Record("saas1"); rec == nil || rec.Owner != "node0" {
+			return fmt.Errorf("saas1 not replicated: %+v", rec)
+		}
+		return nil
+	})
+	if err := agents[0].Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 15*time.Second, func() error {
+		if rec := agents[1].Store().Record("saas1"); rec == nil || rec.Owner != "node1" {
+			return fmt.Errorf("saas1 not adopted: %+v", rec)
+		}
+		r, err := dnsAsk(agents[1], "partner-api.service.chorus", dns.TypeA)
+		if err != nil {
+			return err
+		}
+		if got := answerAddrs(r); !slices.Equal(got, []string{"198.51.100.7"}) {
+			return fmt.Errorf("partner-api A %v", got)
+		}
+		return nil
+	})
+}
