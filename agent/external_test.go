@@ -448,3 +448,33 @@ func TestExternalNodeAdoptedAfterLeave(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAdopterRendezvous: every agent computes the same adopter whatever
+// the order of its member list; losing an agent moves only the nodes it
+// would have adopted; nodes spread evenly.
+func TestAdopterRendezvous(t *testing.T) {
+	alive := []string{"a1", "a2", "a3", "a4", "a5"}
+	reversed := slices.Clone(alive)
+	slices.Reverse(reversed)
+	count := map[string]int{}
+	for i := range 5000 {
+		node := fmt.Sprintf("ext-%d", i)
+		w := adopter(node, alive)
+		if adopter(node, reversed) != w {
+			t.Fatalf("%s: adopter depends on the list's order", node)
+		}
+		count[w]++
+		without := slices.DeleteFunc(slices.Clone(alive), func(m string) bool { return m == "a3" })
+		if w != "a3" && adopter(node, without) != w {
+			t.Fatalf("%s: losing a3 moved a node a3 did not hold", node)
+		}
+	}
+	for _, m := range alive {
+		if c := count[m]; c < 800 || c > 1200 {
+			t.Fatalf("uneven spread: %v", count)
+		}
+	}
+	if adopter("x", nil) != "" {
+		t.Fatal("an adopter among no agents")
+	}
+}
