@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -71,4 +72,35 @@ func TestParseLogLevel(t *testing.T) {
 	if _, err := parseLogLevel("loud"); err == nil || statusOf(err) != 400 {
 		t.Fatalf("loud: %v", err)
 	}
+}
+
+// BenchmarkLogTap is the cost the tap adds to a log call: with no
+// stream (one atomic load), and with a debug stream that drains.
+func BenchmarkLogTap(b *testing.B) {
+	run := func(b *testing.B, logger *slog.Logger) {
+		b.ReportAllocs()
+		for b.Loop() {
+			logger.Debug("service registered", "service", "web", "source", "api")
+		}
+	}
+	b.Run("bare-handler", func(b *testing.B) {
+		run(b, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	})
+	b.Run("tap-no-stream", func(b *testing.B) {
+		run(b, slog.New(NewLogTap().Handler(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	})
+	b.Run("tap-debug-stream", func(b *testing.B) {
+		tap := NewLogTap()
+		s := tap.subscribe(slog.LevelDebug, false)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range s.ch {
+			}
+		}()
+		run(b, slog.New(tap.Handler(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+		tap.unsubscribe(s)
+		close(s.ch)
+		<-done
+	})
 }
