@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chorusdns/chorus/agent/local"
@@ -145,25 +144,34 @@ func (a *Agent) reconcileExternals(x *local.Externals, snap *catalog.Snapshot, g
 			a.store.ForgetTombstone(tb.Node, tb.Version)
 		}
 	}
-	if a.leaving.Load() || a.serf == nil {
+	if a.leaving.Load() {
 		return
 	}
+	// One pass over the snapshot: the alive agents, and the external
+	// nodes other agents own. Member statuses are the catalog's (Serf's,
+	// as the membership code applies them), so every agent decides on
+	// the same facts.
 	self := a.cfg.Load().NodeName
-	status := map[string]serf.MemberStatus{}
 	var alive []string
-	for _, m := range a.serf.Members() {
-		status[m.Name] = m.Status
-		if m.Status == serf.StatusAlive {
-			alive = append(alive, m.Name)
+	var foreign []*catalog.NodeEntry
+	for n := range snap.AllNodes() {
+		switch owner := n.Owner(); {
+		case owner == "" && n.Status == catalog.MemberAlive:
+			alive = append(alive, n.Node.Name)
+		case owner != "" && owner != self:
+			foreign = append(foreign, n)
 		}
 	}
-	for n := range snap.AllNodes() {
+	for _, n := range foreign {
 		owner := n.Owner()
-		if owner == "" || owner == self {
-			continue
+		var gone bool
+		switch a.store.MemberStatus(owner) {
+		case catalog.MemberAlive, catalog.MemberLeaving:
+		case catalog.MemberFailed, catalog.MemberLeft:
+			gone = true
+		default: // reaped, or never listed here
+			gone = graceOver
 		}
-		st, listed := status[owner]
-		gone := st == serf.StatusFailed || st == serf.StatusLeft || !listed && graceOver
 		if !gone || adopter(n.Node.Name, alive) != self {
 			continue
 		}

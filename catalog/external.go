@@ -133,3 +133,16 @@ func (s *Store) ForgetTombstone(node string, version uint64) bool {
 	s.publishLocked()
 	return true
 }
+
+// MemberStatus returns the member status the store holds for name, as
+// the gossip layer last reported it (MemberLeft until the node is
+// reaped), or MemberNone. Snapshots do not serve left members; the
+// adoption of external nodes needs to tell them from unknown ones.
+func (s *Store) MemberStatus(name string) MemberStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.nodes[name]; n != nil {
+		return n.status
+	}
+	return MemberNone
+}

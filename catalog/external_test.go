@@ -99,3 +99,18 @@ func TestExternalRecordValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMemberStatusKeptForLeftMembers(t *testing.T) {
+	s := NewStore()
+	if s.MemberStatus("a") != MemberNone {
+		t.Fatal("unknown member has a status")
+	}
+	s.SetMember("a", "127.0.0.1", MemberLeft)
+	if _, ok := s.Snapshot().Node("a"); ok || s.MemberStatus("a") != MemberLeft {
+		t.Fatalf("left member: served %v, status %v", ok, s.MemberStatus("a"))
+	}
+	s.RemoveNode("a")
+	if s.MemberStatus("a") != MemberNone {
+		t.Fatal("reaped member keeps a status")
+	}
+}
