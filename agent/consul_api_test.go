@@ -316,7 +316,7 @@ func TestConsulAPIHealthQueries(t *testing.T) {
 	if len(cs) != 1 || cs[0].Node != "node2" {
 		t.Fatalf("catalog service filter: %+v", cs)
 	}
-	cs, _, err = c.Catalog().Service("api", "", &api.QueryOptions{Filter: `NodeMeta is empty and Node matches "^node[01]$"`})
+	cs, _, err = c.Catalog().Service("api", "", &api.QueryOptions{Filter: `NodeMeta is not empty and NodeMeta["consul-network-segment"] == "" and Node matches "^node[01]$"`})
 	mustNil(t, "catalog service filter", err)
 	if len(cs) != 2 {
 		t.Fatalf("catalog service NodeMeta filter: %+v", cs)

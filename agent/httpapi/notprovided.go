@@ -41,10 +41,27 @@ var notProvidedFeatures = []struct{ prefix, what string }{
 	{"semaphore", "semaphores"},
 }
 
-// notProvided answers every /v1/ path Chorus does not serve: 501 Not
-// Implemented with a message naming what Chorus does not provide, never
-// 404, which Consul's clients read as "no such key" or "no such thing".
-func notProvided(w http.ResponseWriter, r *http.Request) (any, error) {
+// notProvided is the error for a /v1/ request no route of mux takes: 405
+// naming the methods that path has when it has some (Consul's answer to a
+// wrong method), else 501 Not Implemented with a message naming what
+// Chorus does not provide, never 404, which Consul's clients read as "no
+// such key" or "no such thing".
+func notProvided(mux *http.ServeMux, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{"GET", "PUT", "POST", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := mux.Handler(r2); pattern != "/v1/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		return &methodError{allow: strings.Join(allow, ", "), err: errorf(http.StatusMethodNotAllowed,
+			"method %s not allowed on %s (use %s)", r.Method, r.URL.Path, strings.Join(allow, " or "))}
+	}
 	p := strings.TrimPrefix(r.URL.Path, "/v1/")
 	what := "this endpoint"
 	for _, f := range notProvidedFeatures {
@@ -53,5 +70,14 @@ func notProvided(w http.ResponseWriter, r *http.Request) (any, error) {
 			break
 		}
 	}
-	return nil, errorf(http.StatusNotImplemented, "%s %s: Chorus does not provide %s (see docs/api.md)", r.Method, r.URL.Path, what)
+	return errorf(http.StatusNotImplemented, "%s %s: Chorus does not provide %s (see docs/api.md)", r.Method, r.URL.Path, what)
 }
+
+// methodError is a 405 whose Allow header lists the methods the path has.
+type methodError struct {
+	allow string
+	err   error
+}
+
+func (e *methodError) Error() string { return e.err.Error() }
+func (e *methodError) Unwrap() error { return e.err }

@@ -348,7 +348,9 @@ func (a *Server) routes() http.Handler {
 	}
 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.Handle("/v1/", a.wrap(notProvided))
+	mux.Handle("/v1/", a.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return nil, notProvided(mux, r)
+	}))
 	return mux
 }
 
@@ -456,6 +458,10 @@ func (a *Server) writeError(w http.ResponseWriter, r *http.Request, err error, s
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		msg = fmt.Sprintf("request body is larger than %d bytes", mb.Limit)
+	}
+	var me *methodError
+	if errors.As(err, &me) {
+		w.Header().Set("Allow", me.allow)
 	}
 	a.logFailure(r.Method, r.URL.Path, code, err)
 	w.Header().Set("Content-Type", "application/json")
