@@ -203,6 +203,21 @@ func TestTwoDatacenters(t *testing.T) {
 	if len(fo) != 3 || !strings.HasPrefix(fo[0].Service.Address, "10.2.") {
 		t.Fatalf("?passing&failover=1 with every local instance critical: %+v", fo)
 	}
+	// Every dc1 agent learns the WAN round-trip time to dc2 (measured by
+	// the speakers' WAN coordinates, replicated to the others).
+	testutil.Eventually(t, 30*time.Second, func() error {
+		for _, a := range dc1 {
+			var info []struct {
+				Name      string
+				RTTMillis float64
+			}
+			json.Unmarshal(mustDo(t, a, "GET", "/v1/chorus/datacenters", nil), &info)
+			if len(info) != 2 || info[1].RTTMillis <= 0 {
+				return fmt.Errorf("%s: %+v, want dc2 with an RTT", a.NodeName(), info)
+			}
+		}
+		return nil
+	})
 	// One recovers: back to local.
 	setWeb(t, dc1[1], "passing")
 	waitWebAnswers(t, dc1, "web.service.chorus", []string{"10.1.0.2"}, 10*time.Second)

@@ -808,6 +808,9 @@ func (n *Node) publish() {
 }
 
 func rttMoved(a, b time.Duration) bool {
+	if (a == 0) != (b == 0) {
+		return true // known now, or no longer
+	}
 	d := a - b
 	if d < 0 {
 		d = -d

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Short fault tests for CI (.ci/run calls this): crash + restart, a 2|3
 # partition and heal, 20% loss with 50 ms delay, on 5 agents in network
-# namespaces. About 2 minutes; killed after 10. Needs root, ip and
+# namespaces. About 2 minutes; killed after 10. Then the two-datacenter
+# set (test/cluster/cmd/wan2dc -short, about 1 minute; killed after 5). Needs root, ip and
 # iptables; when the machine cannot run them it prints "SKIP: …" and
 # exits 0. Exit 1 means an assertion failed: read the table, then the
 # report and agent logs it points to.
@@ -31,5 +32,16 @@ status=0
 timeout --kill-after=60s 600s "$work/chaos" -short -quiet -out "$work/results" -work "$work" || status=$?
 if [ "$status" = 124 ]; then
 	echo "FAIL: fault tests did not finish within 10 minutes"
+fi
+
+echo "== two-datacenter fault tests (2 × 3 agents, 30 ms between the sites)"
+CGO_ENABLED=0 go build -o "$work/wan2dc" ./test/cluster/cmd/wan2dc
+wstatus=0
+timeout --kill-after=60s 300s "$work/wan2dc" -short -work "$work/wan2dc-run" || wstatus=$?
+if [ "$wstatus" = 124 ]; then
+	echo "FAIL: two-datacenter fault tests did not finish within 5 minutes"
+fi
+if [ "$status" = 0 ]; then
+	status=$wstatus
 fi
 exit "$status"

@@ -41,7 +41,16 @@ type ClusterConfig struct {
 	GossipProfile string
 	// Gossip holds gossip.* knobs (key → YAML value) on top of the profile.
 	Gossip map[string]string
-	Logger *slog.Logger
+	// Datacenters splits the hosts into this many datacenters of equal
+	// size, in host order (dc1 first); 0 or 1 is one datacenter. Each
+	// host retry-joins its own datacenter's hosts and lists the others in
+	// retry_join_wan.
+	Datacenters int
+	// WANSpeakers is wan_speakers for every agent (0: the default).
+	WANSpeakers int
+	// Failover is the agents' failover key (e.g. "nearest:1").
+	Failover string
+	Logger   *slog.Logger
 }
 
 // Cluster is N hosts, each a network namespace running a chorus agent and
@@ -166,8 +175,22 @@ func (c *Cluster) agentConfig(h *NetHost) []byte {
 	fmt.Fprintf(&b, "http_port: %d\ndns_port: %d\ngossip_profile: %s\nlog_level: info\nretry_interval: 1s\nretry_join:\n",
 		HTTPPort, DNSPort, c.cfg.GossipProfile)
 	for _, o := range c.net.Hosts {
-		if o != h {
+		if o != h && c.Datacenter(o.Index) == c.Datacenter(h.Index) {
 			fmt.Fprintf(&b, "  - %s\n", o.Addr)
+		}
+	}
+	if c.cfg.Datacenters > 1 {
+		fmt.Fprintf(&b, "datacenter: %s\nretry_join_wan:\n", c.Datacenter(h.Index))
+		for _, o := range c.net.Hosts {
+			if c.Datacenter(o.Index) != c.Datacenter(h.Index) {
+				fmt.Fprintf(&b, "  - %s\n", o.Addr)
+			}
+		}
+		if c.cfg.WANSpeakers > 0 {
+			fmt.Fprintf(&b, "wan_speakers: %d\n", c.cfg.WANSpeakers)
+		}
+		if c.cfg.Failover != "" {
+			fmt.Fprintf(&b, "failover: %q\n", c.cfg.Failover)
 		}
 	}
 	if len(c.cfg.Gossip) > 0 {
@@ -218,6 +241,14 @@ func (c *Cluster) Close() {
 
 // N returns the number of hosts.
 func (c *Cluster) N() int { return len(c.hosts) }
+
+// Datacenter returns the datacenter of host i: dc1, dc2, … (see
+// ClusterConfig.Datacenters).
+func (c *Cluster) Datacenter(i int) string {
+	n := max(c.cfg.Datacenters, 1)
+	per := (c.cfg.Hosts + n - 1) / n
+	return fmt.Sprintf("dc%d", i/per+1)
+}
 
 // Host returns host i (0-based).
 func (c *Cluster) Host(i int) *Host { return c.hosts[i] }

@@ -64,6 +64,9 @@ type NetHost struct {
 type Impairment struct {
 	Loss  float64 // share of packets dropped, 0–1
 	Delay time.Duration
+	// To, when not zero, limits the impairment to traffic to the hosts
+	// whose bits are set (bit i: host i), e.g. the other datacenter's.
+	To uint64
 }
 
 // NewNetwork creates n hosts on a free 10.213.X.0/24. hosttool is the
@@ -247,11 +250,22 @@ func (nw *Network) applyLocked(ctx context.Context, h int) error {
 		// Traffic to the harness passes untouched; everything else that
 		// leaves through eth0 goes to the other hosts.
 		fmt.Fprintf(&b, "-A OUTPUT -d %s -j ACCEPT\n", nw.Gateway)
-		if im.Loss > 0 {
-			fmt.Fprintf(&b, "-A OUTPUT -o eth0 -m statistic --mode random --probability %.4f -j DROP\n", im.Loss)
+		dests := []string{""}
+		if im.To != 0 {
+			dests = dests[:0]
+			for peer := range nw.Hosts {
+				if im.To&(1<<peer) != 0 {
+					dests = append(dests, " -d "+nw.Hosts[peer].Addr.String())
+				}
+			}
 		}
-		if im.Delay > 0 {
-			b.WriteString("-A OUTPUT -o eth0 -j NFQUEUE --queue-num 0 --queue-bypass\n")
+		for _, d := range dests {
+			if im.Loss > 0 {
+				fmt.Fprintf(&b, "-A OUTPUT -o eth0%s -m statistic --mode random --probability %.4f -j DROP\n", d, im.Loss)
+			}
+			if im.Delay > 0 {
+				fmt.Fprintf(&b, "-A OUTPUT -o eth0%s -j NFQUEUE --queue-num 0 --queue-bypass\n", d)
+			}
 		}
 	}
 	b.WriteString("COMMIT\n")
