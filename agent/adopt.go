@@ -21,8 +21,10 @@ import (
 // meanwhile (an external node's record is served whatever its owner's
 // state). The rules that keep this stable:
 //
-//   - Ownership moves only when the owner is gone (failed or left in the
-//     member list, or unlisted for adoptGrace after this agent started),
+//   - Ownership moves only when the owner is gone (failed or left, as the
+//     catalog's member status has it from Serf; or unknown to it, i.e.
+//     reaped or never listed, once adoptGrace has passed since this agent
+//     started),
 //     never because a new agent would score higher: a returning or new
 //     agent does not take nodes back.
 //   - The newest version wins everywhere, and an owner that sees a newer
