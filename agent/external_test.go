@@ -478,3 +478,34 @@ func TestAdopterRendezvous(t *testing.T) {
 		t.Fatal("an adopter among no agents")
 	}
 }
+
+// TestExternalNodeSurvivesRestart: an agent alone in its cluster comes
+// back from its data dir with the external nodes it owned, at the same
+// versions, and deregisters them.
+func TestExternalNodeSurvivesRestart(t *testing.T) {
+	cfg := testConfig(t, "solo")
+	a := startAgent(t, cfg)
+	_, err := consulClient(t, a).Catalog().Register(&api.CatalogRegistration{
+		Node: "nas1", Address: "10.30.0.2", Check: &api.AgentCheck{CheckID: "ping", Status: api.HealthWarning, Output: "slow"},
+		Service: &api.AgentService{ID: "nfs", Service: "nfs", Port: 2049},
+	}, nil)
+	mustNil(t, "register", err)
+	v := a.Store().Version("nas1")
+	if err := a.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := startAgent(t, cfg)
+	if got := b.Store().Version("nas1"); got != v {
+		t.Fatalf("after restart version %d, want %d", got, v)
+	}
+	hc, _, err := consulClient(t, b).Health().Node("nas1", nil)
+	mustNil(t, "health node", err)
+	if len(hc) != 1 || hc[0].Status != api.HealthWarning || hc[0].Output != "slow" {
+		t.Fatalf("checks after restart: %+v", hc)
+	}
+	_, err = consulClient(t, b).Catalog().Deregister(&api.CatalogDeregistration{Node: "nas1"}, nil)
+	mustNil(t, "deregister", err)
+	if n, _, _ := consulClient(t, b).Catalog().Node("nas1", nil); n != nil {
+		t.Fatalf("deregistered node still answered: %+v", n)
+	}
+}
