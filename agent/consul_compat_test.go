@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/serf/coordinate"
 
 	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/catalog"
@@ -333,6 +334,39 @@ func TestConsulCompatCoordinates(t *testing.T) {
 	if _, err := c.Update(&api.CoordinateEntry{Node: "node1"}, nil); statusCode(err) != 400 || !strings.Contains(err.Error(), "Coord") {
 		t.Fatalf("update without a coordinate: %v", err)
 	}
+	// A node that runs no agent takes the coordinate its monitor sends
+	// (consul-esm), and ?near= sorts by it (it would come last by name).
+	cl := consulClient(t, agents[0])
+	_, err = cl.Catalog().Register(&api.CatalogRegistration{Node: "zzdb", Address: "10.9.9.9"}, nil)
+	mustNil(t, "register external node", err)
+	ext := coordinateNear(one[0].Coord)
+	_, err = c.Update(&api.CoordinateEntry{Node: "zzdb", Coord: ext}, nil)
+	mustNil(t, "update external node", err)
+	got, _, err := c.Node("zzdb", nil)
+	mustNil(t, "coordinate of the external node", err)
+	if len(got) != 1 || got[0].Coord == nil || got[0].Coord.Vec[0] != ext.Vec[0] {
+		t.Fatalf("external node coordinate: %+v", got)
+	}
+	nodes, _, err := cl.Catalog().Nodes(&api.QueryOptions{Near: "zzdb"})
+	mustNil(t, "nodes near zzdb", err)
+	if len(nodes) != 3 || nodes[0].Node != "zzdb" {
+		t.Fatalf("nodes near zzdb: %v", nodeNames(nodes))
+	}
+}
+
+// coordinateNear is a copy of c moved 0.1 ms away along the first axis.
+func coordinateNear(c *coordinate.Coordinate) *coordinate.Coordinate {
+	n := c.Clone()
+	n.Vec[0] += 0.0001
+	return n
+}
+
+func nodeNames(ns []*api.Node) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.Node
+	}
+	return out
 }
 
 // Item 9: another datacenter, node meta, metrics and monitor.

@@ -261,13 +261,7 @@ func (a *Server) rttFrom(origin string) func(string) (time.Duration, bool) {
 		if node == origin {
 			return 0, true
 		}
-		if node == a.NodeName() {
-			if d, ok := a.gossip.RTT(origin); ok {
-				return d, true
-			}
-			return 0, false
-		}
-		c, ok := a.coordOf(node)
+		c, ok := a.coordOf(node) // this agent's own too
 		if !ok || c == nil || !oc.IsCompatibleWith(c) {
 			return 0, false
 		}
