@@ -317,7 +317,7 @@ func TestKeyringRemovePrimary(t *testing.T) {
 	}
 }
 
-// TestHTTPUnicodeMessages: a 400 or 404 message quoting the request keeps
+// TestHTTPUnicodeMessages: a 400 or 501 message quoting the request keeps
 // its characters as sent (UTF-8 in the JSON body).
 func TestHTTPUnicodeMessages(t *testing.T) {
 	a := startAgent(t, testConfig(t, "unicode"))
@@ -327,9 +327,9 @@ func TestHTTPUnicodeMessages(t *testing.T) {
 		want string // in the decoded message
 		word string // as UTF-8 in the raw body
 	}{
-		{"/v1/catalog/nodes?dc=" + url.QueryEscape("café-ß-東京"), 400, `datacenter "café-ß-東京"`, "café-ß-東京"},
+		{"/v1/health/state/" + url.PathEscape("café-ß-東京"), 400, `state "café-ß-東京"`, "café-ß-東京"},
 		{"/v1/catalog/nodes?filter=" + url.QueryEscape("Node == é"), 400, "'é'", "'é'"},
-		{"/v1/kv/" + url.PathEscape("clé"), 404, "/v1/kv/clé", "/v1/kv/clé"},
+		{"/v1/kv/" + url.PathEscape("clé"), 501, "/v1/kv/clé", "/v1/kv/clé"},
 	} {
 		resp, err := http.Get("http://" + a.HTTPAddr() + tc.path)
 		if err != nil {
