@@ -654,7 +654,7 @@
         cell('Gossip', `${m.Addr}:${m.Port}`),
         cell('Datacenter', tags.dc || (n && n.Datacenter) || '—'),
         cell('Zone', tags.zone || (n && n.Meta && n.Meta.zone) || '—'),
-        cell('Meta', metaChips(n && n.Meta, ['zone']))));
+        cell('Meta', metaChips(n && n.Meta, ['zone', 'consul-network-segment']))));
     }
     for (const n of state.nodes || []) {
       if (seen.has(n.Node)) continue;
@@ -662,7 +662,7 @@
         el('th', { scope: 'row' }, n.Node),
         cell('Status', badge('maintenance', 'not a member')),
         cell('Address', n.Address), cell('Gossip', '—'), cell('Datacenter', n.Datacenter || '—'),
-        cell('Zone', (n.Meta && n.Meta.zone) || '—'), cell('Meta', metaChips(n.Meta, ['zone']))));
+        cell('Zone', (n.Meta && n.Meta.zone) || '—'), cell('Meta', metaChips(n.Meta, ['zone', 'consul-network-segment']))));
     }
     body.replaceChildren(...rows);
   }
