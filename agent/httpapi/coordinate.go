@@ -90,10 +90,19 @@ func (a *Server) apiCoordinateUpdate(w http.ResponseWriter, r *http.Request) (an
 	if err != nil {
 		return nil, err
 	}
-	n, ok := a.store.Snapshot().Node(e.Node)
+	snap := a.store.Snapshot()
+	n, ok := snap.Node(e.Node)
 	if !ok {
 		return nil, errorf(http.StatusNotFound, "unknown node %q: register it first", e.Node)
 	}
+	// Forget the coordinates of nodes that have left the catalog, so that
+	// the map holds at most one per node the catalog has.
+	a.extCoords.Range(func(k, _ any) bool {
+		if _, ok := snap.Node(k.(string)); !ok {
+			a.extCoords.Delete(k)
+		}
+		return true
+	})
 	for _, m := range a.gossip.Members() {
 		if strings.EqualFold(m.Name, n.Node.Name) {
 			return nil, errorf(http.StatusBadRequest, "node %q runs an agent: its coordinate is measured by the agents and cannot be set", e.Node)
