@@ -509,3 +509,94 @@ func TestExternalNodeSurvivesRestart(t *testing.T) {
 		t.Fatalf("deregistered node still answered: %+v", n)
 	}
 }
+
+// TestExternalNodePartitionConvergesToOneOwner: while a partition cuts
+// the owner off, the other side adopts its external node; the owner,
+// still accepting writes on its side, writes a newer version; after the
+// heal the newest version wins everywhere and the others yield, so the
+// node has exactly one owner again. (Which side wins depends on which
+// wrote last: a false failure on the other side during the partition
+// may make a later adoption there, which then wins, by the same rule.)
+func TestExternalNodePartitionConvergesToOneOwner(t *testing.T) {
+	agents := startCluster(t, 3, nil)
+	c0 := consulClient(t, agents[0])
+	_, err := c0.Catalog().Register(&api.CatalogRegistration{Node: "db1", Address: "10.20.0.5",
+		Service: &api.AgentService{ID: "pg", Service: "postgres", Port: 5432}}, nil)
+	mustNil(t, "register", err)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, a := range agents {
+			if rec := a.Store().Record("db1"); rec == nil {
+				return fmt.Errorf("%s lacks db1", a.NodeName())
+			}
+		}
+		return nil
+	})
+	left, right := agents[:1], agents[1:]
+	addrs := func(as []*Agent) map[string]bool {
+		m := map[string]bool{}
+		for _, a := range as {
+			m[a.SerfAddr()] = true
+		}
+		return m
+	}
+	for _, a := range left {
+		to := addrs(right)
+		a.transport.SetDrop(func(addr string) bool { return to[addr] })
+	}
+	for _, a := range right {
+		to := addrs(left)
+		a.transport.SetDrop(func(addr string) bool { return to[addr] })
+	}
+	// The other side adopts (the computed adopter; another one of that
+	// side only if a false failure there made it adopt again).
+	testutil.Eventually(t, 20*time.Second, func() error {
+		for _, a := range right {
+			if rec := a.Store().Record("db1"); rec == nil || rec.Owner == "node0" {
+				return fmt.Errorf("%s: db1 not adopted on its side (want %s)", a.NodeName(), adopter("db1", []string{"node1", "node2"}))
+			}
+		}
+		return nil
+	})
+	// The cut-off owner keeps accepting writes: a newer version.
+	_, err = c0.Catalog().Register(&api.CatalogRegistration{Node: "db1", Address: "10.20.0.5", SkipNodeUpdate: true,
+		Service: &api.AgentService{ID: "late", Service: "pg-exporter", Port: 9187}}, nil)
+	mustNil(t, "write during the partition", err)
+	newest := agents[0].Store().Record("db1").Version
+
+	for _, a := range agents {
+		a.transport.SetDrop(nil)
+	}
+	// One owner again: every agent holds the same version, written by
+	// the one agent that owns it; the others yielded. The newest version
+	// wins: the owner's write if nothing on the other side wrote later.
+	testutil.Eventually(t, 30*time.Second, func() error {
+		want := agents[0].Store().Record("db1")
+		if want == nil {
+			return fmt.Errorf("node0 lacks db1")
+		}
+		var owners []string
+		for _, a := range agents {
+			rec := a.Store().Record("db1")
+			if rec == nil {
+				return fmt.Errorf("%s lacks db1", a.NodeName())
+			}
+			if rec.Version != want.Version || rec.Owner != want.Owner {
+				return fmt.Errorf("%s: db1 %d by %s, node0 holds %d by %s", a.NodeName(), rec.Version, rec.Owner, want.Version, want.Owner)
+			}
+			if slices.Contains(a.Local().Externals().Owned(), "db1") {
+				owners = append(owners, a.NodeName())
+			}
+		}
+		if len(owners) != 1 || owners[0] != want.Owner {
+			return fmt.Errorf("db1 owned by %v, its record names %s", owners, want.Owner)
+		}
+		if want.Version < newest {
+			return fmt.Errorf("db1 at %d, older than node0's write %d", want.Version, newest)
+		}
+		if want.Version == newest && len(want.Services) != 2 {
+			return fmt.Errorf("node0's write lost its service: %+v", want.Services)
+		}
+		return nil
+	})
+	t.Logf("after the heal db1 is owned by %s", agents[0].Store().Record("db1").Owner)
+}
