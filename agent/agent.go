@@ -39,6 +39,9 @@ type Agent struct {
 	reg    *prometheus.Registry
 	// logs passes the agent's log records to /v1/agent/monitor.
 	logs *httpapi.LogTap
+	// reloadSource reloads the configuration for PUT /v1/agent/reload
+	// (SetReloadSource).
+	reloadSource atomic.Pointer[func() error]
 
 	store     *catalog.Store
 	local     *local.State
@@ -213,6 +216,7 @@ func (a *Agent) Start() (err error) {
 	}
 	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, gossip{a}, a.root, a.reg, a.reg)
 	a.api.SetLogTap(a.logs)
+	a.api.SetReload(a.reloadFromSource)
 	handler := a.api.Handler()
 	a.httpSrv = a.newHTTPServer(handler)
 	if cfg.HTTPSPort > 0 {
