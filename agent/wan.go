@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sort"
@@ -28,6 +29,9 @@ import (
 const (
 	speakerCheck = 500 * time.Millisecond
 	wanRejoin    = 3 * time.Second
+	// rttPing is how often a speaker pings one member of each other
+	// datacenter to measure the WAN round-trip time directly.
+	rttPing = 5 * time.Second
 )
 
 // wanLink is the agent's side of the WAN: the summary exchange (on every
@@ -42,6 +46,12 @@ type wanLink struct {
 	tr       *replication.Transport
 	closed   bool
 	lastJoin time.Time
+	// rtt is the measured round-trip time per remote datacenter (an
+	// exponentially weighted mean of direct pings), pinging whether a
+	// round of pings runs, lastPing when the last one started.
+	rtt      map[string]time.Duration
+	pinging  bool
+	lastPing time.Time
 }
 
 // validateWAN checks the WAN keys.
@@ -393,6 +403,15 @@ func (w *wanLink) refreshLocked(cfg *Config) {
 		v.RTT = ds[len(ds)/2]
 		view[dc] = v
 	}
+	// Direct pings win over the coordinates, which converge slowly at
+	// the WAN probe interval.
+	for dc, d := range w.rtt {
+		if v, ok := view[dc]; ok {
+			v.RTT = d
+			view[dc] = v
+		}
+	}
+	w.pingLocked(cfg)
 	sort.Strings(mine[1:])
 	w.node.SetSpeakers(mine)
 	w.node.SetView(view)
@@ -410,6 +429,52 @@ func (w *wanLink) refreshLocked(cfg *Config) {
 			}
 		})
 	}
+}
+
+// pingLocked starts a round of pings, one random alive member of each
+// other datacenter, every rttPing; the results feed w.rtt.
+func (w *wanLink) pingLocked(cfg *Config) {
+	if w.pinging || time.Since(w.lastPing) < rttPing {
+		return
+	}
+	type target struct {
+		dc, name string
+		addr     *net.UDPAddr
+	}
+	byDC := map[string][]target{}
+	for _, m := range w.serf.Members() {
+		dc := m.Tags[tagDatacenter]
+		if m.Status != serf.StatusAlive || dc == "" || strings.EqualFold(dc, cfg.Datacenter) {
+			continue
+		}
+		byDC[dc] = append(byDC[dc], target{dc, m.Name, &net.UDPAddr{IP: m.Addr, Port: int(m.Port)}})
+	}
+	if len(byDC) == 0 {
+		return
+	}
+	w.pinging, w.lastPing = true, time.Now()
+	ml := w.serf.Memberlist()
+	w.a.wg.Go(func() {
+		got := map[string]time.Duration{}
+		for dc, ts := range byDC {
+			t := ts[rand.N(len(ts))]
+			if d, err := ml.Ping(t.name, t.addr); err == nil && d > 0 {
+				got[dc] = d
+			}
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.pinging = false
+		if w.rtt == nil {
+			w.rtt = map[string]time.Duration{}
+		}
+		for dc, d := range got {
+			if old, ok := w.rtt[dc]; ok {
+				d = (old*7 + d*3) / 10
+			}
+			w.rtt[dc] = d
+		}
+	})
 }
 
 // joinAddrs are where a speaker looks for the WAN pool: retry_join_wan

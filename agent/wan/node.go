@@ -207,17 +207,17 @@ func (n *Node) SetSpeakers(addrs []string) {
 	}
 }
 
-// SetView records what a speaker sees of the remote datacenters: those
-// alive are confirmed now, with their RTT.
+// SetView records what a speaker sees of the remote datacenters in the
+// WAN pool: their RTT. (A datacenter is confirmed only by what arrives
+// from it, its speakers' announcements: Serf's WAN failure detection
+// takes minutes to declare a cut-off datacenter's members dead.)
 func (n *Node) SetView(view map[string]DCView) {
-	now := n.now().UnixMilli()
 	n.mu.Lock()
 	for dc, v := range view {
 		h := n.held[strings.ToLower(dc)]
 		if h == nil || !v.Alive {
 			continue
 		}
-		h.e.C = max(h.e.C, now)
 		if v.RTT > 0 {
 			h.e.R = v.RTT.Microseconds()
 		}

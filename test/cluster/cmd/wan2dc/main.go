@@ -291,7 +291,7 @@ func scenarios(ctx context.Context, c *cluster.Cluster, r *report, delay time.Du
 	r.row("healed → a change in dc2 reaches every dc1 agent (from the heal)", dur(time.Since(start), err), "—", err == nil)
 
 	if err := c.Get(ctx, dc1[0], "/v1/chorus/datacenters", &info, 5*time.Second); err == nil && len(info) == 2 {
-		r.row("WAN RTT dc1 → dc2 as dc1 holds it (network coordinates of the WAN pool)", fmt.Sprintf("%.1f ms", info[1].RTTMillis), fmt.Sprintf("≈ %v", 2*delay), true)
+		r.row("WAN RTT dc1 → dc2 as dc1 holds it (speakers' direct pings)", fmt.Sprintf("%.1f ms", info[1].RTTMillis), fmt.Sprintf("≈ %v", 2*delay), true)
 	}
 	if idle > 0 {
 		b, err := idleWAN(ctx, c, idle)
