@@ -21,6 +21,13 @@
 // should answer), and Report and Timeline turn the verdicts into a
 // Markdown table and one PNG per scenario.
 //
+// ClusterConfig.Datacenters splits the hosts into datacenters linked by
+// the WAN pool, and Impairment.To limits a delay or loss to some
+// destinations (the other site): cmd/wan2dc runs the two-datacenter
+// scenarios (failover across sites and back, a change crossing sites,
+// every speaker of a site killed, the sites cut apart, idle WAN cost) on
+// 2 × 3 hosts with 30 ms between the sites.
+//
 // Run it with `make chaos` (the full set, results in test/cluster/results)
 // or test/cluster/ci.sh (the short set). It needs root, ip and
 // iptables-restore; Preflight says why not when they are missing.
