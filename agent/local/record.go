@@ -22,16 +22,14 @@ import (
 type recordCache struct {
 	ok     bool // the fields below describe the last record
 	svcs   []catalog.Service
-	svcLf  []catalog.Leaf
 	chks   []catalog.Check
-	chkLf  []catalog.Leaf
 	dirtyS map[string]struct{} // service IDs changed since
 	dirtyC map[string]struct{} // check IDs changed since
 }
 
-func (rc *recordCache) reset(rec *catalog.NodeRecord, chkLf, svcLf []catalog.Leaf) {
+func (rc *recordCache) reset(rec *catalog.NodeRecord) {
 	rc.ok = true
-	rc.svcs, rc.svcLf, rc.chks, rc.chkLf = rec.Services, svcLf, rec.Checks, chkLf
+	rc.svcs, rc.chks = rec.Services, rec.Checks
 	clear(rc.dirtyS)
 	clear(rc.dirtyC)
 }
@@ -84,7 +82,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	var set, del []catalog.Leaf
 	svcIDs := sortedKeys(rc.dirtyS)
-	rec.Services, rc.svcLf = patchPieces(rc.svcs, rc.svcLf, svcIDs, func(s catalog.Service) string { return s.ID },
+	rec.Services = patchPieces(rc.svcs, svcIDs, func(s catalog.Service) string { return s.ID },
 		func(id string) (catalog.Service, catalog.Leaf, bool) {
 			s := l.services[id]
 			if s == nil {
@@ -94,7 +92,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 			return s.Service, lf, true
 		}, catalog.PieceService, &set, &del)
 	chkIDs := sortedKeys(rc.dirtyC)
-	rec.Checks, rc.chkLf = patchPieces(rc.chks, rc.chkLf, chkIDs, func(c catalog.Check) string { return c.CheckID },
+	rec.Checks = patchPieces(rc.chks, chkIDs, func(c catalog.Check) string { return c.CheckID },
 		l.checkPieceLocked, catalog.PieceCheck, &set, &del)
 	t := l.pubTree.With(set, del)
 	l.pubTree = t
@@ -134,20 +132,20 @@ func (l *State) checkPieceLocked(id string) (catalog.Check, catalog.Leaf, bool) 
 	return cc, lf, true
 }
 
-// patchPieces returns old (sorted by key, with its leaves) with the
-// pieces named in ids (sorted) replaced by their current value, added, or
-// removed when get finds none; it appends the leaves set and removed to
-// set and del. Runs between changed pieces are copied whole.
-func patchPieces[T any](old []T, oldLf []catalog.Leaf, ids []string, key func(T) string,
-	get func(id string) (T, catalog.Leaf, bool), kind byte, set, del *[]catalog.Leaf) ([]T, []catalog.Leaf) {
+// patchPieces returns old (sorted by key) with the pieces named in ids
+// (sorted) replaced by their current value, added, or removed when get
+// finds none; it appends their leaves to set, or to del for those
+// removed (a piece changed back to what it was is set again: the tree's
+// bucket is rehashed for nothing). Runs between changed pieces are
+// copied whole.
+func patchPieces[T any](old []T, ids []string, key func(T) string,
+	get func(id string) (T, catalog.Leaf, bool), kind byte, set, del *[]catalog.Leaf) []T {
 	out := make([]T, 0, len(old)+len(ids))
-	outLf := make([]catalog.Leaf, 0, len(old)+len(ids))
 	i := 0
 	for _, id := range ids {
 		j, found := slices.BinarySearchFunc(old[i:], id, func(x T, id string) int { return strings.Compare(key(x), id) })
 		j += i
 		out = append(out, old[i:j]...)
-		outLf = append(outLf, oldLf[i:j]...)
 		i = j
 		if found {
 			i++
@@ -156,15 +154,10 @@ func patchPieces[T any](old []T, oldLf []catalog.Leaf, ids []string, key func(T)
 		switch {
 		case ok:
 			out = append(out, v)
-			outLf = append(outLf, lf)
-			if !found || oldLf[j].Sum != lf.Sum {
-				*set = append(*set, lf)
-			}
+			*set = append(*set, lf)
 		case found:
 			*del = append(*del, catalog.Leaf{Kind: kind, ID: id})
 		}
 	}
-	out = append(out, old[i:]...)
-	outLf = append(outLf, oldLf[i:]...)
-	return out, outLf
+	return append(out, old[i:]...)
 }

@@ -209,7 +209,7 @@ func (l *State) signableRecordLocked() *catalog.NodeRecord {
 	t := catalog.BuildTree(l.pubTree, leaves)
 	l.pubTree = t
 	rec.SetPieceTree(t)
-	l.rc.reset(rec, chkLeaves, svcLeaves)
+	l.rc.reset(rec)
 	// The walk counted the record's size: the size check starts again
 	// from it (checkGrowthLocked).
 	l.sizeBase, l.sizeDrift, l.sizeKnown = size+l.recordOverheadLocked(len(rec.Services), len(rec.Checks)), 0, true
