@@ -458,8 +458,13 @@ func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) boo
 		inst.Health = AggregateHealth(inst.Checks)
 		inst.hash = instanceHash(inst)
 	}
-	// The check list: old's with the changed service checks put in and the
-	// removed ones taken out (both sorted by CheckID).
+	// The check list: old's (shared when no check changed) with the
+	// changed service checks put in and the removed ones taken out (both
+	// sorted by CheckID).
+	if len(d.setChecks) == 0 && len(d.delChecks) == 0 {
+		n.AllChecks = old.AllChecks
+		return true
+	}
 	all := make([]Check, 0, len(old.AllChecks)+len(d.setChecks))
 	k, m := 0, 0
 	for _, c := range old.AllChecks {
