@@ -140,6 +140,9 @@ func (l *State) checkPieceLocked(id string) (catalog.Check, catalog.Leaf, bool) 
 // copied whole.
 func patchPieces[T any](old []T, ids []string, key func(T) string,
 	get func(id string) (T, catalog.Leaf, bool), kind byte, set, del *[]catalog.Leaf) []T {
+	if len(ids) == 0 {
+		return old // records are never modified: share it
+	}
 	out := make([]T, 0, len(old)+len(ids))
 	i := 0
 	for _, id := range ids {
