@@ -75,6 +75,9 @@ type PieceTree struct {
 // Root returns the tree's root hash.
 func (t *PieceTree) Root() [32]byte { return t.root }
 
+// Leaf returns the tree's leaf of piece (kind, id), if it holds one.
+func (t *PieceTree) Leaf(kind byte, id string) (Leaf, bool) { return t.leaf(kind, id) }
+
 // leaf returns the tree's leaf of piece (kind, id).
 func (t *PieceTree) leaf(kind byte, id string) (Leaf, bool) {
 	b := t.buckets[bucketOf(kind, id)]

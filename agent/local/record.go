@@ -82,7 +82,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	var set, del []catalog.Leaf
 	svcIDs := sortedKeys(rc.dirtyS)
-	rec.Services = patchPieces(rc.svcs, svcIDs, func(s catalog.Service) string { return s.ID },
+	rec.Services = patchPieces(rc.svcs, l.pubTree, svcIDs, func(s catalog.Service) string { return s.ID },
 		func(id string) (catalog.Service, catalog.Leaf, bool) {
 			s := l.services[id]
 			if s == nil {
@@ -92,7 +92,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 			return s.Service, lf, true
 		}, catalog.PieceService, &set, &del)
 	chkIDs := sortedKeys(rc.dirtyC)
-	rec.Checks = patchPieces(rc.chks, chkIDs, func(c catalog.Check) string { return c.CheckID },
+	rec.Checks = patchPieces(rc.chks, l.pubTree, chkIDs, func(c catalog.Check) string { return c.CheckID },
 		l.checkPieceLocked, catalog.PieceCheck, &set, &del)
 	t := l.pubTree.With(set, del)
 	l.pubTree = t
@@ -132,34 +132,50 @@ func (l *State) checkPieceLocked(id string) (catalog.Check, catalog.Leaf, bool) 
 	return cc, lf, true
 }
 
-// patchPieces returns old (sorted by key) with the pieces named in ids
-// (sorted) replaced by their current value, added, or removed when get
-// finds none; it appends their leaves to set, or to del for those
-// removed (a piece changed back to what it was is set again: the tree's
-// bucket is rehashed for nothing). Runs between changed pieces are
-// copied whole.
-func patchPieces[T any](old []T, ids []string, key func(T) string,
+// patchPieces returns old (sorted by key; prev is the tree of the record
+// it belongs to) with the pieces named in ids (sorted) replaced by their
+// current value, added, or removed when get finds none; it appends their
+// leaves to set, or to del for those removed. A piece whose leaf is the
+// one prev holds did not change (a re-registration that rebuilt a check
+// as it was) and is skipped; when none changed, old itself is returned
+// (records are never modified, so they share it). Runs between changed
+// pieces are copied whole.
+func patchPieces[T any](old []T, prev *catalog.PieceTree, ids []string, key func(T) string,
 	get func(id string) (T, catalog.Leaf, bool), kind byte, set, del *[]catalog.Leaf) []T {
-	if len(ids) == 0 {
-		return old // records are never modified: share it
+	type change struct {
+		id string
+		v  T
+		lf catalog.Leaf
+		ok bool
 	}
-	out := make([]T, 0, len(old)+len(ids))
-	i := 0
+	var chs []change
 	for _, id := range ids {
-		j, found := slices.BinarySearchFunc(old[i:], id, func(x T, id string) int { return strings.Compare(key(x), id) })
+		v, lf, ok := get(id)
+		pl, had := prev.Leaf(kind, id)
+		if ok == had && (!ok || pl.Sum == lf.Sum) {
+			continue
+		}
+		chs = append(chs, change{id, v, lf, ok})
+	}
+	if len(chs) == 0 {
+		return old
+	}
+	out := make([]T, 0, len(old)+len(chs))
+	i := 0
+	for _, ch := range chs {
+		j, found := slices.BinarySearchFunc(old[i:], ch.id, func(x T, id string) int { return strings.Compare(key(x), id) })
 		j += i
 		out = append(out, old[i:j]...)
 		i = j
 		if found {
 			i++
 		}
-		v, lf, ok := get(id)
 		switch {
-		case ok:
-			out = append(out, v)
-			*set = append(*set, lf)
+		case ch.ok:
+			out = append(out, ch.v)
+			*set = append(*set, ch.lf)
 		case found:
-			*del = append(*del, catalog.Leaf{Kind: kind, ID: id})
+			*del = append(*del, catalog.Leaf{Kind: kind, ID: ch.id})
 		}
 	}
 	return append(out, old[i:]...)
