@@ -302,6 +302,49 @@ func orderBy[T any](rtt func(string) (time.Duration, bool), node func(*T) string
 	return func(v any) any { return sortNear(v.([]T), node, rtt) }
 }
 
+// lister is the one shape of the catalog and health list endpoints: walk
+// the snapshot, emit an item of the answer type T for each thing that
+// passes the endpoint's own selection, keep the items ?filter= matches,
+// and order the answer by ?near= for this request. It never answers null:
+// an empty list is [].
+type lister[T any] struct {
+	key    watchKey
+	filter *filter.Filter
+	node   func(*T) string // the node an item belongs to, for ?near=
+	walk   func(s *catalog.Snapshot, emit func(T))
+}
+
+// query builds the readQuery of a list answer for request r.
+func (l lister[T]) query(a *Server, r *http.Request) readQuery {
+	return readQuery{
+		key: l.key,
+		render: func(s *catalog.Snapshot) (any, error) {
+			out := []T{}
+			l.walk(s, func(v T) {
+				if l.filter.Match(&v) {
+					out = append(out, v)
+				}
+			})
+			return out, nil
+		},
+		order: orderBy(a.nearOrder(r), l.node),
+	}
+}
+
+// instancesOf calls fn for every instance of the named service that keep
+// passes.
+func instancesOf(s *catalog.Snapshot, name string, keep func(*catalog.Instance) bool, fn func(*catalog.Instance)) {
+	se, ok := s.Service(name)
+	if !ok {
+		return
+	}
+	for _, i := range se.Instances {
+		if keep(i) {
+			fn(i)
+		}
+	}
+}
+
 func (a *Server) apiDatacenters(w http.ResponseWriter, r *http.Request) (any, error) {
 	return a.datacenterNames(), nil
 }
@@ -370,25 +413,13 @@ func (a *Server) apiCatalogService(w http.ResponseWriter, r *http.Request) (any,
 	if err != nil {
 		return nil, err
 	}
-	return a.serve(w, r, readQuery{
-		key: svcKey(name),
-		render: func(s *catalog.Snapshot) (any, error) {
-			out := []catalogService{}
-			if se, ok := s.Service(name); ok {
-				for _, i := range se.Instances {
-					if !inst.match(i) {
-						continue
-					}
-					cs := a.toCatalogService(s, i)
-					if f.Match(&cs) {
-						out = append(out, cs)
-					}
-				}
-			}
-			return out, nil
+	return a.serve(w, r, lister[catalogService]{
+		key: svcKey(name), filter: f,
+		node: func(c *catalogService) string { return c.Node },
+		walk: func(s *catalog.Snapshot, emit func(catalogService)) {
+			instancesOf(s, name, inst.match, func(i *catalog.Instance) { emit(a.toCatalogService(s, i)) })
 		},
-		order: orderBy(a.nearOrder(r), func(c *catalogService) string { return c.Node }),
-	})
+	}.query(a, r))
 }
 
 func (a *Server) apiHealthService(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -401,25 +432,13 @@ func (a *Server) apiHealthService(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	q, err := a.withFailover(r, name, readQuery{
-		key: svcKey(name),
-		render: func(s *catalog.Snapshot) (any, error) {
-			out := []serviceEntry{}
-			if se, ok := s.Service(name); ok {
-				for _, i := range se.Instances {
-					if !inst.match(i) {
-						continue
-					}
-					e := a.toServiceEntry(s, i)
-					if f.Match(&e) {
-						out = append(out, e)
-					}
-				}
-			}
-			return out, nil
+	q, err := a.withFailover(r, name, lister[serviceEntry]{
+		key: svcKey(name), filter: f,
+		node: func(e *serviceEntry) string { return e.Node.Node },
+		walk: func(s *catalog.Snapshot, emit func(serviceEntry)) {
+			instancesOf(s, name, inst.match, func(i *catalog.Instance) { emit(a.toServiceEntry(s, i)) })
 		},
-		order: orderBy(a.nearOrder(r), func(e *serviceEntry) string { return e.Node.Node }),
-	})
+	}.query(a, r))
 	if err != nil {
 		return nil, err
 	}
@@ -436,30 +455,20 @@ func (a *Server) apiHealthChecks(w http.ResponseWriter, r *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	return a.serve(w, r, readQuery{
-		key: svcKey(name),
-		render: func(s *catalog.Snapshot) (any, error) {
-			out := []healthCheck{}
-			if se, ok := s.Service(name); ok {
-				for _, i := range se.Instances {
-					if !matchNodeMeta(nm, i.Node.Node) {
-						continue
-					}
-					for _, c := range i.Checks {
-						if c.ServiceID != i.Service.ID {
-							continue
-						}
-						hc := a.catalogCheck(s, i.Node.Node.Name, c, i.Service.Tags)
-						if f.Match(&hc) {
-							out = append(out, hc)
-						}
+	keep := func(i *catalog.Instance) bool { return matchNodeMeta(nm, i.Node.Node) }
+	return a.serve(w, r, lister[healthCheck]{
+		key: svcKey(name), filter: f,
+		node: checkNode,
+		walk: func(s *catalog.Snapshot, emit func(healthCheck)) {
+			instancesOf(s, name, keep, func(i *catalog.Instance) {
+				for _, c := range i.Checks {
+					if c.ServiceID == i.Service.ID {
+						emit(a.catalogCheck(s, i.Node.Node.Name, c, i.Service.Tags))
 					}
 				}
-			}
-			return out, nil
+			})
 		},
-		order: orderBy(a.nearOrder(r), func(c *healthCheck) string { return c.Node }),
-	})
+	}.query(a, r))
 }
 
 func (a *Server) apiCatalogNodes(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -471,23 +480,17 @@ func (a *Server) apiCatalogNodes(w http.ResponseWriter, r *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	return a.serve(w, r, readQuery{
-		key: keyNodes,
-		render: func(s *catalog.Snapshot) (any, error) {
-			out := []catalogNode{}
+	return a.serve(w, r, lister[catalogNode]{
+		key: keyNodes, filter: f,
+		node: func(n *catalogNode) string { return n.Node },
+		walk: func(s *catalog.Snapshot, emit func(catalogNode)) {
 			for _, n := range s.Nodes() {
-				if !matchNodeMeta(nm, n.Node) {
-					continue
-				}
-				cn := a.toCatalogNode(s, n)
-				if f.Match(&cn) {
-					out = append(out, cn)
+				if matchNodeMeta(nm, n.Node) {
+					emit(a.toCatalogNode(s, n))
 				}
 			}
-			return out, nil
 		},
-		order: orderBy(a.nearOrder(r), func(n *catalogNode) string { return n.Node }),
-	})
+	}.query(a, r))
 }
 
 // nodeServices renders a node's services for the catalog node endpoints.
@@ -544,23 +547,22 @@ func (a *Server) apiCatalogNodeServices(w http.ResponseWriter, r *http.Request) 
 	}})
 }
 
-// nodeChecks renders checks of the node entries that pass keep.
-func (a *Server) nodeChecks(snap *catalog.Snapshot, n *catalog.NodeEntry, f *filter.Filter, keep func(catalog.Check) bool, out []healthCheck) []healthCheck {
+// nodeChecks emits every check of node n (node and service level) that
+// keep passes (nil keeps all).
+func (a *Server) nodeChecks(snap *catalog.Snapshot, n *catalog.NodeEntry, keep func(catalog.Check) bool, emit func(healthCheck)) {
 	tags := map[string][]string{}
 	for _, i := range n.Instances {
 		tags[i.Service.ID] = i.Service.Tags
 	}
 	for _, c := range n.AllChecks {
-		if keep != nil && !keep(c) {
-			continue
-		}
-		hc := a.catalogCheck(snap, n.Node.Name, c, tags[c.ServiceID])
-		if f.Match(&hc) {
-			out = append(out, hc)
+		if keep == nil || keep(c) {
+			emit(a.catalogCheck(snap, n.Node.Name, c, tags[c.ServiceID]))
 		}
 	}
-	return out
 }
+
+// checkNode is the node of a check, for ?near=.
+func checkNode(c *healthCheck) string { return c.Node }
 
 func (a *Server) apiHealthNode(w http.ResponseWriter, r *http.Request) (any, error) {
 	name := r.PathValue("node")
@@ -568,13 +570,14 @@ func (a *Server) apiHealthNode(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	return a.serve(w, r, readQuery{key: nodeKey(name), render: func(s *catalog.Snapshot) (any, error) {
-		out := []healthCheck{}
-		if n, ok := s.Node(name); ok {
-			out = a.nodeChecks(s, n, f, nil, out)
-		}
-		return out, nil
-	}})
+	return a.serve(w, r, lister[healthCheck]{
+		key: nodeKey(name), filter: f, node: checkNode,
+		walk: func(s *catalog.Snapshot, emit func(healthCheck)) {
+			if n, ok := s.Node(name); ok {
+				a.nodeChecks(s, n, nil, emit)
+			}
+		},
+	}.query(a, r))
 }
 
 func (a *Server) apiHealthState(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -591,19 +594,16 @@ func (a *Server) apiHealthState(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, err
 	}
 	keep := func(c catalog.Check) bool { return state == "any" || c.Status == state }
-	return a.serve(w, r, readQuery{
-		key: keyAll,
-		render: func(s *catalog.Snapshot) (any, error) {
-			out := []healthCheck{}
+	return a.serve(w, r, lister[healthCheck]{
+		key: keyAll, filter: f, node: checkNode,
+		walk: func(s *catalog.Snapshot, emit func(healthCheck)) {
 			for _, n := range s.Nodes() {
 				if matchNodeMeta(nm, n.Node) {
-					out = a.nodeChecks(s, n, f, keep, out)
+					a.nodeChecks(s, n, keep, emit)
 				}
 			}
-			return out, nil
 		},
-		order: orderBy(a.nearOrder(r), func(c *healthCheck) string { return c.Node }),
-	})
+	}.query(a, r))
 }
 
 // apiStatusLeader answers for a leaderless cluster: every agent is its own
