@@ -27,6 +27,8 @@ func (a *Agent) Reload(next Config) error {
 		{"https_port", next.HTTPSPort != cur.HTTPSPort},
 		{"dns_port", next.DNSPort != cur.DNSPort},
 		{"serf_port", next.SerfPort != cur.SerfPort},
+		{"serf_wan_port", next.SerfWANPort != cur.SerfWANPort},
+		{"wan_reconnect_timeout", next.WANReconnectTimeout != cur.WANReconnectTimeout},
 		{"datacenter", next.Datacenter != cur.Datacenter},
 		{"docker_socket", next.DockerSocket != cur.DockerSocket},
 		{"builtin_service", next.BuiltinService != cur.BuiltinService},
