@@ -42,6 +42,10 @@ type Server struct {
 	base  atomic.Pointer[ctxHolder] // parent context of forwarded queries
 	pool  sync.Pool                 // *scratch
 
+	// failoverLog bounds the INFO lines of failover answers: a failover
+	// answer is built again on every catalog change.
+	failoverLog logLimiter
+
 	mu      sync.Mutex // guards the fields below
 	pc      net.PacketConn
 	ln      net.Listener
@@ -359,6 +363,28 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, qtype *uint16) int {
 	return s.reply(w, r, q, e, &ed, rt, v.serial)
 }
 
+// logLimiter allows one log line per key per logEvery. It forgets every
+// key when it holds more than 4,096.
+type logLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const logEvery = 10 * time.Second
+
+func (l *logLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < logEvery {
+		return false
+	}
+	if l.last == nil || len(l.last) >= 4096 {
+		l.last = map[string]time.Time{}
+	}
+	l.last[key] = now
+	return true
+}
+
 // ours reports whether the lower-case name is under one of the domains or
 // in the reverse zones.
 func ours(name []byte, rt *runtime) bool {
@@ -387,7 +413,7 @@ func (s *Server) resolve(c *cache, v *snapshotView, key []byte) *entry {
 		}
 		b := builder{rt: c.rt, snap: v, q: q, qc: qc, p: p, cacheable: true}
 		e := b.build()
-		if e.failover != "" {
+		if e.failover != "" && s.failoverLog.allow(name+"\x00"+e.failover, time.Now()) {
 			s.logger.Info("no healthy instance here: answering from another datacenter", "name", name, "datacenter", e.failover)
 		}
 		e.built = v.Index
