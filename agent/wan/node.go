@@ -508,6 +508,20 @@ func (n *Node) onLANMessage(m message, from string, digest bool) {
 	if p == nil {
 		return
 	}
+	// Only members send: an address the LAN pool does not list is
+	// neither pulled from nor answered. (Source addresses can be forged;
+	// with encryption on, only key holders can seal a packet.)
+	member := false
+	for _, peer := range p.Peers() {
+		if peer.Addr == from {
+			member = true
+			break
+		}
+	}
+	if !member {
+		n.logger.Debug("dropping a summary message from an address that is no LAN member's", "from", from)
+		return
+	}
 	listed := map[string]bool{}
 	for i, e := range m.E {
 		if strings.EqualFold(e.DC, n.cfg.Datacenter) {
