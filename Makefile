@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/chorusdns/chorus/agent.Version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null)
 IMAGE     ?= chorus:latest
 
-.PHONY: build test test-short fuzz bench bench-dns bench-cluster bench-scale bench-writes docker lint chaos
+.PHONY: build test test-short fuzz bench bench-dns bench-cluster bench-scale bench-writes docker lint chaos chaos-wan
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chorus ./cmd/chorus
@@ -58,3 +58,7 @@ docker: build
 CHAOSOUT ?= test/cluster/results
 chaos:
 	$(GO) run ./test/cluster/cmd/chaos -out $(CHAOSOUT)
+
+# Two datacenters (2 × 3 agents, 30 ms between the sites): failover, speakers, partitions.
+chaos-wan:
+	$(GO) run ./test/cluster/cmd/wan2dc -out $(CHAOSOUT)/wan2dc.md
