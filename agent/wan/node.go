@@ -107,6 +107,9 @@ type Node struct {
 	held     map[string]*held // by lower-case datacenter
 	own      *held            // this datacenter's summary, while speaking
 	ownHash  uint64
+	// floor is the highest version of this datacenter's summary that
+	// another datacenter said it holds; the next one must exceed it.
+	floor    uint64
 	speakers []string // WAN addresses of this datacenter's speakers
 	pulling  map[string]bool
 	ctx      context.Context // set by Run; pulls end with it
@@ -345,6 +348,11 @@ func (n *Node) buildOwn(snap *catalog.Snapshot) {
 	if prev != nil && s.Version <= prev.e.V {
 		s.Version = prev.e.V + 1
 	}
+	n.mu.Lock()
+	if s.Version <= n.floor {
+		s.Version = n.floor + 1
+	}
+	n.mu.Unlock()
 	enc, err := s.Encode()
 	if err != nil {
 		n.logger.Error("encode this datacenter's summary", "err", err)
@@ -376,6 +384,11 @@ func (n *Node) announceWAN(all bool) {
 	if all && len(own.enc) <= maxInline {
 		m.S = own.enc
 	}
+	n.mu.Lock()
+	for _, h := range n.held {
+		m.H = append(m.H, entry{DC: h.sum.Datacenter, V: h.e.V})
+	}
+	n.mu.Unlock()
 	pkt, err := n.packet(kindNotice, m)
 	if err != nil {
 		return
@@ -487,6 +500,11 @@ func (n *Node) onWANNotice(m message, from string) {
 		n.logger.Debug("dropping a summary notice from an address that is not a speaker of its datacenter", "from", from, "dc", e.DC)
 		return
 	}
+	for _, h := range m.H {
+		if strings.EqualFold(h.DC, n.cfg.Datacenter) {
+			n.raiseFloor(h.V)
+		}
+	}
 	e.C = n.now().UnixMilli() // heard from it just now
 	if !n.newer(e) {
 		n.confirm(e)
@@ -569,6 +587,33 @@ func (n *Node) onLANMessage(m message, from string, digest bool) {
 		if pkt, err := n.packet(kindNotice, back); err == nil {
 			p.Send(from, pkt)
 		}
+	}
+}
+
+// maxAhead bounds how far beyond this agent's clock (in version
+// milliseconds) a floor may be raised: a hostile or broken peer must not
+// push versions to the end of their range.
+const maxAhead = 10 * time.Minute
+
+// raiseFloor notes that another datacenter holds this datacenter's
+// summary at version v; when that is not below the summary this agent
+// speaks with, the next summary is built at once above it.
+func (n *Node) raiseFloor(v uint64) {
+	if limit := uint64(n.now().Add(maxAhead).UnixMilli()); v > limit {
+		n.logger.Warn("ignoring a version of this datacenter's summary far ahead of this clock", "version", v, "max_ahead", maxAhead.String())
+		return
+	}
+	n.mu.Lock()
+	if v > n.floor {
+		n.floor = v
+	}
+	stale := n.own != nil && n.own.e.V <= v && n.own.e.V != v
+	if stale {
+		n.ownHash = 0 // rebuild even if the content is the same
+	}
+	n.mu.Unlock()
+	if stale {
+		n.kickRebuild()
 	}
 }
 

@@ -1,8 +1,12 @@
 package wan
 
 import (
+	"errors"
+	"net"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/chorusdns/chorus/catalog"
 )
@@ -69,5 +73,54 @@ func TestOwnDatacenterIgnored(t *testing.T) {
 	n.acceptEncoded(entry{DC: "dc2", V: s.Version, C: 1}, enc, "lan")
 	if len(st.Snapshot().Remotes()) != 0 {
 		t.Fatal("own datacenter stored as remote")
+	}
+}
+
+type fakePlane struct{ peers []Peer }
+
+func (p fakePlane) Peers() []Peer                              { return p.peers }
+func (fakePlane) Send(string, []byte) error                    { return nil }
+func (fakePlane) Dial(string, time.Duration) (net.Conn, error) { return nil, errors.New("no network") }
+
+// A speaker whose own datacenter's summary is held elsewhere at a higher
+// version (a previous speaker's clock ran ahead) numbers its next summary
+// above it; a version far beyond its clock is ignored.
+func TestSpeakerVersionFloor(t *testing.T) {
+	st := catalog.NewStore()
+	st.ApplyRecord(&catalog.NodeRecord{Node: catalog.Node{Name: "n1", Address: "10.1.0.1", Datacenter: "dc1"}, Version: 1,
+		Services: []catalog.Service{{ID: "web", Name: "web", Weights: catalog.DefaultWeights}}})
+	st.SetMember("n1", "10.1.0.1", catalog.MemberAlive)
+	n := New(Config{Datacenter: "dc1"}, st, nil, nil)
+	now := time.UnixMilli(1_000_000_000)
+	n.now = func() time.Time { return now }
+	n.SetWAN(fakePlane{peers: []Peer{{Name: "r.dc2", Addr: "10.2.0.1:8302", DC: "dc2"}}})
+	n.buildOwn(st.Snapshot())
+	first := n.Own().Version
+	if first != uint64(now.UnixMilli()) {
+		t.Fatalf("first version %d, want the clock %d", first, now.UnixMilli())
+	}
+	notice := func(held uint64) {
+		s := sampleSummary()
+		enc, _ := s.Encode()
+		m := message{E: []entry{{DC: "dc2", V: s.Version, C: 1}}, S: enc, H: []entry{{DC: "dc1", V: held}}}
+		pkt, err := n.packet(kindNotice, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.HandleWANPacket(&memberlist.Packet{Buf: pkt, From: &net.UDPAddr{IP: net.IPv4(10, 2, 0, 1), Port: 8302}})
+	}
+	ahead := first + 5000
+	notice(ahead)
+	n.buildOwn(st.Snapshot())
+	if v := n.Own().Version; v != ahead+1 {
+		t.Fatalf("after dc2 reported holding %d: version %d, want %d", ahead, v, ahead+1)
+	}
+	notice(uint64(now.Add(time.Hour).UnixMilli()))
+	n.buildOwn(st.Snapshot())
+	if v := n.Own().Version; v != ahead+1 {
+		t.Fatalf("a floor an hour ahead moved the version to %d", v)
+	}
+	if _, ok := st.Snapshot().Remote("dc2"); !ok {
+		t.Fatal("the inline summary of dc2 was not taken")
 	}
 }

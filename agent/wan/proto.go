@@ -52,6 +52,11 @@ type message struct {
 	E []entry `json:"e"`
 	// S is the encoded summary of E[0], inline, when it is small.
 	S []byte `json:"s,omitempty"`
+	// H lists, in a speaker's WAN announcement, the versions it holds of
+	// the other datacenters' summaries: a speaker that finds its own
+	// datacenter's summary held at a version at or above its own numbers
+	// its next one above it (a new speaker whose clock runs behind).
+	H []entry `json:"h,omitempty"`
 }
 
 var errMessage = errors.New("malformed wan message")
@@ -64,10 +69,10 @@ func decodeMessage(b []byte) (message, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("%w: %v", errMessage, err)
 	}
-	if len(m.E) > maxEntries {
-		return m, fmt.Errorf("%w: %d entries", errMessage, len(m.E))
+	if len(m.E) > maxEntries || len(m.H) > maxEntries {
+		return m, fmt.Errorf("%w: %d entries", errMessage, len(m.E)+len(m.H))
 	}
-	for _, e := range m.E {
+	for _, e := range append(m.E, m.H...) {
 		if e.V == 0 || len(e.DC) == 0 || len(e.DC) > 63 || e.C < 0 || e.R < 0 {
 			return m, fmt.Errorf("%w: entry %+v", errMessage, e)
 		}
