@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // A delta carries a node record's new version as the changes from one
@@ -129,20 +130,35 @@ func EncodeDelta(base, r *NodeRecord) ([]byte, error) {
 	buf.WriteString(r.Node.Name)
 	buf.Write(binary.AppendUvarint(nil, base.Version))
 	buf.Write(binary.AppendUvarint(nil, r.Version))
-	zw, err := flate.NewWriter(&buf, flate.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
+	if err := deflateTo(&buf, raw); err != nil {
 		return nil, err
 	}
 	if buf.Len() > MaxRecordSize {
 		return nil, fmt.Errorf("encode delta %q: %d bytes: %w", r.Node.Name, buf.Len(), ErrRecordTooLarge)
 	}
 	return buf.Bytes(), nil
+}
+
+// flateWriters keeps DEFLATE writers for reuse: each holds about 1 MB
+// of state, which a delta of a few hundred bytes would otherwise
+// allocate every time.
+var flateWriters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.BestSpeed) // a valid level: no error
+	return zw
+}}
+
+// deflateTo appends raw, DEFLATE-compressed, to buf.
+func deflateTo(buf *bytes.Buffer, raw []byte) error {
+	zw := flateWriters.Get().(*flate.Writer)
+	defer func() {
+		zw.Reset(io.Discard) // hold no reference to buf in the pool
+		flateWriters.Put(zw)
+	}()
+	zw.Reset(buf)
+	if _, err := zw.Write(raw); err != nil {
+		return err
+	}
+	return zw.Close()
 }
 
 // ApplyDelta returns the record that delta b makes of base, the record

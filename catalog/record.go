@@ -219,14 +219,7 @@ func EncodeRecord(r *NodeRecord) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(raw)/3 + 16)
 	buf.WriteByte(recordFormat)
-	zw, err := flate.NewWriter(&buf, flate.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
+	if err := deflateTo(&buf, raw); err != nil {
 		return nil, err
 	}
 	if buf.Len() > MaxRecordSize {

@@ -320,8 +320,23 @@ func instancesOf(e *NodeEntry, key string) []*Instance {
 	if e == nil {
 		return nil
 	}
-	var out []*Instance
+	// Two passes: count, then fill a slice of the final size.
+	n := 0
 	last, match := "\x00", false
+	for _, inst := range e.Instances {
+		if inst.Service.Name != last {
+			last = inst.Service.Name
+			match = lowerASCII(last) == key
+		}
+		if match {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]*Instance, 0, n)
+	last, match = "\x00", false
 	for _, inst := range e.Instances {
 		if inst.Service.Name != last {
 			last = inst.Service.Name
@@ -492,52 +507,68 @@ func (b *snapBuilder) nodeAddr(e *NodeEntry, add bool) {
 // many of the node's instances it holds (a node with thousands of
 // instances on one address costs one pass, not one copy per instance).
 func (b *snapBuilder) instanceAddrs(name string, old, neu *NodeEntry) {
-	type change struct{ olds, news []*Instance }
-	byKey := map[string]*change{}
-	// Instances of a node mostly share a few addresses: parse each once.
+	// Instances of a node mostly share a few addresses: parse each once
+	// per run of equal ones.
 	var lastAddr, lastKey string
-	lastOK := false
-	add := func(e *NodeEntry, isNew bool) {
-		if e == nil {
-			return
+	lastOK, started := false, false
+	keyOf := func(inst *Instance) (string, bool) {
+		if a := inst.Service.Address; !started || a != lastAddr {
+			started, lastAddr = true, a
+			lastKey, lastOK = ipKey(a)
 		}
-		for _, inst := range e.Instances { // in service ID order
-			if a := inst.Service.Address; a != lastAddr || lastKey == "" && !lastOK {
-				lastAddr = a
-				lastKey, lastOK = ipKey(a)
-			}
-			k, ok := lastKey, lastOK
-			if !ok {
-				continue
-			}
-			c := byKey[k]
-			if c == nil {
-				c = &change{}
-				byKey[k] = c
-			}
-			if isNew {
-				c.news = append(c.news, inst)
-			} else {
-				c.olds = append(c.olds, inst)
+		return lastKey, lastOK
+	}
+	type list struct {
+		l     []*Instance // the address's list in the previous snapshot
+		hi    int         // end of this node's run in l
+		count int         // neu's instances at the address
+		nl    []*Instance // the new list being built
+	}
+	byKey := map[string]*list{}
+	if old != nil {
+		for _, inst := range old.Instances {
+			if k, ok := keyOf(inst); ok && byKey[k] == nil {
+				byKey[k] = &list{}
 			}
 		}
 	}
-	add(old, false)
-	add(neu, true)
-	for k, c := range byKey {
+	if neu != nil {
+		for _, inst := range neu.Instances {
+			if k, ok := keyOf(inst); ok {
+				e := byKey[k]
+				if e == nil {
+					e = &list{}
+					byKey[k] = e
+				}
+				e.count++
+			}
+		}
+	}
+	for k, e := range byKey {
 		l, _ := b.next.svcAddrs.get(k)
 		lo := sort.Search(len(l), func(i int) bool { return l[i].Node.Node.Name >= name })
 		hi := lo
 		for hi < len(l) && l[hi].Node.Node.Name == name {
 			hi++
 		}
-		if hi-lo == 0 && len(c.news) == 0 {
+		e.l, e.hi = l, hi
+		if hi-lo == 0 && e.count == 0 {
+			delete(byKey, k)
 			continue
 		}
-		nl := make([]*Instance, 0, len(l)-(hi-lo)+len(c.news))
-		nl = append(nl, l[:lo]...)
-		nl = append(nl, c.news...)
-		nl = append(nl, l[hi:]...)
+		e.nl = make([]*Instance, 0, len(l)-(hi-lo)+e.count)
+		e.nl = append(e.nl, l[:lo]...)
+	}
+	if neu != nil {
+		for _, inst := range neu.Instances { // in service ID order
+			if k, ok := keyOf(inst); ok {
+				e := byKey[k]
+				e.nl = append(e.nl, inst)
+			}
+		}
+	}
+	for k, e := range byKey {
+		nl := append(e.nl, e.l[e.hi:]...)
 		if len(nl) == 0 {
 			b.next.svcAddrs.delete(b.ed, k)
 		} else {
