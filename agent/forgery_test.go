@@ -389,8 +389,9 @@ func deflate(t *testing.T, b []byte) []byte {
 
 // TestFloodOfHugeFrames: with encryption on, 16 outsiders keep opening
 // Chorus streams that claim 64 MiB frames and then send garbage. The
-// process (both agents and the attackers) must stay under 200 MB of heap
-// and resident memory, and replication must keep working.
+// process (both agents and the attackers) must stay under 200 MB of heap,
+// its resident memory must grow by less than 150 MB, and replication
+// must keep working.
 func TestFloodOfHugeFrames(t *testing.T) {
 	key := newKey(t)
 	agents := startCluster(t, 2, func(i int, c *Config) { c.Encrypt = key })
@@ -461,8 +462,13 @@ flood:
 	if peakHeap > 200<<20 {
 		t.Errorf("heap peaked at %d MB under the flood, want under 200 MB", peakHeap>>20)
 	}
-	if rssPeak > 200<<10 {
-		t.Errorf("RSS peaked at %d MB under the flood, want under 200 MB", rssPeak>>10)
+	// The test binary's RSS before the flood holds whatever the package's
+	// earlier tests left mapped (about 200 MB under -race), so the bound is
+	// on what the flood adds: an agent starts at about 25 MB, and 150 MB
+	// more keeps it under the 200 MB target (without the stream limits the
+	// flood added over 3 GB).
+	if grown := int64(rssPeak) - int64(rssBefore); grown > 150<<10 {
+		t.Errorf("RSS grew by %d MB under the flood (%d → %d MB), want under 150 MB", grown>>10, rssBefore>>10, rssPeak>>10)
 	}
 }
 
