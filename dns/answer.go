@@ -3,6 +3,7 @@ package dns
 import (
 	"cmp"
 	"hash/fnv"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
@@ -741,6 +742,28 @@ func (b *builder) srvUnit(inst *catalog.Instance, owner []byte, ttl uint32, glue
 
 // metaTXT encodes meta as RFC 1464 strings, sorted by key. Keys starting
 // with "rfc1035-" carry their raw value, as in Consul.
+// segmentMetaKey is the node meta key every Consul agent's node carries
+// (its network segment, empty outside Consul Enterprise). Tools that
+// compare a node's meta with Consul's see it in every answer, the node's
+// TXT records included.
+const segmentMetaKey = "consul-network-segment"
+
+// nodeTXTMeta is the meta a node's TXT records show: its own, plus the
+// empty network segment for a node that runs an agent (an external
+// node's meta is exactly what was registered, as in Consul).
+func nodeTXTMeta(n catalog.Node) map[string]string {
+	if n.External {
+		return n.Meta
+	}
+	if _, ok := n.Meta[segmentMetaKey]; ok {
+		return n.Meta
+	}
+	m := make(map[string]string, len(n.Meta)+1)
+	maps.Copy(m, n.Meta)
+	m[segmentMetaKey] = ""
+	return m
+}
+
 func metaTXT(meta map[string]string) []string {
 	keys := make([]string, 0, len(meta))
 	for k := range meta {
@@ -820,11 +843,11 @@ func (b *builder) buildNode() *entry {
 			e.units = []unit{{rr: appendHINFO(nil, ownerQ, ttl), nrr: 1, glueID: -1}}
 		}
 	case qcTXT:
-		if len(node.Meta) > 0 {
+		if meta := nodeTXTMeta(node); len(meta) > 0 {
 			// One record per key, as Consul does, each its own unit so
 			// that truncation drops whole records.
 			e = &entry{apex: b.apex, policy: policyFixed}
-			for _, s := range metaTXT(node.Meta) {
+			for _, s := range metaTXT(meta) {
 				e.units = append(e.units, unit{rr: appendTXT(nil, ownerQ, ttl, []string{s}), nrr: 1, glueID: -1})
 			}
 		}

@@ -140,7 +140,7 @@ func TestConformance(t *testing.T) {
 		{name: "node AAAA", qname: "n4.node.chorus.", qtype: dns.TypeAAAA,
 			answer: []string{"n4.node.chorus. 0 IN AAAA fd00::4"}},
 		{name: "node TXT", qname: "n1.node.chorus.", qtype: dns.TypeTXT,
-			answer: []string{`n1.node.chorus. 0 IN TXT "rack=r1"`, `n1.node.chorus. 0 IN TXT "plain"`}},
+			answer: []string{`n1.node.chorus. 0 IN TXT "consul-network-segment="`, `n1.node.chorus. 0 IN TXT "rack=r1"`, `n1.node.chorus. 0 IN TXT "plain"`}},
 		{name: "node other type", qname: "n1.node.chorus.", qtype: dns.TypeMX,
 			ns: []string{soa("chorus")}},
 		{name: "node in dc", qname: "n1.node.dc1.chorus.", qtype: dns.TypeA,

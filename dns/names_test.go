@@ -3,6 +3,7 @@ package dns
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -225,5 +226,25 @@ func TestHugeMetaStaysWithinLimits(t *testing.T) {
 				t.Errorf("%s %s over UDP: not truncated", q.name, dns.TypeToString[q.qtype])
 			}
 		}
+	}
+}
+
+// TestNodeTXTMeta: an agent's node shows Consul's empty network segment
+// among its TXT records, as its HTTP node meta does; an external node
+// shows exactly the meta it was registered with.
+func TestNodeTXTMeta(t *testing.T) {
+	agentNode := catalog.Node{Name: "a", Meta: map[string]string{"rack": "r1"}}
+	if got := metaTXT(nodeTXTMeta(agentNode)); !slices.Equal(got, []string{"consul-network-segment=", "rack=r1"}) {
+		t.Errorf("agent node TXT = %q", got)
+	}
+	if len(agentNode.Meta) != 1 {
+		t.Errorf("the node's own meta was changed: %v", agentNode.Meta)
+	}
+	ext := catalog.Node{Name: "db", External: true, Meta: map[string]string{"rack": "r1"}}
+	if got := metaTXT(nodeTXTMeta(ext)); !slices.Equal(got, []string{"rack=r1"}) {
+		t.Errorf("external node TXT = %q", got)
+	}
+	if got := nodeTXTMeta(catalog.Node{Name: "e", External: true}); len(got) != 0 {
+		t.Errorf("external node without meta has TXT meta %v", got)
 	}
 }
