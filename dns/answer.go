@@ -740,8 +740,6 @@ func (b *builder) srvUnit(inst *catalog.Instance, owner []byte, ttl uint32, glue
 	return u, true
 }
 
-// metaTXT encodes meta as RFC 1464 strings, sorted by key. Keys starting
-// with "rfc1035-" carry their raw value, as in Consul.
 // segmentMetaKey is the node meta key every Consul agent's node carries
 // (its network segment, empty outside Consul Enterprise). Tools that
 // compare a node's meta with Consul's see it in every answer, the node's
@@ -764,6 +762,8 @@ func nodeTXTMeta(n catalog.Node) map[string]string {
 	return m
 }
 
+// metaTXT encodes meta as RFC 1464 strings, sorted by key. Keys starting
+// with "rfc1035-" carry their raw value, as in Consul.
 func metaTXT(meta map[string]string) []string {
 	keys := make([]string, 0, len(meta))
 	for k := range meta {
