@@ -190,7 +190,7 @@ func (a *Agent) Start() (err error) {
 		Zone:       cfg.Zone,
 		Meta:       cfg.NodeMeta,
 	}
-	a.local = local.New(local.Config{Node: node, DataDir: cfg.DataDir, EnableScriptChecks: cfg.EnableScriptChecks,
+	a.local = local.New(local.Config{Node: node, DataDir: cfg.DataDir, EnableScriptChecks: cfg.EnableScriptChecks, EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
 		DockerSocket: cfg.DockerSocket, Catalog: aliasView{a}}, a.root, a.publish)
 	if err := a.local.Restore(); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -238,4 +239,39 @@ func TestScriptChecksWhenEnabled(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLocalScriptChecks: enable_local_script_checks runs the script checks
+// of config-file services and refuses them through the HTTP API, as
+// Consul's key does.
+func TestLocalScriptChecks(t *testing.T) {
+	cfg := testConfig(t, "alpha")
+	cfg.EnableLocalScriptChecks = true
+	def, err := local.DecodeServiceDefinition([]byte(
+		`{"Name":"fromfile","Port":1,"Check":{"Args":["/bin/sh","-c","echo ran; exit 0"],"Interval":"200ms"}}`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Services = []local.ServiceDefinition{def}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a config-file script check with enable_local_script_checks: %v", err)
+	}
+	a := startAgent(t, cfg)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		var checks map[string]api.HealthCheck
+		json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/checks", nil), &checks)
+		if c := checks["service:fromfile"]; c.Status != "passing" || !strings.Contains(c.Output, "ran") {
+			return fmt.Errorf("config-file script check: %+v", c)
+		}
+		return nil
+	})
+	code, body := do(t, a, "PUT", "/v1/agent/service/register",
+		`{"Name":"fromapi","Port":1,"Check":{"Args":["/bin/sh","-c","exit 0"],"Interval":"200ms"}}`)
+	if code != 400 || !strings.Contains(string(body), "script") {
+		t.Fatalf("script check through the API with only enable_local_script_checks: %d %s", code, body)
+	}
+	code, body = do(t, a, "PUT", "/v1/agent/check/register", `{"Name":"c","Args":["/bin/true"],"Interval":"1s"}`)
+	if code != 400 {
+		t.Fatalf("script check registered through the API: %d %s", code, body)
+	}
 }

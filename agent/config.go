@@ -57,6 +57,10 @@ type Config struct {
 	Encrypt string `mapstructure:"encrypt"`
 
 	EnableScriptChecks bool `mapstructure:"enable_script_checks"`
+	// EnableLocalScriptChecks allows script (and Docker) checks in
+	// services from config files only, never through the HTTP API, as
+	// Consul's enable_local_script_checks.
+	EnableLocalScriptChecks bool `mapstructure:"enable_local_script_checks"`
 	// DockerSocket is the Docker Engine's unix socket that Docker checks
 	// (DockerContainerID) exec through; they are allowed only with
 	// enable_script_checks, as in Consul.
@@ -232,7 +236,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	for i := range c.Services {
-		if _, _, err := c.Services[i].Build(c.EnableScriptChecks); err != nil {
+		if _, _, err := c.Services[i].Build(c.EnableScriptChecks || c.EnableLocalScriptChecks); err != nil {
 			return fmt.Errorf("services[%d]: %v", i, err)
 		}
 	}

@@ -42,7 +42,7 @@ func (l *State) registerService(def ServiceDefinition, source string) error {
 	if err := checkServiceLimits(def.Meta, def.Tags); err != nil {
 		return err
 	}
-	svc, defs, err := def.Build(l.scriptChecks.Load())
+	svc, defs, err := def.Build(l.scriptsAllowed(source))
 	if err != nil {
 		return err
 	}
@@ -631,7 +631,7 @@ func (l *State) Restore() error {
 	l.nodeMaint = p.NodeMaint
 	var defs []checks.Definition
 	for _, ps := range p.Services {
-		svc, cdefs, err := ps.Definition.Build(l.scriptChecks.Load())
+		svc, cdefs, err := ps.Definition.Build(l.scriptsAllowed(ps.Source))
 		if err != nil {
 			l.logger.Error("not loading persisted service that no longer validates (it stays on disk)", "service", ps.Definition.ID, "err", err)
 			continue
@@ -643,7 +643,7 @@ func (l *State) Restore() error {
 	}
 	for _, pc := range p.Checks {
 		id := checkKey(pc.Definition)
-		cd, err := pc.Definition.build(id, l.scriptChecks.Load())
+		cd, err := pc.Definition.build(id, l.scriptsAllowed(pc.Source))
 		if err != nil {
 			l.logger.Error("not loading persisted check that no longer validates (it stays on disk)", "check", id, "err", err)
 			continue
@@ -725,7 +725,7 @@ func (l *State) Flush() error { return l.Close() }
 func (l *State) LoadConfigServices(defs []ServiceDefinition) error {
 	want := map[string]ServiceDefinition{}
 	for _, d := range defs {
-		svc, _, err := d.Build(l.scriptChecks.Load())
+		svc, _, err := d.Build(l.scriptsAllowed(sourceConfig))
 		if err != nil {
 			return fmt.Errorf("service %q: %w", d.Name, err)
 		}

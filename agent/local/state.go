@@ -66,8 +66,12 @@ type Config struct {
 	// DataDir holds the persisted state (the journal in DataDir/local);
 	// "" keeps it in memory only.
 	DataDir string
-	// EnableScriptChecks allows checks that run a command.
+	// EnableScriptChecks allows checks that run a command, however they
+	// are registered.
 	EnableScriptChecks bool
+	// EnableLocalScriptChecks allows them in config-file services only
+	// (Consul's enable_local_script_checks): never through the API.
+	EnableLocalScriptChecks bool
 	// CheckUpdateInterval is how long a change of a check's output alone
 	// may wait before it is published (Consul's check_update_interval);
 	// zero means the default of 5 minutes.
@@ -92,11 +96,12 @@ type Config struct {
 // All methods are safe for concurrent use; its lock is private. The owner
 // calls Restore once, Run, and Close at shutdown.
 type State struct {
-	logger       *slog.Logger
-	runner       *checks.Manager
-	publishFn    func(*catalog.NodeRecord)
-	scriptChecks atomic.Bool
-	outputDelay  time.Duration
+	logger            *slog.Logger
+	runner            *checks.Manager
+	publishFn         func(*catalog.NodeRecord)
+	scriptChecks      atomic.Bool // script and Docker checks from any source
+	localScriptChecks atomic.Bool // … from config files only
+	outputDelay       time.Duration
 
 	publishMu sync.Mutex // orders calls of publishFn
 	mu        sync.Mutex
@@ -154,10 +159,11 @@ func New(cfg Config, logger *slog.Logger, publish func(*catalog.NodeRecord)) *St
 		l.outputDelay = defaultOutputDelay
 	}
 	l.scriptChecks.Store(cfg.EnableScriptChecks)
+	l.localScriptChecks.Store(cfg.EnableLocalScriptChecks)
 	l.dataDir = cfg.DataDir
 	l.held = map[string]bool{}
 	l.keyFree = sync.NewCond(&l.mu)
-	l.runner = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks, DockerSocket: cfg.DockerSocket, Catalog: cfg.Catalog}, logger, l.applyResult)
+	l.runner = checks.New(checks.Config{EnableScriptChecks: cfg.EnableScriptChecks || cfg.EnableLocalScriptChecks, DockerSocket: cfg.DockerSocket, Catalog: cfg.Catalog}, logger, l.applyResult)
 	return l
 }
 

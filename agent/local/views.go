@@ -93,8 +93,16 @@ func (l *State) CheckIsExternal(checkID string) bool {
 }
 
 // SetEnableScriptChecks changes whether later registrations may carry
-// script checks (a reload).
-func (l *State) SetEnableScriptChecks(on bool) {
-	l.scriptChecks.Store(on)
-	l.runner.SetEnableScriptChecks(on)
+// script checks: any (api) or those of config-file services only (local).
+// A reload calls it.
+func (l *State) SetEnableScriptChecks(api, local bool) {
+	l.scriptChecks.Store(api)
+	l.localScriptChecks.Store(local)
+	l.runner.SetEnableScriptChecks(api || local)
+}
+
+// scriptsAllowed reports whether a definition from source may carry
+// script checks.
+func (l *State) scriptsAllowed(source string) bool {
+	return l.scriptChecks.Load() || (source == sourceConfig && l.localScriptChecks.Load())
 }
