@@ -79,9 +79,10 @@ func (c *Config) defaults() {
 
 // held is one summary this agent holds.
 type held struct {
-	e   entry
-	enc []byte
-	sum *Summary
+	e    entry
+	enc  []byte
+	sum  *Summary
+	hash uint64 // sum.ContentHash()
 	// remote is what the catalog was last given for it.
 	remote *catalog.RemoteDatacenter
 }
@@ -386,7 +387,7 @@ func (n *Node) announceWAN(all bool) {
 	}
 	n.mu.Lock()
 	for _, h := range n.held {
-		m.H = append(m.H, entry{DC: h.sum.Datacenter, V: h.e.V})
+		m.H = append(m.H, entry{DC: h.sum.Datacenter, V: h.e.V, X: h.hash})
 	}
 	n.mu.Unlock()
 	pkt, err := n.packet(kindNotice, m)
@@ -502,7 +503,7 @@ func (n *Node) onWANNotice(m message, from string) {
 	}
 	for _, h := range m.H {
 		if strings.EqualFold(h.DC, n.cfg.Datacenter) {
-			n.raiseFloor(h.V)
+			n.raiseFloor(h.V, h.X)
 		}
 	}
 	e.C = n.now().UnixMilli() // heard from it just now
@@ -596,9 +597,10 @@ func (n *Node) onLANMessage(m message, from string, digest bool) {
 const maxAhead = 10 * time.Minute
 
 // raiseFloor notes that another datacenter holds this datacenter's
-// summary at version v; when that is not below the summary this agent
-// speaks with, the next summary is built at once above it.
-func (n *Node) raiseFloor(v uint64) {
+// summary at version v with content hash x. Later summaries are numbered
+// above v; when v is above the summary this agent speaks with and its
+// content differs, the next one is built at once.
+func (n *Node) raiseFloor(v, x uint64) {
 	if limit := uint64(n.now().Add(maxAhead).UnixMilli()); v > limit {
 		n.logger.Warn("ignoring a version of this datacenter's summary far ahead of this clock", "version", v, "max_ahead", maxAhead.String())
 		return
@@ -607,7 +609,7 @@ func (n *Node) raiseFloor(v uint64) {
 	if v > n.floor {
 		n.floor = v
 	}
-	stale := n.own != nil && n.own.e.V <= v && n.own.e.V != v
+	stale := n.own != nil && n.own.e.V < v && x != n.ownHash
 	if stale {
 		n.ownHash = 0 // rebuild even if the content is the same
 	}
@@ -673,7 +675,7 @@ func (n *Node) keep(e entry, enc []byte, s *Summary, via string) {
 		return
 	}
 	e.DC = s.Datacenter
-	n.held[k] = &held{e: e, enc: enc, sum: s}
+	n.held[k] = &held{e: e, enc: enc, sum: s, hash: s.ContentHash()}
 	lan := n.lan
 	n.mu.Unlock()
 	n.metrics.summaries.WithLabelValues(via, "applied").Inc()

@@ -99,23 +99,33 @@ func TestSpeakerVersionFloor(t *testing.T) {
 	if first != uint64(now.UnixMilli()) {
 		t.Fatalf("first version %d, want the clock %d", first, now.UnixMilli())
 	}
-	notice := func(held uint64) {
+	notice := func(held, hash uint64) {
 		s := sampleSummary()
 		enc, _ := s.Encode()
-		m := message{E: []entry{{DC: "dc2", V: s.Version, C: 1}}, S: enc, H: []entry{{DC: "dc1", V: held}}}
+		m := message{E: []entry{{DC: "dc2", V: s.Version, C: 1}}, S: enc, H: []entry{{DC: "dc1", V: held, X: hash}}}
 		pkt, err := n.packet(kindNotice, m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n.HandleWANPacket(&memberlist.Packet{Buf: pkt, From: &net.UDPAddr{IP: net.IPv4(10, 2, 0, 1), Port: 8302}})
 	}
+	// Another speaker's summary of the same content, numbered higher: no
+	// outbidding (two speakers would otherwise take turns for ever).
+	n.mu.Lock()
+	same := n.ownHash
+	n.mu.Unlock()
+	notice(first+3000, same)
+	n.buildOwn(st.Snapshot())
+	if v := n.Own().Version; v != first {
+		t.Fatalf("a higher version of the same content made this speaker rebuild: %d", v)
+	}
 	ahead := first + 5000
-	notice(ahead)
+	notice(ahead, same^1)
 	n.buildOwn(st.Snapshot())
 	if v := n.Own().Version; v != ahead+1 {
 		t.Fatalf("after dc2 reported holding %d: version %d, want %d", ahead, v, ahead+1)
 	}
-	notice(uint64(now.Add(time.Hour).UnixMilli()))
+	notice(uint64(now.Add(time.Hour).UnixMilli()), 0)
 	n.buildOwn(st.Snapshot())
 	if v := n.Own().Version; v != ahead+1 {
 		t.Fatalf("a floor an hour ahead moved the version to %d", v)

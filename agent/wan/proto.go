@@ -45,6 +45,9 @@ type entry struct {
 	C int64 `json:"c"`
 	// R is the WAN round-trip time a speaker estimated (microseconds).
 	R int64 `json:"r,omitempty"`
+	// X is the summary's content hash, in the versions a speaker's
+	// announcement lists (message.H).
+	X uint64 `json:"x,omitempty"`
 }
 
 // message is the body of a notice or a digest.
@@ -52,10 +55,13 @@ type message struct {
 	E []entry `json:"e"`
 	// S is the encoded summary of E[0], inline, when it is small.
 	S []byte `json:"s,omitempty"`
-	// H lists, in a speaker's WAN announcement, the versions it holds of
-	// the other datacenters' summaries: a speaker that finds its own
-	// datacenter's summary held at a version at or above its own numbers
-	// its next one above it (a new speaker whose clock runs behind).
+	// H lists, in a speaker's WAN announcement, the versions (and content
+	// hashes) it holds of the other datacenters' summaries: a speaker
+	// that finds its own datacenter's summary held at a higher version
+	// with other content numbers its next one above it (a new speaker
+	// whose clock runs behind). Several speakers of one datacenter build
+	// summaries of the same content under their own versions; the hash
+	// keeps them from outbidding each other.
 	H []entry `json:"h,omitempty"`
 }
 
