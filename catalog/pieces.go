@@ -65,11 +65,22 @@ func bucketOf(kind byte, id string) int {
 // PieceTree is the hash tree of a record's pieces (see above). A
 // PieceTree is immutable: With and BuildTree return new trees that share
 // unchanged buckets with the old one. It is safe for concurrent use.
+//
+// Only non-empty buckets are held (a record of 20 pieces fills at most 20
+// of the 256): every replica keeps the tree of every record it holds, and
+// a full array per record would cost 14 KiB each, 140 MB at 10,000 nodes.
+// An empty bucket's hash is all zeros, as the root takes it.
 type PieceTree struct {
-	buckets [pieceBuckets][]Leaf // each sorted by kind, then ID
-	sums    [pieceBuckets][32]byte
-	root    [32]byte
-	n       int
+	bs   []bucket // the non-empty buckets, by index
+	root [32]byte
+	n    int
+}
+
+// bucket is one non-empty bucket of a PieceTree.
+type bucket struct {
+	idx    int
+	sum    [32]byte
+	leaves []Leaf // sorted by kind, then ID
 }
 
 // Root returns the tree's root hash.
@@ -80,7 +91,11 @@ func (t *PieceTree) Leaf(kind byte, id string) (Leaf, bool) { return t.leaf(kind
 
 // leaf returns the tree's leaf of piece (kind, id).
 func (t *PieceTree) leaf(kind byte, id string) (Leaf, bool) {
-	b := t.buckets[bucketOf(kind, id)]
+	j, ok := t.find(bucketOf(kind, id))
+	if !ok {
+		return Leaf{}, false
+	}
+	b := t.bs[j].leaves
 	k := Leaf{Kind: kind, ID: id}
 	if i, ok := slices.BinarySearchFunc(b, k, func(x, y Leaf) int { return x.compare(&y) }); ok {
 		return b[i], true
@@ -104,13 +119,27 @@ func bucketSum(leaves []Leaf) [32]byte {
 	return s
 }
 
+// zeroSums is what the root covers for a run of empty buckets.
+var zeroSums [pieceBuckets * 32]byte
+
+// sumRoot hashes the prefix and all pieceBuckets bucket hashes in order,
+// zeros for the empty ones.
 func (t *PieceTree) sumRoot() {
 	h := sha256.New()
 	h.Write([]byte(treePrefix))
-	for i := range t.sums {
-		h.Write(t.sums[i][:])
+	next := 0
+	for i := range t.bs {
+		h.Write(zeroSums[:(t.bs[i].idx-next)*32])
+		h.Write(t.bs[i].sum[:])
+		next = t.bs[i].idx + 1
 	}
+	h.Write(zeroSums[:(pieceBuckets-next)*32])
 	h.Sum(t.root[:0])
+}
+
+// find returns the position of bucket idx in t.bs, or where it would go.
+func (t *PieceTree) find(idx int) (int, bool) {
+	return slices.BinarySearchFunc(t.bs, idx, func(b bucket, idx int) int { return b.idx - idx })
 }
 
 // BuildTree returns the tree of leaves, which must be every piece of a
@@ -120,27 +149,41 @@ func (t *PieceTree) sumRoot() {
 // pass over the leaves plus the hashing of the buckets that changed.
 func BuildTree(prev *PieceTree, leaves []Leaf) *PieceTree {
 	t := &PieceTree{n: len(leaves)}
-	counts := [pieceBuckets]int32{}
+	var counts [pieceBuckets]int32
+	used := 0
 	for i := range leaves {
-		counts[bucketOf(leaves[i].Kind, leaves[i].ID)]++
+		b := bucketOf(leaves[i].Kind, leaves[i].ID)
+		if counts[b] == 0 {
+			used++
+		}
+		counts[b]++
 	}
-	// One backing array for every bucket.
+	// One backing array for every bucket's leaves.
 	all := make([]Leaf, len(leaves))
+	t.bs = make([]bucket, 0, used)
+	var at [pieceBuckets]int32 // position of bucket b in t.bs
 	off := 0
-	for b := range t.buckets {
-		t.buckets[b] = all[off : off : off+int(counts[b])]
+	for b := range counts {
+		if counts[b] == 0 {
+			continue
+		}
+		at[b] = int32(len(t.bs))
+		t.bs = append(t.bs, bucket{idx: b, leaves: all[off : off : off+int(counts[b])]})
 		off += int(counts[b])
 	}
 	for i := range leaves {
-		b := bucketOf(leaves[i].Kind, leaves[i].ID)
-		t.buckets[b] = append(t.buckets[b], leaves[i])
+		bk := &t.bs[at[bucketOf(leaves[i].Kind, leaves[i].ID)]]
+		bk.leaves = append(bk.leaves, leaves[i])
 	}
-	for b := range t.buckets {
-		if prev != nil && sameLeaves(prev.buckets[b], t.buckets[b]) {
-			t.sums[b] = prev.sums[b]
-			continue
+	for i := range t.bs {
+		bk := &t.bs[i]
+		if prev != nil {
+			if j, ok := prev.find(bk.idx); ok && sameLeaves(prev.bs[j].leaves, bk.leaves) {
+				bk.sum = prev.bs[j].sum
+				continue
+			}
 		}
-		t.sums[b] = bucketSum(t.buckets[b])
+		bk.sum = bucketSum(bk.leaves)
 	}
 	t.sumRoot()
 	return t
@@ -162,35 +205,50 @@ func sameLeaves(a, b []Leaf) bool {
 // and ID) and the pieces in del (kind and ID; Sum ignored) removed. Only
 // the buckets they fall in are copied and rehashed.
 func (t *PieceTree) With(set, del []Leaf) *PieceTree {
-	n := &PieceTree{buckets: t.buckets, sums: t.sums, n: t.n}
-	touched := map[int]bool{}
-	own := func(b int) {
-		if !touched[b] {
-			touched[b] = true
-			n.buckets[b] = slices.Clone(n.buckets[b])
+	n := &PieceTree{bs: slices.Clone(t.bs), n: t.n}
+	var touched [pieceBuckets]bool
+	// own returns bucket idx of n, its leaves copied on first touch; a
+	// bucket that does not exist is made (empty) when create is set.
+	own := func(idx int, create bool) *bucket {
+		j, ok := n.find(idx)
+		if !ok {
+			if !create {
+				return nil
+			}
+			n.bs = slices.Insert(n.bs, j, bucket{idx: idx})
 		}
+		if !touched[idx] {
+			touched[idx] = true
+			n.bs[j].leaves = slices.Clone(n.bs[j].leaves)
+		}
+		return &n.bs[j]
 	}
+	cmp := func(x, y Leaf) int { return x.compare(&y) }
 	for i := range del {
-		b := bucketOf(del[i].Kind, del[i].ID)
-		own(b)
-		if j, ok := slices.BinarySearchFunc(n.buckets[b], del[i], func(x, y Leaf) int { return x.compare(&y) }); ok {
-			n.buckets[b] = slices.Delete(n.buckets[b], j, j+1)
+		bk := own(bucketOf(del[i].Kind, del[i].ID), false)
+		if bk == nil {
+			continue
+		}
+		if j, ok := slices.BinarySearchFunc(bk.leaves, del[i], cmp); ok {
+			bk.leaves = slices.Delete(bk.leaves, j, j+1)
 			n.n--
 		}
 	}
 	for i := range set {
-		b := bucketOf(set[i].Kind, set[i].ID)
-		own(b)
-		j, ok := slices.BinarySearchFunc(n.buckets[b], set[i], func(x, y Leaf) int { return x.compare(&y) })
+		bk := own(bucketOf(set[i].Kind, set[i].ID), true)
+		j, ok := slices.BinarySearchFunc(bk.leaves, set[i], cmp)
 		if ok {
-			n.buckets[b][j] = set[i]
+			bk.leaves[j] = set[i]
 		} else {
-			n.buckets[b] = slices.Insert(n.buckets[b], j, set[i])
+			bk.leaves = slices.Insert(bk.leaves, j, set[i])
 			n.n++
 		}
 	}
-	for b := range touched {
-		n.sums[b] = bucketSum(n.buckets[b])
+	n.bs = slices.DeleteFunc(n.bs, func(b bucket) bool { return len(b.leaves) == 0 })
+	for i := range n.bs {
+		if touched[n.bs[i].idx] {
+			n.bs[i].sum = bucketSum(n.bs[i].leaves)
+		}
 	}
 	n.sumRoot()
 	return n
@@ -200,11 +258,24 @@ func (t *PieceTree) With(set, del []Leaf) *PieceTree {
 // (set) and the pieces of a that b lacks (del). It compares bucket hashes
 // first, so its cost is that of the buckets that differ.
 func DiffTrees(a, b *PieceTree) (set, del []Leaf) {
-	for i := range a.sums {
-		if a.sums[i] == b.sums[i] {
-			continue
+	i, j := 0, 0
+	for i < len(a.bs) || j < len(b.bs) {
+		var x, y []Leaf
+		switch {
+		case j == len(b.bs) || (i < len(a.bs) && a.bs[i].idx < b.bs[j].idx):
+			x = a.bs[i].leaves
+			i++
+		case i == len(a.bs) || b.bs[j].idx < a.bs[i].idx:
+			y = b.bs[j].leaves
+			j++
+		default:
+			same := a.bs[i].sum == b.bs[j].sum
+			x, y = a.bs[i].leaves, b.bs[j].leaves
+			i, j = i+1, j+1
+			if same {
+				continue
+			}
 		}
-		x, y := a.buckets[i], b.buckets[i]
 		for len(x) > 0 || len(y) > 0 {
 			switch {
 			case len(y) == 0:
