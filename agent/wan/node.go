@@ -673,6 +673,8 @@ func (n *Node) keep(e entry, enc []byte, s *Summary, via string) {
 		n.mu.Unlock()
 		n.metrics.summaries.WithLabelValues(via, "old").Inc()
 		return
+	} else if h != nil && e.R == 0 {
+		e.R = h.e.R // a new version does not make the RTT unknown
 	}
 	e.DC = s.Datacenter
 	n.held[k] = &held{e: e, enc: enc, sum: s, hash: s.ContentHash()}
