@@ -597,18 +597,18 @@ func (s *Syncer) dial(addr string, typ byte) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(pullTimeout))
-	if _, err := conn.Write([]byte{chorusMagic, typ}); err != nil {
+	pc := withProgressDeadline(conn, responseTimeout)
+	if _, err := pc.Write([]byte{chorusMagic, typ}); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	return conn, nil
+	return pc, nil
 }
 
 // HandleStream serves a Chorus stream opened by a peer; it owns c. At
 // most maxStreams are served at once, maxStreamsPerIP from one IP
-// address; a stream beyond either is closed at once. Each has
-// pullTimeout to finish.
+// address; a stream beyond either is closed at once. Each read and write
+// has pullTimeout, the whole stream maxStreamLife (deadline.go).
 func (s *Syncer) HandleStream(c net.Conn) {
 	defer c.Close()
 	if !s.ready.Load() || s.closed.Load() {
@@ -620,7 +620,7 @@ func (s *Syncer) HandleStream(c net.Conn) {
 		return
 	}
 	defer s.streams.release(ip)
-	c.SetDeadline(time.Now().Add(pullTimeout))
+	c = withProgressDeadline(c, pullTimeout)
 	r := bufio.NewReader(c)
 	var hdr [2]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
