@@ -28,13 +28,22 @@ type checkTypeFields struct {
 	// Script is Consul's pre-1.0 shell-string script check, which Consul
 	// itself no longer takes; it is refused by name rather than ignored.
 	Script string `json:"Script,omitempty"`
+	// Namespace and Partition are Consul Enterprise's: only the default
+	// (or none) is taken; another is refused by name.
+	Namespace string `json:"Namespace,omitempty"`
+	Partition string `json:"Partition,omitempty"`
 }
 
 // apply copies the fields onto def, refusing what no Consul version
 // Chorus follows takes.
 func (f *checkTypeFields) apply(def *checks.Definition) error {
-	if f.Script != "" {
+	switch {
+	case f.Script != "":
 		return fmt.Errorf("Script: the shell-string script check was removed from Consul; use Args (a command and its arguments)")
+	case f.Namespace != "" && f.Namespace != "default":
+		return fmt.Errorf("Namespace %q: Chorus has only the default namespace", f.Namespace)
+	case f.Partition != "" && f.Partition != "default":
+		return fmt.Errorf("Partition %q: Chorus has only the default partition", f.Partition)
 	}
 	def.UDP = f.UDP
 	def.H2PING = f.H2PING

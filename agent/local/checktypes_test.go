@@ -31,6 +31,9 @@ func TestCheckTypeFields(t *testing.T) {
 			func(d checks.Definition) bool { return d.TCPUseTLS && d.OutputMaxSize == 100 }, ""},
 		{"http no redirects", `{"http":"http://h/","disable_redirects":true,"interval":"1s"}`, checks.TypeHTTP, func(d checks.Definition) bool { return d.DisableRedirects }, ""},
 		{"script refused by name", `{"Script":"/bin/true","Interval":"1s"}`, "", nil, "Script"},
+		{"default namespace taken", `{"TTL":"10s","Namespace":"default","Partition":"default"}`, checks.TypeTTL, func(d checks.Definition) bool { return d.TTL > 0 }, ""},
+		{"namespace refused by name", `{"TTL":"10s","Namespace":"team-a"}`, "", nil, "Namespace"},
+		{"partition refused by name", `{"TTL":"10s","partition":"p1"}`, "", nil, "Partition"},
 		{"docker and http", `{"DockerContainerID":"f00","Args":["x"],"HTTP":"http://h/","Interval":"1s"}`, "", nil, "HTTP and DockerContainerID are set at once"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
