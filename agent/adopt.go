@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -190,25 +189,10 @@ func (a *Agent) reconcileExternals(x *local.Externals, snap *catalog.Snapshot, g
 func adopter(node string, alive []string) string {
 	best, bestScore := "", uint64(0)
 	for _, m := range alive {
-		h := fnv.New64a()
-		h.Write([]byte(node))
-		h.Write([]byte{0})
-		h.Write([]byte(m))
-		s := mix(h.Sum64())
+		s := catalog.RendezvousScore(node, m)
 		if best == "" || s > bestScore || s == bestScore && m < best {
 			best, bestScore = m, s
 		}
 	}
 	return best
-}
-
-// mix is SplitMix64's finaliser: FNV's low bits alone spread short names
-// poorly.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

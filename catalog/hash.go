@@ -59,3 +59,32 @@ func (h *Hasher) StrMap(m map[string]string) *Hasher {
 
 // Sum returns the hash of everything mixed in so far.
 func (h Hasher) Sum() uint64 { return uint64(h) }
+
+// Mix64 is SplitMix64's finaliser: a fixed, seedless 64-bit mixer, so
+// that inputs differing in one bit spread over the whole range and every
+// agent computes the same value.
+func Mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// RendezvousScore is member's weight for key in rendezvous (highest
+// random weight) hashing: FNV-1a of key, a zero byte and member, mixed
+// with Mix64. Every agent with the same names computes the same scores,
+// so choosing the highest-scoring members needs no coordination, and a
+// member's arrival or departure moves only the keys it wins or held.
+func RendezvousScore(key, member string) uint64 {
+	h := uint64(fnvOffset)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * fnvPrime
+	}
+	h *= fnvPrime // the zero byte between the two
+	for i := 0; i < len(member); i++ {
+		h = (h ^ uint64(member[i])) * fnvPrime
+	}
+	return Mix64(h)
+}

@@ -3,6 +3,7 @@ package catalog
 import (
 	"crypto/sha256"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -135,4 +136,38 @@ func prevLeaves(t *PieceTree) []Leaf {
 		out = append(out, b.leaves...)
 	}
 	return out
+}
+
+// TestRendezvousScore: the score is FNV-1a of key, a zero byte and member,
+// mixed with Mix64, so every agent computes the same; keys are spread
+// evenly over members.
+func TestRendezvousScore(t *testing.T) {
+	// FNV-1a written out with the standard library's.
+	f := func(key, member string) uint64 {
+		x := fnv.New64a()
+		x.Write([]byte(key))
+		x.Write([]byte{0})
+		x.Write([]byte(member))
+		return Mix64(x.Sum64())
+	}
+	if RendezvousScore("db", "node-1") != f("db", "node-1") || RendezvousScore("", "") != f("", "") {
+		t.Fatal("RendezvousScore is not FNV-1a(key, 0, member) mixed")
+	}
+	members := []string{"a", "b", "c", "d"}
+	wins := map[string]int{}
+	for i := range 4000 {
+		key := fmt.Sprintf("node-%d", i)
+		best, bestScore := "", uint64(0)
+		for _, m := range members {
+			if s := RendezvousScore(key, m); best == "" || s > bestScore {
+				best, bestScore = m, s
+			}
+		}
+		wins[best]++
+	}
+	for _, m := range members {
+		if wins[m] < 800 || wins[m] > 1200 {
+			t.Errorf("member %s wins %d of 4000 keys, want about 1000", m, wins[m])
+		}
+	}
 }

@@ -477,7 +477,7 @@ func instanceKey(inst *catalog.Instance) uint64 {
 	h.Write([]byte(inst.Node.Node.Name))
 	h.Write([]byte{0})
 	h.Write([]byte(inst.Service.ID))
-	return mix64(h.Sum64())
+	return catalog.Mix64(h.Sum64())
 }
 
 // buildService answers a service name: from a remote datacenter's
@@ -643,7 +643,7 @@ func (b *builder) addrEntry(svc *catalog.ServiceEntry, tier []*catalog.Instance)
 		e.units = append(e.units, unit{
 			rr: appendAddrRR(nil, ownerQ, a, ttl), nrr: 1, glueID: -1,
 			weight: w, load: inst.Service.Load, node: inst.Node.Node.Name,
-			key: mix64(fnvBytes(ab)),
+			key: catalog.Mix64(fnvBytes(ab)),
 		})
 	}
 	if len(e.units) == 0 {

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/chorusdns/chorus/catalog"
 )
 
 // Distances estimates the round-trip time from this agent to a node, for
@@ -214,7 +216,7 @@ func unitKey(p policyKind, u *unit, idx int32, in *orderInput, equal bool) keyed
 	k := keyed{idx: idx}
 	switch p {
 	case policyHash:
-		h := mix64(in.client ^ u.key)
+		h := catalog.Mix64(in.client ^ u.key)
 		if equal && u.weight > 0 {
 			k.key = -unitFloat(h)
 		} else {
@@ -318,17 +320,6 @@ func quickselect(keys []keyed, k int) {
 			return
 		}
 	}
-}
-
-// mix64 is the SplitMix64 finaliser: a fixed, seedless bit mixer, so that
-// every agent hashes a client to the same instances.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 func randUint64() uint64 { return rand.Uint64() }

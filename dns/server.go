@@ -604,7 +604,7 @@ func requestFlags(r *dns.Msg, rt *runtime) uint16 {
 // address the query came from.
 func clientHash(w dns.ResponseWriter, ed *edns) uint64 {
 	if ed.ecs != nil && ed.ecs[2] > 0 {
-		return mix64(fnvBytes(ed.ecs))
+		return catalog.Mix64(fnvBytes(ed.ecs))
 	}
 	var ip net.IP
 	switch a := w.RemoteAddr().(type) {
@@ -616,7 +616,7 @@ func clientHash(w dns.ResponseWriter, ed *edns) uint64 {
 	if v4 := ip.To4(); v4 != nil {
 		ip = v4
 	}
-	return mix64(fnvBytes(ip))
+	return catalog.Mix64(fnvBytes(ip))
 }
 
 // fail answers r with the response code of err.

@@ -49,7 +49,7 @@ type vecEntry struct {
 func nameHash(name string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
-	return mix64(h.Sum64())
+	return catalog.Mix64(h.Sum64())
 }
 
 // leafOf is the leaf a node name belongs to.
@@ -57,17 +57,7 @@ func leafOf(name string) int { return int(nameHash(name) >> leafShift) }
 
 // entryHash is the hash of one (name, version) entry.
 func entryHash(nh, version uint64) uint64 {
-	return mix64(nh ^ mix64(version+0x9e3779b97f4a7c15))
-}
-
-// mix64 is SplitMix64's finaliser.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
+	return catalog.Mix64(nh ^ catalog.Mix64(version+0x9e3779b97f4a7c15))
 }
 
 // buildTree builds the tree of every node in snap with a record (version

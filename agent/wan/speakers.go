@@ -1,9 +1,10 @@
 package wan
 
 import (
-	"hash/fnv"
 	"slices"
 	"strings"
+
+	"github.com/chorusdns/chorus/catalog"
 )
 
 // DefaultSpeakers is how many agents of a datacenter are in the WAN pool
@@ -57,15 +58,5 @@ func Speakers(dc string, alive []string, k int) []string {
 // datacenter and name, finished with a 64-bit mixer so that names that
 // differ in one character spread over the whole range.
 func score(dc, name string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(strings.ToLower(dc)))
-	h.Write([]byte{0})
-	h.Write([]byte(strings.ToLower(name)))
-	x := h.Sum64()
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
+	return catalog.RendezvousScore(strings.ToLower(dc), strings.ToLower(name))
 }
