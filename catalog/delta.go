@@ -177,22 +177,9 @@ func ApplyDelta(base *NodeRecord, b []byte) (*NodeRecord, error) {
 	if node != base.Node.Name || bv != base.Version {
 		return nil, fmt.Errorf("%w: delta of %q against %d, holding %q %d", ErrDeltaBase, node, bv, base.Node.Name, base.Version)
 	}
-	zr := flate.NewReader(bytes.NewReader(rest))
-	defer zr.Close()
-	raw, err := io.ReadAll(io.LimitReader(zr, MaxRecordSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
-	}
-	if len(raw) > MaxRecordSize {
-		return nil, ErrRecordTooLarge
-	}
 	var d deltaBody
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", ErrRecordCorrupt)
+	if err := inflateJSON(rest, &d); err != nil {
+		return nil, err
 	}
 	rec, err := d.apply(base, node, version)
 	if err != nil {

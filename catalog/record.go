@@ -239,25 +239,12 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 	if len(b) < 2 || b[0] != recordFormat {
 		return nil, fmt.Errorf("%w: unknown format", ErrRecordCorrupt)
 	}
-	zr := flate.NewReader(bytes.NewReader(b[1:]))
-	defer zr.Close()
-	raw, err := io.ReadAll(io.LimitReader(zr, MaxRecordSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
-	}
-	if len(raw) > MaxRecordSize {
-		return nil, ErrRecordTooLarge
-	}
 	var r NodeRecord
 	// Unknown fields are ignored. They are not in what SignedBytes
 	// re-encodes either, so a record carrying one fails Verify: a new
 	// field needs a new format.
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", ErrRecordCorrupt)
+	if err := inflateJSON(b[1:], &r); err != nil {
+		return nil, err
 	}
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
@@ -275,4 +262,28 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 	}
 	r.tree = t
 	return &r, nil
+}
+
+// inflateJSON decodes one JSON value from DEFLATE-compressed b into v. It
+// refuses more than MaxRecordSize bytes of JSON (ErrRecordTooLarge, so a
+// small input cannot inflate without bound), and damage, a second value
+// or trailing data (ErrRecordCorrupt).
+func inflateJSON(b []byte, v any) error {
+	zr := flate.NewReader(bytes.NewReader(b))
+	defer zr.Close()
+	raw, err := io.ReadAll(io.LimitReader(zr, MaxRecordSize+1))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
+	}
+	if len(raw) > MaxRecordSize {
+		return ErrRecordTooLarge
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data", ErrRecordCorrupt)
+	}
+	return nil
 }
