@@ -233,16 +233,16 @@ func (r *runner) idle() {
 	ps := r.c.live()
 	ev0, _, got0 := r.sumMetric(ps, mEvFailed)
 	time.Sleep(r.o.settle)
+	var sync0 syncCount
+	var syncGot0 int
+	if r.c.kind == kindChorus {
+		sync0, syncGot0 = r.syncTotals(ps)
+	}
 	cpu0 := map[*proc]time.Duration{}
 	for _, p := range ps {
 		if s, err := statOf(p); err == nil {
 			cpu0[p] = s.cpu
 		}
-	}
-	var sync0 syncCount
-	var syncGot0 int
-	if r.c.kind == kindChorus {
-		sync0, syncGot0 = r.syncTotals(ps)
 	}
 	udp0, tcp0, errC := readCounters()
 	gos0, errG := readGossip()
@@ -260,11 +260,6 @@ func (r *runner) idle() {
 		}
 		r.res.idleGossip = g / float64(len(ps)) / el.Seconds()
 	}
-	if r.c.kind == kindChorus {
-		if sync1, got := r.syncTotals(ps); got == len(ps) && syncGot0 == len(ps) {
-			r.res.syncIdle = sync1.sub(sync0).scale(1 / float64(len(ps)) / el.Seconds())
-		}
-	}
 	var cpus, rss []float64
 	for _, p := range ps {
 		s, err := statOf(p)
@@ -275,6 +270,13 @@ func (r *runner) idle() {
 		rss = append(rss, float64(s.rss)/(1<<20))
 	}
 	r.res.idleWindow = el
+	// Read after /proc: reading every agent's /metrics takes seconds
+	// under load, which the CPU figures must not include.
+	if r.c.kind == kindChorus {
+		if sync1, got := r.syncTotals(ps); got == len(ps) && syncGot0 == len(ps) {
+			r.res.syncIdle = sync1.sub(sync0).scale(1 / float64(len(ps)) / el.Seconds())
+		}
+	}
 	r.res.idleCPU, r.res.idleCPUMax = mean(cpus), maxOf(cpus)
 	r.res.idleRSS, r.res.idleRSSMax = mean(rss), maxOf(rss)
 	r.res.idleCoresAll = sumF(cpus) / 1000
