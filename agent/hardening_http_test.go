@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,7 +23,10 @@ import (
 	"time"
 
 	"github.com/chorusdns/chorus/agent/httpapi"
+	"github.com/chorusdns/chorus/agent/local"
+	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/test/testutil"
+	"github.com/hashicorp/consul/api"
 )
 
 // hardeningKey returns a fresh gossip key, base64-encoded.
@@ -382,4 +386,62 @@ func TestDotIDsRefused(t *testing.T) {
 	}
 	mustDo(t, a, "PUT", "/v1/agent/check/pass/web.1.ttl", nil)
 	mustDo(t, a, "PUT", "/v1/agent/service/deregister/web.1", nil)
+}
+
+// TestRecordLimitAnswers413: registrations that would make the node's
+// record larger than peers accept get a 413 naming the limit, and every
+// registration that got a 200 reaches the peer (the issue's failure: 200s
+// past the limit, then peers frozen on the node for good).
+func TestRecordLimitAnswers413(t *testing.T) {
+	agents := startCluster(t, 2, nil)
+	owner, peer := agents[0], agents[1]
+	// The most meta a service may carry, ~40 KiB of JSON that compresses
+	// little: about 400 such services fill a record.
+	big := func(i int) string {
+		meta := map[string]string{}
+		for k := range local.MaxServiceMetaKeys {
+			v := make([]byte, local.MaxServiceMetaValueBytes/2)
+			binary.BigEndian.PutUint64(v, uint64(i*1000+k))
+			for j := 8; j < len(v); j++ {
+				v[j] = v[j-8]*31 + v[j-1] + byte(j)
+			}
+			meta[fmt.Sprintf("key-%03d-%s", k, strings.Repeat("k", local.MaxServiceMetaKeyBytes-8))] = hex.EncodeToString(v)
+		}
+		b, _ := json.Marshal(map[string]any{"ID": fmt.Sprintf("big-%04d", i), "Name": "big", "Port": 1, "Meta": meta})
+		return string(b)
+	}
+	accepted := 0
+	var code int
+	var body []byte
+	for i := 0; i < 600; i++ {
+		code, body = do(t, owner, "PUT", "/v1/agent/service/register", big(i))
+		if code != 200 {
+			break
+		}
+		accepted++
+	}
+	if code != 413 || !strings.Contains(string(body), fmt.Sprint(catalog.MaxRecordSize)) {
+		t.Fatalf("after %d registrations: %d %s, want 413 naming the limit", accepted, code, body)
+	}
+	t.Logf("413 after %d accepted registrations: %s", accepted, body)
+	// Every accepted registration reaches the peer; room made by a
+	// deregistration is used by a small service the peer sees too.
+	mustDo(t, owner, "PUT", "/v1/agent/service/deregister/big-0000", nil)
+	mustDo(t, owner, "PUT", "/v1/agent/service/register", `{"Name":"probe","Port":2}`)
+	start := time.Now()
+	waitDNS(t, []*Agent{peer}, "probe", 1, 60*time.Second)
+	t.Logf("probe at the peer %v after its registration", time.Since(start))
+	for _, l := range strings.Split(string(mustDo(t, peer, "GET", "/metrics", nil)), "\n") {
+		if strings.HasPrefix(l, "chorus_sync_events_total") || strings.HasPrefix(l, "chorus_sync_messages_total") {
+			t.Log(l)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		var entries []api.ServiceEntry
+		json.Unmarshal(mustDo(t, peer, "GET", "/v1/health/service/big", nil), &entries)
+		if len(entries) != accepted-1 {
+			return fmt.Errorf("peer holds %d big instances, want %d", len(entries), accepted-1)
+		}
+		return nil
+	})
 }
