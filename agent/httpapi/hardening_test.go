@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -379,6 +380,25 @@ func TestStatusOfLocalErrors(t *testing.T) {
 	} {
 		if got := statusOf(c.err); got != c.want {
 			t.Errorf("statusOf(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+// TestLogFailureLevels: the agent's own failures (5xx) are logged at
+// error level; a client's bad request (4xx) and a request for a Consul
+// feature Chorus does not provide (501) only at debug level.
+func TestLogFailureLevels(t *testing.T) {
+	var buf bytes.Buffer
+	a := &Server{logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	a.logs = newRateLog(logEvery)
+	for _, c := range []struct {
+		code  int
+		level string
+	}{{400, "DEBUG"}, {404, "DEBUG"}, {501, "DEBUG"}, {500, "ERROR"}} {
+		buf.Reset()
+		a.logFailure("GET", "/v1/x", c.code, errors.New("e"))
+		if !strings.Contains(buf.String(), "level="+c.level) {
+			t.Errorf("%d logged as %q, want level %s", c.code, buf.String(), c.level)
 		}
 	}
 }

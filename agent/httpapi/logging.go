@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"log"
+	"net/http"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -68,10 +69,11 @@ func (w errorLogWriter) Write(p []byte) (int, error) {
 
 // logFailure logs a request answered with an error status: 5xx (the
 // agent's fault) at error level, at most one line per 10 s with the count
-// of those suppressed; 4xx (the client's) at debug level only, so that bad
-// input cannot flood the log.
+// of those suppressed; 4xx (the client's) and 501 (a Consul feature Chorus
+// does not provide, such as a KV read by consul-template) at debug level
+// only, so that clients cannot flood the log.
 func (a *Server) logFailure(method, path string, code int, err error) {
-	if code < 500 {
+	if code < 500 || code == http.StatusNotImplemented {
 		a.logger.Debug("http request refused", "method", method, "path", clip(path), "code", code, "err", err)
 		return
 	}
