@@ -10,7 +10,7 @@
 // Network to send packets and open streams. The agent wires Serf and the
 // catalog.Store to them; tests use an in-memory network.
 //
-// It imports catalog, memberlist (the transport and ping delegate
+// It imports catalog, sealing, memberlist (the transport and ping delegate
 // interfaces) and Serf's coordinate package; never agent, local or the
 // HTTP API.
 package replication

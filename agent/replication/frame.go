@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
 )
 
@@ -50,12 +51,12 @@ var errMalformed = errors.New("malformed message")
 // anything for the body.
 const (
 	plainHeader  = 4
-	sealedHeader = nonceSize + 4 + tagSize
+	sealedHeader = sealing.NonceSize + 4 + sealing.TagSize
 )
 
 // writeFrame writes one frame of stream type typ.
 func (s *Syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
-	if s.seal.keyring == nil {
+	if s.seal.Keyring == nil {
 		var hdr [plainHeader]byte
 		binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
 		if _, err := w.Write(hdr[:]); err != nil {
@@ -68,12 +69,12 @@ func (s *Syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
 		return err
 	}
 	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(nonceSize+len(body)+tagSize))
-	hdr, err := s.seal.seal(n[:], []byte{chorusMagic, typ, 'h'})
+	binary.BigEndian.PutUint32(n[:], uint32(sealing.NonceSize+len(body)+sealing.TagSize))
+	hdr, err := s.seal.Seal(n[:], []byte{chorusMagic, typ, 'h'})
 	if err != nil {
 		return err
 	}
-	sealed, err := s.seal.seal(body, append([]byte{chorusMagic, typ, 'b'}, hdr[:nonceSize]...))
+	sealed, err := s.seal.Seal(body, append([]byte{chorusMagic, typ, 'b'}, hdr[:sealing.NonceSize]...))
 	if err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func (s *Syncer) writeFrame(w io.Writer, typ byte, body []byte) error {
 // allocated for the body before its header opens; in plain text the
 // buffer grows with the bytes that actually arrive, up to max.
 func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
-	if s.seal.keyring == nil {
+	if s.seal.Keyring == nil {
 		var hdr [plainHeader]byte
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return nil, err
@@ -115,7 +116,7 @@ func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
-	nb, err := s.seal.open(hdr[:], []byte{chorusMagic, typ, 'h'})
+	nb, err := s.seal.Open(hdr[:], []byte{chorusMagic, typ, 'h'})
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: header of %d bytes", errFrame, len(nb))
 	}
 	n := binary.BigEndian.Uint32(nb)
-	if int64(n) > int64(max)+nonceSize+tagSize || n < nonceSize+tagSize {
+	if int64(n) > int64(max)+sealing.NonceSize+sealing.TagSize || n < sealing.NonceSize+sealing.TagSize {
 		return nil, fmt.Errorf("%w: sealed frame of %d bytes, limit %d", errFrame, n, max)
 	}
 	buf := make([]byte, n)
@@ -131,7 +132,7 @@ func (s *Syncer) readFrame(r io.Reader, typ byte, max int) ([]byte, error) {
 		return nil, err
 	}
 	s.metrics.count(packetKind(typ), dirReceived, sealedHeader+len(buf))
-	return s.seal.open(buf, append([]byte{chorusMagic, typ, 'b'}, hdr[:nonceSize]...))
+	return s.seal.Open(buf, append([]byte{chorusMagic, typ, 'b'}, hdr[:sealing.NonceSize]...))
 }
 
 // noticeBody is a notice: the node's name (length-prefixed), its version,

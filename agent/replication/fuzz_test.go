@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
 )
 
@@ -87,7 +88,7 @@ func FuzzDecodePullRequest(f *testing.F) {
 func FuzzReadFrame(f *testing.F) {
 	kr, _ := memberlist.NewKeyring(nil, bytes.Repeat([]byte{7}, 32))
 	plain := &Syncer{}
-	sealed := &Syncer{seal: sealer{keyring: kr}}
+	sealed := &Syncer{seal: sealing.Sealer{Keyring: kr}}
 	var good bytesBuffer
 	sealed.writeFrame(&good, strPull, []byte(`["node1"]`))
 	f.Add(good.b)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
 )
 
@@ -71,7 +72,7 @@ type Syncer struct {
 	store   Store
 	logger  *slog.Logger
 	metrics *Metrics
-	seal    sealer
+	seal    sealing.Sealer
 
 	members Members
 	net     Network
@@ -156,7 +157,7 @@ func New(self string, store Store, keyring *memberlist.Keyring, logger *slog.Log
 		store:      store,
 		logger:     logger.With("component", "sync"),
 		metrics:    metrics,
-		seal:       sealer{keyring: keyring},
+		seal:       sealing.Sealer{Keyring: keyring},
 		keys:       newKeys(),
 		warnings:   newLimitedLog(logger.With("component", "sync")),
 		streams:    newStreamLimit(maxStreams, maxStreamsPerIP),
@@ -274,7 +275,7 @@ func (s *Syncer) tagLoop(ctx context.Context) {
 // packet frames and seals a datagram.
 func (s *Syncer) packet(typ byte, body []byte) ([]byte, error) {
 	ad := []byte{chorusMagic, typ}
-	sealed, err := s.seal.seal(body, ad)
+	sealed, err := s.seal.Seal(body, ad)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +290,7 @@ func (s *Syncer) HandlePacket(p *memberlist.Packet) {
 	}
 	typ := p.Buf[1]
 	s.metrics.count(packetKind(typ), dirReceived, len(p.Buf))
-	body, err := s.seal.open(p.Buf[2:], p.Buf[:2])
+	body, err := s.seal.Open(p.Buf[2:], p.Buf[:2])
 	if err != nil {
 		s.reject(rejUndecryptable, "dropping packets that do not open", "from", p.From.String(), "err", err)
 		return
@@ -639,7 +640,7 @@ func (s *Syncer) HandleStream(c net.Conn) {
 	}
 	switch {
 	case err == nil:
-	case errors.Is(err, errOpen):
+	case errors.Is(err, sealing.ErrOpen):
 		s.reject(rejUndecryptable, "closing a stream that does not open", "from", c.RemoteAddr().String(), "err", err)
 	case errors.Is(err, errFrame), errors.Is(err, errMalformed):
 		s.reject(rejMalformed, "closing a malformed stream", "from", c.RemoteAddr().String(), "err", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
 	tu "github.com/chorusdns/chorus/test/testutil"
 )
@@ -248,7 +249,7 @@ func TestSealedFrameAllocatesNothingBeforeItsHeaderOpens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Syncer{seal: sealer{keyring: kr}}
+	s := &Syncer{seal: sealing.Sealer{Keyring: kr}}
 	claim := make([]byte, sealedHeader+1<<20)
 	claim[0], claim[1], claim[2], claim[3] = 0x04, 0, 0, 0 // 64 MiB in a plain header
 	var before, after runtime.MemStats

@@ -20,5 +20,5 @@
 //
 // The agent runs the WAN Serf pool itself (only package agent imports
 // Serf) and tells Node which peers each plane has. This package imports
-// catalog and memberlist's packet type; it never imports agent.
+// catalog, sealing and memberlist's packet type; it never imports agent.
 package wan

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
 )
 
@@ -166,7 +167,7 @@ func New(cfg Config, store *catalog.Store, logger *slog.Logger, m *Metrics) *Nod
 		m = NewMetrics(nil)
 	}
 	n := &Node{
-		cfg: cfg, store: store, logger: logger.With("component", "wan"), seal: sealer{cfg.Keyring},
+		cfg: cfg, store: store, logger: logger.With("component", "wan"), seal: sealer{sealing.Sealer{Keyring: cfg.Keyring}},
 		metrics: m, now: time.Now, held: map[string]*held{}, pulling: map[string]bool{},
 		rebuild: make(chan struct{}, 1),
 	}
@@ -457,7 +458,7 @@ func (n *Node) handlePacket(p *memberlist.Packet, wan bool) {
 		return
 	}
 	kind := p.Buf[2]
-	body, err := n.seal.open(p.Buf[3:], p.Buf[:3])
+	body, err := n.seal.Open(p.Buf[3:], p.Buf[:3])
 	if err != nil {
 		n.logger.Debug("dropping a packet that does not open", "from", p.From.String(), "err", err)
 		return

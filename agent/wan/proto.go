@@ -1,16 +1,13 @@
 package wan
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
-	"github.com/hashicorp/memberlist"
+	"github.com/chorusdns/chorus/agent/sealing"
 )
 
 // Wire format. Packets and streams start with chorusMagic, the byte the
@@ -89,61 +86,14 @@ func decodeMessage(b []byte) (message, error) {
 	return m, nil
 }
 
-// sealer encrypts and authenticates the package's traffic with the
-// gossip keyring (AES-GCM, the primary key to seal, every installed key
-// tried to open). A nil keyring means plain text.
-type sealer struct{ keyring *memberlist.Keyring }
-
-const nonceSize = 12
-
-var errOpen = errors.New("cannot decrypt: no installed key matches (wrong or missing gossip key?)")
-
-func (s sealer) seal(plain, ad []byte) ([]byte, error) {
-	if s.keyring == nil {
-		return plain, nil
-	}
-	gcm, err := newGCM(s.keyring.GetPrimaryKey())
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, nonceSize, nonceSize+len(plain)+gcm.Overhead())
-	if _, err := rand.Read(out); err != nil {
-		return nil, err
-	}
-	return gcm.Seal(out, out, plain, ad), nil
-}
-
-func (s sealer) open(sealed, ad []byte) ([]byte, error) {
-	if s.keyring == nil {
-		return sealed, nil
-	}
-	if len(sealed) < nonceSize {
-		return nil, errOpen
-	}
-	for _, k := range s.keyring.GetKeys() {
-		gcm, err := newGCM(k)
-		if err != nil {
-			continue
-		}
-		if plain, err := gcm.Open(nil, sealed[:nonceSize], sealed[nonceSize:], ad); err == nil {
-			return plain, nil
-		}
-	}
-	return nil, errOpen
-}
-
-func newGCM(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
-}
+// sealer frames the package's datagrams and streams, sealed with the
+// gossip keyring (package sealing).
+type sealer struct{ sealing.Sealer }
 
 // packet returns a sealed datagram of kind.
 func (s sealer) packet(kind byte, body []byte) ([]byte, error) {
 	hdr := []byte{chorusMagic, typeWAN, kind}
-	sealed, err := s.seal(body, hdr)
+	sealed, err := s.Seal(body, hdr)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +102,7 @@ func (s sealer) packet(kind byte, body []byte) ([]byte, error) {
 
 // writeFrame writes a 4-byte length and the sealed body.
 func (s sealer) writeFrame(w io.Writer, kind byte, body []byte) error {
-	sealed, err := s.seal(body, []byte{chorusMagic, typeWAN, kind, 'f'})
+	sealed, err := s.Seal(body, []byte{chorusMagic, typeWAN, kind, 'f'})
 	if err != nil {
 		return err
 	}
@@ -179,7 +129,7 @@ func (s sealer) readFrame(r io.Reader, kind byte, limit int) ([]byte, error) {
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
-	return s.open(buf, []byte{chorusMagic, typeWAN, kind, 'f'})
+	return s.Open(buf, []byte{chorusMagic, typeWAN, kind, 'f'})
 }
 
 // pullResponse is a pull's answer: the entry (JSON, length-prefixed) and
