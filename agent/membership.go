@@ -62,18 +62,16 @@ type gossipTimings struct {
 //     dynamic suspicion is on: suspicion ×3 wants one independent
 //     confirmation (memberlist's k = mult − 2) to declare a member at the
 //     floor, 3 × log10(members) × 300 ms, which a real crash gets within a
-//     probe round; an unconfirmed suspicion (one starved prober's) lasts
-//     up to ×6 that, time for the suspect's refutation to get through.
-//     With suspicion ×2 (k = 0) every suspicion ran at the floor and a
-//     starved host's probe timeouts became deaths that fed a storm at 150
-//     agents on two cores (BENCHMARKS.md). Lifeguard stretches a member's
-//     own probe interval up to 9× while its probes fail without nacks
-//     (AwarenessMaxMultiplier 8), and up to 4,096 suspect/alive/dead
-//     messages wait for the handler per priority (memberlist's 1,024) so a
-//     starved member drops fewer refutations. Messages are passed on
-//     8 × ⌈log10(members+1)⌉ times each (memberlist's 4): with 4, 20% loss
-//     and 50 ms delay on every link of 5 hosts let refutations miss their
-//     accuser; with 8 none in 646 suspicions over 12 runs (test/cluster);
+//     probe round; an unconfirmed suspicion (a single starved prober's)
+//     lasts up to ×6 that, time for the suspect's refutation to get
+//     through. Lifeguard stretches a member's own probe interval up to 9×
+//     while its probes fail without nacks (AwarenessMaxMultiplier 8), and
+//     up to 4,096 suspect/alive/dead messages wait for the handler per
+//     priority (memberlist's 1,024), so a starved member drops fewer
+//     refutations. Messages are passed on 8 × ⌈log10(members+1)⌉ times
+//     each (memberlist's 4), so that a refutation reaches its accuser
+//     under heavy loss. The measurements behind these choices are in
+//     BENCHMARKS.md ("Tuning experiments", "Scale");
 //   - wan: memberlist's DefaultWANConfig;
 //   - local: for agents on one machine (tests, demos).
 func gossipProfile(name string) (gossipTimings, error) {
