@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -262,10 +261,14 @@ func TestMemberStatusRepairedAfterLostEvent(t *testing.T) {
 	agents := startCluster(t, 2, nil)
 	mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"web","Port":8080}`)
 	waitDNS(t, agents, "web", 1, 5*time.Second)
-	// Let node1's version tag settle, so no member event is on its way
-	// that would mend the status before the repair does.
+	// Let node1's version tag (set once, at its start) settle, so no
+	// member event is on its way that would mend the status before the
+	// repair does.
 	testutil.Eventually(t, 10*time.Second, func() error {
-		want := strconv.FormatUint(agents[1].Store().Version("node1"), 10)
+		want := agents[1].serf.LocalMember().Tags[tagVersion]
+		if want == "" || want == "0" {
+			return fmt.Errorf("node1 has not set its version tag yet")
+		}
 		for _, m := range agents[0].Members() {
 			if m.Name == "node1" && m.Tags[tagVersion] != want {
 				return fmt.Errorf("node0 sees node1's tag %s, want %s", m.Tags[tagVersion], want)

@@ -343,11 +343,16 @@ func (a *Agent) Join(addrs []string) (int, error) {
 		}
 		full = append(full, s)
 	}
+	// The catch-up starts before the join, so that the member events
+	// the join brings pull nothing of their own (catchup.go).
+	a.sync.BeginCatchUp()
 	n, err := a.serf.Join(full, true)
 	if n > 0 {
 		a.joined.Store(true)
 		a.logger.Info("joined cluster", "contacted", n)
 		a.sync.Kick()
+	} else {
+		a.sync.EndCatchUp()
 	}
 	if err != nil && n == 0 {
 		return 0, fmt.Errorf("join %v: %w", addrs, err)

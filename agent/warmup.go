@@ -60,15 +60,19 @@ func (a *Agent) waitCatalog(ctx context.Context, expectPeers bool) (time.Duratio
 	}
 }
 
-// catalogLacks returns "" when a join has completed, Serf knows at least
-// one alive peer and the catalog holds, for every alive peer, the member as
-// alive with a record at least as new as its version tag; otherwise what is
-// missing. A join must have completed because until then Serf's member list
+// catalogLacks returns "" when a join has completed, its catch-up
+// exchange has brought every record it found newer at a peer, Serf knows
+// at least one alive peer and the catalog holds, for every alive peer, the
+// member as alive with a record at least as new as its version tag (the
+// version that peer started with); otherwise what is missing. A join must have completed because until then Serf's member list
 // is only what its snapshot remembered, which may lack members (and their
 // services) that a push-pull with a live peer brings.
 func (a *Agent) catalogLacks() string {
 	if !a.joined.Load() {
 		return "no join has completed yet"
+	}
+	if lack := a.sync.CatchUp(); lack != "" {
+		return lack
 	}
 	self := a.NodeName()
 	snap := a.store.Snapshot()

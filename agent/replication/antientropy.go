@@ -110,7 +110,7 @@ func (s *Syncer) handleDigest(body []byte, from string, final bool) {
 		return
 	}
 	select {
-	case s.exchangeCh <- from:
+	case s.exchangeCh <- exchangeReq{addr: from}:
 	default: // a backlog: the next digest asks again
 	}
 }
@@ -146,24 +146,25 @@ func (s *Syncer) exchangeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case addr := <-s.exchangeCh:
+		case req := <-s.exchangeCh:
 			if s.closed.Load() {
+				if req.catchUp {
+					s.caughtUp(nil, errClosed)
+				}
 				continue
 			}
-			if err := s.exchangeTree(ctx, addr); err != nil {
-				s.logger.Debug("tree exchange", "with", addr, "err", err)
-			}
+			s.runExchange(ctx, req)
 		}
 	}
 }
 
 // exchangeTree walks down the version tree with the peer at addr, where
 // the hashes differ, and pulls what the peer holds newer in the leaves
-// that differ; the peer pulls what we hold newer.
-func (s *Syncer) exchangeTree(ctx context.Context, addr string) error {
+// that differ (returned); the peer pulls what we hold newer.
+func (s *Syncer) exchangeTree(ctx context.Context, addr string) ([]vecEntry, error) {
 	conn, err := s.dial(addr, strTree)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close()
 	// Shutdown does not wait out the exchange's deadline.
@@ -171,23 +172,23 @@ func (s *Syncer) exchangeTree(ctx context.Context, addr string) error {
 	mine := s.tree()
 	r := bufio.NewReader(conn)
 	if err := s.writeFrame(conn, strTree, encodeHello(s.self)); err != nil {
-		return err
+		return nil, err
 	}
 	s.metrics.events.WithLabelValues("ae_exchange").Inc()
 	idx := []uint16{0}
 	for level := 0; level < treeDepth; level++ {
 		req := treeRequest{op: opHashes, level: level, indexes: idx}
 		if err := s.writeFrame(conn, strTree, encodeTreeRequest(req)); err != nil {
-			return err
+			return nil, err
 		}
 		b, err := s.readFrame(r, strTree, maxTreeFrame)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		theirs, err := decodeHashes(b, len(idx)*treeFanout)
 		if err != nil {
 			s.reject(rejMalformed, "bad tree exchange answer", "from", addr, "err", err)
-			return err
+			return nil, err
 		}
 		var next []uint16
 		for j, i := range idx {
@@ -198,17 +199,17 @@ func (s *Syncer) exchangeTree(ctx context.Context, addr string) error {
 			}
 		}
 		if len(next) == 0 {
-			return nil // the difference was gone by now
+			return nil, nil // the difference was gone by now
 		}
 		idx = next
 	}
 	req := treeRequest{op: opEntries, indexes: idx, entries: mine.leafEntries(idx)}
 	if err := s.writeFrame(conn, strTree, encodeTreeRequest(req)); err != nil {
-		return err
+		return nil, err
 	}
 	b, err := s.readFrame(r, strTree, maxTreeFrame)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	theirs, err := decodeEntries(b)
 	if err == nil {
@@ -216,10 +217,9 @@ func (s *Syncer) exchangeTree(ctx context.Context, addr string) error {
 	}
 	if err != nil {
 		s.reject(rejMalformed, "bad tree exchange entries", "from", addr, "err", err)
-		return err
+		return nil, err
 	}
-	s.pullNewer(addr, theirs)
-	return nil
+	return s.pullNewer(addr, theirs), nil
 }
 
 // serveTree answers a tree exchange (see treeframe.go) and pulls what the
@@ -273,8 +273,9 @@ func (s *Syncer) serveTree(r *bufio.Reader, w net.Conn) error {
 
 // pullNewer schedules pulls from addr of every entry it holds newer, in
 // jobs of at most maxPullNames nodes, so a fully stale agent's catch-up
-// is pulled at once rather than over several rounds.
-func (s *Syncer) pullNewer(addr string, theirs []vecEntry) {
+// is pulled at once rather than over several rounds. It returns those
+// entries.
+func (s *Syncer) pullNewer(addr string, theirs []vecEntry) []vecEntry {
 	var newer []vecEntry
 	for _, e := range theirs {
 		if s.store.Version(e.Name) < e.Version {
@@ -282,17 +283,18 @@ func (s *Syncer) pullNewer(addr string, theirs []vecEntry) {
 		}
 	}
 	if len(newer) == 0 {
-		return
+		return nil
 	}
 	s.metrics.events.WithLabelValues("ae_repair").Add(float64(len(newer)))
 	sort.Slice(newer, func(i, j int) bool { return newer[i].Name < newer[j].Name })
-	for len(newer) > 0 {
-		n := min(len(newer), maxPullNames)
+	for rest := newer; len(rest) > 0; {
+		n := min(len(rest), maxPullNames)
 		want := make(map[string]uint64, n)
-		for _, e := range newer[:n] {
+		for _, e := range rest[:n] {
 			want[e.Name] = e.Version
 		}
 		s.want(addr, want, false)
-		newer = newer[n:]
+		rest = rest[n:]
 	}
+	return newer
 }

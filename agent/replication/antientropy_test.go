@@ -157,7 +157,7 @@ func TestStaleAgentCatchesUpInOneExchange(t *testing.T) {
 	for _, r := range recs {
 		stale.sync.keys.pin(Member{Name: r.Node.Name, Status: catalog.MemberAlive, Key: pub})
 	}
-	if err := stale.sync.exchangeTree(context.Background(), full.addr); err != nil {
+	if _, err := stale.sync.exchangeTree(context.Background(), full.addr); err != nil {
 		t.Fatal(err)
 	}
 	if got := stale.counter("ae_repair"); got != float64(len(recs)) {
@@ -216,7 +216,7 @@ func TestTreeExchangeServesBothWays(t *testing.T) {
 	nodes := net.add(2)
 	a, b := nodes[0], nodes[1]
 	ra, rb := a.change("a"), b.change("b")
-	if err := a.sync.exchangeTree(context.Background(), b.addr); err != nil {
+	if _, err := a.sync.exchangeTree(context.Background(), b.addr); err != nil {
 		t.Fatal(err)
 	}
 	converged(t, nodes, "node0", ra.Version, 10*time.Second)

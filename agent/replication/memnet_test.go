@@ -40,6 +40,9 @@ type memNet struct {
 	noTags atomic.Bool
 	// noKeys hides the record keys from every member list.
 	noKeys atomic.Bool
+	// beforeRun, when set, is called with each node add starts, between
+	// creating its Syncer and running it.
+	beforeRun func(*memNode)
 }
 
 // memNode is one agent of the network: its store, its syncer, and the
@@ -55,6 +58,8 @@ type memNode struct {
 	key        ed25519.PrivateKey
 	// hung nodes accept streams and never answer them.
 	hung atomic.Bool
+	// dials counts the streams this node opened.
+	dials atomic.Int64
 }
 
 // countingStore counts the catalog changes the syncer makes.
@@ -92,6 +97,9 @@ func (n *memNet) add(count int) []*memNode {
 		logger := slog.New(slog.NewTextHandler(tWriter{n.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		node.sync = New(node.name, node.store, nil, logger, NewMetrics(node.reg))
 		node.sync.Attach(memMembers{node}, memEndpoint{node})
+		if n.beforeRun != nil {
+			n.beforeRun(node)
+		}
 		n.wg.Go(func() { node.sync.Run(n.ctx) })
 		out = append(out, node)
 	}
@@ -181,6 +189,7 @@ func (e memEndpoint) WriteTo(b []byte, addr string) (time.Time, error) {
 
 func (e memEndpoint) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	n := e.node.net
+	e.node.dials.Add(1)
 	to := n.node(addr)
 	if to == nil {
 		return nil, fmt.Errorf("dial %s: connection refused", addr)

@@ -47,18 +47,22 @@ const (
 	applyQueue = 4096
 )
 
-// Syncer replicates node records between agents. The version tag in the
-// gossip layer is the truth; on top of it:
+// Syncer replicates node records between agents:
 //   - fast path: on every local change the owner sends a notice straight
 //     to every alive member (one UDP datagram each, the record inline when
-//     it fits), so peers apply it within a network round trip;
+//     it fits, paced: fanout.go), so peers apply it within a network round
+//     trip;
 //   - pull: a peer that learns of a newer version than it holds (from a
-//     notice, a tag or anti-entropy) fetches the record over TCP, after a
-//     jitter that grows with the cluster, from whoever told it;
-//   - anti-entropy: every second each agent sends a random peer a hash of
-//     its node → version vector; on a mismatch the two exchange vectors
-//     and pull what the other has newer, so a lost message is repaired in
-//     seconds rather than at the gossip layer's next push-pull.
+//     notice, a version tag or anti-entropy) fetches the record over TCP,
+//     after a jitter that grows with the cluster, from whoever told it;
+//   - anti-entropy: every second each agent sends a random peer the root
+//     of its node → version tree; where it still differs a second later
+//     the two walk the tree and pull what the other has newer
+//     (antientropy.go), so a lost notice is repaired in seconds;
+//   - the version tag in the gossip layer carries the version an agent
+//     started with, set once (see tagLoop), so that a member learns of a
+//     new or restarted agent's record with its member event; a joining
+//     agent catches up through one tree exchange (catchup.go).
 //
 // Received records are applied by one goroutine that takes every record
 // waiting and applies them as one catalog change, never on the network
@@ -84,12 +88,12 @@ type Syncer struct {
 	// exchangeCh queues tree exchanges that peers' final digests asked
 	// for; exchangeLoop runs them one at a time. recheckCh queues the
 	// final digests that differing digests are answered with.
-	exchangeCh chan string
+	exchangeCh chan exchangeReq
 	recheckCh  chan recheck
 	latest     atomic.Pointer[catalog.NodeRecord]
 	deltas     deltaState // delta.go
 	// tagCh wakes tagLoop to set the version tag to tagVersion, the
-	// latest announced version.
+	// first announced version (see announceLoop).
 	tagCh      chan struct{}
 	tagVersion atomic.Uint64
 
@@ -99,6 +103,8 @@ type Syncer struct {
 	lastAE  map[string]time.Time // peer addr → last tree exchange
 	// lastReply: peer addr → last final digest scheduled for it.
 	lastReply map[string]time.Time
+	// catch is the catch-up after a join (catchup.go).
+	catch catchUp
 
 	// mismatch is the aeLoop's own: member statuses that differed from
 	// the gossip layer's in its last round.
@@ -164,7 +170,7 @@ func New(self string, store Store, keyring *memberlist.Keyring, logger *slog.Log
 		kickCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
 		applyCh:    make(chan received, applyQueue),
-		exchangeCh: make(chan string, 16),
+		exchangeCh: make(chan exchangeReq, 16),
 		recheckCh:  make(chan recheck, 64),
 		joinCh:     make(chan string, 1),
 		started:    time.Now(),
@@ -203,8 +209,8 @@ func (s *Syncer) Run(ctx context.Context) {
 // Close makes the Syncer drop traffic from now on (the agent is stopping).
 func (s *Syncer) Close() { s.closed.Store(true) }
 
-// Kick asks for an immediate anti-entropy round (after a join): its
-// digest is final, so a peer that differs exchanges at once.
+// Kick asks for an immediate anti-entropy round (after a join), which
+// runs the catch-up exchange BeginCatchUp started (catchup.go).
 func (s *Syncer) Kick() {
 	select {
 	case s.kickCh <- struct{}{}:
@@ -235,10 +241,12 @@ func (s *Syncer) announceLoop(ctx context.Context) {
 			continue
 		}
 		b := s.noticePayload(rec)
-		s.tagVersion.Store(rec.Version)
-		select {
-		case s.tagCh <- struct{}{}:
-		default:
+		if sentVersion == 0 {
+			s.tagVersion.Store(rec.Version)
+			select {
+			case s.tagCh <- struct{}{}:
+			default:
+			}
 		}
 		s.sendNotices(ctx, rec, b)
 		sentVersion = rec.Version
@@ -246,11 +254,17 @@ func (s *Syncer) announceLoop(ctx context.Context) {
 	}
 }
 
-// tagLoop sets the version tag to the latest announced version. Serf's
-// SetTags waits until Memberlist has finished retransmitting the update
-// (up to Serf's 5 s BroadcastTimeout), so it runs here, apart from the
-// notices: versions announced meanwhile coalesce into the next call, and
-// their notices go out at once.
+// tagLoop sets the version tag to the first version this agent announced
+// (the one it started with), once. The tag tells members that learn of
+// this agent (a join, a restart) which record of it to hold at least; it
+// is not set again on later changes: a new tag is an alive message that
+// every member passes on L(N) times (log-scaled retransmits), per change
+// about 230 bytes × L(N) per agent, which at 10 changes/s cluster-wide
+// would cost every agent more than all of Chorus's own traffic (see
+// docs/scale.md). Later versions travel by notices and anti-entropy
+// alone. Serf's SetTags waits until Memberlist has finished
+// retransmitting the update (up to Serf's 5 s BroadcastTimeout), so it
+// runs here, apart from the notices.
 func (s *Syncer) tagLoop(ctx context.Context) {
 	var set uint64
 	for {
@@ -456,6 +470,9 @@ func (s *Syncer) Observe(m Member) {
 	s.pinKey(m)
 	if m.Name == s.self || m.Status != catalog.MemberAlive || m.Version == 0 || s.store.Version(m.Name) >= m.Version {
 		return
+	}
+	if s.catchingUp() {
+		return // the catch-up exchange brings it, with every other record
 	}
 	s.want(m.Addr, map[string]uint64{m.Name: m.Version}, true)
 }
@@ -700,7 +717,10 @@ func (s *Syncer) aeLoop(ctx context.Context) {
 		}
 		s.reconcileMembers()
 		s.joinUnmembered()
-		s.sendDigest(kicked)
+		s.queueCatchUp()
+		if !kicked {
+			s.sendDigest(false)
+		}
 		// 0.75–1.25 × the interval, so peers do not fall into step.
 		t.Reset(aeInterval*3/4 + rand.N(aeInterval/2))
 	}

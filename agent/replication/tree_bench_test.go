@@ -60,7 +60,7 @@ func BenchmarkTreeExchange(b *testing.B) {
 			client.Attach(members, pipeNet{server: server})
 			b.ResetTimer()
 			for range b.N {
-				if err := client.exchangeTree(context.Background(), "127.0.0.2:1"); err != nil {
+				if _, err := client.exchangeTree(context.Background(), "127.0.0.2:1"); err != nil {
 					b.Fatal(err, testutil.ToFloat64(server.metrics.rejected.WithLabelValues(rejStreamLimit)), testutil.ToFloat64(server.metrics.rejected.WithLabelValues(rejMalformed)))
 				}
 				// net.Pipe's writer returns only once scheduled after the
