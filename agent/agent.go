@@ -56,8 +56,6 @@ type Agent struct {
 	metrics *metrics
 	// key signs this node's records (identity.go); set by Start.
 	key ed25519.PrivateKey
-	// builtin are the services every publish adds (builtin.go).
-	builtin builtinServices
 
 	httpLn   net.Listener
 	httpSrv  *http.Server
@@ -306,7 +304,6 @@ func (a *Agent) serveHTTP(srv *http.Server, ln net.Listener) {
 // function). Peers apply no record of this node that this key has not
 // signed.
 func (a *Agent) publish(rec *catalog.NodeRecord) {
-	rec = a.withBuiltin(rec)
 	if err := rec.Sign(a.key); err != nil {
 		a.logger.Error("sign own record", "version", rec.Version, "err", err)
 		return

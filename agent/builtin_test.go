@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/ed25519"
 	"fmt"
 	"net"
 	"slices"
@@ -12,9 +11,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -162,45 +159,5 @@ func TestBuiltinServiceConfig(t *testing.T) {
 	bad.BuiltinService = "no spaces"
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "builtin_service") {
 		t.Fatalf("invalid builtin_service: %v", err)
-	}
-}
-
-// TestWithBuiltinSigns: the built-in services go into the record in ID
-// order with the record's hash tree extended, so a peer that decodes the
-// signed record verifies it; a registration with a built-in ID wins.
-func TestWithBuiltinSigns(t *testing.T) {
-	cfg := testConfig(t, "signer")
-	cfg.BuiltinServiceConsul = true
-	a, err := New(cfg, testLogger(t), prometheus.NewPedanticRegistry())
-	mustNil(t, "new", err)
-	if a.key, err = loadIdentity(cfg.DataDir); err != nil {
-		t.Fatal(err)
-	}
-	a.setBuiltin(&cfg, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8500})
-	for _, ids := range [][]string{{}, {"a", "web", "zz"}, {"chorus", "db"}, {"zz", "a"}} {
-		rec := &catalog.NodeRecord{Node: catalog.Node{Name: "signer", Address: "127.0.0.1"}, Version: 7}
-		for _, id := range ids {
-			rec.Services = append(rec.Services, catalog.Service{ID: id, Name: "s" + id, Port: 1})
-		}
-		if tree, err := rec.PieceTree(); err == nil { // the local state attaches one
-			rec.SetPieceTree(tree)
-		}
-		out := a.withBuiltin(rec)
-		mustNil(t, "sign", out.Sign(a.key))
-		raw, err := catalog.EncodeRecord(out)
-		mustNil(t, "encode", err)
-		got, err := catalog.DecodeRecord(raw)
-		mustNil(t, "decode", err)
-		mustNil(t, fmt.Sprintf("verify with %v", ids), got.Verify(a.key.Public().(ed25519.PublicKey)))
-		var have []string
-		for _, s := range got.Services {
-			have = append(have, s.ID+":"+s.Name)
-		}
-		if !slices.Contains(have, "consul:consul") || len(rec.Services) != len(ids) {
-			t.Fatalf("%v: record services %v (the input has %d)", ids, have, len(rec.Services))
-		}
-		if slices.Contains(ids, "chorus") != slices.Contains(have, "chorus:schorus") {
-			t.Fatalf("%v: a registered chorus service must take the built-in one's place: %v", ids, have)
-		}
 	}
 }

@@ -147,6 +147,12 @@ func (l *State) recordJSONSizeLocked() int {
 			nchk++
 		}
 	}
+	for i := range l.builtin {
+		if _, taken := l.services[l.builtin[i].svc.ID]; !taken {
+			size += l.builtin[i].size + 1
+			nsvc++
+		}
+	}
 	if l.nodeMaint != nil {
 		size += jsonLen(l.nodeMaintCheck()) + 1
 		nchk++

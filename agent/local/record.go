@@ -85,6 +85,12 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 	rec.Services = patchPieces(rc.svcs, l.pubTree, svcIDs, func(s catalog.Service) string { return s.ID },
 		func(id string) (catalog.Service, catalog.Leaf, bool) {
 			s := l.services[id]
+			if b := l.builtinLocked(id); b != nil {
+				l.shadowLocked(id, s != nil)
+				if s == nil {
+					return b.svc, b.leaf, true
+				}
+			}
 			if s == nil {
 				return catalog.Service{}, catalog.Leaf{}, false
 			}

@@ -163,3 +163,99 @@ func (l *State) checkPatchedRecord() error {
 	}
 	return nil
 }
+
+// TestBuiltinServicesInRecord: the built-in services are pieces of every
+// record in ID order, with the record's hash tree covering them, so a
+// receiver verifies it; a registration with a built-in ID takes its place
+// and the built-in one comes back when it leaves; they are not
+// registrations (Services does not list them).
+func TestBuiltinServicesInRecord(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	var mu sync.Mutex
+	var last *catalog.NodeRecord
+	var fail error
+	publish := func(rec *catalog.NodeRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := rec.Sign(key); err != nil {
+			fail = err
+			return
+		}
+		b, err := catalog.EncodeRecord(rec)
+		if err == nil {
+			var got *catalog.NodeRecord
+			if got, err = catalog.DecodeRecord(b); err == nil {
+				err = got.Verify(pub)
+			}
+		}
+		if err != nil && fail == nil {
+			fail = err
+		}
+		last = rec
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	l := New(Config{Node: catalog.Node{Name: "n1", Address: "127.0.0.1"}, DataDir: t.TempDir()}, logger, publish)
+	if err := l.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	meta := map[string]string{"version": "test"}
+	if err := l.SetBuiltin([]catalog.Service{
+		{ID: "consul", Name: "consul", Port: 8500, Meta: meta, Weights: catalog.DefaultWeights},
+		{ID: "chorus", Name: "chorus", Port: 8500, Meta: meta, Weights: catalog.DefaultWeights},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l.Publish()
+	ids := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail != nil {
+			t.Fatalf("a published record does not verify: %v", fail)
+		}
+		var out []string
+		for _, s := range last.Services {
+			out = append(out, fmt.Sprintf("%s:%d", s.ID, s.Port))
+		}
+		return fmt.Sprint(out)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want string
+	}{
+		{"start", func() error { return nil }, "[chorus:8500 consul:8500]"},
+		{"register a", func() error { return l.RegisterService(ServiceDefinition{ID: "a", Name: "a", Port: 1}) }, "[a:1 chorus:8500 consul:8500]"},
+		{"register d", func() error { return l.RegisterService(ServiceDefinition{ID: "d", Name: "d", Port: 2}) }, "[a:1 chorus:8500 consul:8500 d:2]"},
+		{"take chorus", func() error { return l.RegisterService(ServiceDefinition{ID: "chorus", Name: "mine", Port: 3}) }, "[a:1 chorus:3 consul:8500 d:2]"},
+		{"change chorus", func() error { return l.RegisterService(ServiceDefinition{ID: "chorus", Name: "mine", Port: 4}) }, "[a:1 chorus:4 consul:8500 d:2]"},
+		{"leave chorus", func() error { return l.DeregisterService("chorus") }, "[a:1 chorus:8500 consul:8500 d:2]"},
+		{"take consul", func() error { return l.RegisterService(ServiceDefinition{ID: "consul", Name: "consul", Port: 5}) }, "[a:1 chorus:8500 consul:5 d:2]"},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := ids(); got != st.want {
+			t.Fatalf("%s: record services %s, want %s", st.name, got, st.want)
+		}
+		// A whole rebuild gives the same record as the patched one.
+		l.mu.Lock()
+		full, _, _, _ := l.buildRecordLocked(false)
+		l.mu.Unlock()
+		mu.Lock()
+		same := len(full.Services) == len(last.Services)
+		for i := 0; same && i < len(full.Services); i++ {
+			same = full.Services[i].ID == last.Services[i].ID && full.Services[i].Port == last.Services[i].Port
+		}
+		mu.Unlock()
+		if !same {
+			t.Fatalf("%s: a whole rebuild has services %v", st.name, full.Services)
+		}
+	}
+	for _, s := range l.Services() {
+		if s.Port == 8500 {
+			t.Fatalf("Services lists a built-in service: %+v", s)
+		}
+	}
+}

@@ -128,6 +128,10 @@ type State struct {
 	sizeBase, sizeDrift int
 	sizeKnown           bool
 	chkOrder            []string // sorted check IDs of the last record
+	// builtin are the built-in services (SetBuiltin), sorted by ID;
+	// shadowed holds the IDs of those a registration holds the place of.
+	builtin  []builtinService
+	shadowed map[string]bool
 
 	dataDir  string           // "" = no persistence
 	jnl      *journal.Journal // set by Restore when dataDir is set
@@ -229,14 +233,33 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 	rec = &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	l.svcOrder = keepSorted(l.svcOrder, l.services)
 	l.chkOrder = keepSorted(l.chkOrder, l.checks)
-	rec.Services = make([]catalog.Service, 0, len(l.services))
+	rec.Services = make([]catalog.Service, 0, len(l.services)+len(l.builtin))
 	rec.Checks = make([]catalog.Check, 0, len(l.checks))
 	if withLeaves {
-		svcLeaves = make([]catalog.Leaf, 0, len(l.services))
+		svcLeaves = make([]catalog.Leaf, 0, len(l.services)+len(l.builtin))
 		chkLeaves = make([]catalog.Leaf, 0, len(l.checks)+1)
+	}
+	// The built-in services go in at their place in ID order, unless a
+	// registration holds it.
+	bi := 0
+	placeBuiltin := func(before string, all bool) {
+		for ; bi < len(l.builtin) && (all || l.builtin[bi].svc.ID < before); bi++ {
+			b := &l.builtin[bi]
+			_, taken := l.services[b.svc.ID]
+			l.shadowLocked(b.svc.ID, taken)
+			if taken {
+				continue
+			}
+			rec.Services = append(rec.Services, b.svc)
+			if withLeaves {
+				svcLeaves = append(svcLeaves, b.leaf)
+				size += b.size + 1
+			}
+		}
 	}
 	maint := false
 	for _, id := range l.svcOrder {
+		placeBuiltin(id, false)
 		s := l.services[id]
 		rec.Services = append(rec.Services, s.Service)
 		if withLeaves {
@@ -249,6 +272,7 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 			maint = true
 		}
 	}
+	placeBuiltin("", true)
 	if l.nodeMaint != nil {
 		rec.Checks = append(rec.Checks, l.nodeMaintCheck())
 		maint = true
