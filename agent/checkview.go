@@ -31,9 +31,9 @@ func (v aliasView) AliasNode(node string) (checks.NodeView, <-chan struct{}) {
 	for i, inst := range n.Instances {
 		view.ServiceIDs[i] = inst.Service.ID
 	}
-	view.Checks = make([]checks.CheckView, len(n.AllChecks))
-	for i, c := range n.AllChecks {
-		view.Checks[i] = checks.CheckView{ID: c.CheckID, Name: c.Name, ServiceID: c.ServiceID, Status: c.Status, Output: c.Output}
+	view.Checks = make([]checks.CheckView, 0, len(n.Checks)+len(n.Record().Checks))
+	for c := range n.AllChecks() {
+		view.Checks = append(view.Checks, checks.CheckView{ID: c.CheckID, Name: c.Name, ServiceID: c.ServiceID, Status: c.Status, Output: c.Output})
 	}
 	return view, snap.Changed()
 }

@@ -54,7 +54,7 @@ func (c *catalogCollector) Collect(ch chan<- prometheus.Metric) {
 	health := map[string]int{catalog.HealthPassing: 0, catalog.HealthWarning: 0, catalog.HealthCritical: 0, catalog.HealthMaintenance: 0}
 	for _, n := range snap.Nodes() {
 		members[n.Status.String()]++
-		for _, ch := range n.AllChecks {
+		for ch := range n.AllChecks() {
 			checks[ch.Status]++
 		}
 		for _, i := range n.Instances {

@@ -81,18 +81,18 @@ func TestReusedInstancesMatchFreshOnes(t *testing.T) {
 			t.Fatal("node missing")
 		}
 		want := buildNode("n1", "10.0.0.1", rec, got.Status, got.Index, nil)
-		if len(got.Instances) != len(want.Instances) || !slices.Equal(got.Checks, want.Checks) || !slices.Equal(got.AllChecks, want.AllChecks) || got.Health != want.Health {
+		if len(got.Instances) != len(want.Instances) || !slices.Equal(got.Checks, want.Checks) || !slices.Equal(checkValues(got.AllChecks()), checkValues(want.AllChecks())) || got.Health != want.Health || got.allSlow != want.allSlow {
 			t.Fatalf("round %d: node entry differs from a fresh build", round)
 		}
 		for i, g := range got.Instances {
 			w := want.Instances[i]
-			if g.Service.ID != w.Service.ID || g.hash != w.hash || g.Health != w.Health || !slices.Equal(g.Checks, w.Checks) || g.Node != got {
+			if g.Service.ID != w.Service.ID || g.hash != w.hash || g.Health != w.Health || !slices.Equal(checkValues(g.Checks()), checkValues(w.Checks())) || g.Node != got {
 				t.Fatalf("round %d: instance %s differs from a fresh build", round, g.Service.ID)
 			}
 		}
 		for _, g := range got.Instances {
 			for _, p := range prev.Instances {
-				if p.Service.ID == g.Service.ID && len(g.Checks) > 0 && len(p.Checks) > 0 && &g.Checks[0] == &p.Checks[0] {
+				if p.Service.ID == g.Service.ID && len(g.own) > 0 && len(p.own) > 0 && &g.own[0] == &p.own[0] {
 					reused++
 				}
 			}

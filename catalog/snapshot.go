@@ -28,15 +28,86 @@ type NodeEntry struct {
 	Health string
 	// Instances are the node's service instances, sorted by service ID.
 	Instances []*Instance
-	// AllChecks are every check of the node (node and service level).
-	AllChecks []Check
 	// Index is the catalog index at which this entry last changed.
 	Index  uint64
 	record *NodeRecord
+	// serf is the index in Checks of the synthesised serfHealth check,
+	// -1 when there is none (an external node).
+	serf int32
+	// allSlow is set when the record's checks are not in canonical order
+	// or may name a service the record lacks: AllChecks then filters and
+	// sorts instead of merging serfHealth into the record's checks.
+	allSlow bool
 }
 
 // Record returns the node record the entry was built from, or nil.
 func (n *NodeEntry) Record() *NodeRecord { return n.record }
+
+// AllChecks yields every check of the node, node-level and service-level
+// (those of services the record holds), sorted by CheckID. It reads the
+// record's checks in place, with serfHealth merged in; the checks it
+// yields must not be modified.
+func (n *NodeEntry) AllChecks() iter.Seq[*Check] {
+	return func(yield func(*Check) bool) {
+		rec := n.record
+		if rec == nil {
+			for i := range n.Checks {
+				if !yield(&n.Checks[i]) {
+					return
+				}
+			}
+			return
+		}
+		if n.allSlow {
+			for _, c := range n.slowAllChecks() {
+				if !yield(c) {
+					return
+				}
+			}
+			return
+		}
+		var serf *Check
+		if n.serf >= 0 {
+			serf = &n.Checks[n.serf]
+		}
+		for i := range rec.Checks {
+			c := &rec.Checks[i]
+			if serf != nil && c.CheckID >= serf.CheckID {
+				if !yield(serf) {
+					return
+				}
+				serf = nil
+			}
+			if !yield(c) {
+				return
+			}
+		}
+		if serf != nil {
+			yield(serf)
+		}
+	}
+}
+
+// slowAllChecks lists AllChecks for a record whose checks are unsorted or
+// may name services it lacks.
+func (n *NodeEntry) slowAllChecks() []*Check {
+	rec := n.record
+	all := make([]*Check, 0, len(n.Checks)+len(rec.Checks))
+	for i := range n.Checks {
+		all = append(all, &n.Checks[i])
+	}
+	ids := make(map[string]bool, len(rec.Services))
+	for i := range rec.Services {
+		ids[rec.Services[i].ID] = true
+	}
+	for i := range rec.Checks {
+		if c := &rec.Checks[i]; c.ServiceID != "" && ids[c.ServiceID] {
+			all = append(all, c)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b *Check) int { return strings.Compare(a.CheckID, b.CheckID) })
+	return all
+}
 
 // Instance is one service instance with the checks that decide its health:
 // its own service checks and its node's checks. Instance values belong to
@@ -44,11 +115,48 @@ func (n *NodeEntry) Record() *NodeRecord { return n.record }
 type Instance struct {
 	Node    *NodeEntry
 	Service *Service
-	// Checks are the node-level checks followed by the service's checks.
-	Checks []Check
-	// Health is the aggregate of Checks.
+	// Health is the aggregate of Checks: the worse of Node.Health and
+	// the aggregate of OwnChecks.
 	Health string
-	hash   uint64
+	// own are the service's own checks in the record's order (by
+	// CheckID): a view of the record's checks where they are adjacent
+	// there, else a copy.
+	own  []Check
+	hash uint64
+}
+
+// OwnChecks returns the service's own checks (those that name its ID), in
+// the record's order. The slice must not be modified.
+func (i *Instance) OwnChecks() []Check { return i.own }
+
+// Checks yields the checks that decide the instance's health: its node's
+// checks (Node.Checks) followed by its own (OwnChecks). They must not be
+// modified.
+func (i *Instance) Checks() iter.Seq[*Check] {
+	return func(yield func(*Check) bool) {
+		for k := range i.Node.Checks {
+			if !yield(&i.Node.Checks[k]) {
+				return
+			}
+		}
+		for k := range i.own {
+			if !yield(&i.own[k]) {
+				return
+			}
+		}
+	}
+}
+
+// NumChecks returns the number of checks Checks yields.
+func (i *Instance) NumChecks() int { return len(i.Node.Checks) + len(i.own) }
+
+// instanceHealth is the health of an instance of node n with own checks.
+func instanceHealth(n *NodeEntry, own []Check) string {
+	h := AggregateHealth(own)
+	if Worse(n.Health, h) {
+		return n.Health
+	}
+	return h
 }
 
 // Address returns the instance's address: the service address, or the
@@ -269,9 +377,6 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		}
 	}
 	n.Checks = make([]Check, 0, nodeChecks)
-	if !external {
-		n.Checks = append(n.Checks, serf)
-	}
 	if rec != nil {
 		for _, c := range rec.Checks {
 			if c.ServiceID == "" {
@@ -280,9 +385,14 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 		}
 	}
 	sortChecks(n.Checks)
+	n.serf = -1
+	if !external {
+		i, _ := slices.BinarySearchFunc(n.Checks, SerfCheckID, func(c Check, id string) int { return strings.Compare(c.CheckID, id) })
+		n.Checks = slices.Insert(n.Checks, i, serf)
+		n.serf = int32(i)
+	}
 	n.Health = AggregateHealth(n.Checks)
 	if rec == nil {
-		n.AllChecks = slices.Clip(n.Checks)
 		return n
 	}
 	if d := changesFrom(old, n, rec); d != nil && n.buildFrom(old, rec, d) {
@@ -310,42 +420,69 @@ func (n *NodeEntry) buildAll(rec *NodeRecord) {
 		}
 		first[c.ServiceID] = int32(i)
 	}
-	own := func(id string, yield func(c *Check)) {
+	// run returns where id's own checks start in rec.Checks, how many
+	// there are and whether they are adjacent there.
+	run := func(id string) (start, count int32, adjacent bool) {
 		f, ok := first[id]
-		for ok && f >= 0 {
-			yield(&rec.Checks[f])
-			f = next[f]
+		if !ok {
+			return 0, 0, true
+		}
+		start, adjacent = f, true
+		for ; f >= 0; f = next[f] {
+			if f != start+count {
+				adjacent = false
+			}
+			count++
+		}
+		return start, count, adjacent
+	}
+	// An instance's own checks are a view of rec.Checks where they are
+	// adjacent (check IDs that extend the service ID, as "service:<id>"
+	// does, are), else copied into one buffer for the node; the node's
+	// checks are not copied per instance (Instance.Checks).
+	serviceLevel, scattered, owned := int32(0), int32(0), int32(0)
+	for i := range rec.Checks {
+		if rec.Checks[i].ServiceID != "" {
+			serviceLevel++
 		}
 	}
-	ownCount := 0
 	for i := range rec.Services {
-		own(rec.Services[i].ID, func(*Check) { ownCount++ })
+		_, c, adj := run(rec.Services[i].ID)
+		owned += c
+		if !adj {
+			scattered += c
+		}
 	}
-	// Every slice is allocated at its final size: a catalog holds one
-	// entry per node, and its checks are copied into each instance.
-	n.AllChecks = make([]Check, 0, len(n.Checks)+ownCount)
-	n.AllChecks = append(n.AllChecks, n.Checks...)
+	var spare []Check
+	if scattered > 0 {
+		spare = make([]Check, 0, scattered)
+	}
 	insts := make([]Instance, len(rec.Services))
-	checkBuf := make([]Check, 0, len(n.Checks)*len(rec.Services)+ownCount)
 	n.Instances = make([]*Instance, len(rec.Services))
 	for i := range rec.Services {
 		svc := &rec.Services[i]
-		start := len(checkBuf)
-		checkBuf = append(checkBuf, n.Checks...)
-		own(svc.ID, func(c *Check) {
-			checkBuf = append(checkBuf, *c)
-			n.AllChecks = append(n.AllChecks, *c)
-		})
-		checks := checkBuf[start:len(checkBuf):len(checkBuf)]
 		inst := &insts[i]
-		*inst = Instance{Node: n, Service: svc, Checks: checks, Health: AggregateHealth(checks)}
+		*inst = Instance{Node: n, Service: svc}
+		switch start, c, adj := run(svc.ID); {
+		case c == 0:
+		case adj:
+			inst.own = rec.Checks[start : start+c : start+c]
+		default:
+			at := len(spare)
+			for f := start; f >= 0; f = next[f] {
+				spare = append(spare, rec.Checks[f])
+			}
+			inst.own = spare[at:len(spare):len(spare)]
+		}
+		inst.Health = instanceHealth(n, inst.own)
 		inst.hash = instanceHash(inst)
 		n.Instances[i] = inst
 	}
 	if !slices.IsSortedFunc(n.Instances, func(a, b *Instance) int { return strings.Compare(a.Service.ID, b.Service.ID) }) {
 		sort.Slice(n.Instances, func(i, j int) bool { return n.Instances[i].Service.ID < n.Instances[j].Service.ID })
 	}
-	sortChecks(n.AllChecks)
+	n.allSlow = owned != serviceLevel ||
+		!slices.IsSortedFunc(rec.Checks, func(a, b Check) int { return strings.Compare(a.CheckID, b.CheckID) })
 }
 
 // nodeDelta is what changed between a node's previous record and its new
@@ -407,12 +544,12 @@ func changesFrom(old, n *NodeEntry, rec *NodeRecord) *nodeDelta {
 	return d
 }
 
-// buildFrom builds the node's instances and check list from old's: an
-// instance whose service and own checks did not change keeps old's check
-// list, health and hash; one whose own checks did not change copies its
-// check list from old's instance; the rest (new services, changed own
-// checks) are looked up in rec. It reports false, having built nothing
-// usable, when rec breaks an assumption (checks naming services it lacks).
+// buildFrom builds the node's instances from old's: an instance whose
+// service and own checks did not change keeps old's own checks, health
+// and hash; one whose own checks did not change shares them with old's
+// instance; the rest (new services, changed own checks) are looked up in
+// rec. It reports false, having built nothing usable, when rec breaks an
+// assumption (checks naming services it lacks).
 func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) bool {
 	hasService := func(id string) bool {
 		_, ok := slices.BinarySearchFunc(rec.Services, id, func(s Service, id string) int { return strings.Compare(s.ID, id) })
@@ -445,55 +582,38 @@ func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) boo
 		n.Instances[i] = inst
 		switch {
 		case oi != nil && !d.svcs[svc.ID] && !d.ownDirty[svc.ID]:
-			inst.Checks, inst.Health, inst.hash = oi.Checks, oi.Health, oi.hash
+			inst.own, inst.Health, inst.hash = oi.own, oi.Health, oi.hash
 			continue
 		case oi != nil && !d.ownDirty[svc.ID]:
-			inst.Checks = oi.Checks // same node and own checks
+			inst.own = oi.own // same node and own checks
 		default:
-			own := ownOf[svc.ID]
-			checks := make([]Check, 0, len(n.Checks)+len(own))
-			checks = append(checks, n.Checks...)
-			inst.Checks = append(checks, own...)
+			inst.own = slices.Clip(ownOf[svc.ID])
 		}
-		inst.Health = AggregateHealth(inst.Checks)
+		inst.Health = instanceHealth(n, inst.own)
 		inst.hash = instanceHash(inst)
 	}
-	// The check list: old's (shared when no check changed) with the
-	// changed service checks put in and the removed ones taken out (both
-	// sorted by CheckID).
-	if len(d.setChecks) == 0 && len(d.delChecks) == 0 {
-		n.AllChecks = old.AllChecks
-		return true
-	}
-	all := make([]Check, 0, len(old.AllChecks)+len(d.setChecks))
-	k, m := 0, 0
-	for _, c := range old.AllChecks {
-		for k < len(d.setChecks) && d.setChecks[k].CheckID < c.CheckID {
-			if !hasService(d.setChecks[k].ServiceID) {
-				return false
-			}
-			all = append(all, d.setChecks[k])
-			k++
-		}
-		for m < len(d.delChecks) && d.delChecks[m] < c.CheckID {
-			m++
-		}
-		switch {
-		case k < len(d.setChecks) && d.setChecks[k].CheckID == c.CheckID:
-			all = append(all, d.setChecks[k])
-			k++
-		case m < len(d.delChecks) && d.delChecks[m] == c.CheckID:
-		default:
-			all = append(all, c)
-		}
-	}
-	for ; k < len(d.setChecks); k++ {
-		if !hasService(d.setChecks[k].ServiceID) {
+	for _, c := range d.setChecks {
+		if !hasService(c.ServiceID) {
 			return false
 		}
-		all = append(all, d.setChecks[k])
 	}
-	n.AllChecks = all
+	// A removed service whose checks stay in rec leaves them naming
+	// nothing: AllChecks must then filter.
+	n.allSlow = old.allSlow
+	for id := range d.svcs {
+		if n.allSlow || hasService(id) {
+			continue
+		}
+		k, ok := slices.BinarySearchFunc(old.Instances, id, func(i *Instance, id string) int { return strings.Compare(i.Service.ID, id) })
+		if !ok {
+			continue
+		}
+		for _, c := range old.Instances[k].own {
+			if _, gone := slices.BinarySearch(d.delChecks, c.CheckID); !gone {
+				n.allSlow = true
+			}
+		}
+	}
 	return true
 }
 
@@ -526,7 +646,7 @@ func instanceHash(i *Instance) uint64 {
 	h.StrMap(s.Meta)
 	h.U64(uint64(s.Weights.Passing)<<32 | uint64(s.Weights.Warning))
 	h.U64(uint64(int64(s.Load * 1000)))
-	for _, c := range i.Checks {
+	for c := range i.Checks() {
 		h.Str(c.CheckID)
 		h.Str(c.Name)
 		h.Str(c.Status)

@@ -131,15 +131,15 @@ type serviceEntry struct {
 func (a *Server) toServiceEntry(snap *catalog.Snapshot, i *catalog.Instance) serviceEntry {
 	e := serviceEntry{
 		Node: a.toCatalogNode(snap, i.Node), Service: a.nodeService(snap, i.Node, i.Service),
-		Checks: make([]healthCheck, 0, len(i.Checks)),
+		Checks: make([]healthCheck, 0, i.NumChecks()),
 	}
 	e.Service.Datacenter = i.Node.Node.Datacenter
-	for _, c := range i.Checks {
+	for c := range i.Checks() {
 		var tags []string
 		if c.ServiceID == i.Service.ID {
 			tags = i.Service.Tags
 		}
-		e.Checks = append(e.Checks, a.catalogCheck(snap, i.Node.Node.Name, c, tags))
+		e.Checks = append(e.Checks, a.catalogCheck(snap, i.Node.Node.Name, *c, tags))
 	}
 	return e
 }
@@ -461,10 +461,8 @@ func (a *Server) apiHealthChecks(w http.ResponseWriter, r *http.Request) (any, e
 		node: checkNode,
 		walk: func(s *catalog.Snapshot, emit func(healthCheck)) {
 			instancesOf(s, name, keep, func(i *catalog.Instance) {
-				for _, c := range i.Checks {
-					if c.ServiceID == i.Service.ID {
-						emit(a.catalogCheck(s, i.Node.Node.Name, c, i.Service.Tags))
-					}
+				for _, c := range i.OwnChecks() {
+					emit(a.catalogCheck(s, i.Node.Node.Name, c, i.Service.Tags))
 				}
 			})
 		},
@@ -554,9 +552,9 @@ func (a *Server) nodeChecks(snap *catalog.Snapshot, n *catalog.NodeEntry, keep f
 	for _, i := range n.Instances {
 		tags[i.Service.ID] = i.Service.Tags
 	}
-	for _, c := range n.AllChecks {
-		if keep == nil || keep(c) {
-			emit(a.catalogCheck(snap, n.Node.Name, c, tags[c.ServiceID]))
+	for c := range n.AllChecks() {
+		if keep == nil || keep(*c) {
+			emit(a.catalogCheck(snap, n.Node.Name, *c, tags[c.ServiceID]))
 		}
 	}
 }
