@@ -9,6 +9,11 @@ import (
 	"github.com/hashicorp/serf/serf"
 )
 
+// keyringAttempts bounds the Serf queries one keyring operation makes;
+// each waits out Serf's query timeout (under a second in the lan profile
+// at small sizes).
+const keyringAttempts = 5
+
 // KeyringOp runs a cluster-wide keyring operation through Serf's key
 // manager: "list", "install", "use" or "remove". Install, use and remove
 // reach every member; the error reports nodes that failed.
@@ -25,8 +30,9 @@ func (a *Agent) KeyringOp(op, key string) (*httpapi.KeyringResponse, error) {
 	var resp *serf.KeyResponse
 	var err error
 	// Every operation is idempotent, so a query that missed some answers
-	// (a member slow to respond) is simply asked again.
-	for attempt := 0; attempt < 3; attempt++ {
+	// (a member slow to respond, a gossip pass lost) is simply asked
+	// again, up to keyringAttempts times.
+	for attempt := 0; attempt < keyringAttempts; attempt++ {
 		switch op {
 		case "list":
 			resp, err = km.ListKeys()
