@@ -254,6 +254,7 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 	// node's record, so keep them at their length.
 	r.Services = slices.Clone(r.Services)
 	r.Checks = slices.Clone(r.Checks)
+	internRecord(&r)
 	// The tree is computed here, from what was decoded, so that Verify
 	// and a later delta (ApplyDelta) start from it.
 	t, err := computeTree(&r)
