@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestExternalsRegisterAndDeregister(t *testing.T) {
 	if len(n.Checks) != 1 || n.Checks[0].CheckID != "alive" || n.Health != catalog.HealthPassing {
 		t.Fatalf("node checks (no serfHealth): %+v", n.Checks)
 	}
-	if len(n.Instances) != 1 || n.Instances[0].Health != catalog.HealthCritical || n.Instances[0].Checks[1].ServiceName != "postgres" {
+	if len(n.Instances) != 1 || n.Instances[0].Health != catalog.HealthCritical || n.Instances[0].OwnChecks()[0].ServiceName != "postgres" {
 		t.Fatalf("instance %+v", n.Instances[0])
 	}
 	v := n.Version
@@ -103,8 +104,8 @@ func TestExternalsRegisterAndDeregister(t *testing.T) {
 	// Deregistration: a service takes its checks along; a check; the node.
 	must(x.Deregister("db1", "pg", ""))
 	n, _ = store.Snapshot().Node("db1")
-	if len(n.Instances) != 1 || len(n.AllChecks) != 1 {
-		t.Fatalf("after service deregistration: %d instances, checks %+v", len(n.Instances), n.AllChecks)
+	if all := slices.Collect(n.AllChecks()); len(n.Instances) != 1 || len(all) != 1 {
+		t.Fatalf("after service deregistration: %d instances, checks %+v", len(n.Instances), all)
 	}
 	must(x.Deregister("db1", "", "alive"))
 	must(x.Deregister("db1", "", "alive")) // idempotent
