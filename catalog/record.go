@@ -114,10 +114,13 @@ func (r *NodeRecord) signedBytes(t *PieceTree) ([]byte, error) {
 // Sign sorts the record and sets its Signature with key (the owner's).
 // Call it before the record is handed to a Store or encoded. It signs
 // over the tree attached with SetPieceTree, else over one it computes
-// (hashing every piece); sorting must not reorder a record whose tree is
-// attached, so such a record must be sorted already.
+// (hashing every piece). A record whose tree is attached must be sorted
+// already: Sign leaves its order as it is, so that signing costs what
+// changed.
 func (r *NodeRecord) Sign(key ed25519.PrivateKey) error {
-	r.Sort()
+	if r.tree == nil {
+		r.Sort()
+	}
 	b, err := r.SignedBytes()
 	if err != nil {
 		return err

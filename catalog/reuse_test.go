@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"testing"
 )
@@ -10,15 +11,35 @@ import (
 // TestReusedInstancesMatchFreshOnes changes one node's record a little at
 // a time (records with their hash trees, as the agent's and a peer's are)
 // and checks that the entry built by lending the previous entry's
-// unchanged instances equals one built from scratch.
+// unchanged instances, and the service and address lists patched with
+// the instances that changed, equal those of a store that built the
+// record from scratch: below sparseNode instances (every instance built
+// again) and above (unchanged instances kept).
 func TestReusedInstancesMatchFreshOnes(t *testing.T) {
+	for _, size := range []int{50, 3 * sparseNode} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testReusedInstances(t, size) })
+	}
+}
+
+func testReusedInstances(t *testing.T, size int) {
 	r := rand.New(rand.NewPCG(3, 5))
 	st := NewStore()
 	st.SetMember("n1", "10.0.0.1", MemberAlive)
+	// Another node shares the service names and addresses, so that
+	// the lists patched hold other nodes' instances around n1's.
+	other := &NodeRecord{Node: Node{Name: "n0", Address: "10.0.0.2"}, Version: 1,
+		Services: []Service{{ID: "w", Name: "web", Address: "10.1.0.1", Weights: DefaultWeights}, {ID: "z", Name: "db", Address: "10.1.0.2", Weights: DefaultWeights}}}
+	other2 := &NodeRecord{Node: Node{Name: "n2", Address: "10.0.0.3"}, Version: 1,
+		Services: []Service{{ID: "a", Name: "web", Address: "10.1.0.1", Weights: DefaultWeights}}}
+	for _, o := range []*NodeRecord{other, other2} {
+		st.SetMember(o.Node.Name, o.Node.Address, MemberAlive)
+		st.ApplyRecord(o)
+	}
+	addrs := []string{"", "10.1.0.1", "10.1.0.2"}
 	rec := &NodeRecord{Node: Node{Name: "n1", Address: "10.0.0.1"}, Version: 1}
-	for i := range 50 {
-		id := fmt.Sprintf("s%02d", i)
-		rec.Services = append(rec.Services, Service{ID: id, Name: []string{"web", "db"}[i%2], Port: i, Tags: []string{"a"}, Weights: DefaultWeights})
+	for i := range size {
+		id := fmt.Sprintf("s%03d", i)
+		rec.Services = append(rec.Services, Service{ID: id, Name: []string{"web", "db"}[i%2], Port: i, Tags: []string{"a"}, Address: addrs[i%3], Weights: DefaultWeights})
 		rec.Checks = append(rec.Checks, Check{CheckID: "c" + id, ServiceID: id, Status: HealthPassing})
 	}
 	next := func(change func(r *NodeRecord)) {
@@ -37,12 +58,35 @@ func TestReusedInstancesMatchFreshOnes(t *testing.T) {
 		st.ApplyRecord(rec)
 	}
 	next(func(*NodeRecord) {})
-	reused := 0
+	reused, kept := 0, 0
 	prev, _ := st.Snapshot().Node("n1")
 	for round := range 300 {
-		switch r.IntN(7) {
+		switch r.IntN(10) {
 		case 0, 1:
 			next(func(n *NodeRecord) { n.Services[r.IntN(len(n.Services))].Port = r.IntN(1000) })
+		case 7:
+			next(func(n *NodeRecord) {
+				s := &n.Services[r.IntN(len(n.Services))]
+				s.Address = addrs[r.IntN(len(addrs))]
+				s.Tags = [][]string{{"a"}, {"b"}, nil}[r.IntN(3)]
+				if r.IntN(4) == 0 {
+					s.Name = []string{"web", "db", "Web", "cache"}[r.IntN(4)]
+				}
+			})
+		case 8:
+			// A check moves to another service.
+			next(func(n *NodeRecord) {
+				c := &n.Checks[r.IntN(len(n.Checks))]
+				if c.ServiceID != "" {
+					c.ServiceID = n.Services[r.IntN(len(n.Services))].ID
+				}
+			})
+		case 9:
+			// A second check for a service.
+			next(func(n *NodeRecord) {
+				id := n.Services[r.IntN(len(n.Services))].ID
+				n.Checks = append(n.Checks, Check{CheckID: fmt.Sprintf("d%03d", round), ServiceID: id, Status: HealthWarning})
+			})
 		case 2:
 			next(func(n *NodeRecord) {
 				c := &n.Checks[r.IntN(len(n.Checks))]
@@ -86,9 +130,43 @@ func TestReusedInstancesMatchFreshOnes(t *testing.T) {
 		}
 		for i, g := range got.Instances {
 			w := want.Instances[i]
-			if g.Service.ID != w.Service.ID || g.hash != w.hash || g.Health != w.Health || !slices.Equal(checkValues(g.Checks()), checkValues(w.Checks())) || g.Node != got {
+			if g.Service.ID != w.Service.ID || g.hash != w.hash || g.Health != w.Health || !slices.Equal(checkValues(g.Checks()), checkValues(w.Checks())) ||
+				!slices.Equal(g.OwnChecks(), w.OwnChecks()) || g.Node != got.head {
 				t.Fatalf("round %d: instance %s differs from a fresh build", round, g.Service.ID)
 			}
+		}
+		if h := got.head; h.Node.Name != got.Node.Name || h.Status != got.Status || h.Health != got.Health || !slices.Equal(h.Checks, got.Checks) {
+			t.Fatalf("round %d: the instances' node entry differs from the node's", round)
+		}
+		// The service and address lists equal a fresh store's.
+		fresh := NewStore()
+		for _, o := range []*NodeRecord{other, other2, rec} {
+			fresh.SetMember(o.Node.Name, o.Node.Address, MemberAlive)
+			fresh.ApplyRecord(o)
+		}
+		fresh.SetMember("n1", "10.0.0.1", got.Status)
+		fs := fresh.Snapshot()
+		list := func(l []*Instance) string {
+			var b []string
+			for _, i := range l {
+				b = append(b, fmt.Sprintf("%s/%s/%x/%s", i.Node.Node.Name, i.Service.ID, i.hash, i.Health))
+			}
+			return fmt.Sprint(b)
+		}
+		for _, name := range []string{"web", "db", "cache"} {
+			a, _ := snap.Service(name)
+			b, _ := fs.Service(name)
+			if (a == nil) != (b == nil) || a != nil && (list(a.Instances) != list(b.Instances) || !slices.Equal(a.Tags, b.Tags) || !slices.Equal(a.tagCount, b.tagCount) || a.Name != b.Name) {
+				t.Fatalf("round %d: service %s differs from a fresh build", round, name)
+			}
+		}
+		for _, ip := range []string{"10.1.0.1", "10.1.0.2"} {
+			if a, b := list(snap.InstancesByAddress(net.ParseIP(ip))), list(fs.InstancesByAddress(net.ParseIP(ip))); a != b {
+				t.Fatalf("round %d: instances at %s differ from a fresh build:\n%s\n%s", round, ip, a, b)
+			}
+		}
+		if size >= sparseNode && len(prev.Instances) > 0 && len(got.Instances) > 0 && got.Status == prev.Status && got.Instances[0] == prev.Instances[0] {
+			kept++
 		}
 		for _, g := range got.Instances {
 			for _, p := range prev.Instances {
@@ -102,5 +180,8 @@ func TestReusedInstancesMatchFreshOnes(t *testing.T) {
 	if reused == 0 {
 		t.Fatal("no instance was ever lent by the previous entry")
 	}
-	t.Logf("%d instances lent", reused)
+	if size >= sparseNode && kept == 0 {
+		t.Fatal("no entry ever kept its previous entry's instances")
+	}
+	t.Logf("%d instances lent, %d entries kept the previous one's", reused, kept)
 }

@@ -38,6 +38,11 @@ type NodeEntry struct {
 	// or may name a service the record lacks: AllChecks then filters and
 	// sorts instead of merging serfHealth into the record's checks.
 	allSlow bool
+	// head is the entry the node's instances name as their Node: the
+	// entry itself after a whole build, the previous entry's head after a
+	// sparse one (buildFrom), whose Node, Status, Checks and Health are
+	// this entry's.
+	head *NodeEntry
 }
 
 // Record returns the node record the entry was built from, or nil.
@@ -111,8 +116,14 @@ func (n *NodeEntry) slowAllChecks() []*Check {
 
 // Instance is one service instance with the checks that decide its health:
 // its own service checks and its node's checks. Instance values belong to
-// a Snapshot and must not be modified.
+// a Snapshot and must not be modified; an instance that did not change is
+// shared by the snapshots that hold it.
 type Instance struct {
+	// Node is an entry of the instance's node with the node's current
+	// Node, Status, Checks and Health. It may be an entry of an earlier
+	// snapshot (a node with many instances keeps its unchanged instances
+	// from one change to the next): for the node's Version, Index,
+	// Instances, record or AllChecks, read Snapshot.Node.
 	Node    *NodeEntry
 	Service *Service
 	// Health is the aggregate of Checks: the worse of Node.Health and
@@ -348,6 +359,7 @@ func lowerASCII(s string) string {
 // slices, not a hash of every instance and an index of every check.
 func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index uint64, old *NodeEntry) *NodeEntry {
 	n := &NodeEntry{Status: status, Index: index, record: rec}
+	n.head = n
 	if rec != nil {
 		n.Node = rec.Node
 		n.Version = rec.Version
@@ -526,6 +538,14 @@ func changesFrom(old, n *NodeEntry, rec *NodeRecord) *nodeDelta {
 		}
 		d.ownDirty[rec.Checks[i].ServiceID] = true
 		d.setChecks = append(d.setChecks, rec.Checks[i])
+		// A check that moved from another service leaves that one's.
+		if k, had := slices.BinarySearchFunc(old.record.Checks, l.ID, byCheckID); had {
+			if was := old.record.Checks[k].ServiceID; was == "" {
+				return nil
+			} else if was != rec.Checks[i].ServiceID {
+				d.ownDirty[was] = true
+			}
+		}
 	}
 	for _, l := range del {
 		if l.Kind == PieceService {
@@ -544,17 +564,57 @@ func changesFrom(old, n *NodeEntry, rec *NodeRecord) *nodeDelta {
 	return d
 }
 
+// sparseNode is the number of instances from which a node's entry keeps
+// the instances that did not change (buildSparse) instead of building
+// every instance again: below it, a whole pass costs little and keeps no
+// earlier entry alive.
+const sparseNode = 64
+
 // buildFrom builds the node's instances from old's: an instance whose
 // service and own checks did not change keeps old's own checks, health
-// and hash; one whose own checks did not change shares them with old's
-// instance; the rest (new services, changed own checks) are looked up in
-// rec. It reports false, having built nothing usable, when rec breaks an
-// assumption (checks naming services it lacks).
+// and hash (at a node of sparseNode instances or more, old's instance
+// itself: buildSparse); one whose own checks did not change shares them
+// with old's instance; the rest (new services, changed own checks) are
+// looked up in rec. It reports false, having built nothing usable, when
+// rec breaks an assumption (checks naming services it lacks).
 func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) bool {
 	hasService := func(id string) bool {
 		_, ok := slices.BinarySearchFunc(rec.Services, id, func(s Service, id string) int { return strings.Compare(s.ID, id) })
 		return ok
 	}
+	if len(old.Instances) >= sparseNode && !old.allSlow {
+		n.buildSparse(old, rec, d)
+	} else {
+		n.buildDense(old, rec, d)
+	}
+	for _, c := range d.setChecks {
+		if !hasService(c.ServiceID) {
+			return false
+		}
+	}
+	// A removed service whose checks stay in rec leaves them naming
+	// nothing: AllChecks must then filter.
+	n.allSlow = old.allSlow
+	for id := range d.svcs {
+		if n.allSlow || hasService(id) {
+			continue
+		}
+		k, ok := slices.BinarySearchFunc(old.Instances, id, func(i *Instance, id string) int { return strings.Compare(i.Service.ID, id) })
+		if !ok {
+			continue
+		}
+		for _, c := range old.Instances[k].own {
+			if _, gone := slices.BinarySearch(d.delChecks, c.CheckID); !gone {
+				n.allSlow = true
+			}
+		}
+	}
+	return true
+}
+
+// buildDense builds every instance of the node's entry, lending old's
+// own checks, health and hash where they did not change (see buildFrom).
+func (n *NodeEntry) buildDense(old *NodeEntry, rec *NodeRecord, d *nodeDelta) {
 	// Own checks of the services whose own checks changed, from rec.
 	var ownOf map[string][]Check
 	if len(d.ownDirty) > 0 {
@@ -592,29 +652,98 @@ func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) boo
 		inst.Health = instanceHealth(n, inst.own)
 		inst.hash = instanceHash(inst)
 	}
-	for _, c := range d.setChecks {
-		if !hasService(c.ServiceID) {
-			return false
-		}
-	}
-	// A removed service whose checks stay in rec leaves them naming
-	// nothing: AllChecks must then filter.
-	n.allSlow = old.allSlow
+}
+
+// buildSparse builds the node's instances at the cost of the change: old's
+// list with the instances of the changed services (d.svcs, d.ownDirty)
+// replaced, added or taken out, every other instance old's own. The
+// instances it builds name old's head as their Node (changesFrom found
+// its Node, Status and Checks unchanged) and hold a copy of their service
+// and own checks, so that they keep alive no record but the one the head
+// was built from. Each service's own checks are old's with the delta's
+// changed and removed checks applied: old must not be allSlow (every
+// service check of its record then names a service of it, so a new
+// service's checks are all in the delta).
+func (n *NodeEntry) buildSparse(old *NodeEntry, rec *NodeRecord, d *nodeDelta) {
+	n.head = old.head
+	ids := make([]string, 0, len(d.svcs)+len(d.ownDirty))
 	for id := range d.svcs {
-		if n.allSlow || hasService(id) {
-			continue
-		}
-		k, ok := slices.BinarySearchFunc(old.Instances, id, func(i *Instance, id string) int { return strings.Compare(i.Service.ID, id) })
-		if !ok {
-			continue
-		}
-		for _, c := range old.Instances[k].own {
-			if _, gone := slices.BinarySearch(d.delChecks, c.CheckID); !gone {
-				n.allSlow = true
-			}
+		ids = append(ids, id)
+	}
+	for id := range d.ownDirty {
+		if !d.svcs[id] {
+			ids = append(ids, id)
 		}
 	}
-	return true
+	slices.Sort(ids)
+	var setOf map[string][]Check // changed or added service checks, by service
+	if len(d.setChecks) > 0 {
+		setOf = make(map[string][]Check, len(d.setChecks))
+		for _, c := range d.setChecks {
+			setOf[c.ServiceID] = append(setOf[c.ServiceID], c)
+		}
+	}
+	byID := func(i *Instance, id string) int { return strings.Compare(i.Service.ID, id) }
+	n.Instances = make([]*Instance, 0, len(old.Instances)+len(ids))
+	at := 0
+	for _, id := range ids {
+		j, found := slices.BinarySearchFunc(old.Instances[at:], id, byID)
+		j += at
+		n.Instances = append(n.Instances, old.Instances[at:j]...)
+		at = j
+		var oi *Instance
+		if found {
+			oi = old.Instances[j]
+			at++
+		}
+		k, ok := slices.BinarySearchFunc(rec.Services, id, func(s Service, id string) int { return strings.Compare(s.ID, id) })
+		if !ok {
+			continue // removed
+		}
+		svc := new(Service)
+		*svc = rec.Services[k]
+		inst := &Instance{Node: n.head, Service: svc}
+		if oi != nil && !d.ownDirty[id] {
+			inst.own = oi.own
+		} else {
+			inst.own = patchOwn(oi, setOf[id], d.setChecks, d.delChecks)
+		}
+		inst.Health = instanceHealth(n.head, inst.own)
+		inst.hash = instanceHash(inst)
+		n.Instances = append(n.Instances, inst)
+	}
+	n.Instances = append(n.Instances, old.Instances[at:]...)
+}
+
+// patchOwn returns the own checks of oi (nil: none) without the checks
+// named in del or in set (every changed or added service check, sorted by
+// CheckID: one may have moved to another service) and with mine (those of
+// set that name oi's service) put in, in a new slice sorted by CheckID.
+func patchOwn(oi *Instance, mine, set []Check, del []string) []Check {
+	var base []Check
+	if oi != nil {
+		base = oi.own
+	}
+	out := make([]Check, 0, len(base)+len(mine))
+	k := 0
+	for _, c := range base {
+		if _, gone := slices.BinarySearch(del, c.CheckID); gone {
+			continue
+		}
+		if _, changed := slices.BinarySearchFunc(set, c.CheckID, func(s Check, id string) int { return strings.Compare(s.CheckID, id) }); changed {
+			continue
+		}
+		for k < len(mine) && mine[k].CheckID < c.CheckID {
+			out = append(out, mine[k])
+			k++
+		}
+		out = append(out, c)
+	}
+	out = append(out, mine[k:]...)
+	if len(out) == 0 {
+		return nil
+	}
+	return slices.Clip(out)
 }
 
 // sortChecks sorts checks by CheckID, at the cost of one pass when they

@@ -290,6 +290,11 @@ func (b *snapBuilder) replaceNode(name string, old, neu *NodeEntry) {
 		nx.nodesLower.set(b.ed, lk, neu)
 		b.nodeAddr(neu, true)
 	}
+	if chs, ok := instanceChanges(old, neu); ok {
+		b.patchInstances(name, chs)
+		b.patchAddrs(name, chs)
+		return
+	}
 	b.instanceAddrs(name, old, neu)
 	var keys []string
 	add := func(e *NodeEntry) {
@@ -349,8 +354,9 @@ func instancesOf(e *NodeEntry, key string) []*Instance {
 	return out
 }
 
-// replaceInstances replaces node's instances of service key with news.
-func (b *snapBuilder) replaceInstances(key, node string, news []*Instance) {
+// touch returns service key's entry of the snapshot being built, a copy
+// of the previous snapshot's that the build may modify.
+func (b *snapBuilder) touch(key string) *svcTouch {
 	t := b.touched[key]
 	if t == nil {
 		t = &svcTouch{}
@@ -368,6 +374,12 @@ func (b *snapBuilder) replaceInstances(key, node string, news []*Instance) {
 	if t.se == nil {
 		t.se = &ServiceEntry{}
 	}
+	return t
+}
+
+// replaceInstances replaces node's instances of service key with news.
+func (b *snapBuilder) replaceInstances(key, node string, news []*Instance) {
+	t := b.touch(key)
 	se := t.se
 	lo := sort.Search(len(se.Instances), func(i int) bool { return se.Instances[i].Node.Node.Name >= node })
 	hi := lo
@@ -573,6 +585,151 @@ func (b *snapBuilder) instanceAddrs(name string, old, neu *NodeEntry) {
 			b.next.svcAddrs.delete(b.ed, k)
 		} else {
 			b.next.svcAddrs.set(b.ed, k, nl)
+		}
+	}
+}
+
+// instChange is one instance that differs between a node's previous entry
+// and its new one: old, neu or both are set (same service ID).
+type instChange struct{ old, neu *Instance }
+
+// instanceChanges returns the instances that differ between old's and
+// neu's lists, or false when the two share no instance or differ in more
+// than a quarter of them (a whole build: the node's runs in the service
+// and address lists are then replaced whole). Instances an entry keeps
+// from the previous one (buildSparse) are the same pointers, so the
+// comparison is one pass over pointers.
+func instanceChanges(old, neu *NodeEntry) ([]instChange, bool) {
+	if old == nil || neu == nil || len(neu.Instances) < sparseNode {
+		return nil, false
+	}
+	o, n := old.Instances, neu.Instances
+	limit := len(n)/4 + 8
+	var chs []instChange
+	i, j := 0, 0
+	for i < len(o) || j < len(n) {
+		if i < len(o) && j < len(n) && o[i] == n[j] {
+			i++
+			j++
+			continue
+		}
+		switch {
+		case j >= len(n) || i < len(o) && o[i].Service.ID < n[j].Service.ID:
+			chs = append(chs, instChange{old: o[i]})
+			i++
+		case i >= len(o) || n[j].Service.ID < o[i].Service.ID:
+			chs = append(chs, instChange{neu: n[j]})
+			j++
+		default:
+			chs = append(chs, instChange{old: o[i], neu: n[j]})
+			i++
+			j++
+		}
+		if len(chs) > limit {
+			return nil, false
+		}
+	}
+	return chs, true
+}
+
+// instanceAt returns where the instance of node's service id is or would
+// go in l (sorted by node name, then service ID), and whether it is there.
+func instanceAt(l []*Instance, node, id string) (int, bool) {
+	i := sort.Search(len(l), func(i int) bool {
+		n := l[i].Node.Node.Name
+		return n > node || n == node && l[i].Service.ID >= id
+	})
+	return i, i < len(l) && l[i].Node.Node.Name == node && l[i].Service.ID == id
+}
+
+// patchInstances applies node's changed instances to the instance lists
+// of their services, at the cost of the change (replaceInstances replaces
+// the node's whole run).
+func (b *snapBuilder) patchInstances(node string, chs []instChange) {
+	tags := func(se *ServiceEntry, inst *Instance, d int32) {
+		for _, tag := range inst.Service.Tags {
+			se.countTag(tag, d)
+		}
+	}
+	for _, ch := range chs {
+		var ko, kn string
+		if ch.old != nil {
+			ko = lowerASCII(ch.old.Service.Name)
+		}
+		if ch.neu != nil {
+			kn = lowerASCII(ch.neu.Service.Name)
+		}
+		if ch.old != nil && ch.neu != nil && ko == kn {
+			t := b.touch(kn)
+			se := t.se
+			if i, ok := instanceAt(se.Instances, node, ch.neu.Service.ID); ok {
+				se.Instances[i] = ch.neu
+			} else {
+				se.Instances = slices.Insert(se.Instances, i, ch.neu)
+			}
+			if ch.old.hash != ch.neu.hash {
+				t.changed = true
+			}
+			if !slices.Equal(ch.old.Service.Tags, ch.neu.Service.Tags) {
+				tags(se, ch.old, -1)
+				tags(se, ch.neu, 1)
+			}
+			continue
+		}
+		if ch.old != nil {
+			t := b.touch(ko)
+			if i, ok := instanceAt(t.se.Instances, node, ch.old.Service.ID); ok {
+				t.se.Instances = slices.Delete(t.se.Instances, i, i+1)
+			}
+			t.changed = true
+			tags(t.se, ch.old, -1)
+		}
+		if ch.neu != nil {
+			t := b.touch(kn)
+			i, _ := instanceAt(t.se.Instances, node, ch.neu.Service.ID)
+			t.se.Instances = slices.Insert(t.se.Instances, i, ch.neu)
+			t.changed = true
+			tags(t.se, ch.neu, 1)
+		}
+	}
+}
+
+// patchAddrs applies node's changed instances to the instance lists of
+// their service addresses: each list touched is copied once.
+func (b *snapBuilder) patchAddrs(node string, chs []instChange) {
+	work := map[string][]*Instance{}
+	list := func(k string) []*Instance {
+		l, ok := work[k]
+		if !ok {
+			prev, _ := b.next.svcAddrs.get(k)
+			l = make([]*Instance, len(prev), len(prev)+1)
+			copy(l, prev)
+		}
+		return l
+	}
+	for _, ch := range chs {
+		if ch.old != nil {
+			if k, ok := ipKey(ch.old.Service.Address); ok {
+				l := list(k)
+				if i, found := instanceAt(l, node, ch.old.Service.ID); found {
+					l = slices.Delete(l, i, i+1)
+				}
+				work[k] = l
+			}
+		}
+		if ch.neu != nil {
+			if k, ok := ipKey(ch.neu.Service.Address); ok {
+				l := list(k)
+				i, _ := instanceAt(l, node, ch.neu.Service.ID)
+				work[k] = slices.Insert(l, i, ch.neu)
+			}
+		}
+	}
+	for k, l := range work {
+		if len(l) == 0 {
+			b.next.svcAddrs.delete(b.ed, k)
+		} else {
+			b.next.svcAddrs.set(b.ed, k, l)
 		}
 	}
 }
