@@ -1,6 +1,11 @@
 package catalog
 
-import "sync"
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
 
 // internMaxLen is the longest string interned: names, IDs, tags, meta,
 // statuses and check settings repeat across records; longer strings
@@ -13,13 +18,25 @@ const internMaxLen = 64
 // stay valid: they are ordinary strings.
 const internMaxEntries = 1 << 16
 
+// internMaxShared bounds the tables of shared meta maps and tag lists
+// (each entry a map or list of at most internMaxItems items), which start
+// again empty when full, as the string table does.
+const (
+	internMaxShared = 1 << 13
+	internMaxItems  = 16
+)
+
 // interner shares equal strings between the records a store holds: a
 // decoded record's strings are each allocated by the JSON decoder, and
 // the same service name, tag, meta key or check status repeats on
-// thousands of nodes.
+// thousands of nodes. Meta maps and tag lists that are equal are shared
+// too (a record handed to a Store is never modified, so sharing is
+// invisible to readers).
 type interner struct {
-	mu sync.Mutex
-	m  map[string]string
+	mu    sync.Mutex
+	m     map[string]string
+	maps  map[string]map[string]string // by mapKey
+	lists map[string][]string          // by the tags joined with NUL
 }
 
 var recordStrings = &interner{}
@@ -44,9 +61,7 @@ func internRecord(r *NodeRecord) {
 		in.str(&s.ID)
 		in.str(&s.Name)
 		in.str(&s.Address)
-		for j := range s.Tags {
-			in.str(&s.Tags[j])
-		}
+		s.Tags = in.strList(s.Tags)
 		s.Meta = in.strMap(s.Meta)
 		for j := range s.Ports {
 			in.str(&s.Ports[j].Name)
@@ -90,17 +105,94 @@ func (in *interner) str(s *string) {
 	in.m[*s] = *s
 }
 
-// strMap returns m with its keys and values interned: a new map of
-// exactly m's size (nil for nil, a shared empty map is not made).
+// strMap returns a map equal to m: one equal to it met before, or a new
+// one of exactly m's size with interned keys and values. Empty and nil
+// maps are returned as they are.
 func (in *interner) strMap(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return m
+	}
+	key, ok := mapKey(m)
+	if ok {
+		if v, hit := in.maps[key]; hit {
+			return v
+		}
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
 		in.str(&k)
 		in.str(&v)
 		out[k] = v
+	}
+	if ok {
+		if in.maps == nil || len(in.maps) >= internMaxShared {
+			in.maps = make(map[string]map[string]string, 256)
+		}
+		in.maps[key] = out
+	}
+	return out
+}
+
+// mapKey encodes m's sorted keys and values, each after its length, so
+// that equal maps and only they have equal keys; false when m is too big
+// to share.
+func mapKey(m map[string]string) (string, bool) {
+	if len(m) > internMaxItems {
+		return "", false
+	}
+	n := 0
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		if len(k) > internMaxLen || len(v) > internMaxLen {
+			return "", false
+		}
+		keys = append(keys, k)
+		n += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, n)
+	for _, k := range keys {
+		b = strconv.AppendInt(b, int64(len(k)), 10)
+		b = append(b, ':')
+		b = append(b, k...)
+		b = strconv.AppendInt(b, int64(len(m[k])), 10)
+		b = append(b, ':')
+		b = append(b, m[k]...)
+	}
+	return string(b), true
+}
+
+// strList returns a list equal to l: one equal to it met before, or a
+// copy of exactly l's length with interned items. Lists with long items or
+// a NUL (which separates items in the table's keys) are not shared.
+func (in *interner) strList(l []string) []string {
+	if len(l) == 0 {
+		return l
+	}
+	share := len(l) <= internMaxItems
+	for _, t := range l {
+		if len(t) > internMaxLen || strings.IndexByte(t, 0) >= 0 {
+			share = false
+			break
+		}
+	}
+	var key string
+	if share {
+		key = strings.Join(l, "\x00")
+		if v, hit := in.lists[key]; hit {
+			return v
+		}
+	}
+	out := make([]string, len(l))
+	copy(out, l)
+	for i := range out {
+		in.str(&out[i])
+	}
+	if share {
+		if in.lists == nil || len(in.lists) >= internMaxShared {
+			in.lists = make(map[string][]string, 256)
+		}
+		in.lists[key] = out
 	}
 	return out
 }

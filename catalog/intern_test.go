@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"unsafe"
@@ -57,6 +58,12 @@ func TestDecodedRecordsShareStrings(t *testing.T) {
 	same("tagged address", a.Services[0].TaggedAddresses["lan"].Address, b.Services[0].TaggedAddresses["lan"].Address)
 	same("status", a.Checks[0].Status, b.Checks[0].Status)
 	same("interval", a.Checks[0].Interval, b.Checks[0].Interval)
+	if unsafe.SliceData(a.Services[0].Tags) != unsafe.SliceData(b.Services[0].Tags) {
+		t.Error("two copies of an equal tag list")
+	}
+	if reflect.ValueOf(a.Services[0].Meta).UnsafePointer() != reflect.ValueOf(b.Services[0].Meta).UnsafePointer() {
+		t.Error("two copies of an equal meta map")
+	}
 	if unsafe.StringData(a.Checks[0].Output) == unsafe.StringData(b.Checks[0].Output) {
 		t.Error("a long output was interned")
 	}
@@ -80,5 +87,39 @@ func TestInternerBounded(t *testing.T) {
 	}
 	if first != "s-first" {
 		t.Fatalf("string interned before the reset reads %q", first)
+	}
+}
+
+// TestInternKeysDistinguish checks that maps and lists that differ never
+// share a table key, so never share storage.
+func TestInternKeysDistinguish(t *testing.T) {
+	maps := []map[string]string{
+		{"a": "b"}, {"a": "b", "c": ""}, {"ab": ""}, {"a": "1:b"}, {"a1": ":b"}, {"": "a"}, {"a": ""},
+	}
+	seen := map[string]int{}
+	for i, m := range maps {
+		k, ok := mapKey(m)
+		if !ok {
+			t.Fatalf("map %v not shareable", m)
+		}
+		if j, dup := seen[k]; dup {
+			t.Fatalf("maps %v and %v share key %q", maps[j], m, k)
+		}
+		seen[k] = i
+	}
+	in := &interner{}
+	lists := [][]string{{"a", "b"}, {"a\x00b"}, {"ab"}, {"a", "b", ""}, {""}}
+	var got [][]string
+	for _, l := range lists {
+		got = append(got, in.strList(slices.Clone(l)))
+	}
+	for i, l := range lists {
+		if !slices.Equal(got[i], l) {
+			t.Fatalf("list %q interned as %q", l, got[i])
+		}
+	}
+	again := in.strList([]string{"a", "b"})
+	if unsafe.SliceData(again) != unsafe.SliceData(got[0]) {
+		t.Error("an equal list was not shared")
 	}
 }
