@@ -42,8 +42,12 @@ type interner struct {
 var recordStrings = &interner{}
 
 // internRecord replaces r's short strings by equal ones shared with the
-// records interned before, and rebuilds its meta maps with shared keys
-// and values. r must not be visible to any other goroutine yet.
+// records interned before, and its meta maps and tag lists by equal ones
+// (or rebuilds them with shared keys and values). Service and check IDs,
+// mostly unique to their node, are not put in the table: a service ID
+// equal to its name shares the name, and a check's ServiceID the ID of
+// the record's service. r must be sorted (its services by ID) and not
+// visible to any other goroutine yet.
 func internRecord(r *NodeRecord) {
 	in := recordStrings
 	in.mu.Lock()
@@ -58,8 +62,10 @@ func internRecord(r *NodeRecord) {
 	in.str(&r.Owner)
 	for i := range r.Services {
 		s := &r.Services[i]
-		in.str(&s.ID)
 		in.str(&s.Name)
+		if s.ID == s.Name {
+			s.ID = s.Name
+		}
 		in.str(&s.Address)
 		s.Tags = in.strList(s.Tags)
 		s.Meta = in.strMap(s.Meta)
@@ -78,10 +84,13 @@ func internRecord(r *NodeRecord) {
 	}
 	for i := range r.Checks {
 		c := &r.Checks[i]
-		in.str(&c.CheckID)
 		in.str(&c.Name)
 		in.str(&c.Status)
-		in.str(&c.ServiceID)
+		if c.ServiceID != "" {
+			if j, ok := slices.BinarySearchFunc(r.Services, c.ServiceID, func(s Service, id string) int { return strings.Compare(s.ID, id) }); ok {
+				c.ServiceID = r.Services[j].ID
+			}
+		}
 		in.str(&c.ServiceName)
 		in.str(&c.Type)
 		in.str(&c.Interval)
