@@ -18,10 +18,11 @@ import (
 	"github.com/miekg/dns"
 )
 
-// unit is one answer record with the additional records that travel with
-// it. Truncation keeps or drops a unit as a whole, so the additional
-// section always matches the answers that were kept.
-type unit struct {
+// draft is a unit while its entry is built: one answer record with the
+// additional records that travel with it. Truncation keeps or drops a
+// unit as a whole, so the additional section always matches the answers
+// that were kept.
+type draft struct {
 	rr  []byte // answer record(s)
 	nrr uint16
 	// glue is the address of the unit's target in the additional section;
@@ -40,10 +41,29 @@ type unit struct {
 	key    uint64
 }
 
+// unit is a draft as a finished entry keeps it: its records in wire form
+// (answer records, then glue, then extra records) are a slice of one
+// buffer that holds every unit of the entry.
+type unit struct {
+	b                  []byte
+	rrEnd, glueEnd     uint32 // b[:rrEnd] answer, b[rrEnd:glueEnd] glue, b[glueEnd:] extra
+	nrr, nglue, nextra uint16
+	glueID             int32 // -1: no glue
+	// Ordering inputs.
+	weight float64
+	load   float64
+	node   string
+	key    uint64
+}
+
+func (u *unit) rr() []byte    { return u.b[:u.rrEnd] }
+func (u *unit) glue() []byte  { return u.b[u.rrEnd:u.glueEnd] }
+func (u *unit) extra() []byte { return u.b[u.glueEnd:] }
+
 func (u *unit) size(withGlue bool) int {
-	n := len(u.rr) + len(u.extra)
-	if withGlue {
-		n += len(u.glue)
+	n := len(u.b)
+	if !withGlue {
+		n -= int(u.glueEnd - u.rrEnd)
 	}
 	return n
 }
@@ -66,10 +86,13 @@ type entry struct {
 	rcode uint8 // RcodeSuccess or RcodeNameError
 	soa   bool  // put the SOA in the authority section (negative answers)
 	// apex is the compression pointer to the domain in the question.
-	apex  uint16
-	units []unit
-	tiers []int32 // end index in units of each tier, in priority order
-	equal []bool  // per tier: all weights equal
+	apex uint16
+	// drafts are the units while the entry is built; finish moves them
+	// into units.
+	drafts []draft
+	units  []unit
+	tiers  []int32 // end index in units of each tier, in priority order
+	equal  []bool  // per tier: all weights equal
 	// cum holds the running sum of the units' weights (random policy on
 	// large tiers); byLoad the unit indexes of each tier sorted by load
 	// (least-loaded policy).
@@ -104,8 +127,8 @@ func (e *entry) ordered() bool {
 
 // closeTier ends the current tier of units, if it holds any.
 func (e *entry) closeTier() {
-	if len(e.units) > 0 && (len(e.tiers) == 0 || int(e.tiers[len(e.tiers)-1]) != len(e.units)) {
-		e.tiers = append(e.tiers, int32(len(e.units)))
+	if len(e.drafts) > 0 && (len(e.tiers) == 0 || int(e.tiers[len(e.tiers)-1]) != len(e.drafts)) {
+		e.tiers = append(e.tiers, int32(len(e.drafts)))
 	}
 }
 
@@ -113,13 +136,14 @@ func (e *entry) closeTier() {
 // nglue glue records, or answers NODATA when it has no unit.
 func (b *builder) done(e *entry, nglue int) *entry {
 	e.nglue = nglue
-	if len(e.units) == 0 {
+	if len(e.drafts) == 0 {
 		return b.nodata()
 	}
 	return e.finish()
 }
 
 func (e *entry) finish() *entry {
+	e.pack()
 	if len(e.tiers) == 0 || int(e.tiers[len(e.tiers)-1]) != len(e.units) {
 		e.tiers = append(e.tiers, int32(len(e.units)))
 	}
@@ -167,6 +191,37 @@ func (e *entry) finish() *entry {
 	}
 	e.rr.Store(uint32(randUint64()))
 	return e
+}
+
+// pack moves the drafted units into units, the records of all of them in
+// one buffer: a cache holds an entry per name asked, and one allocation
+// per record would cost a size class's rounding and a heap object each.
+func (e *entry) pack() {
+	if e.drafts == nil {
+		return // nothing drafted, or packed already
+	}
+	n := 0
+	for i := range e.drafts {
+		d := &e.drafts[i]
+		n += len(d.rr) + len(d.glue) + len(d.extra)
+	}
+	buf := make([]byte, 0, n)
+	e.units = make([]unit, len(e.drafts))
+	for i := range e.drafts {
+		d := &e.drafts[i]
+		at := len(buf)
+		buf = append(buf, d.rr...)
+		rrEnd := len(buf) - at
+		buf = append(buf, d.glue...)
+		glueEnd := len(buf) - at
+		buf = append(buf, d.extra...)
+		e.units[i] = unit{
+			b: buf[at:len(buf):len(buf)], rrEnd: uint32(rrEnd), glueEnd: uint32(glueEnd),
+			nrr: d.nrr, nglue: d.nglue, nextra: d.nextra, glueID: d.glueID,
+			weight: d.weight, load: d.load, node: d.node, key: d.key,
+		}
+	}
+	e.drafts = nil
 }
 
 // tierOf returns the tier of unit i.
@@ -288,14 +343,14 @@ func (b *builder) buildApex() *entry {
 	e := &entry{apex: b.apex, policy: policyFixed}
 	switch b.qc {
 	case qcSOA, qcANY:
-		e.units = []unit{{rr: appendSOA(nil, ownerQ, b.apex, b.rt, b.snap.serial), nrr: 1, glueID: -1}}
+		e.drafts = []draft{{rr: appendSOA(nil, ownerQ, b.apex, b.rt, b.snap.serial), nrr: 1, glueID: -1}}
 	case qcNS:
-		u := unit{rr: appendNS(nil, ownerQ, b.apex, b.rt), nrr: 1, glueID: -1}
+		u := draft{rr: appendNS(nil, ownerQ, b.apex, b.rt), nrr: 1, glueID: -1}
 		if a, ok := b.ownAddress(); ok {
 			u.glue = appendAddrRR(nil, nsOwner(b.rt, b.apex), a, b.rt.nodeTTL)
 			u.nglue, u.glueID, e.nglue = 1, 0, 1
 		}
-		e.units = []unit{u}
+		e.drafts = []draft{u}
 	default:
 		return b.nodata()
 	}
@@ -621,7 +676,7 @@ func hasTag(tags []string, tag string) bool {
 // distinct address, weighted by the sum of its instances' weights.
 func (b *builder) addrEntry(svc *catalog.ServiceEntry, tier []*catalog.Instance) *entry {
 	ttl := b.serviceTTL(svc)
-	e := &entry{apex: b.apex, policy: b.servicePolicy(svc), limitA: true, units: make([]unit, 0, len(tier))}
+	e := &entry{apex: b.apex, policy: b.servicePolicy(svc), limitA: true, drafts: make([]draft, 0, len(tier))}
 	seen := map[netip.Addr]int{}
 	for _, inst := range tier {
 		a, ok := parseIP(inst.Address())
@@ -633,23 +688,23 @@ func (b *builder) addrEntry(svc *catalog.ServiceEntry, tier []*catalog.Instance)
 		}
 		w := float64(inst.Weight())
 		if i, ok := seen[a]; ok {
-			u := &e.units[i]
+			u := &e.drafts[i]
 			u.weight += w
 			u.load = math.Min(u.load, inst.Service.Load)
 			continue
 		}
-		seen[a] = len(e.units)
+		seen[a] = len(e.drafts)
 		ab := a.AsSlice()
-		e.units = append(e.units, unit{
+		e.drafts = append(e.drafts, draft{
 			rr: appendAddrRR(nil, ownerQ, a, ttl), nrr: 1, glueID: -1,
 			weight: w, load: inst.Service.Load, node: inst.Node.Node.Name,
 			key: catalog.Mix64(fnvBytes(ab)),
 		})
 	}
-	if len(e.units) == 0 {
+	if len(e.drafts) == 0 {
 		if b.qc == qcANY {
 			e.policy = policyFixed
-			e.units = []unit{{rr: appendHINFO(nil, ownerQ, ttl), nrr: 1, glueID: -1}}
+			e.drafts = []draft{{rr: appendHINFO(nil, ownerQ, ttl), nrr: 1, glueID: -1}}
 			return e.finish()
 		}
 		return b.nodata()
@@ -668,16 +723,16 @@ func (b *builder) txtEntry(svc *catalog.ServiceEntry, tier []*catalog.Instance) 
 		}
 		rr := appendTXT(nil, ownerQ, ttl, metaTXT(inst.Service.Meta))
 		if i, ok := seen[string(rr)]; ok {
-			e.units[i].weight += float64(inst.Weight())
+			e.drafts[i].weight += float64(inst.Weight())
 			continue
 		}
-		seen[string(rr)] = len(e.units)
-		e.units = append(e.units, unit{
+		seen[string(rr)] = len(e.drafts)
+		e.drafts = append(e.drafts, draft{
 			rr: rr, nrr: 1, glueID: -1, weight: float64(inst.Weight()),
 			load: inst.Service.Load, node: inst.Node.Node.Name, key: instanceKey(inst),
 		})
 	}
-	if len(e.units) == 0 {
+	if len(e.drafts) == 0 {
 		return b.nodata()
 	}
 	return e.finish()
@@ -691,7 +746,7 @@ func (b *builder) srvEntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instanc
 	for _, tier := range tiers {
 		n += len(tier)
 	}
-	e := &entry{apex: b.apex, policy: b.servicePolicy(svc), units: make([]unit, 0, n)}
+	e := &entry{apex: b.apex, policy: b.servicePolicy(svc), drafts: make([]draft, 0, n)}
 	glue := map[string]int32{}
 	for _, tier := range tiers {
 		for _, inst := range tier {
@@ -707,7 +762,7 @@ func (b *builder) srvEntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instanc
 					u.nextra = 1
 				}
 			}
-			e.units = append(e.units, u)
+			e.drafts = append(e.drafts, u)
 		}
 		e.closeTier()
 	}
@@ -715,13 +770,13 @@ func (b *builder) srvEntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instanc
 }
 
 // srvUnit builds the SRV record of inst under owner with its glue.
-func (b *builder) srvUnit(inst *catalog.Instance, owner []byte, ttl uint32, glue map[string]int32) (unit, bool) {
+func (b *builder) srvUnit(inst *catalog.Instance, owner []byte, ttl uint32, glue map[string]int32) (draft, bool) {
 	t := b.srvTarget(inst)
 	rr, ok := appendSRV(nil, owner, ttl, uint16(priority(inst)), uint16(inst.Weight()), uint16(inst.Service.Port), t.name)
 	if !ok {
-		return unit{}, false
+		return draft{}, false
 	}
-	u := unit{
+	u := draft{
 		rr: rr, nrr: 1, glueID: -1, weight: float64(inst.Weight()),
 		load: inst.Service.Load, node: inst.Node.Node.Name, key: instanceKey(inst),
 	}
@@ -837,10 +892,10 @@ func (b *builder) buildNode() *entry {
 	case qcA, qcAAAA, qcANY:
 		if isIP && (b.qc == qcANY || (b.qc == qcA) == a.Is4()) {
 			e = &entry{apex: b.apex, policy: policyFixed, limitA: true}
-			e.units = []unit{{rr: appendAddrRR(nil, ownerQ, a, ttl), nrr: 1, glueID: -1}}
+			e.drafts = []draft{{rr: appendAddrRR(nil, ownerQ, a, ttl), nrr: 1, glueID: -1}}
 		} else if b.qc == qcANY {
 			e = &entry{apex: b.apex, policy: policyFixed}
-			e.units = []unit{{rr: appendHINFO(nil, ownerQ, ttl), nrr: 1, glueID: -1}}
+			e.drafts = []draft{{rr: appendHINFO(nil, ownerQ, ttl), nrr: 1, glueID: -1}}
 		}
 	case qcTXT:
 		if meta := nodeTXTMeta(node); len(meta) > 0 {
@@ -848,7 +903,7 @@ func (b *builder) buildNode() *entry {
 			// that truncation drops whole records.
 			e = &entry{apex: b.apex, policy: policyFixed}
 			for _, s := range metaTXT(meta) {
-				e.units = append(e.units, unit{rr: appendTXT(nil, ownerQ, ttl, []string{s}), nrr: 1, glueID: -1})
+				e.drafts = append(e.drafts, draft{rr: appendTXT(nil, ownerQ, ttl, []string{s}), nrr: 1, glueID: -1})
 			}
 		}
 	}
@@ -869,7 +924,7 @@ func (b *builder) buildAddr() *entry {
 	b.cacheable = len(b.snap.NodesByAddress(ip)) > 0 || len(b.snap.InstancesByAddress(ip)) > 0
 	if (b.qc == qcA && a.Is4()) || (b.qc == qcAAAA && !a.Is4()) || b.qc == qcANY {
 		e := &entry{apex: b.apex, policy: policyFixed, limitA: true}
-		e.units = []unit{{rr: appendAddrRR(nil, ownerQ, a, b.rt.nodeTTL), nrr: 1, glueID: -1}}
+		e.drafts = []draft{{rr: appendAddrRR(nil, ownerQ, a, b.rt.nodeTTL), nrr: 1, glueID: -1}}
 		return e.finish()
 	}
 	return b.nodata()
@@ -895,10 +950,10 @@ func (b *builder) buildDNSSDTypes() *entry {
 			continue
 		}
 		if rr, ok := b.q.appendNameRR(nil, ownerQ, dns.TypePTR, ttl, "_"+svc.Name+"._tcp."+b.domain); ok {
-			e.units = append(e.units, unit{rr: rr, nrr: 1, glueID: -1})
+			e.drafts = append(e.drafts, draft{rr: rr, nrr: 1, glueID: -1})
 		}
 	}
-	if len(e.units) == 0 {
+	if len(e.drafts) == 0 {
 		return b.nodata()
 	}
 	return e.finish()
@@ -911,7 +966,7 @@ func (b *builder) buildDNSSDBrowse() *entry {
 		return b.nodata()
 	}
 	rr, _ := b.q.appendNameRR(nil, ownerQ, dns.TypePTR, b.rt.svcTTL, b.domain)
-	e := &entry{apex: b.apex, policy: policyFixed, units: []unit{{rr: rr, nrr: 1, glueID: -1}}}
+	e := &entry{apex: b.apex, policy: policyFixed, drafts: []draft{{rr: rr, nrr: 1, glueID: -1}}}
 	return e.finish()
 }
 
@@ -981,7 +1036,7 @@ func (b *builder) dnssdPTREntry(svc *catalog.ServiceEntry, tiers [][]*catalog.In
 			u.extra = appendTXT(u.rr, owner, ttl, metaTXT(inst.Service.Meta))
 			u.nextra = 2
 			u.rr, u.nrr = rr, 1
-			e.units = append(e.units, u)
+			e.drafts = append(e.drafts, u)
 		}
 		e.closeTier()
 	}
@@ -1022,9 +1077,9 @@ func (b *builder) buildDNSSDInstance() *entry {
 			u.rr = appendTXT(u.rr, ownerQ, ttl, metaTXT(inst.Service.Meta))
 			u.nrr = 2
 		}
-		e.units, e.nglue = []unit{u}, 1
+		e.drafts, e.nglue = []draft{u}, 1
 	case qcTXT:
-		e.units = []unit{{rr: appendTXT(nil, ownerQ, ttl, metaTXT(inst.Service.Meta)), nrr: 1, glueID: -1}}
+		e.drafts = []draft{{rr: appendTXT(nil, ownerQ, ttl, metaTXT(inst.Service.Meta)), nrr: 1, glueID: -1}}
 	default:
 		return b.withDep(b.nodata(), svc)
 	}
@@ -1041,10 +1096,10 @@ func buildReverse(rt *runtime, snap *snapshotView, q qname, a netip.Addr) (*entr
 	e := &entry{apex: 0xC000 | headerLen, policy: policyFixed}
 	for _, n := range snap.NodesByAddress(ip) {
 		if rr, ok := q.appendNameRR(nil, ownerQ, dns.TypePTR, rt.nodeTTL, n.Node.Name+".node."+domain); ok {
-			e.units = append(e.units, unit{rr: rr, nrr: 1, glueID: -1})
+			e.drafts = append(e.drafts, draft{rr: rr, nrr: 1, glueID: -1})
 		}
 	}
-	if len(e.units) == 0 {
+	if len(e.drafts) == 0 {
 		seen := map[string]bool{}
 		insts := snap.InstancesByAddress(ip)
 		for _, inst := range insts {
@@ -1055,11 +1110,11 @@ func buildReverse(rt *runtime, snap *snapshotView, q qname, a netip.Addr) (*entr
 			seen[k] = true
 			ttl := rt.serviceTTL(k)
 			if rr, ok := q.appendNameRR(nil, ownerQ, dns.TypePTR, ttl, inst.Service.Name+".service."+domain); ok {
-				e.units = append(e.units, unit{rr: rr, nrr: 1, glueID: -1})
+				e.drafts = append(e.drafts, draft{rr: rr, nrr: 1, glueID: -1})
 			}
 		}
 	}
-	if len(e.units) == 0 {
+	if len(e.drafts) == 0 {
 		return nil, false
 	}
 	return e.finish(), true

@@ -547,7 +547,7 @@ func (s *Server) reply(w dns.ResponseWriter, r *dns.Msg, q *dns.Question, e *ent
 	an, ns, ar := 0, 0, 0
 	for _, c := range chosen {
 		u := &e.units[c>>1]
-		out = append(out, u.rr...)
+		out = append(out, u.rr()...)
 		an += int(u.nrr)
 	}
 	if e.soa {
@@ -558,10 +558,10 @@ func (s *Server) reply(w dns.ResponseWriter, r *dns.Msg, q *dns.Question, e *ent
 	for _, c := range chosen {
 		u := &e.units[c>>1]
 		if c&1 != 0 {
-			out = append(out, u.glue...)
+			out = append(out, u.glue()...)
 			ar += int(u.nglue)
 		}
-		out = append(out, u.extra...)
+		out = append(out, u.extra()...)
 		ar += int(u.nextra)
 	}
 	if ed.present {
