@@ -36,7 +36,8 @@ func run(out io.Writer) int {
 	nodes := flag.Int("nodes", catalogtest.Shape100k.Nodes, "nodes in the catalog")
 	perNode := flag.Int("services", catalogtest.Shape100k.ServicesPerNode, "service instances per node")
 	changes := flag.Int("changes", 2000, "single-node changes to apply after the fill")
-	heapProfile := flag.String("memprofile", "", "write a heap profile to this file at the end")
+	heapProfile := flag.String("memprofile", "", "write a heap profile to this file at -profile-stage")
+	profileStage := flag.String("profile-stage", "changes", "when -memprofile is written: fill, answers or changes")
 	flag.Parse()
 	shape := catalogtest.Shape{Nodes: *nodes, ServicesPerNode: *perNode}
 
@@ -45,6 +46,9 @@ func run(out io.Writer) int {
 	catalogtest.Fill(st, shape)
 	fill := time.Since(start)
 	report(out, "after the fill", st)
+	if *profileStage == "fill" && !writeProfile(*heapProfile) {
+		return 1
+	}
 
 	cfg := dnssrv.DefaultConfig()
 	cfg.Domain = "chorus."
@@ -75,9 +79,14 @@ func run(out io.Writer) int {
 	}
 	prepare := time.Since(start)
 	report(out, fmt.Sprintf("after preparing %d DNS answers", len(qs)), st)
+	if *profileStage == "answers" && !writeProfile(*heapProfile) {
+		return 1
+	}
 
 	// Each change flips one service check of one node; after each, 100
 	// queries spread over the names, so the cache follows the changes.
+	// The new record goes through EncodeRecord and DecodeRecord (not
+	// timed), as one replication delivers.
 	var took []time.Duration
 	for i := 0; i < *changes; i++ {
 		n := i * 7919 % shape.Nodes
@@ -87,6 +96,14 @@ func run(out io.Writer) int {
 			status = catalog.HealthPassing
 		}
 		next := catalogtest.Flip(rec, st.Version(rec.Node.Name)+1, status)
+		b, err := catalog.EncodeRecord(next)
+		if err == nil {
+			next, err = catalog.DecodeRecord(b)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "catalogmem:", err)
+			return 1
+		}
 		t0 := time.Now()
 		st.ApplyRecord(next)
 		took = append(took, time.Since(t0))
@@ -103,19 +120,31 @@ func run(out io.Writer) int {
 		fmt.Fprintf(out, "snapshot per single-node change (Store.ApplyRecord, GC included): p50 %v, p90 %v, p99 %v, max %v\n",
 			q(0.5), q(0.9), q(0.99), took[len(took)-1])
 	}
-	if *heapProfile != "" {
-		f, err := os.Create(*heapProfile)
-		if err == nil {
-			err = pprof.WriteHeapProfile(f)
-			f.Close()
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "catalogmem:", err)
-			return 1
-		}
+	if *profileStage == "changes" && !writeProfile(*heapProfile) {
+		return 1
 	}
 	runtime.KeepAlive(srv)
 	return 0
+}
+
+// writeProfile writes a heap profile to path, if path is set, and reports
+// whether that went well.
+func writeProfile(path string) bool {
+	if path == "" {
+		return true
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "catalogmem:", err)
+		return false
+	}
+	return true
 }
 
 // report prints the heap in use and the RSS after a full GC that returns
@@ -126,8 +155,8 @@ func report(out io.Writer, when string, st *catalog.Store) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss, hwm := memStatus()
-	fmt.Fprintf(out, "%-40s heap in use %6.1f MiB, heap objects %9d, RSS %6.1f MiB (peak %6.1f MiB)\n",
-		when+":", float64(ms.HeapInuse)/(1<<20), ms.HeapObjects, rss, hwm)
+	fmt.Fprintf(out, "%-40s heap in use %6.1f MiB (live %6.1f MiB), heap objects %9d, RSS %6.1f MiB (peak %6.1f MiB)\n",
+		when+":", float64(ms.HeapInuse)/(1<<20), float64(ms.HeapAlloc)/(1<<20), ms.HeapObjects, rss, hwm)
 	runtime.KeepAlive(st)
 }
 
