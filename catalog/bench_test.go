@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/chorusdns/chorus/catalog"
@@ -75,6 +76,53 @@ func BenchmarkSnapshotBurst(b *testing.B) {
 						tx.ApplyRecord(catalogtest.Flip(r, vers[j], status))
 					}
 				})
+			}
+		})
+	}
+}
+
+// BenchmarkOwnNodeChange measures the snapshot built when a node with
+// many instances of one service, all at one service address, changes one
+// of them (a new port), as the owner's own record arrives with its hash
+// tree after a registration: the cost should follow the change, not the
+// node's instances.
+func BenchmarkOwnNodeChange(b *testing.B) {
+	for _, n := range []int{300, 10000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			st := catalog.NewStore()
+			st.SetMember("own", "10.0.0.1", catalog.MemberAlive)
+			rec := &catalog.NodeRecord{Node: catalog.Node{Name: "own", Address: "10.0.0.1"}, Version: 1}
+			for i := range n {
+				id := fmt.Sprintf("web-%05d", i)
+				rec.Services = append(rec.Services, catalog.Service{ID: id, Name: "web", Address: "10.0.0.2", Port: 1000,
+					Tags: []string{"primary"}, Weights: catalog.DefaultWeights})
+				rec.Checks = append(rec.Checks, catalog.Check{CheckID: "service:" + id, Name: "ttl", Status: catalog.HealthPassing, ServiceID: id, ServiceName: "web"})
+			}
+			tree, err := rec.PieceTree()
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec.SetPieceTree(tree)
+			st.ApplyRecord(rec)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				// The record is the owner's work: only its application is
+				// timed.
+				b.StopTimer()
+				next := *rec
+				next.Version++
+				next.Services = slices.Clone(rec.Services)
+				k := i % n
+				next.Services[k].Port++
+				lf, _, err := catalog.ServiceLeaf(&next.Services[k])
+				if err != nil {
+					b.Fatal(err)
+				}
+				tree = tree.With([]catalog.Leaf{lf}, nil)
+				next.SetPieceTree(tree)
+				rec = &next
+				b.StartTimer()
+				st.ApplyRecord(rec)
 			}
 		})
 	}

@@ -377,41 +377,78 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 	// An external node (no agent, no gossip) has no serfHealth check,
 	// as in Consul.
 	external := rec.IsExternal()
-	nodeChecks := 1
-	if external {
-		nodeChecks = 0
+	// The pieces changed since old's record, when both records carry
+	// their hash trees: old then lends what they leave as it was.
+	var set, del []Leaf
+	diffed := old != nil && old.record != nil && rec != nil && old.record.tree != nil && rec.tree != nil
+	if diffed {
+		set, del = DiffTrees(old.record.tree, rec.tree)
 	}
-	if rec != nil {
-		for i := range rec.Checks {
-			if rec.Checks[i].ServiceID == "" {
-				nodeChecks++
+	if diffed && old.Status == status && old.record.IsExternal() == external && !nodeChecksChanged(old.record, rec, set, del) {
+		// Same node-level checks and serfHealth: old's list, without
+		// a pass over the record's checks.
+		n.Checks, n.serf = old.Checks, old.serf
+	} else {
+		nodeChecks := 1
+		if external {
+			nodeChecks = 0
+		}
+		if rec != nil {
+			for i := range rec.Checks {
+				if rec.Checks[i].ServiceID == "" {
+					nodeChecks++
+				}
 			}
 		}
-	}
-	n.Checks = make([]Check, 0, nodeChecks)
-	if rec != nil {
-		for _, c := range rec.Checks {
-			if c.ServiceID == "" {
-				n.Checks = append(n.Checks, c)
+		n.Checks = make([]Check, 0, nodeChecks)
+		if rec != nil {
+			for _, c := range rec.Checks {
+				if c.ServiceID == "" {
+					n.Checks = append(n.Checks, c)
+				}
 			}
 		}
-	}
-	sortChecks(n.Checks)
-	n.serf = -1
-	if !external {
-		i, _ := slices.BinarySearchFunc(n.Checks, SerfCheckID, func(c Check, id string) int { return strings.Compare(c.CheckID, id) })
-		n.Checks = slices.Insert(n.Checks, i, serf)
-		n.serf = int32(i)
+		sortChecks(n.Checks)
+		n.serf = -1
+		if !external {
+			i, _ := slices.BinarySearchFunc(n.Checks, SerfCheckID, func(c Check, id string) int { return strings.Compare(c.CheckID, id) })
+			n.Checks = slices.Insert(n.Checks, i, serf)
+			n.serf = int32(i)
+		}
 	}
 	n.Health = AggregateHealth(n.Checks)
 	if rec == nil {
 		return n
 	}
-	if d := changesFrom(old, n, rec); d != nil && n.buildFrom(old, rec, d) {
-		return n
+	if diffed {
+		if d := changesFrom(old, n, rec, set, del); d != nil && n.buildFrom(old, rec, d) {
+			return n
+		}
 	}
 	n.buildAll(rec)
 	return n
+}
+
+// nodeChecksChanged reports whether the pieces changed from record a to
+// record b (set, del: DiffTrees of their trees; both records sorted)
+// include a node-level check (one that names no service) in either.
+func nodeChecksChanged(a, b *NodeRecord, set, del []Leaf) bool {
+	byCheckID := func(c Check, id string) int { return strings.Compare(c.CheckID, id) }
+	nodeLevel := func(r *NodeRecord, id string) bool {
+		i, ok := slices.BinarySearchFunc(r.Checks, id, byCheckID)
+		return ok && r.Checks[i].ServiceID == ""
+	}
+	for _, l := range set {
+		if l.Kind == PieceCheck && (nodeLevel(a, l.ID) || nodeLevel(b, l.ID)) {
+			return true
+		}
+	}
+	for _, l := range del {
+		if l.Kind == PieceCheck && nodeLevel(a, l.ID) {
+			return true
+		}
+	}
+	return false
 }
 
 // buildAll builds the node's instances and check list from scratch.
@@ -507,18 +544,17 @@ type nodeDelta struct {
 	delChecks []string        // service check IDs removed
 }
 
-// changesFrom returns what changed from old's record to rec, or nil when
-// old cannot lend anything: no previous entry, a record without its hash
-// tree, another node, member status or node-level checks, or more changes
-// than a rebuild costs.
-func changesFrom(old, n *NodeEntry, rec *NodeRecord) *nodeDelta {
-	if old == nil || old.record == nil || rec.tree == nil || old.record.tree == nil || len(old.Instances) == 0 {
+// changesFrom returns what changed from old's record to rec (set, del:
+// DiffTrees of their trees), or nil when old cannot lend anything: no
+// instances, another node, member status or node-level checks, or more
+// changes than a rebuild costs.
+func changesFrom(old, n *NodeEntry, rec *NodeRecord, set, del []Leaf) *nodeDelta {
+	if len(old.Instances) == 0 {
 		return nil
 	}
 	if old.Status != n.Status || !slices.Equal(old.Checks, n.Checks) || !reflect.DeepEqual(old.Node, n.Node) {
 		return nil
 	}
-	set, del := DiffTrees(old.record.tree, rec.tree)
 	if len(set)+len(del) > len(rec.Services)/4+8 {
 		return nil
 	}

@@ -708,6 +708,19 @@ func (b *snapBuilder) patchAddrs(node string, chs []instChange) {
 		return l
 	}
 	for _, ch := range chs {
+		if ch.old != nil && ch.neu != nil && ch.old.Service.Address == ch.neu.Service.Address {
+			// Same address: the instance's place in its list is the same.
+			if k, ok := ipKey(ch.neu.Service.Address); ok {
+				l := list(k)
+				if i, found := instanceAt(l, node, ch.neu.Service.ID); found {
+					l[i] = ch.neu
+				} else {
+					l = slices.Insert(l, i, ch.neu)
+				}
+				work[k] = l
+			}
+			continue
+		}
 		if ch.old != nil {
 			if k, ok := ipKey(ch.old.Service.Address); ok {
 				l := list(k)
