@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // A node record is signed in pieces, so that a change costs what changed:
@@ -78,9 +80,42 @@ type PieceTree struct {
 
 // bucket is one non-empty bucket of a PieceTree.
 type bucket struct {
-	idx    int
-	sum    [32]byte
 	leaves []Leaf // sorted by kind, then ID
+	// sum is the bucket's hash when it holds more than one leaf. A
+	// bucket of one leaf (most buckets of most records: 20 pieces in 256
+	// buckets) has SHA-256 of that leaf's sum as its hash, computed when
+	// needed rather than kept for every record a catalog holds.
+	sum *[32]byte
+	idx int
+}
+
+// hash returns the bucket's hash, bucketSum of its leaves.
+func (b *bucket) hash() [32]byte {
+	if b.sum != nil {
+		return *b.sum
+	}
+	if len(b.leaves) == 1 {
+		return sha256.Sum256(b.leaves[0].Sum[:])
+	}
+	return bucketSum(b.leaves)
+}
+
+// setSum keeps the bucket's hash when it has more than one leaf.
+func (b *bucket) setSum() {
+	b.sum = nil
+	if len(b.leaves) > 1 {
+		s := bucketSum(b.leaves)
+		b.sum = &s
+	}
+}
+
+// sameBucket reports whether two buckets have the same hash: the same
+// sequence of leaf sums.
+func sameBucket(x, y *bucket) bool {
+	if x.sum != nil && y.sum != nil {
+		return *x.sum == *y.sum
+	}
+	return sameLeaves(x.leaves, y.leaves)
 }
 
 // Root returns the tree's root hash.
@@ -130,7 +165,8 @@ func (t *PieceTree) sumRoot() {
 	next := 0
 	for i := range t.bs {
 		h.Write(zeroSums[:(t.bs[i].idx-next)*32])
-		h.Write(t.bs[i].sum[:])
+		s := t.bs[i].hash()
+		h.Write(s[:])
 		next = t.bs[i].idx + 1
 	}
 	h.Write(zeroSums[:(pieceBuckets-next)*32])
@@ -183,7 +219,7 @@ func BuildTree(prev *PieceTree, leaves []Leaf) *PieceTree {
 				continue
 			}
 		}
-		bk.sum = bucketSum(bk.leaves)
+		bk.setSum()
 	}
 	t.sumRoot()
 	return t
@@ -247,7 +283,7 @@ func (t *PieceTree) With(set, del []Leaf) *PieceTree {
 	n.bs = slices.DeleteFunc(n.bs, func(b bucket) bool { return len(b.leaves) == 0 })
 	for i := range n.bs {
 		if touched[n.bs[i].idx] {
-			n.bs[i].sum = bucketSum(n.bs[i].leaves)
+			n.bs[i].setSum()
 		}
 	}
 	n.sumRoot()
@@ -269,7 +305,7 @@ func DiffTrees(a, b *PieceTree) (set, del []Leaf) {
 			y = b.bs[j].leaves
 			j++
 		default:
-			same := a.bs[i].sum == b.bs[j].sum
+			same := sameBucket(&a.bs[i], &b.bs[j])
 			x, y = a.bs[i].leaves, b.bs[j].leaves
 			i, j = i+1, j+1
 			if same {
@@ -325,32 +361,75 @@ func canonicalJSON[T any](v *T) ([]byte, error) {
 	return raw, nil
 }
 
-func leafSum(kind byte, raw []byte) [32]byte {
-	h := sha256.New()
-	h.Write([]byte{kind})
-	h.Write(raw)
-	var s [32]byte
-	h.Sum(s[:0])
-	return s
+// leafEncoder encodes and hashes pieces with a buffer and a digest it
+// keeps: a decoded record's tree hashes every piece, and an encoding and
+// a digest allocated per piece would be garbage of the sizes the records
+// themselves are kept in.
+type leafEncoder struct {
+	buf  bytes.Buffer
+	enc  *json.Encoder
+	h    hash.Hash
+	kind [1]byte
+}
+
+// maxPooledLeafBuf is the largest buffer a leafEncoder goes back to the
+// pool with.
+const maxPooledLeafBuf = 64 << 10
+
+var leafEncoders = sync.Pool{New: func() any {
+	e := &leafEncoder{h: sha256.New()}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+// pieceLeaf returns the leaf of piece v (kind, id) and the length of its
+// canonical JSON: SHA-256 of the kind and canonicalJSON(v).
+func pieceLeaf[T any](kind byte, id string, v *T) (Leaf, int, error) {
+	e := leafEncoders.Get().(*leafEncoder)
+	defer func() {
+		if e.buf.Cap() <= maxPooledLeafBuf {
+			leafEncoders.Put(e)
+		}
+	}()
+	e.buf.Reset()
+	// Encode writes what Marshal returns (HTML escaped), then a newline.
+	if err := e.enc.Encode(v); err != nil {
+		return Leaf{}, 0, err
+	}
+	raw := bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'})
+	if bytes.Contains(raw, []byte(`\ufffd`)) {
+		c, err := canonicalJSON(v)
+		if err != nil {
+			return Leaf{}, 0, err
+		}
+		raw = c
+	}
+	e.h.Reset()
+	e.kind[0] = kind
+	e.h.Write(e.kind[:])
+	e.h.Write(raw)
+	l := Leaf{Kind: kind, ID: id}
+	e.h.Sum(l.Sum[:0])
+	return l, len(raw), nil
 }
 
 // ServiceLeaf returns s's leaf and the length of its JSON (what it adds
 // to a record's encoding, before compression).
 func ServiceLeaf(s *Service) (Leaf, int, error) {
-	raw, err := canonicalJSON(s)
+	l, n, err := pieceLeaf(PieceService, s.ID, s)
 	if err != nil {
 		return Leaf{}, 0, fmt.Errorf("encode service %q: %w", s.ID, err)
 	}
-	return Leaf{Kind: PieceService, ID: s.ID, Sum: leafSum(PieceService, raw)}, len(raw), nil
+	return l, n, nil
 }
 
 // CheckLeaf returns c's leaf and the length of its JSON.
 func CheckLeaf(c *Check) (Leaf, int, error) {
-	raw, err := canonicalJSON(c)
+	l, n, err := pieceLeaf(PieceCheck, c.CheckID, c)
 	if err != nil {
 		return Leaf{}, 0, fmt.Errorf("encode check %q: %w", c.CheckID, err)
 	}
-	return Leaf{Kind: PieceCheck, ID: c.CheckID, Sum: leafSum(PieceCheck, raw)}, len(raw), nil
+	return l, n, nil
 }
 
 // recordLeaves returns the leaves of every piece of r, in the order
