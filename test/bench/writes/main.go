@@ -6,7 +6,8 @@
 // instances, then, for each number of concurrent clients (-clients),
 // re-registers them for -duration, each registration a real change (a
 // new port), and reads the agent's CPU time from /proc before and after.
-// It prints one Markdown table.
+// It prints one Markdown table, with the machine's 1-minute load average
+// at the end of each cell.
 //
 //	go run ./test/bench/writes -chorus ./chorus -consul /path/to/consul
 package main
@@ -75,8 +76,8 @@ func run() error {
 	if c.consul != "" {
 		kinds = append(kinds, "consul")
 	}
-	fmt.Println("| agent | local instances | clients | registrations/s | CPU ms/registration | net of idle | p50 ms | p99 ms | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| agent | local instances | clients | registrations/s | CPU ms/registration | net of idle | p50 ms | p99 ms | errors | load avg |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, kind := range kinds {
 		for _, n := range c.sizes {
 			if err := c.measure(kind, n); err != nil {
@@ -285,8 +286,8 @@ func (c *config) measure(kind string, n int) error {
 		rate := float64(count) / elapsed.Seconds()
 		cpuPer := float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(max(count, 1))
 		netPer := max(0, float64((cpu1-cpu0).Microseconds())/1000-idle*1000*elapsed.Seconds()) / float64(max(count, 1))
-		fmt.Printf("| %s | %d | %d | %.0f | %.3f | %.3f | %.1f | %.1f | %d |\n", kind, n, conc, rate, cpuPer, netPer,
-			lat.quantile(0.5), lat.quantile(0.99), errs)
+		fmt.Printf("| %s | %d | %d | %.0f | %.3f | %.3f | %.1f | %.1f | %d | %s |\n", kind, n, conc, rate, cpuPer, netPer,
+			lat.quantile(0.5), lat.quantile(0.99), errs, loadAvg())
 	}
 	return nil
 }
@@ -346,4 +347,17 @@ func load(url string, ports []int, conc int, next func(w, k int) (int, bool)) (i
 	}
 	wg.Wait()
 	return int(count.Load()), lat, first
+}
+
+// loadAvg returns the machine's 1-minute load average at the end of a
+// cell (other work on the machine moves the rates), or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
