@@ -96,7 +96,7 @@ func (s *Store) ApplyRecord(rec *NodeRecord) bool {
 	if n.rec != nil && rec.Version <= n.rec.Version {
 		return false
 	}
-	n.rec = rec
+	n.rec = kept(rec)
 	n.entry = nil
 	s.dirty[rec.Node.Name] = struct{}{}
 	s.publishLocked()
@@ -163,7 +163,7 @@ func (tx *Tx) ApplyRecord(rec *NodeRecord) bool {
 	if n.rec != nil && rec.Version <= n.rec.Version {
 		return false
 	}
-	n.rec, n.entry, tx.dirty = rec, nil, true
+	n.rec, n.entry, tx.dirty = kept(rec), nil, true
 	tx.s.dirty[rec.Node.Name] = struct{}{}
 	return true
 }
