@@ -96,6 +96,7 @@ func run() int {
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed (owners of registrations, victims)")
 	flag.DurationVar(&o.gossip.probeInterval, "probe-interval", 0, "memberlist ProbeInterval for both kinds (0: the lan profile's)")
 	flag.DurationVar(&o.gossip.probeTimeout, "probe-timeout", 0, "memberlist ProbeTimeout (0: the lan profile's)")
+	flag.DurationVar(&o.gossip.gossipInterval, "gossip-interval", 0, "memberlist GossipInterval (0: the lan profile's)")
 	flag.IntVar(&o.gossip.suspicionMult, "suspicion-mult", 0, "memberlist SuspicionMult (0: the lan profile's)")
 	flag.IntVar(&o.gossip.suspicionMaxMult, "suspicion-max-timeout-mult", 0, "memberlist SuspicionMaxTimeoutMult (0: the lan profile's)")
 	flag.IntVar(&o.gossip.retransmitMult, "retransmit-mult", 0, "memberlist RetransmitMult (0: the lan profile's)")

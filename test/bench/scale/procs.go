@@ -64,7 +64,7 @@ type cluster struct {
 // gossipFlags override the lan profile's memberlist timings for both
 // kinds of agent (zero: the profile's).
 type gossipFlags struct {
-	probeInterval, probeTimeout                     time.Duration
+	probeInterval, probeTimeout, gossipInterval     time.Duration
 	suspicionMult, suspicionMaxMult, retransmitMult int
 }
 
@@ -76,6 +76,9 @@ func (g gossipFlags) chorusJSON() string {
 	}
 	if g.probeTimeout > 0 {
 		parts = append(parts, fmt.Sprintf(`"probe_timeout": %q`, g.probeTimeout))
+	}
+	if g.gossipInterval > 0 {
+		parts = append(parts, fmt.Sprintf(`"gossip_interval": %q`, g.gossipInterval))
 	}
 	for _, kv := range []struct {
 		key string
@@ -96,6 +99,9 @@ func (g gossipFlags) serfArgs() []string {
 	}
 	if g.probeTimeout > 0 {
 		a = append(a, "-probe-timeout", g.probeTimeout.String())
+	}
+	if g.gossipInterval > 0 {
+		a = append(a, "-gossip-interval", g.gossipInterval.String())
 	}
 	for _, kv := range []struct {
 		flag string

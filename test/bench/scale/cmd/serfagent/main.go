@@ -53,6 +53,7 @@ func run() int {
 	t := lanTimings
 	flag.DurationVar(&t.probeInterval, "probe-interval", t.probeInterval, "memberlist ProbeInterval")
 	flag.DurationVar(&t.probeTimeout, "probe-timeout", t.probeTimeout, "memberlist ProbeTimeout")
+	flag.DurationVar(&t.gossipInterval, "gossip-interval", t.gossipInterval, "memberlist GossipInterval")
 	flag.IntVar(&t.suspicionMult, "suspicion-mult", t.suspicionMult, "memberlist SuspicionMult")
 	flag.IntVar(&t.suspicionMaxMult, "suspicion-max-timeout-mult", t.suspicionMaxMult, "memberlist SuspicionMaxTimeoutMult")
 	flag.IntVar(&t.retransmitMult, "retransmit-mult", t.retransmitMult, "memberlist RetransmitMult")
@@ -172,7 +173,7 @@ func run() int {
 
 // timings are the memberlist knobs the harness varies.
 type timings struct {
-	probeInterval, probeTimeout                     time.Duration
+	probeInterval, probeTimeout, gossipInterval     time.Duration
 	suspicionMult, suspicionMaxMult, retransmitMult int
 	awarenessMax, handoffDepth                      int
 }
@@ -180,7 +181,7 @@ type timings struct {
 // lanTimings are Chorus's `lan` gossip profile (agent/membership.go
 // gossipProfile and memberlistConfig); keep them equal.
 var lanTimings = timings{
-	probeInterval: 300 * time.Millisecond, probeTimeout: 200 * time.Millisecond,
+	probeInterval: 300 * time.Millisecond, probeTimeout: 200 * time.Millisecond, gossipInterval: 100 * time.Millisecond,
 	suspicionMult: 3, suspicionMaxMult: 6, retransmitMult: 8,
 	awarenessMax: 8, handoffDepth: 4096,
 }
@@ -193,7 +194,7 @@ func startSerf(name, bind string, port int, coords bool, t timings, logger *log.
 	ml.BindAddr, ml.BindPort = bind, port
 	ml.AdvertiseAddr, ml.AdvertisePort = bind, port
 	ml.ProbeInterval, ml.ProbeTimeout = t.probeInterval, t.probeTimeout
-	ml.GossipInterval, ml.PushPullInterval = 100*time.Millisecond, 30*time.Second
+	ml.GossipInterval, ml.PushPullInterval = t.gossipInterval, 30*time.Second
 	ml.SuspicionMult, ml.SuspicionMaxTimeoutMult, ml.RetransmitMult = t.suspicionMult, t.suspicionMaxMult, t.retransmitMult
 	ml.AwarenessMaxMultiplier, ml.HandoffQueueDepth = t.awarenessMax, t.handoffDepth
 	ml.DeadNodeReclaimTime = 10 * time.Second
