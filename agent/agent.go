@@ -302,13 +302,20 @@ func (a *Agent) serveHTTP(srv *http.Server, ln net.Listener) {
 // publish signs a new record of this node with the node's key, applies
 // it to the catalog and announces it to peers (local.State's publish
 // function). Peers apply no record of this node that this key has not
-// signed.
+// signed. Records built before the gossip layer exists (config services
+// loaded during Start) are dropped: they lack the gossip address, and
+// Start publishes the whole state once Serf is up. Were one applied, the
+// record Start publishes, of the same version, would be refused by the
+// catalog, never announced and never tagged.
 func (a *Agent) publish(rec *catalog.NodeRecord) {
+	if a.sync == nil {
+		return
+	}
 	if err := rec.Sign(a.key); err != nil {
 		a.logger.Error("sign own record", "version", rec.Version, "err", err)
 		return
 	}
-	if a.store.ApplyRecord(rec) && a.sync != nil {
+	if a.store.ApplyRecord(rec) {
 		a.sync.Announce(rec)
 	}
 }

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -87,4 +89,35 @@ func TestJoinsNodeThatReplicationKnowsAndGossipDoesNot(t *testing.T) {
 	if counterValue(t, a, "member_join") == 0 {
 		t.Fatal("member_join not counted")
 	}
+}
+
+// TestConfigServiceStartPublishesTaggedRecord: an agent that starts with
+// a service from its config publishes, once Serf is up, a record that
+// carries its gossip address, sets its version tag to that record's
+// version and sends it to a peer, which answers for the service without
+// any later change. (Config services are loaded before Serf exists; a
+// record built then used to take the version, so the record Start
+// published was refused, never announced and never tagged.)
+func TestConfigServiceStartPublishesTaggedRecord(t *testing.T) {
+	peer := startAgent(t, testConfig(t, "peer"))
+	cfg := testConfig(t, "cfgsvc")
+	cfg.Services = []local.ServiceDefinition{{Name: "fromconfig", Port: 7000}}
+	a := startAgent(t, cfg)
+	if _, err := a.Join([]string{peer.SerfAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		rec := a.Store().Record("cfgsvc")
+		if rec == nil {
+			return fmt.Errorf("no own record in the catalog")
+		}
+		if rec.Gossip != a.SerfAddr() {
+			return fmt.Errorf("own record carries gossip address %q, want %q", rec.Gossip, a.SerfAddr())
+		}
+		if tag := a.serf.LocalMember().Tags[tagVersion]; tag != strconv.FormatUint(rec.Version, 10) {
+			return fmt.Errorf("version tag %q, record version %d", tag, rec.Version)
+		}
+		return nil
+	})
+	waitDNS(t, []*Agent{peer}, "fromconfig", 1, 10*time.Second)
 }
