@@ -258,11 +258,9 @@ func (s *Syncer) announceLoop(ctx context.Context) {
 // (the one it started with), once. The tag tells members that learn of
 // this agent (a join, a restart) which record of it to hold at least; it
 // is not set again on later changes: a new tag is an alive message that
-// every member passes on L(N) times (log-scaled retransmits), per change
-// about 230 bytes × L(N) per agent, which at 10 changes/s cluster-wide
-// would cost every agent more than all of Chorus's own traffic (see
-// docs/scale.md). Later versions travel by notices and anti-entropy
-// alone. Serf's SetTags waits until Memberlist has finished
+// every member passes on L(N) times, a cost per change that grows with the
+// cluster (docs/scale.md). Later versions travel by notices and
+// anti-entropy alone. Serf's SetTags waits until Memberlist has finished
 // retransmitting the update (up to Serf's 5 s BroadcastTimeout), so it
 // runs here, apart from the notices.
 func (s *Syncer) tagLoop(ctx context.Context) {
