@@ -237,7 +237,6 @@ func (a *Agent) Start() (err error) {
 		return err
 	}
 	a.startWAN()
-	a.local.SetGossip(a.SerfAddr())
 	a.dns.SetDistances(a)
 	a.local.Publish()
 

@@ -30,10 +30,6 @@ func (m serfMembers) Members() []replication.Member {
 func (m serfMembers) NumMembers() int   { return m.a.serf.NumNodes() }
 func (m serfMembers) LocalAddr() string { return m.a.SerfAddr() }
 
-func (m serfMembers) SetVersion(v uint64) error {
-	return m.a.serf.SetTags(m.a.tags(m.a.cfg.Load(), v))
-}
-
 func (m serfMembers) Join(addr string) error {
 	_, err := m.a.serf.Join([]string{addr}, true)
 	return err

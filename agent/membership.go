@@ -150,7 +150,12 @@ func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	sc.NodeName = cfg.NodeName
 	sc.MemberlistConfig = ml
 	sc.Logger = slogger
-	sc.Tags = a.tags(cfg, 0)
+	// The version tag carries the start version, set here once: setting
+	// it later is a Serf tag update (an alive message every member
+	// passes on) racing Serf's own queries. The record Start publishes
+	// holds at least this version.
+	startVersion := a.local.SetGossip(net.JoinHostPort(advertise, strconv.Itoa(port)))
+	sc.Tags = a.tags(cfg, startVersion)
 	sc.SnapshotPath = serfSnapshotPath(cfg.DataDir)
 	sc.RejoinAfterLeave = false
 	sc.ReconnectInterval = prof.ReconnectInterval

@@ -120,4 +120,11 @@ func TestConfigServiceStartPublishesTaggedRecord(t *testing.T) {
 		return nil
 	})
 	waitDNS(t, []*Agent{peer}, "fromconfig", 1, 10*time.Second)
+	// The tag keeps the start version: later changes travel by notices.
+	tag := a.serf.LocalMember().Tags[tagVersion]
+	mustDo(t, a, "PUT", "/v1/agent/service/register", `{"Name":"later","Port":7001}`)
+	waitDNS(t, []*Agent{peer}, "later", 1, 10*time.Second)
+	if got := a.serf.LocalMember().Tags[tagVersion]; got != tag {
+		t.Fatalf("version tag changed from %s to %s on a registration", tag, got)
+	}
 }

@@ -186,12 +186,16 @@ func (l *State) bumpLocked() {
 }
 
 // SetGossip sets the gossip address the record carries (once the gossip
-// port is bound; before the first Publish).
-func (l *State) SetGossip(addr string) {
+// port is bound; before the first Publish) and returns the version the
+// record takes with it: the agent's start version, which the next
+// Publish announces (or a later one, if a change came between).
+func (l *State) SetGossip(addr string) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gossip = addr
 	l.rc.ok = false
+	l.bumpLocked()
+	return l.version
 }
 
 // recordLocked builds the node record from the current state. Services

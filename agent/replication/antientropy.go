@@ -293,7 +293,7 @@ func (s *Syncer) pullNewer(addr string, theirs []vecEntry) []vecEntry {
 		for _, e := range rest[:n] {
 			want[e.Name] = e.Version
 		}
-		s.want(addr, want, false)
+		s.want(addr, want, pullNow)
 		rest = rest[n:]
 	}
 	return newer

@@ -8,27 +8,6 @@ import (
 	tu "github.com/chorusdns/chorus/test/testutil"
 )
 
-// TestVersionTagSetOnce: the version tag carries the first version an
-// agent announced; later changes travel by notices alone.
-func TestVersionTagSetOnce(t *testing.T) {
-	nodes := newMemNet(t).add(3)
-	first := nodes[0].change("a")
-	tu.Eventually(t, 5*time.Second, func() error {
-		if got := nodes[0].tag.Load(); got != first.Version {
-			return fmt.Errorf("tag %d, want %d", got, first.Version)
-		}
-		return nil
-	})
-	var last uint64
-	for i := range 5 {
-		last = nodes[0].change(fmt.Sprintf("svc-%d", i)).Version
-		converged(t, nodes, "node0", last, 5*time.Second)
-	}
-	if got := nodes[0].tag.Load(); got != first.Version {
-		t.Fatalf("after 5 more changes the tag is %d, want the first version %d", got, first.Version)
-	}
-}
-
 // TestJoinerCatchesUpInOneExchange: an agent that joins a cluster of 40
 // learns every record through its catch-up exchange and the pulls it
 // finds due (jobs of maxPullNames), not through one pull per member,
@@ -92,5 +71,40 @@ func TestCatchUpEndsWithoutPeers(t *testing.T) {
 	n.sync.queueCatchUp()
 	if lack := n.sync.CatchUp(); lack != "" {
 		t.Fatalf("CatchUp after giving up: %q", lack)
+	}
+}
+
+// TestJoinerNoticesPreemptTagPulls: an agent that announced its record
+// before it joined (so to no one) sends its notices again after the join
+// (Kick), and the members that learn of it through its version tag get
+// the record from the notice instead of each dialling the joiner.
+func TestJoinerNoticesPreemptTagPulls(t *testing.T) {
+	const members = 30
+	net := newMemNet(t)
+	nodes := net.add(members)
+	for _, n := range nodes {
+		converged(t, nodes, n.name, n.change("svc").Version, 10*time.Second)
+	}
+	net.beforeRun = func(n *memNode) { n.alone.Store(true) }
+	joiner := net.add(1)[0]
+	rec := joiner.change("web")
+	tu.Eventually(t, 5*time.Second, func() error {
+		if s := joiner.counter("notice_sent"); s != 1 {
+			return fmt.Errorf("notice_sent %v before the join, want 1 (to no one)", s)
+		}
+		return nil
+	})
+	joiner.alone.Store(false)
+	joiner.sync.Kick()
+	converged(t, nodes, joiner.name, rec.Version, 10*time.Second)
+	if s := joiner.counter("notice_sent"); s != 2 {
+		t.Fatalf("notice_sent %v after the join, want 2 (sent again once)", s)
+	}
+	// Let every member's tag pull come due (fanoutSpread + jitter).
+	time.Sleep(fanoutSpread + 2*maxPullJitter)
+	// Anti-entropy exchanges may open a few streams to the joiner; one
+	// pull per member would be 30.
+	if got := joiner.served.Load(); got > 6 {
+		t.Fatalf("members opened %d streams to the joiner, want a few (its notices carry the record)", got)
 	}
 }

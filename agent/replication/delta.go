@@ -112,14 +112,14 @@ func (s *Syncer) queueDelta(name string, version uint64, delta []byte, from stri
 	_, base, v, err := catalog.DeltaHeader(delta)
 	if err != nil || v != version {
 		s.reject(rejMalformed, "rejecting an inline delta", "node", name, "from", from, "err", err)
-		s.want(from, map[string]uint64{name: version}, true)
+		s.want(from, map[string]uint64{name: version}, pullJittered)
 		return
 	}
 	if s.store.Version(name) != base && s.pendingBase(name) != base {
 		// Not the version held (nor one on its way to the apply loop):
 		// pull the whole record.
 		s.metrics.events.WithLabelValues("delta_base_missing").Inc()
-		s.want(from, map[string]uint64{name: version}, true)
+		s.want(from, map[string]uint64{name: version}, pullJittered)
 		return
 	}
 	select {
@@ -151,7 +151,7 @@ func (s *Syncer) resolveDelta(r received, batch map[string]*catalog.NodeRecord) 
 	_, _, version, _ := catalog.DeltaHeader(r.delta)
 	if base == nil {
 		s.metrics.events.WithLabelValues("delta_base_missing").Inc()
-		s.want(r.from, map[string]uint64{r.name: version}, true)
+		s.want(r.from, map[string]uint64{r.name: version}, pullJittered)
 		return r, false
 	}
 	rec, err := catalog.ApplyDelta(base, r.delta)
@@ -160,12 +160,12 @@ func (s *Syncer) resolveDelta(r received, batch map[string]*catalog.NodeRecord) 
 	case errors.Is(err, catalog.ErrDeltaBase):
 		if base.Version < version {
 			s.metrics.events.WithLabelValues("delta_base_missing").Inc()
-			s.want(r.from, map[string]uint64{r.name: version}, true)
+			s.want(r.from, map[string]uint64{r.name: version}, pullJittered)
 		}
 		return r, false
 	default:
 		s.reject(rejMalformed, "rejecting a delta that does not apply", "node", r.name, "from", r.from, "err", err)
-		s.want(r.from, map[string]uint64{r.name: version}, true)
+		s.want(r.from, map[string]uint64{r.name: version}, pullJittered)
 		return r, false
 	}
 	return received{rec: rec, kind: r.kind}, true

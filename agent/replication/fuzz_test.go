@@ -180,11 +180,10 @@ func encodeDeflate(b []byte) []byte {
 // fixedMembers is a member list that does not change.
 type fixedMembers []Member
 
-func (m fixedMembers) Members() []Member       { return m }
-func (m fixedMembers) NumMembers() int         { return len(m) }
-func (m fixedMembers) LocalAddr() string       { return m[0].Addr }
-func (m fixedMembers) SetVersion(uint64) error { return nil }
-func (m fixedMembers) Join(string) error       { return nil }
+func (m fixedMembers) Members() []Member { return m }
+func (m fixedMembers) NumMembers() int   { return len(m) }
+func (m fixedMembers) LocalAddr() string { return m[0].Addr }
+func (m fixedMembers) Join(string) error { return nil }
 
 // nowhere is a network where every datagram is lost and no one answers.
 type nowhere struct{}

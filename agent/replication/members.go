@@ -48,9 +48,6 @@ type Members interface {
 	NumMembers() int
 	// LocalAddr is this agent's gossip address.
 	LocalAddr() string
-	// SetVersion sets this agent's version tag; it may block until the
-	// update has been gossiped (bounded by the gossip layer).
-	SetVersion(v uint64) error
 	// Join contacts a member at addr and syncs the member list with it.
 	Join(addr string) error
 }

@@ -58,8 +58,11 @@ type memNode struct {
 	key        ed25519.PrivateKey
 	// hung nodes accept streams and never answer them.
 	hung atomic.Bool
-	// dials counts the streams this node opened.
-	dials atomic.Int64
+	// dials counts the streams this node opened, served those opened
+	// to it.
+	dials, served atomic.Int64
+	// alone nodes list no member but themselves (not joined yet).
+	alone atomic.Bool
 }
 
 // countingStore counts the catalog changes the syncer makes.
@@ -131,7 +134,8 @@ func (n *memNet) node(addr string) *memNode {
 }
 
 // change makes a new version of node's record with services named svcs and
-// publishes it as the agent would: applied locally, then announced.
+// publishes it as the agent would: applied locally, then announced. The
+// first sets the node's version tag, as an agent's start version is.
 func (m *memNode) change(svcs ...string) *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: catalog.Node{Name: m.name, Address: "127.0.0.1"}, Version: m.store.Version(m.name) + 1}
 	for i, s := range svcs {
@@ -143,6 +147,7 @@ func (m *memNode) change(svcs ...string) *catalog.NodeRecord {
 	if !m.store.ApplyRecord(rec) {
 		panic("own record not applied")
 	}
+	m.tag.CompareAndSwap(0, rec.Version)
 	m.sync.Announce(rec)
 	return rec
 }
@@ -194,6 +199,7 @@ func (e memEndpoint) DialTimeout(addr string, timeout time.Duration) (net.Conn, 
 	if to == nil {
 		return nil, fmt.Errorf("dial %s: connection refused", addr)
 	}
+	to.served.Add(1)
 	client, server := net.Pipe()
 	if to.hung.Load() {
 		n.wg.Go(func() {
@@ -213,6 +219,9 @@ type memMembers struct{ node *memNode }
 func (m memMembers) Members() []Member {
 	var out []Member
 	for _, o := range m.node.net.all() {
+		if m.node.alone.Load() && o != m.node {
+			continue
+		}
 		v := o.tag.Load()
 		if m.node.net.noTags.Load() {
 			v = 0
@@ -229,10 +238,6 @@ func (m memMembers) Members() []Member {
 func (m memMembers) NumMembers() int   { return len(m.node.net.all()) }
 func (m memMembers) LocalAddr() string { return m.node.addr }
 func (m memMembers) Join(string) error { return nil }
-func (m memMembers) SetVersion(v uint64) error {
-	m.node.tag.Store(v)
-	return nil
-}
 
 // tWriter sends log lines to the test log.
 type tWriter struct{ t *testing.T }

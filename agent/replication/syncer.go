@@ -60,9 +60,12 @@ const (
 //     the two walk the tree and pull what the other has newer
 //     (antientropy.go), so a lost notice is repaired in seconds;
 //   - the version tag in the gossip layer carries the version an agent
-//     started with, set once (see tagLoop), so that a member learns of a
-//     new or restarted agent's record with its member event; a joining
-//     agent catches up through one tree exchange (catchup.go).
+//     started with (set by the agent when it creates its gossip member,
+//     never changed: a new tag is an alive message every member passes
+//     on L(N) times, a cost per change that grows with the cluster, see
+//     docs/scale.md), so that a member learns of a new or restarted
+//     agent's record with its member event (Observe); a joining agent
+//     catches up through one tree exchange (catchup.go).
 //
 // Received records are applied by one goroutine that takes every record
 // waiting and applies them as one catalog change, never on the network
@@ -92,10 +95,10 @@ type Syncer struct {
 	recheckCh  chan recheck
 	latest     atomic.Pointer[catalog.NodeRecord]
 	deltas     deltaState // delta.go
-	// tagCh wakes tagLoop to set the version tag to tagVersion, the
-	// first announced version (see announceLoop).
-	tagCh      chan struct{}
-	tagVersion atomic.Uint64
+	// resend makes announceLoop send the latest record's notices again
+	// although they went out (Kick, after a join: the members just
+	// learned of were not among their recipients).
+	resend atomic.Bool
 
 	mu      sync.Mutex
 	pending map[string]uint64 // node → version being fetched
@@ -149,8 +152,8 @@ type encodedRecord struct {
 type pullJob struct {
 	addr  string
 	nodes map[string]uint64
-	// notBefore spreads pulls from a node's owner (see pullWorker); zero
-	// for others.
+	// notBefore is when the pull may start (see pullWhen); zero for at
+	// once.
 	notBefore time.Time
 }
 
@@ -174,7 +177,6 @@ func New(self string, store Store, keyring *memberlist.Keyring, logger *slog.Log
 		recheckCh:  make(chan recheck, 64),
 		joinCh:     make(chan string, 1),
 		started:    time.Now(),
-		tagCh:      make(chan struct{}, 1),
 		pending:    make(map[string]uint64),
 		jobs:       make(chan pullJob, 1024),
 		lastAE:     make(map[string]time.Time),
@@ -194,7 +196,6 @@ func (s *Syncer) Attach(members Members, network Network) {
 func (s *Syncer) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.announceLoop(ctx) })
-	wg.Go(func() { s.tagLoop(ctx) })
 	wg.Go(func() { s.aeLoop(ctx) })
 	wg.Go(func() { s.exchangeLoop(ctx) })
 	wg.Go(func() { s.recheckLoop(ctx) })
@@ -209,11 +210,19 @@ func (s *Syncer) Run(ctx context.Context) {
 // Close makes the Syncer drop traffic from now on (the agent is stopping).
 func (s *Syncer) Close() { s.closed.Store(true) }
 
-// Kick asks for an immediate anti-entropy round (after a join), which
-// runs the catch-up exchange BeginCatchUp started (catchup.go).
+// Kick follows a join: it asks for an immediate anti-entropy round,
+// which runs the catch-up exchange BeginCatchUp started (catchup.go), and
+// sends the latest record's notices again, now to the members the join
+// brought, so that they hold it before their version-tag pulls are due
+// (pullAfterNotices).
 func (s *Syncer) Kick() {
 	select {
 	case s.kickCh <- struct{}{}:
+	default:
+	}
+	s.resend.Store(true)
+	select {
+	case s.announceCh <- struct{}{}:
 	default:
 	}
 }
@@ -237,50 +246,14 @@ func (s *Syncer) announceLoop(ctx context.Context) {
 		case <-s.announceCh:
 		}
 		rec := s.latest.Load()
-		if rec == nil || rec.Version == sentVersion {
+		resend := s.resend.Swap(false)
+		if rec == nil || (rec.Version == sentVersion && !resend) {
 			continue
 		}
 		b := s.noticePayload(rec)
-		if sentVersion == 0 {
-			s.tagVersion.Store(rec.Version)
-			select {
-			case s.tagCh <- struct{}{}:
-			default:
-			}
-		}
 		s.sendNotices(ctx, rec, b)
 		sentVersion = rec.Version
 		s.metrics.events.WithLabelValues("announce").Inc()
-	}
-}
-
-// tagLoop sets the version tag to the first version this agent announced
-// (the one it started with), once. The tag tells members that learn of
-// this agent (a join, a restart) which record of it to hold at least; it
-// is not set again on later changes: a new tag is an alive message that
-// every member passes on L(N) times, a cost per change that grows with the
-// cluster (docs/scale.md). Later versions travel by notices and
-// anti-entropy alone. Serf's SetTags waits until Memberlist has finished
-// retransmitting the update (up to Serf's 5 s BroadcastTimeout), so it
-// runs here, apart from the notices.
-func (s *Syncer) tagLoop(ctx context.Context) {
-	var set uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.tagCh:
-		}
-		v := s.tagVersion.Load()
-		if v == set {
-			continue
-		}
-		// A timeout leaves the tag set and its update queued: it still
-		// converges, through gossip or push-pull.
-		if err := s.members.SetVersion(v); err != nil && ctx.Err() == nil {
-			s.logger.Warn("set version tag", "version", v, "err", err)
-		}
-		set = v
 	}
 }
 
@@ -360,7 +333,7 @@ func (s *Syncer) handleNotice(body []byte, from string) {
 		}
 		s.reject(rejMalformed, "rejecting an inline record", "node", name, "from", from, "err", err)
 	}
-	s.want(from, map[string]uint64{name: version}, true)
+	s.want(from, map[string]uint64{name: version}, pullJittered)
 }
 
 // queueApply hands a received record to applyLoop. From the read loop
@@ -472,21 +445,41 @@ func (s *Syncer) Observe(m Member) {
 	if s.catchingUp() {
 		return // the catch-up exchange brings it, with every other record
 	}
-	s.want(m.Addr, map[string]uint64{m.Name: m.Version}, true)
+	s.want(m.Addr, map[string]uint64{m.Name: m.Version}, pullAfterNotices)
 }
+
+// pullWhen says when a pull may start.
+type pullWhen int
+
+const (
+	// pullNow: anti-entropy's pulls, from a random peer.
+	pullNow pullWhen = iota
+	// pullJittered: a pull from the owner of a change its notice told
+	// of. Every peer got the notice at about the same moment, so the
+	// pull waits a jitter drawn when queued, so that the N−1 peers do
+	// not all dial the owner together.
+	pullJittered
+	// pullAfterNotices: a pull prompted by a member's version tag (a
+	// join or a restart). The member sends its notices after it joined
+	// (Kick), the record inline when it fits, so the pull waits out the
+	// whole paced fan-out (fanoutSpread) and then a jitter: by then the
+	// notice has usually delivered the record and the pull finds nothing
+	// to fetch, instead of N−1 members dialling each joiner.
+	pullAfterNotices
+)
 
 // want schedules fetching the given node versions from addr, skipping
 // those already held (applied or held back) or being fetched, and
-// versions beyond MaxFutureSkew. fromOwner marks a pull
-// from the nodes' owner prompted by a notice or a tag: every peer learns
-// of that change at about the same moment, so the pull waits a jitter,
-// drawn now, so that the N-1 peers do not all hit the owner together.
-// Anti-entropy pulls go at once: their peer is random.
-func (s *Syncer) want(addr string, nodes map[string]uint64, fromOwner bool) {
+// versions beyond MaxFutureSkew; when says when the pull may start. A
+// pull that finds its versions held by then fetches nothing.
+func (s *Syncer) want(addr string, nodes map[string]uint64, when pullWhen) {
 	self := s.self
 	job := pullJob{addr: addr, nodes: map[string]uint64{}}
-	if fromOwner {
+	switch when {
+	case pullJittered:
 		job.notBefore = time.Now().Add(s.pullJitter())
+	case pullAfterNotices:
+		job.notBefore = time.Now().Add(fanoutSpread + s.pullJitter())
 	}
 	limit := futureLimit()
 	s.mu.Lock()
