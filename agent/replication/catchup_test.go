@@ -108,3 +108,75 @@ func TestJoinerNoticesPreemptTagPulls(t *testing.T) {
 		t.Fatalf("members opened %d streams to the joiner, want a few (its notices carry the record)", got)
 	}
 }
+
+// TestNoticeBeforeMembershipIsParked: a joiner's notices that reach
+// members before its join does are parked and applied when the member
+// appears, instead of being dropped and replaced by N−1 pulls; a parked
+// notice never applies while its sender is no member.
+func TestNoticeBeforeMembershipIsParked(t *testing.T) {
+	const members = 20
+	net := newMemNet(t)
+	nodes := net.add(members)
+	for _, n := range nodes {
+		converged(t, nodes, n.name, n.change("svc").Version, 10*time.Second)
+	}
+	net.beforeRun = func(n *memNode) { n.hidden.Store(true) }
+	joiner := net.add(1)[0]
+	rec := joiner.change("web")
+	tu.Eventually(t, 5*time.Second, func() error {
+		parked := 0.0
+		for _, n := range nodes {
+			parked += n.counter("notice_parked")
+		}
+		if parked != members {
+			return fmt.Errorf("%v of %d members parked the joiner's notice", parked, members)
+		}
+		return nil
+	})
+	for _, n := range nodes {
+		if v := n.store.Version(joiner.name); v != 0 {
+			t.Fatalf("%s applied a notice of a node that is no member (version %d)", n.name, v)
+		}
+	}
+	joiner.hidden.Store(false) // the join reaches everyone: aeLoop observes it
+	converged(t, nodes, joiner.name, rec.Version, 10*time.Second)
+	for _, n := range nodes {
+		if r := n.rejected(rejNotMember); r != 0 {
+			t.Fatalf("%s rejected %v notices as from no member", n.name, r)
+		}
+	}
+	if got := joiner.served.Load(); got > 4 {
+		t.Fatalf("members opened %d streams to the joiner, want a few (its parked notices carry the record)", got)
+	}
+}
+
+// TestEarlyNoticesBounded: the parking table keeps the latest notice per
+// sender, at most maxEarly senders, and forgets them after earlyTTL.
+func TestEarlyNoticesBounded(t *testing.T) {
+	var e earlyNotices
+	now := time.Now()
+	for i := range maxEarly {
+		if !e.park(fmt.Sprintf("10.0.%d.%d:7946", i/256, i%256), []byte{1}, now) {
+			t.Fatalf("notice %d not parked below the limit", i)
+		}
+	}
+	if e.park("10.9.9.9:7946", []byte{1}, now) {
+		t.Fatal("a notice parked past maxEarly")
+	}
+	if !e.park("10.0.0.1:7946", []byte{2}, now) {
+		t.Fatal("a newer notice from a parked sender refused")
+	}
+	if b := e.take("10.0.0.1:7946", now); len(b) != 1 || b[0] != 2 {
+		t.Fatalf("take: %v, want the latest notice", b)
+	}
+	if b := e.take("10.0.0.1:7946", now); b != nil {
+		t.Fatalf("a notice taken twice: %v", b)
+	}
+	later := now.Add(earlyTTL + time.Second)
+	if b := e.take("10.0.0.2:7946", later); b != nil {
+		t.Fatal("a notice older than earlyTTL handed out")
+	}
+	if !e.park("10.9.9.9:7946", []byte{1}, later) {
+		t.Fatal("expired notices not evicted for a new sender")
+	}
+}

@@ -61,8 +61,10 @@ type memNode struct {
 	// dials counts the streams this node opened, served those opened
 	// to it.
 	dials, served atomic.Int64
-	// alone nodes list no member but themselves (not joined yet).
-	alone atomic.Bool
+	// alone nodes list no member but themselves (not joined yet);
+	// hidden nodes are listed by no one else (their join has not
+	// reached the others yet).
+	alone, hidden atomic.Bool
 }
 
 // countingStore counts the catalog changes the syncer makes.
@@ -219,7 +221,7 @@ type memMembers struct{ node *memNode }
 func (m memMembers) Members() []Member {
 	var out []Member
 	for _, o := range m.node.net.all() {
-		if m.node.alone.Load() && o != m.node {
+		if (m.node.alone.Load() || o.hidden.Load()) && o != m.node {
 			continue
 		}
 		v := o.tag.Load()

@@ -127,6 +127,9 @@ type Syncer struct {
 	keys     *keys
 	warnings *limitedLog
 	streams  *streamLimit
+	// early holds notices that came before their sender was a member
+	// (early.go).
+	early earlyNotices
 
 	closed atomic.Bool
 	// ready is set by Attach; traffic that arrives earlier (the transport
@@ -309,6 +312,10 @@ func (s *Syncer) handleNotice(body []byte, from string) {
 	if owner == "" && s.isMemberAddr(from) {
 		owner = from // an external node's notice comes from its owner (external.go)
 	}
+	if owner == "" && s.early.park(from, body, time.Now()) {
+		s.metrics.events.WithLabelValues("notice_parked").Inc()
+		return // handled when a member at from is observed (early.go)
+	}
 	if owner == "" || owner != from {
 		s.reject(rejNotMember, "dropping a notice for a node from another address", "node", name, "from", from, "member_addr", owner)
 		return
@@ -433,12 +440,18 @@ func (s *Syncer) isMemberAddr(addr string) bool {
 	return false
 }
 
-// Observe pins a member's record key (see keys) and schedules a pull
-// when an alive member's version tag is ahead of the record held. The
+// Observe pins a member's record key (see keys), handles the notice an
+// alive member sent before it was one (early.go), and schedules a pull
+// when its version tag is still ahead of the record held. The
 // gossip layer calls it on member events; the anti-entropy loop on every
 // member each round.
 func (s *Syncer) Observe(m Member) {
 	s.pinKey(m)
+	if m.Name != s.self && m.Status == catalog.MemberAlive {
+		if body := s.early.take(m.Addr, time.Now()); body != nil {
+			s.handleNotice(body, m.Addr)
+		}
+	}
 	if m.Name == s.self || m.Status != catalog.MemberAlive || m.Version == 0 || s.store.Version(m.Name) >= m.Version {
 		return
 	}
