@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -39,6 +40,10 @@ func RunHandler(ctx context.Context, args []string, input []byte) (HandlerResult
 
 // RunHandlerEnv is RunHandler with env ("KEY=value") added to the
 // handler's environment, which is otherwise this process's.
+//
+// The handler runs in a process group of its own, and ending ctx kills the
+// whole group: a shell handler's children (`sh -c 'notify; sleep 60'`) end
+// with it and do not outlive its time bound.
 func RunHandlerEnv(ctx context.Context, args, env []string, input []byte) (HandlerResult, error) {
 	if len(args) == 0 {
 		return HandlerResult{ExitCode: -1}, errors.New("handler: no command")
@@ -50,6 +55,11 @@ func RunHandlerEnv(ctx context.Context, args, env []string, input []byte) (Handl
 	}
 	out := &capped{max: MaxHandlerOutput}
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// The group's ID is the leader's PID; kill(-pgid) reaches every member.
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	// A handler that leaves a child holding its output open must not hold
 	// the watch: stop waiting for the pipes soon after the handler exits.
 	cmd.WaitDelay = time.Second

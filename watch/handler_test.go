@@ -2,7 +2,12 @@ package watch_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,5 +51,40 @@ func TestRunHandlerCancelled(t *testing.T) {
 	res, err := watch.RunHandler(ctx, []string{"sleep", "30"}, nil)
 	if err == nil || res.ExitCode != -1 || time.Since(start) > 5*time.Second {
 		t.Fatalf("RunHandler of a cancelled handler = %+v, %v after %v", res, err, time.Since(start))
+	}
+}
+
+// TestRunHandlerCancelledKillsChildren: a shell handler whose child is
+// still running when ctx ends has the child killed too, not left behind
+// holding the time bound's promise.
+func TestRunHandlerCancelledKillsChildren(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res, err := watch.RunHandler(ctx, []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}, nil)
+	if err == nil || res.ExitCode != -1 {
+		t.Fatalf("RunHandler of a cancelled handler = %+v, %v", res, err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child is killed with the group; it is gone once its parent (the
+	// shell, itself killed) no longer holds it as a zombie: kill(pid, 0)
+	// then fails with ESRCH.
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(state), ") Z ") {
+			break // killed, waiting to be reaped by init
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the handler's child %d still runs 5 s after the handler was cancelled", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
