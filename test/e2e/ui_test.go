@@ -85,7 +85,10 @@ func call(fn string, args ...any) string {
 // members, then fails a TTL check through the API and waits for the page
 // to show it without a reload, and finally kills and restarts the agent
 // to see the page reconnect. It saves screenshots (light and dark, desktop
-// and phone) into its temp dir.
+// and phone) in its artifact directory, named in the test's output; run
+// with -artifacts to keep them for a person to look at:
+//
+//	go test ./test/e2e -run 'TestUI' -v -artifacts -outputdir /tmp/ui-shots
 func TestUI(t *testing.T) {
 	b := startBrowser(t)
 	a := testutil.StartAgent(t, testutil.AgentOptions{Node: "ui-1", Args: []string{"--zone", "z1"}})
@@ -146,7 +149,7 @@ func TestUI(t *testing.T) {
 		return "";
 	})()`)
 	sameAsDNS(t, p, a)
-	shots := t.TempDir()
+	shots := t.ArtifactDir()
 	p.screenshot(filepath.Join(shots, "before.png"))
 
 	// The change: web-2's TTL check fails. The page follows it through
@@ -256,7 +259,9 @@ func TestUIACL(t *testing.T) {
 	})`
 	p.waitFor(10*time.Second, call(jsDialog, "requires an ACL token"))
 	p.waitFor(5*time.Second, `document.activeElement && document.activeElement.id === "token" ? "" : "focus is on " + (document.activeElement && document.activeElement.id)`)
-	p.screenshot(filepath.Join(t.TempDir(), "token-prompt.png"))
+	prompt := filepath.Join(t.ArtifactDir(), "token-prompt.png")
+	p.screenshot(prompt)
+	t.Logf("screenshot %s", prompt)
 
 	enter := func(token string) {
 		t.Helper()
