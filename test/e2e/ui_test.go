@@ -88,7 +88,7 @@ func call(fn string, args ...any) string {
 // and phone) in its artifact directory, named in the test's output; run
 // with -artifacts to keep them for a person to look at:
 //
-//	go test ./test/e2e -run 'TestUI' -v -artifacts -outputdir /tmp/ui-shots
+//	mkdir -p /tmp/ui-shots && go test ./test/e2e -run 'TestUI' -v -artifacts -outputdir /tmp/ui-shots
 func TestUI(t *testing.T) {
 	b := startBrowser(t)
 	a := testutil.StartAgent(t, testutil.AgentOptions{Node: "ui-1", Args: []string{"--zone", "z1"}})
