@@ -10,6 +10,9 @@ import (
 // Consul's renderings: addresses as "tcp://ip:port", secrets as
 // "hidden", a port that is off as -1. Keys for what Chorus does not have
 // (servers, Raft, Connect, ACL replication…) are left out, not faked.
+// Keys that start with Chorus are Chorus's own DNS settings that Consul
+// has no key for; the web page (/ui/) reads them to show the DNS answer
+// this agent gives.
 func (a *Agent) debugConfig() map[string]any {
 	cfg := a.cfg.Load()
 	d := cfg.dnsConfig()
@@ -59,6 +62,8 @@ func (a *Agent) debugConfig() map[string]any {
 		"DNSRecursors":            append([]string{}, d.Recursors...),
 		"DNSOnlyPassing":          d.OnlyPassing,
 		"DNSNodeTTL":              d.NodeTTL.String(),
+		"ChorusDNSPolicy":         d.Policy,
+		"ChorusDNSZoneFailover":   d.ZoneFailover,
 		"StartJoinAddrsLAN":       append([]string{}, cfg.Join...),
 		"RetryJoinLAN":            append([]string{}, cfg.RetryJoin...),
 		"RetryJoinIntervalLAN":    cfg.RetryInterval.String(),

@@ -46,6 +46,10 @@ type agentService struct {
 	ContentHash       string            `json:",omitempty"`
 	Datacenter        string            `json:",omitempty"`
 	Locality          *catalog.Locality `json:",omitempty" filter:"-"`
+	// Load is Chorus's own: the instance's load figure for the
+	// least-loaded DNS policy (PUT /v1/agent/service/load/<id>); absent
+	// when 0, as it is until one is reported.
+	Load float64 `json:",omitempty"`
 }
 
 // contentHashValue makes the body's ContentHash and the
@@ -56,7 +60,7 @@ func (a *Server) toAgentService(s catalog.Service) agentService {
 	return agentService{
 		ID: s.ID, Service: s.Name, Tags: nonNil(s.Tags), Meta: orEmpty(s.Meta), Port: s.Port, Ports: s.Ports,
 		Address: s.Address, SocketPath: s.SocketPath, TaggedAddresses: serviceTaggedAddresses(s), Weights: s.Weights,
-		EnableTagOverride: s.EnableTagOverride, Datacenter: a.cfg().Datacenter, Locality: s.Locality,
+		EnableTagOverride: s.EnableTagOverride, Datacenter: a.cfg().Datacenter, Locality: s.Locality, Load: s.Load,
 	}
 }
 

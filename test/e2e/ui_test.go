@@ -367,3 +367,97 @@ func sameAsDNS(t *testing.T, p *page, a *testutil.Agent) {
 		t.Fatalf("the page's DNS answer:\n%s\nthe agent's DNS server:\n%s", got, strings.Join(want, "\n"))
 	}
 }
+
+// TestUIDNSSettings: the page's DNS answer follows the agent's own DNS
+// settings, not Chorus's defaults: dns.policy least-loaded (ordered by
+// the loads the instances report, followed live when one changes),
+// dns.only_passing (a warning instance left out) and dns.zone_failover
+// off (a tier with no instance in the agent's zone not answered). Each
+// time the page's records are those the agent's DNS server answers, in
+// its order.
+func TestUIDNSSettings(t *testing.T) {
+	b := startBrowser(t)
+	cfg := filepath.Join(t.TempDir(), "dns.yaml")
+	if err := os.WriteFile(cfg, []byte("dns:\n  policy: least-loaded\n  only_passing: true\n  zone_failover: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := testutil.StartAgent(t, testutil.AgentOptions{Node: "dns-1", Args: []string{"--zone", "z1", "--config-file", cfg}})
+	a2 := testutil.StartAgent(t, testutil.AgentOptions{Node: "dns-2", Args: []string{"--zone", "z2",
+		"--join", "127.0.0.1:" + strconv.Itoa(a.SerfPort)}})
+	reg := a.URL("/v1/agent/service/register")
+	for i, load := range []int{5, 1, 3} {
+		id := fmt.Sprintf("api-%d", i+1)
+		mustPut(t, reg, "", fmt.Sprintf(`{"Name":"api","ID":"%s","Port":%d,"Check":{"TTL":"10m","Status":"passing"}}`, id, 9001+i))
+		mustPut(t, a.URL("/v1/agent/service/load/"+id), "", fmt.Sprintf(`{"Load":%d}`, load))
+	}
+	mustPut(t, reg, "", `{"Name":"api","ID":"api-warn","Port":9004,"Check":{"TTL":"10m","Status":"warning"}}`)
+	// A backup tier only in zone z2: with zone_failover off, z1's agent
+	// never answers it.
+	mustPut(t, a2.URL("/v1/agent/service/register"), "", `{"Name":"api","ID":"api-z2","Port":9005,
+		"Meta":{"chorus-priority":"2"},"Check":{"TTL":"10m","Status":"passing"}}`)
+
+	p := b.newPage(desktop)
+	p.navigate(a.URL("/ui/#/service/api"))
+	p.waitFor(15*time.Second, call(jsInstance, "api-z2", "passing"))
+	p.waitFor(10*time.Second, call(jsRecords, "api-2,api-3,api-1"))
+	p.waitFor(5*time.Second, `(() => {
+		const d = document.querySelector(".dns").textContent;
+		for (const want of ["policy least-loaded (dns.policy)", "Left out: api-warn (warning, dns.only_passing), api-z2 (zone z2)",
+			"dns.zone_failover is off"]) {
+			if (!d.includes(want)) return "DNS box lacks " + JSON.stringify(want) + ": " + d;
+		}
+		const load = document.querySelector('.inst[data-instance="api-2"]').textContent;
+		return load.includes("Load1") ? "" : "api-2 does not show its load: " + load;
+	})()`)
+	sameAsDNSOrder(t, p, a, "api")
+
+	// api-1 reports the lowest load: the page reorders without a reload.
+	p.run(`window.uiTestMark = 7`)
+	mustPut(t, a.URL("/v1/agent/service/load/api-1"), "", `{"Load":0.5}`)
+	p.waitFor(10*time.Second, call(jsRecords, "api-1,api-2,api-3"))
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := firstSRVPort(t, a, "api"); got != 9001 {
+			return fmt.Errorf("the agent's DNS answers port %d first, want api-1's 9001", got)
+		}
+		return nil
+	})
+	sameAsDNSOrder(t, p, a, "api")
+	if mark := p.text(`String(window.uiTestMark)`); mark != "7" {
+		t.Fatalf("the page was reloaded (mark %q)", mark)
+	}
+	p.screenshot(filepath.Join(t.ArtifactDir(), "least-loaded.png"))
+	if errs := p.problems(); len(errs) > 0 {
+		t.Fatalf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// sameAsDNSOrder checks that the page's DNS answer for the open service
+// lists the SRV records the agent's DNS server answers, in the same
+// order (for policies whose order does not change per query), and the
+// same A records.
+func sameAsDNSOrder(t *testing.T, p *page, a *testutil.Agent, svc string) {
+	t.Helper()
+	var want []string
+	for _, rr := range ask(t, a.DNSAddr(), "tcp", svc+".service.chorus", dns.TypeSRV).Answer {
+		srv := rr.(*dns.SRV)
+		want = append(want, fmt.Sprintf("SRV %d %d %d %s", srv.Priority, srv.Weight, srv.Port, srv.Target))
+	}
+	for _, rr := range ask(t, a.DNSAddr(), "tcp", svc+".service.chorus", dns.TypeA).Answer {
+		want = append(want, "A "+rr.(*dns.A).A.String())
+	}
+	got := p.text(`[...document.querySelectorAll(".dns .records code, .dns .addrs code")].map((c) => c.textContent).join("\n")`)
+	if got != strings.Join(want, "\n") {
+		t.Fatalf("the page's DNS answer:\n%s\nthe agent's DNS server, in order:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// firstSRVPort is the port of the first SRV record the agent answers for
+// the service.
+func firstSRVPort(t *testing.T, a *testutil.Agent, svc string) uint16 {
+	t.Helper()
+	r := ask(t, a.DNSAddr(), "tcp", svc+".service.chorus", dns.TypeSRV)
+	if len(r.Answer) == 0 {
+		t.Fatalf("no SRV answer for %s: %v", svc, r)
+	}
+	return r.Answer[0].(*dns.SRV).Port
+}

@@ -238,7 +238,8 @@
     conn.paused = false;
     session = { ctrl: new AbortController(), watches: new Map(), resync: 0, listed: false };
     $('forget').hidden = !getToken();
-    watch('agent', '/v1/agent/self', null, (b) => { state.self = b; renderAgent(); render('detail'); }, true);
+    const readSelf = () => watch('agent', '/v1/agent/self', null, (b) => { state.self = b; renderAgent(); render('detail'); }, true);
+    readSelf();
     watch('members', '/v1/agent/members', null, (b) => { state.members = b; render('members'); });
     watch('nodes', '/v1/catalog/nodes', null, (b) => { state.nodes = b; render('members'); });
     lastChecks = null;
@@ -247,6 +248,7 @@
     const s = session;
     const resync = () => {
       summaries.refresh();
+      readSelf(); // the DNS settings may have changed with a reload (SIGHUP)
       const n = Object.keys(state.services || {}).length;
       s.resync = setTimeout(resync, Math.max(RESYNC_MS, n * RESYNC_PER_SERVICE_MS));
     };
@@ -437,14 +439,28 @@
     return Object.hasOwn(POLICY_ALIASES, k) ? POLICY_ALIASES[k] : undefined;
   }
 
-  // servicePolicy is the first valid chorus-policy among the instances,
-  // as the DNS server picks it; undefined means the agent's dns.policy.
-  function servicePolicy(entries) {
+  // dnsSettings are the agent's DNS settings that change its answers, from
+  // /v1/agent/self's DebugConfig (DNSOnlyPassing is Consul's key, the
+  // Chorus ones are Chorus's own), at their defaults until it is read.
+  function dnsSettings(self) {
+    const d = (self && self.DebugConfig) || {};
+    const p = typeof d.ChorusDNSPolicy === 'string' ? d.ChorusDNSPolicy.trim().toLowerCase() : '';
+    return {
+      policy: Object.hasOwn(POLICY_ALIASES, p) ? POLICY_ALIASES[p] : 'random',
+      onlyPassing: d.DNSOnlyPassing === true,
+      zoneFailover: d.ChorusDNSZoneFailover !== false,
+    };
+  }
+
+  // servicePolicy is the policy the DNS server applies to the service: the
+  // first valid chorus-policy among the instances, else the agent's
+  // dns.policy. source says which.
+  function servicePolicy(entries, self) {
     for (const e of entries) {
       const p = policyOf(e);
-      if (p) return p;
+      if (p) return { policy: p, source: 'chorus-policy' };
     }
-    return undefined;
+    return { policy: dnsSettings(self).policy, source: 'dns.policy' };
   }
 
   const zoneOf = (e) => (e.Node.Meta || {}).zone || '';
@@ -467,23 +483,25 @@
     return groups.map((g) => g.padStart(4, '0')).join('').toLowerCase();
   }
 
-  // dnsAnswer applies the rules of dns/doc.go to the instances of one
-  // service, as the answering agent (this one) would: health, datacenter,
-  // tier (chorus-priority), zone within each tier, then the policy's order
-  // within each tier. What the API does not expose is assumed at its
-  // default and said so on the page: dns.only_passing off, zone_failover
-  // on, the configured policy, and each instance's load figure.
+  // dnsAnswer applies the rules of docs/dns.md to the instances of one
+  // service, as the answering agent (this one) would: health (with its
+  // dns.only_passing), datacenter, tier (chorus-priority), zone within
+  // each tier (with its dns.zone_failover), then the policy's order within
+  // each tier (chorus-policy, else its dns.policy; least-loaded by the
+  // Load the API reports, 0 when none was).
   function dnsAnswer(entries, self) {
     const cfg = (self && self.Config) || {};
     const dc = (cfg.Datacenter || '').toLowerCase();
     const zone = (cfg.Zone || '').toLowerCase();
     const domain = cfg.Domain || 'chorus.';
-    const policy = servicePolicy(entries);
+    const settings = dnsSettings(self);
+    const { policy, source } = servicePolicy(entries, self);
     const candidates = [];
     const left = []; // [instance ID, why it is not answered]
     for (const [pos, e] of entries.entries()) {
       const health = instanceHealth(e);
       if (health !== 'passing' && health !== 'warning') { left.push([e.Service.ID, health]); continue; }
+      if (health === 'warning' && settings.onlyPassing) { left.push([e.Service.ID, 'warning, dns.only_passing']); continue; }
       const ndc = (e.Node.Datacenter || '').toLowerCase();
       if (dc && ndc && ndc !== dc) { left.push([e.Service.ID, `datacenter ${e.Node.Datacenter}`]); continue; }
       candidates.push({ e, health, pos, tier: tierOf(e), weight: weightOf(e, health) });
@@ -494,18 +512,18 @@
       byTier.get(c.tier).push(c);
     }
     const tiers = [];
+    let zoned = false; // an instance was left out by the zone rule
     for (const p of [...byTier.keys()].sort((a, b) => a - b)) {
       let t = byTier.get(p);
-      let zoned = false;
       if (zone) {
         const local = t.filter((c) => zoneOf(c.e).toLowerCase() === zone);
-        if (local.length > 0) {
-          zoned = local.length < t.length;
+        if (local.length > 0 || !settings.zoneFailover) {
+          zoned ||= local.length < t.length;
           for (const c of t) if (!local.includes(c)) left.push([c.e.Service.ID, `zone ${zoneOf(c.e) || 'none'}`]);
           t = local;
         }
       }
-      tiers.push({ priority: p, zoned, items: orderTier(t, policy) });
+      if (t.length > 0) tiers.push({ priority: p, items: orderTier(t, policy) });
     }
     for (const t of tiers) {
       for (const c of t.items) {
@@ -523,7 +541,7 @@
     const first = tiers[0] ? tiers[0].items : [];
     const a = [...new Set(first.filter((c) => isIP(c.addr) && !c.addr.includes(':')).map((c) => c.addr))];
     const aaaa = [...new Set(first.filter((c) => isIP(c.addr) && c.addr.includes(':')).map((c) => c.addr))];
-    return { policy, tiers, left, a, aaaa, zone: cfg.Zone || '', name: `${entries[0]?.Service.Service}.service.${domain}` };
+    return { policy, source, settings, zoned, tiers, left, a, aaaa, zone: cfg.Zone || '', name: `${entries[0]?.Service.Service}.service.${domain}` };
   }
 
   // orderTier orders a tier as the policy does for one query. Orders that
@@ -537,10 +555,9 @@
         out.sort((a, b) => a.pos - b.pos); // the answer came with ?near=_agent
         break;
       case 'least-loaded':
-        out.sort((a, b) => (a.e.Service.Load ?? Infinity) - (b.e.Service.Load ?? Infinity) || byName(a, b));
+        out.sort((a, b) => loadOf(a.e) - loadOf(b.e) || byName(a, b));
         break;
       case 'random':
-      case undefined:
         out.sort((a, b) => b.weight - a.weight || byName(a, b));
         break;
       default:
@@ -549,16 +566,18 @@
     return out;
   }
 
-  function policyNote(policy, hasLoad) {
+  // loadOf is an instance's load figure as the least-loaded policy reads
+  // it: 0 until one is reported (the API then leaves Load out).
+  const loadOf = (e) => (typeof e.Service.Load === 'number' ? e.Service.Load : 0);
+
+  function policyNote(policy) {
     switch (policy) {
       case 'random': return 'Shuffled on every query, weighted by SRV weight; heaviest shown first.';
       case 'round-robin': return 'Rotates by one on every query for this name; shown from its start.';
-      case 'least-loaded': return hasLoad
-        ? 'Lowest load first; ties at random.'
-        : 'Lowest load first. The HTTP API does not report load figures, so the order shown is by node.';
+      case 'least-loaded': return 'Lowest load first (an instance that reported none counts as 0); ties at random, shown by node.';
       case 'nearest': return 'Lowest round-trip time from this agent first (network coordinates).';
       case 'hash': return 'Each client address (or EDNS client subnet) gets its own stable order (rendezvous hashing).';
-      default: return 'The service sets no chorus-policy: the agent\'s dns.policy applies (random unless configured; the API does not say). Shown as random: heaviest first.';
+      default: return '';
     }
   }
 
@@ -693,7 +712,7 @@
       sec.replaceChildren(head, el('p', { class: 'empty' }, 'No instance of this service is registered.'));
       return;
     }
-    const policy = servicePolicy(entries);
+    const { policy } = servicePolicy(entries, state.self);
     sec.replaceChildren(head, renderDNS(entries),
       el('h3', null, `Instances (${entries.length})`),
       el('ul', { class: 'instances' }, entries.map((e) => renderInstance(e, policy))));
@@ -701,12 +720,11 @@
 
   function renderDNS(entries) {
     const ans = dnsAnswer(entries, state.self);
-    const hasLoad = entries.some((e) => typeof e.Service.Load === 'number');
-    const box = el('section', { class: 'dns', 'aria-labelledby': 'dns-h', 'data-policy': ans.policy || 'default' });
+    const box = el('section', { class: 'dns', 'aria-labelledby': 'dns-h', 'data-policy': ans.policy });
     box.append(el('h3', { id: 'dns-h' }, 'DNS answer now'),
       el('p', { class: 'muted' }, el('code', null, ans.name), ' asked of this agent',
         ans.zone ? ` (zone ${ans.zone})` : '', ' · policy ',
-        el('strong', null, ans.policy || 'agent default'), ans.policy ? ' (chorus-policy)' : ''));
+        el('strong', null, ans.policy), ` (${ans.source})`));
     const leftOut = ans.left.length === 0 ? null : el('p', { class: 'left' }, 'Left out: ',
       ans.left.map(([id, why], i) => [i ? ', ' : '', el('span', { 'data-left': id }, `${id} (${why})`)]));
     if (ans.tiers.length === 0) {
@@ -719,7 +737,7 @@
         ol.append(el('li', { 'data-instance': c.e.Service.ID, 'data-tier': t.priority },
           el('code', null, `SRV ${t.priority} ${c.weight} ${c.e.Service.Port} ${c.target}`),
           ti === 0 ? null : el('span', { class: 'muted' }, ' backup tier'),
-          c.health === 'warning' ? el('span', { class: 'muted' }, ' warning (left out with dns.only_passing)') : null));
+          c.health === 'warning' ? el('span', { class: 'muted' }, ' warning') : null));
       }
     }
     box.append(ol);
@@ -728,8 +746,12 @@
       box.append(el('p', { class: 'addrs' }, 'Addresses (best tier only): ', addrs.map((x, i) => [i ? ', ' : '', el('code', null, x)])));
     }
     if (leftOut) box.append(leftOut);
-    const notes = [policyNote(ans.policy, hasLoad)];
-    if (ans.tiers.some((t) => t.zoned)) notes.push(`Only the instances in zone ${ans.zone} are answered where a tier has one.`);
+    const notes = [policyNote(ans.policy)];
+    if (ans.zoned) {
+      notes.push(ans.settings.zoneFailover
+        ? `Only the instances in zone ${ans.zone} are answered where a tier has one.`
+        : `Only the instances in zone ${ans.zone} are answered (dns.zone_failover is off).`);
+    }
     if (ans.tiers.length > 1) notes.push('SRV carries every tier; A and AAAA only the best.');
     box.append(el('p', { class: 'muted small' }, notes.join(' ')));
     return box;
@@ -746,7 +768,7 @@
     ];
     if (meta(e, 'chorus-policy') !== undefined) rows.push(['Policy', meta(e, 'chorus-policy')]);
     if (typeof s.Load === 'number') rows.push(['Load', String(s.Load)]);
-    else if (policy === 'least-loaded') rows.push(['Load', el('span', { class: 'muted' }, 'not reported by the HTTP API')]);
+    else if (policy === 'least-loaded') rows.push(['Load', ['0 ', el('span', { class: 'muted' }, '(none reported)')]]);
     rows.push(['Weights', `passing ${(s.Weights || {}).Passing ?? 1} · warning ${(s.Weights || {}).Warning ?? 1}`]);
     if (meta(e, 'chorus-ttl') !== undefined) rows.push(['DNS TTL', meta(e, 'chorus-ttl')]);
     if ((s.Tags || []).length) rows.push(['Tags', chips(s.Tags)]);
