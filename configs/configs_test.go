@@ -646,16 +646,24 @@ func TestKubernetesManifests(t *testing.T) {
 			args[i] = filepath.Join(dir, "data")
 		}
 	}
+	// The manifest's advice: ACL tokens in a second config file. The
+	// probe, which sends no token, must pass with anonymous requests
+	// denied.
+	acl := filepath.Join(dir, "acl.yaml")
+	if err := os.WriteFile(acl, []byte("acl:\n  enabled: true\n  default_policy: deny\n  tokens:\n    - {secret: k8s-read-token-0123456789, policy: read}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args = append(args, "--config-file", acl)
 	// testutil.StartAgent adds --data-dir, --node and the addresses; the
 	// DaemonSet's own --data-dir comes later and wins.
-	a := testutil.StartAgent(t, testutil.AgentOptions{Node: "k8s-node-1.example", Args: args})
+	a := testutil.StartAgent(t, testutil.AgentOptions{Node: "k8s-node-1.example", Args: args, Token: "k8s-read-token-0123456789"})
 	resp, err := http.Get(a.URL(c.ReadinessProbe.HTTPGet.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Fatalf("readiness probe %s: %s", c.ReadinessProbe.HTTPGet.Path, resp.Status)
+		t.Fatalf("readiness probe %s under acl.default_policy deny: %s", c.ReadinessProbe.HTTPGet.Path, resp.Status)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
 		t.Errorf("the DaemonSet's --data-dir was not used: %v", err)

@@ -32,6 +32,9 @@ type AgentOptions struct {
 	Dev bool
 	// Ports, when non-zero, are used instead of fresh free ports.
 	HTTPPort, DNSPort, SerfPort int
+	// Token, when set, is sent with the start-up wait's requests (for an
+	// agent whose ACL denies anonymous reads).
+	Token string
 }
 
 // StartAgent starts the chorus binary as `chorus agent` on free ports and
@@ -86,7 +89,14 @@ func StartAgent(t testing.TB, opt AgentOptions) *Agent {
 			t.Fatalf("agent exited early: %v\n%s", a.ExitErr, a.Output.String())
 		default:
 		}
-		resp, err := http.Get(a.URL("/v1/agent/self"))
+		req, err := http.NewRequest("GET", a.URL("/v1/agent/self"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opt.Token != "" {
+			req.Header.Set("X-Consul-Token", opt.Token)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}
