@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chorusdns/chorus/catalog"
+	"github.com/chorusdns/chorus/dns"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/configuration.md's generated table")
@@ -164,4 +167,29 @@ func formatValue(v reflect.Value) string {
 		return strings.Join(parts, ",")
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// TestDNSDoc holds docs/dns.md, the one reference for what the DNS server
+// answers (dns/doc.go points to it), to the code: it must name every
+// policy, every service meta key the server reads and every dns.* setting
+// (the SOA record's timers as dns.soa).
+func TestDNSDoc(t *testing.T) {
+	b, err := os.ReadFile("../../docs/dns.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	want := []string{dns.PolicyRandom, dns.PolicyRoundRobin, dns.PolicyLeastLoaded, dns.PolicyNearest, dns.PolicyHash,
+		dns.MetaPriority, dns.MetaPolicy, dns.MetaTTL, catalog.MetaFailover}
+	opts := reflect.TypeOf(dns.Options{})
+	for i := range opts.NumField() {
+		if key, _, _ := strings.Cut(opts.Field(i).Tag.Get("mapstructure"), ","); key != "" && key != "-" {
+			want = append(want, "dns."+key)
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(doc, "`"+w) {
+			t.Errorf("docs/dns.md does not name `%s`", w)
+		}
+	}
 }
