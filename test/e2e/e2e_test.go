@@ -5,11 +5,13 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,4 +245,49 @@ func runAgentOnce(t *testing.T, dataDir, node string) (string, error) {
 		return string(out), nil
 	}
 	return string(out), err
+}
+
+// TestBusyPortReportedOnce: a DNS or HTTP port another process holds
+// stops the agent with one message that names the setting and the
+// address, the cause said once (not "listen udp …: listen udp …").
+func TestBusyPortReportedOnce(t *testing.T) {
+	bin := testutil.Binary(t)
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	dnsPort := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
+	httpPort := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
+	for _, tc := range []struct {
+		name, flag, port, key, listen string
+	}{
+		{"dns", "--dns-port", dnsPort, "dns_port", "listen udp 127.0.0.1:" + dnsPort},
+		{"http", "--http-port", httpPort, "http_port", "listen tcp 127.0.0.1:" + httpPort},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"agent", "--data-dir", t.TempDir(), "--node", "busy", "--bind", "127.0.0.1", "--client", "127.0.0.1",
+				"--serf-port", strconv.Itoa(testutil.FreePort(t)), "--http-port", strconv.Itoa(testutil.FreePort(t)),
+				"--dns-port", strconv.Itoa(testutil.FreePort(t)), tc.flag, tc.port}
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("agent started on a busy port:\n%s", out)
+			}
+			var msg string
+			for line := range strings.Lines(string(out)) {
+				if strings.HasPrefix(line, "error:") {
+					msg = line
+				}
+			}
+			if !strings.Contains(msg, tc.key) || !strings.Contains(msg, tc.listen) || !strings.Contains(msg, "address already in use") ||
+				strings.Count(msg, "listen ") != 1 {
+				t.Fatalf("want one error line naming %s and %q once, with the cause:\n%s", tc.key, tc.listen, out)
+			}
+		})
+	}
 }
