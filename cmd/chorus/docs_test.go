@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,58 @@ func TestDNSDoc(t *testing.T) {
 		if !strings.Contains(doc, "`"+w) {
 			t.Errorf("docs/dns.md does not name `%s`", w)
 		}
+	}
+}
+
+// TestDocsStandAlone: the repository's docs refer only to files it holds
+// (every relative link and image, and every *.md they name, relative to
+// the page or to the repository root), and README.md asks for the Go
+// version go.mod says.
+func TestDocsStandAlone(t *testing.T) {
+	const root = "../.."
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages = append(pages, filepath.Join(root, "README.md"), filepath.Join(root, "BENCHMARKS.md"))
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	mdName := regexp.MustCompile("[A-Za-z0-9_./-]+\\.md\\b")
+	for _, page := range pages {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exists := func(ref string) bool {
+			for _, base := range []string{filepath.Dir(page), root} {
+				if _, err := os.Stat(filepath.Join(base, ref)); err == nil {
+					return true
+				}
+			}
+			return false
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			ref, _, _ := strings.Cut(m[1], "#")
+			if ref == "" || strings.Contains(ref, "://") || strings.HasPrefix(ref, "mailto:") {
+				continue
+			}
+			if !exists(ref) {
+				t.Errorf("%s links %s, which is not in the repository", filepath.Base(page), m[1])
+			}
+		}
+		for _, ref := range mdName.FindAllString(string(b), -1) {
+			if !exists(ref) {
+				t.Errorf("%s names %s, which is not in the repository", filepath.Base(page), ref)
+			}
+		}
+	}
+
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goLine := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	readme, _ := os.ReadFile(filepath.Join(root, "README.md"))
+	if goLine == nil || !strings.Contains(string(readme), "Go "+string(goLine[1])+" or newer") {
+		t.Errorf("README.md does not ask for Go %s or newer, as go.mod does", goLine[1])
 	}
 }
