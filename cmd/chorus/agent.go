@@ -54,7 +54,8 @@ Precedence: flag > environment > config file > default.`,
 	f.StringVar(&src.dir, "config-dir", "", "directory of config files and service definitions (*.yaml, *.json, *.hcl)")
 	def := agent.DefaultConfig()
 	f.String("data-dir", "", "directory for persistent state (registrations, gossip snapshot, keyring)")
-	f.String("node", def.NodeName, "node name (the host name unless set)")
+	f.String("node", def.NodeName, fmt.Sprintf("node name, unique in the cluster (default: the host name, %q)", def.NodeName))
+	f.Lookup("node").DefValue = "" // said once, in the usage
 	f.String("bind", def.Bind, "gossip bind address")
 	f.String("advertise", "", "address peers use to reach this agent (default: bind, or the first private address)")
 	f.String("client", def.Client, "address for the HTTP API and DNS")

@@ -247,3 +247,13 @@ func TestDocsStandAlone(t *testing.T) {
 		t.Errorf("README.md does not ask for Go %s or newer, as go.mod does", goLine[1])
 	}
 }
+
+// TestAgentHelpSaysDefaultOnce: no flag of `chorus agent --help` states
+// its default twice (its usage and cobra's "(default …)" both).
+func TestAgentHelpSaysDefaultOnce(t *testing.T) {
+	for line := range strings.Lines(newAgentCmd().Flags().FlagUsages()) {
+		if strings.Count(line, "default") > 1 || (strings.Contains(line, "unless set") && strings.Contains(line, "(default ")) {
+			t.Errorf("the default is said twice: %s", strings.TrimSpace(line))
+		}
+	}
+}
