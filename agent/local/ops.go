@@ -17,10 +17,15 @@ import (
 )
 
 // How long a change that needs no immediate propagation may wait before
-// it is published: a check's output alone (unless Config says otherwise)
-// and an instance's load figure. Status changes are published at once.
+// it is published: a check's output alone (unless Config says otherwise),
+// the output of a check's first result, and an instance's load figure.
+// Status changes are published at once. A check's first result is waited
+// for a second only: a check that starts critical and stays critical
+// would otherwise show no output (why it fails) anywhere but on its own
+// agent for minutes.
 const (
 	defaultOutputDelay = 5 * time.Minute
+	firstOutputDelay   = time.Second
 	loadPublishDelay   = time.Second
 )
 
@@ -360,10 +365,18 @@ func (l *State) runnerUpdateTTL(id, status, output string) error {
 
 // applyResult records a result the check runner reported. Results come
 // on every probe; only a change of status or output changes the state.
+// A changed status is published at once, the output of the check's first
+// result within firstOutputDelay, a later output alone within outputDelay.
 func (l *State) applyResult(r checks.Result) {
 	l.mu.Lock()
 	c := l.checks[r.CheckID]
-	if c == nil || (c.Status == r.Status && c.Output == r.Output) {
+	if c == nil {
+		l.mu.Unlock()
+		return
+	}
+	first := !c.reported
+	c.reported = true
+	if c.Status == r.Status && c.Output == r.Output {
 		l.mu.Unlock()
 		return
 	}
@@ -382,6 +395,8 @@ func (l *State) applyResult(r checks.Result) {
 			c.criticalSince = time.Time{}
 		}
 		l.bumpLocked()
+	} else if first {
+		l.markLazyLocked(min(firstOutputDelay, l.outputDelay))
 	} else {
 		l.markLazyLocked(l.outputDelay)
 	}

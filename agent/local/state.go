@@ -49,6 +49,9 @@ type localCheck struct {
 	Output string
 	// criticalSince is when the check last turned critical, zero if not.
 	criticalSince time.Time
+	// reported is set by the first result the runner hands on for the
+	// check (applyResult).
+	reported bool
 	// record, jsonSize and leaf cache the check as the record carries it,
 	// the length of its JSON and its leaf in the record's hash tree while
 	// jsonKey holds (checkRecordLocked).
