@@ -257,3 +257,35 @@ func TestAgentHelpSaysDefaultOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeDocker: README's docker run examples publish ports on
+// 127.0.0.1 only, and one runs the agent the per-host way, on the host's
+// network with --advertise (a bridge network makes services registered
+// without an Address resolve to the container's address).
+func TestReadmeDocker(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := strings.Split(strings.ReplaceAll(string(b), "\\\n", " "), "\n")
+	runs, hostNet := 0, false
+	for _, c := range cmds {
+		c = strings.TrimSpace(c)
+		if !strings.HasPrefix(c, "docker run ") {
+			continue
+		}
+		runs++
+		f := strings.Fields(c)
+		for i, w := range f {
+			if w == "-p" && i+1 < len(f) && !strings.HasPrefix(f[i+1], "127.0.0.1:") {
+				t.Errorf("README publishes %s beyond 127.0.0.1: %s", f[i+1], c)
+			}
+		}
+		if strings.Contains(c, "--network host") && strings.Contains(c, "--advertise ") {
+			hostNet = true
+		}
+	}
+	if runs == 0 || !hostNet {
+		t.Errorf("README has %d docker run examples, none with --network host and --advertise", runs)
+	}
+}
