@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -149,4 +150,15 @@ func TestComposeExample(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The web page, where README sends a new user: / leads to /ui/.
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(httpPort) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/ui/" || !bytes.Contains(page, []byte("<title>Chorus</title>")) {
+		t.Fatalf("GET / through the published port: %s at %s, %d bytes", resp.Status, resp.Request.URL.Path, len(page))
+	}
 }
