@@ -80,11 +80,7 @@ func TestCatchUpEndsWithoutPeers(t *testing.T) {
 // the record from the notice instead of each dialling the joiner.
 func TestJoinerNoticesPreemptTagPulls(t *testing.T) {
 	const members = 30
-	net := newMemNet(t)
-	nodes := net.add(members)
-	for _, n := range nodes {
-		converged(t, nodes, n.name, n.change("svc").Version, 10*time.Second)
-	}
+	net, nodes := formedNet(t, members)
 	net.beforeRun = func(n *memNode) { n.alone.Store(true) }
 	joiner := net.add(1)[0]
 	rec := joiner.change("web")
@@ -115,11 +111,7 @@ func TestJoinerNoticesPreemptTagPulls(t *testing.T) {
 // notice never applies while its sender is no member.
 func TestNoticeBeforeMembershipIsParked(t *testing.T) {
 	const members = 20
-	net := newMemNet(t)
-	nodes := net.add(members)
-	for _, n := range nodes {
-		converged(t, nodes, n.name, n.change("svc").Version, 10*time.Second)
-	}
+	net, nodes := formedNet(t, members)
 	net.beforeRun = func(n *memNode) { n.hidden.Store(true) }
 	joiner := net.add(1)[0]
 	rec := joiner.change("web")
@@ -179,4 +171,14 @@ func TestEarlyNoticesBounded(t *testing.T) {
 	if !e.park("10.9.9.9:7946", []byte{1}, later) {
 		t.Fatal("expired notices not evicted for a new sender")
 	}
+}
+
+// formedNet starts n agents, each with a record every other one holds.
+func formedNet(t *testing.T, n int) (*memNet, []*memNode) {
+	net := newMemNet(t)
+	nodes := net.add(n)
+	for _, m := range nodes {
+		converged(t, nodes, m.name, m.change("svc").Version, 10*time.Second)
+	}
+	return net, nodes
 }
