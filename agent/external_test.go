@@ -600,3 +600,92 @@ func TestExternalNodePartitionConvergesToOneOwner(t *testing.T) {
 	})
 	t.Logf("after the heal db1 is owned by %s", agents[0].Store().Record("db1").Owner)
 }
+
+// TestCatalogCheckDefinitionKept registers an external node's check with
+// a full definition through consul/api (as Terraform's consul_service
+// does) and reads it back from another agent: every field of the
+// definition is returned as registered, and a registration that changes
+// only the definition moves the check's ModifyIndex. Before, all but
+// Interval and Timeout were dropped with a 200, so Terraform saw a
+// difference on every plan.
+func TestCatalogCheckDefinitionKept(t *testing.T) {
+	agents := startCluster(t, 2, nil)
+	cat := consulClient(t, agents[0]).Catalog()
+	reader := consulClient(t, agents[1]).Health()
+
+	def := api.HealthCheckDefinition{
+		HTTP: "https://10.30.0.5:8443/health", Method: "POST", Body: `{"deep":true}`,
+		Header:        map[string][]string{"Authorization": {"Bearer x"}, "X-Probe": {"a", "b"}},
+		TLSServerName: "db.example", TLSSkipVerify: true,
+		Interval: api.ReadableDuration(15 * time.Second), Timeout: api.ReadableDuration(3 * time.Second),
+		DeregisterCriticalServiceAfter: api.ReadableDuration(90 * time.Minute),
+	}
+	reg := func(d api.HealthCheckDefinition) {
+		t.Helper()
+		_, err := cat.Register(&api.CatalogRegistration{Node: "db9", Address: "10.30.0.5",
+			Service: &api.AgentService{ID: "pg", Service: "pg", Port: 5432},
+			Checks: api.HealthChecks{
+				{CheckID: "pg-http", Name: "pg over http", ServiceID: "pg", Status: api.HealthPassing, Definition: d},
+				{CheckID: "pg-tcp", Name: "pg port", ServiceID: "pg", Status: api.HealthPassing,
+					Definition: api.HealthCheckDefinition{TCP: "10.30.0.5:5432", TCPUseTLS: true, Interval: api.ReadableDuration(time.Minute)}},
+				{CheckID: "bare", Name: "no definition", Status: api.HealthPassing},
+			}}, nil)
+		mustNil(t, "register", err)
+	}
+	reg(def)
+
+	var got map[string]*api.HealthCheck
+	read := func() error {
+		hc, _, err := reader.Checks("pg", nil)
+		if err != nil {
+			return err
+		}
+		got = map[string]*api.HealthCheck{}
+		for _, c := range hc {
+			got[c.CheckID] = c
+		}
+		if len(got) != 2 || got["pg-http"] == nil || got["pg-tcp"] == nil {
+			return fmt.Errorf("checks of pg on %s: %v", agents[1].NodeName(), got)
+		}
+		return nil
+	}
+	testutil.Eventually(t, 10*time.Second, read)
+	h := got["pg-http"].Definition
+	if h.HTTP != def.HTTP || h.Method != "POST" || h.Body != def.Body || h.TLSServerName != "db.example" || !h.TLSSkipVerify ||
+		len(h.Header) != 2 || !slices.Equal(h.Header["X-Probe"], []string{"a", "b"}) || h.Header["Authorization"][0] != "Bearer x" ||
+		time.Duration(h.Interval) != 15*time.Second || time.Duration(h.Timeout) != 3*time.Second ||
+		time.Duration(h.DeregisterCriticalServiceAfter) != 90*time.Minute {
+		t.Fatalf("http check's definition read back: %+v, registered %+v", h, def)
+	}
+	if tc := got["pg-tcp"].Definition; tc.TCP != "10.30.0.5:5432" || !tc.TCPUseTLS || time.Duration(tc.Interval) != time.Minute || tc.HTTP != "" {
+		t.Fatalf("tcp check's definition read back: %+v", tc)
+	}
+	hn, _, err := reader.Node("db9", nil)
+	mustNil(t, "health node", err)
+	for _, c := range hn {
+		if c.CheckID == "bare" && (c.Definition.HTTP != "" || c.Definition.TCP != "" || c.Definition.Interval != 0) {
+			t.Fatalf("a check registered without a definition has one: %+v", c.Definition)
+		}
+	}
+
+	// A registration that changes only the definition is a change.
+	before := got["pg-http"].ModifyIndex
+	def.HTTP = "https://10.30.0.5:8443/ready"
+	reg(def)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if err := read(); err != nil {
+			return err
+		}
+		if c := got["pg-http"]; c.Definition.HTTP != def.HTTP || c.ModifyIndex == before {
+			return fmt.Errorf("after changing the definition: HTTP %q, ModifyIndex %d (was %d)", c.Definition.HTTP, c.ModifyIndex, before)
+		}
+		return nil
+	})
+
+	// Sessions are not provided: a check that follows one is refused by name.
+	_, err = cat.Register(&api.CatalogRegistration{Node: "db9", Address: "10.30.0.5",
+		Check: &api.AgentCheck{CheckID: "s", Status: api.HealthPassing, Definition: api.HealthCheckDefinition{SessionName: "lock"}}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "SessionName") {
+		t.Fatalf("check following a session: got %v, want a 400 naming SessionName", err)
+	}
+}

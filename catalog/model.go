@@ -135,6 +135,41 @@ type Check struct {
 	Type        string `json:",omitempty"`
 	Interval    string `json:",omitempty"`
 	Timeout     string `json:",omitempty"`
+	// Definition is the rest of the definition a catalog registration
+	// gave the check (Consul's HealthCheckDefinition), kept as given and
+	// returned with it; nil for the checks agents run.
+	Definition *CheckDefinition `json:",omitempty"`
+}
+
+// CheckDefinition is how a catalog-registered check says it is run
+// (Consul's HealthCheckDefinition without Interval and Timeout, which
+// Check holds). Chorus runs no catalog check: it is data for whoever
+// registered it and reads it back (Terraform, a monitor such as
+// consul-esm). Durations are Go duration strings.
+type CheckDefinition struct {
+	HTTP                           string              `json:",omitempty"`
+	Header                         map[string][]string `json:",omitempty"`
+	Method                         string              `json:",omitempty"`
+	Body                           string              `json:",omitempty"`
+	TLSServerName                  string              `json:",omitempty"`
+	TLSSkipVerify                  bool                `json:",omitempty"`
+	DisableRedirects               bool                `json:",omitempty"`
+	TCP                            string              `json:",omitempty"`
+	TCPUseTLS                      bool                `json:",omitempty"`
+	UDP                            string              `json:",omitempty"`
+	GRPC                           string              `json:",omitempty"`
+	GRPCUseTLS                     bool                `json:",omitempty"`
+	H2PING                         string              `json:",omitempty"`
+	H2PingUseTLS                   bool                `json:",omitempty"`
+	OSService                      string              `json:",omitempty"`
+	ScriptArgs                     []string            `json:",omitempty"`
+	DockerContainerID              string              `json:",omitempty"`
+	Shell                          string              `json:",omitempty"`
+	AliasNode                      string              `json:",omitempty"`
+	AliasService                   string              `json:",omitempty"`
+	OutputMaxSize                  uint                `json:",omitempty"`
+	TTL                            string              `json:",omitempty"`
+	DeregisterCriticalServiceAfter string              `json:",omitempty"`
 }
 
 // Worse reports whether health state a is worse than b.

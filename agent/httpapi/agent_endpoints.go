@@ -429,8 +429,10 @@ type healthCheck struct {
 }
 
 // checkDefinition is Consul's HealthCheckDefinition JSON shape: how the
-// check runs. Catalog reads of other agents' checks know only the
-// interval and timeout; the owning agent's /v1/agent/checks has it all.
+// check runs. The owning agent's /v1/agent/checks has it all for the
+// checks it runs; catalog reads of other agents' checks know only the
+// interval and timeout; a catalog-registered check (an external node's)
+// has the definition it was registered with.
 type checkDefinition struct {
 	HTTP                           string              `json:",omitempty"`
 	Header                         map[string][]string `json:",omitempty"`
@@ -438,25 +440,46 @@ type checkDefinition struct {
 	Body                           string              `json:",omitempty"`
 	TLSServerName                  string              `json:",omitempty"`
 	TLSSkipVerify                  bool                `json:",omitempty"`
+	DisableRedirects               bool                `json:",omitempty"`
 	TCP                            string              `json:",omitempty"`
 	TCPUseTLS                      bool                `json:",omitempty"`
 	UDP                            string              `json:",omitempty"`
 	GRPC                           string              `json:",omitempty"`
 	OSService                      string              `json:",omitempty"`
 	GRPCUseTLS                     bool                `json:",omitempty"`
+	H2PING                         string              `json:",omitempty"`
+	H2PingUseTLS                   bool                `json:",omitempty"`
 	ScriptArgs                     []string            `json:",omitempty"`
+	DockerContainerID              string              `json:",omitempty"`
+	Shell                          string              `json:",omitempty"`
+	AliasNode                      string              `json:",omitempty"`
+	AliasService                   string              `json:",omitempty"`
+	OutputMaxSize                  uint                `json:",omitempty"`
 	Interval                       string              `json:",omitempty"`
 	Timeout                        string              `json:",omitempty"`
+	TTL                            string              `json:",omitempty"`
 	DeregisterCriticalServiceAfter string              `json:",omitempty"`
 }
 
 func toHealthCheck(node string, c catalog.Check, tags []string) healthCheck {
-	return healthCheck{
+	hc := healthCheck{
 		Node: node, CheckID: c.CheckID, Name: c.Name, Status: c.Status, Notes: c.Notes, Output: c.Output,
 		ServiceID: c.ServiceID, ServiceName: c.ServiceName, ServiceTags: nonNil(tags), Type: c.Type,
 		Interval: c.Interval, Timeout: c.Timeout,
 		Definition: checkDefinition{Interval: c.Interval, Timeout: c.Timeout},
 	}
+	if d := c.Definition; d != nil {
+		hc.Definition = checkDefinition{
+			HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body, TLSServerName: d.TLSServerName,
+			TLSSkipVerify: d.TLSSkipVerify, DisableRedirects: d.DisableRedirects, TCP: d.TCP, TCPUseTLS: d.TCPUseTLS,
+			UDP: d.UDP, GRPC: d.GRPC, OSService: d.OSService, GRPCUseTLS: d.GRPCUseTLS, H2PING: d.H2PING,
+			H2PingUseTLS: d.H2PingUseTLS, ScriptArgs: d.ScriptArgs, DockerContainerID: d.DockerContainerID,
+			Shell: d.Shell, AliasNode: d.AliasNode, AliasService: d.AliasService, OutputMaxSize: d.OutputMaxSize,
+			Interval: c.Interval, Timeout: c.Timeout, TTL: d.TTL,
+			DeregisterCriticalServiceAfter: d.DeregisterCriticalServiceAfter,
+		}
+	}
+	return hc
 }
 
 // catalogCheck is toHealthCheck with the check's catalog indexes.
@@ -464,6 +487,12 @@ func (a *Server) catalogCheck(snap *catalog.Snapshot, node string, c catalog.Che
 	hc := toHealthCheck(node, c, tags)
 	h := newHasher().str(c.CheckID).str(c.Name).str(c.Status).str(c.Notes).str(c.Output).str(c.ServiceID).
 		str(c.ServiceName).str(c.Type).str(c.Interval).str(c.Timeout).strs(tags)
+	if c.Definition != nil {
+		// A definition changes only with a registration: its JSON (the
+		// record's own encoding of it) is hashed then, not per check read.
+		b, _ := json.Marshal(c.Definition)
+		h.str(string(b))
+	}
 	hc.CreateIndex, hc.ModifyIndex, _ = a.objects.get("c\x00"+node+"\x00"+c.CheckID, snap.Index, snap.Index, h.sum())
 	return hc
 }
@@ -493,8 +522,10 @@ func (a *Server) apiAgentChecks(w http.ResponseWriter, r *http.Request) (any, er
 			if d := v.Def; d.ID != "" {
 				hc.Definition = checkDefinition{
 					HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body, TLSServerName: d.TLSServerName,
-					TLSSkipVerify: d.TLSSkipVerify, TCP: d.TCP, GRPC: d.GRPC, GRPCUseTLS: d.GRPCUseTLS, ScriptArgs: d.Args,
-					TCPUseTLS: d.TCPUseTLS, UDP: d.UDP, OSService: d.OSService,
+					TLSSkipVerify: d.TLSSkipVerify, DisableRedirects: d.DisableRedirects, TCP: d.TCP, GRPC: d.GRPC,
+					GRPCUseTLS: d.GRPCUseTLS, ScriptArgs: d.Args, TCPUseTLS: d.TCPUseTLS, UDP: d.UDP, OSService: d.OSService,
+					H2PING: d.H2PING, H2PingUseTLS: d.H2PingUseTLS, DockerContainerID: d.DockerContainerID, Shell: d.Shell,
+					AliasNode: d.AliasNode, AliasService: d.AliasService, OutputMaxSize: uint(max(d.OutputMaxSize, 0)),
 					Interval: durationString(d.Interval), Timeout: durationString(d.Timeout),
 					DeregisterCriticalServiceAfter: durationString(d.DeregisterCriticalServiceAfter),
 				}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -68,25 +69,33 @@ type registrationService struct {
 // carries it: a check whose status is set by the registration (Consul
 // runs no catalog check either).
 type registrationCheck struct {
-	Node        string
-	CheckID     string
-	Name        string
-	Status      string
-	Notes       string
-	Output      string
-	ServiceID   string
-	ServiceName string
-	ServiceTags []string
-	Type        string
-	Definition  *struct {
-		Interval         json.RawMessage
-		Timeout          json.RawMessage
-		IntervalDuration json.RawMessage
-		TimeoutDuration  json.RawMessage
-	}
+	Node                           string
+	CheckID                        string
+	Name                           string
+	Status                         string
+	Notes                          string
+	Output                         string
+	ServiceID                      string
+	ServiceName                    string
+	ServiceTags                    []string
+	Type                           string
+	Definition                     *registrationCheckDefinition
 	Namespace, Partition, PeerName string
 	ExposedPort                    int
 	CreateIndex, ModifyIndex       uint64
+}
+
+// registrationCheckDefinition is Consul's HealthCheckDefinition as a
+// catalog registration carries it: durations as strings or nanoseconds
+// (Consul's client sends the *Duration spellings too, older ones only
+// those), the rest kept as given (catalog.CheckDefinition).
+type registrationCheckDefinition struct {
+	catalog.CheckDefinition
+	Interval, IntervalDuration                                             json.RawMessage
+	Timeout, TimeoutDuration                                               json.RawMessage
+	TTL                                                                    json.RawMessage
+	DeregisterCriticalServiceAfter, DeregisterCriticalServiceAfterDuration json.RawMessage
+	SessionName                                                            string
 }
 
 // catalogDeregistration is the body of PUT /v1/catalog/deregister.
@@ -267,6 +276,26 @@ func (body *catalogRegistration) registration(dc string) (local.NodeRegistration
 			}
 			if chk.Timeout, err = definitionDuration("Check.Definition.Timeout", d.Timeout, d.TimeoutDuration); err != nil {
 				return none, err
+			}
+			if d.SessionName != "" {
+				return none, errorf(http.StatusBadRequest, "Check.Definition.SessionName: Chorus does not provide sessions, so a check cannot follow one")
+			}
+			def := d.CheckDefinition
+			if len(def.Header) == 0 {
+				def.Header = nil
+			}
+			if len(def.ScriptArgs) == 0 {
+				def.ScriptArgs = nil
+			}
+			if def.TTL, err = definitionDuration("Check.Definition.TTL", d.TTL); err != nil {
+				return none, err
+			}
+			if def.DeregisterCriticalServiceAfter, err = definitionDuration("Check.Definition.DeregisterCriticalServiceAfter",
+				d.DeregisterCriticalServiceAfter, d.DeregisterCriticalServiceAfterDuration); err != nil {
+				return none, err
+			}
+			if !reflect.ValueOf(def).IsZero() {
+				chk.Definition = &def
 			}
 		}
 		reg.Checks = append(reg.Checks, chk)
