@@ -382,6 +382,38 @@ func TestConsulCompatShapes(t *testing.T) {
 	if _, _, err := c.Catalog().Services(&api.QueryOptions{Datacenter: "dc1"}); err != nil {
 		t.Fatalf("dc1: %v", err)
 	}
+	// Consul's agent answers its own endpoints, the keyring and the lists
+	// of datacenters without reading dc, and its Go client sends its
+	// configured dc on every request: a client configured for another
+	// datacenter still registers with and reads this agent.
+	other, err := api.NewClient(&api.Config{Address: a.HTTPAddr(), Datacenter: "dc2"})
+	mustNil(t, "client for dc2", err)
+	mustNil(t, "agent register with dc2", other.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "dcweb", Name: "dcweb", Port: 81}))
+	svcs, err := other.Agent().Services()
+	mustNil(t, "agent services with dc2", err)
+	if svcs["dcweb"] == nil {
+		t.Fatalf("agent services with dc2: %v", svcs)
+	}
+	_, err = other.Agent().Self()
+	mustNil(t, "agent self with dc2", err)
+	members, err := other.Agent().Members(false)
+	mustNil(t, "agent members with dc2", err)
+	if len(members) != 1 {
+		t.Fatalf("agent members with dc2: %v", members)
+	}
+	dcs, err := other.Catalog().Datacenters()
+	mustNil(t, "catalog datacenters with dc2", err)
+	if !slices.Equal(dcs, []string{"dc1"}) {
+		t.Fatalf("catalog datacenters with dc2: %v", dcs)
+	}
+	_, errHere := c.Operator().KeyringList(nil)
+	if _, err := other.Operator().KeyringList(nil); statusCode(err) != statusCode(errHere) {
+		t.Fatalf("keyring with dc2: %v; without: %v", err, errHere)
+	}
+	mustNil(t, "agent deregister with dc2", other.Agent().ServiceDeregister("dcweb"))
+	if _, _, err := other.Health().Service("dcweb", "", false, nil); statusCode(err) != 500 {
+		t.Fatalf("health read with dc2: %v, want Consul's 500", err)
+	}
 
 	node, _, err := c.Catalog().Node("alpha", nil)
 	mustNil(t, "catalog node", err)

@@ -500,13 +500,14 @@ func (a *Server) observe(r *http.Request, code int, start time.Time) {
 
 // checkDC decides where a request's ?dc= sends it; it is the one place
 // that does, for every endpoint. Empty or this agent's own datacenter is
-// answered here. Any other answers as Consul answers a datacenter it has
-// no path to: HTTP 500 "No path to datacenter" (Chorus has one
-// datacenter and no forwarding; a later version that knows remote
-// datacenters answers them here).
+// answered here, and so is any datacenter on the paths Consul answers
+// from the local agent without reading dc (localDCPath). Any other
+// answers as Consul answers a datacenter it has no path to: HTTP 500
+// "No path to datacenter", unless it is a catalog or health read of a
+// datacenter whose summary this agent holds (datacenters.go).
 func (a *Server) checkDC(r *http.Request) error {
 	dc := params(r).Get("dc")
-	if dc == "" || strings.EqualFold(dc, a.cfg().Datacenter) {
+	if dc == "" || strings.EqualFold(dc, a.cfg().Datacenter) || localDCPath(r.URL.Path) {
 		params(r).Del("dc") // the same question as without it
 		return nil
 	}
@@ -514,6 +515,19 @@ func (a *Server) checkDC(r *http.Request) error {
 	// holds is answered from it (datacenters.go).
 	_, err := a.remoteDC(r)
 	return err
+}
+
+// localDCPath reports whether Consul's agent answers path itself without
+// reading ?dc=: its /v1/agent/ endpoints (the agent's own state; Consul's
+// Go client adds its configured dc to every request, these included),
+// the gossip keyring, and the lists of datacenters. A dc there changes
+// nothing, in Consul as here.
+func localDCPath(path string) bool {
+	switch path {
+	case "/v1/catalog/datacenters", "/v1/coordinate/datacenters", "/v1/operator/keyring":
+		return true
+	}
+	return strings.HasPrefix(path, "/v1/agent/")
 }
 
 // readBody reads the whole request body (bounded by wrap's limit).
