@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"net"
 	"strconv"
 )
@@ -32,9 +33,7 @@ func (a *Agent) debugConfig() map[string]any {
 		encrypt = "hidden"
 	}
 	nodeMeta := map[string]string{"consul-network-segment": ""}
-	for k, v := range cfg.NodeMeta {
-		nodeMeta[k] = v
-	}
+	maps.Copy(nodeMeta, cfg.NodeMeta)
 	return map[string]any{
 		"Datacenter":              cfg.Datacenter,
 		"PrimaryDatacenter":       cfg.Datacenter,

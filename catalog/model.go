@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 )
@@ -305,29 +306,12 @@ func (s *Service) Validate() error {
 // Clone returns a deep copy of s.
 func (s Service) Clone() Service {
 	s.Tags = append([]string(nil), s.Tags...)
-	s.Meta = cloneMap(s.Meta)
+	s.Meta = maps.Clone(s.Meta)
 	s.Ports = append([]ServicePort(nil), s.Ports...)
-	if s.TaggedAddresses != nil {
-		ta := make(map[string]ServiceAddress, len(s.TaggedAddresses))
-		for k, v := range s.TaggedAddresses {
-			ta[k] = v
-		}
-		s.TaggedAddresses = ta
-	}
+	s.TaggedAddresses = maps.Clone(s.TaggedAddresses)
 	if s.Locality != nil {
 		l := *s.Locality
 		s.Locality = &l
 	}
 	return s
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }

@@ -82,14 +82,3 @@ func (l *State) LegacyExternals() []LegacyExternal {
 	sort.Slice(out, func(i, j int) bool { return out[i].ServiceID < out[j].ServiceID })
 	return out
 }
-
-func cloneStrings(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"sort"
@@ -398,8 +399,8 @@ func cloneRecord(r *catalog.NodeRecord) *catalog.NodeRecord {
 		return nil
 	}
 	c := &catalog.NodeRecord{Node: r.Node, Owner: r.Owner, Version: r.Version}
-	c.Node.Meta = cloneStrings(r.Node.Meta)
-	c.Node.TaggedAddresses = cloneStrings(r.Node.TaggedAddresses)
+	c.Node.Meta = maps.Clone(r.Node.Meta)
+	c.Node.TaggedAddresses = maps.Clone(r.Node.TaggedAddresses)
 	for _, s := range r.Services {
 		c.Services = append(c.Services, s.Clone())
 	}
@@ -476,7 +477,7 @@ func (x *Externals) Register(reg NodeRegistration) error {
 		if base == nil || !reg.SkipNodeUpdate {
 			rec.Node = catalog.Node{
 				Name: reg.Node, Address: reg.Address, Datacenter: x.cfg.Datacenter,
-				Meta: cloneStrings(reg.NodeMeta), TaggedAddresses: cloneStrings(reg.TaggedAddresses),
+				Meta: maps.Clone(reg.NodeMeta), TaggedAddresses: maps.Clone(reg.TaggedAddresses),
 			}
 		}
 		if svc != nil {

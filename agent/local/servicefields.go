@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	"github.com/chorusdns/chorus/catalog"
 )
@@ -74,10 +75,7 @@ func (f *serviceConsulFields) apply(port int, svc *catalog.Service) error {
 	}
 	svc.SocketPath = f.SocketPath
 	if len(f.TaggedAddresses) > 0 {
-		svc.TaggedAddresses = make(map[string]catalog.ServiceAddress, len(f.TaggedAddresses))
-		for k, v := range f.TaggedAddresses {
-			svc.TaggedAddresses[k] = v
-		}
+		svc.TaggedAddresses = maps.Clone(f.TaggedAddresses)
 	}
 	svc.EnableTagOverride = f.EnableTagOverride
 	if f.Locality != nil {
