@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -290,7 +291,7 @@ func (s *Service) Validate() error {
 	if w.Passing < 1 || w.Passing > 65535 || w.Warning < 0 || w.Warning > 65535 {
 		return fmt.Errorf("weights {Passing: %d, Warning: %d}: Passing must be 1–65535 and Warning 0–65535: %w", w.Passing, w.Warning, ErrInvalid)
 	}
-	for k := range s.Meta {
+	for _, k := range slices.Sorted(maps.Keys(s.Meta)) { // the first bad key, in a stable order
 		if k == "" || len(k) > 128 {
 			return fmt.Errorf("meta key %q must be 1–128 characters: %w", k, ErrInvalid)
 		}

@@ -2,8 +2,10 @@ package checks
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -306,7 +308,7 @@ func validateHTTP(d *Definition) error {
 	if d.Method != "" && !isToken(d.Method) {
 		return invalid("Method", "%q is not an HTTP method", d.Method)
 	}
-	for name := range d.Header {
+	for _, name := range slices.Sorted(maps.Keys(d.Header)) { // the first bad name, in a stable order
 		if !isToken(name) {
 			return invalid("Header", "%q is not a valid header name", name)
 		}

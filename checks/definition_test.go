@@ -64,6 +64,7 @@ func TestValidate(t *testing.T) {
 		{name: "url without host", def: Definition{HTTP: "http:///x", Interval: sec}, wantErr: "has no host"},
 		{name: "bad method", def: Definition{HTTP: "http://h/", Method: "GE T", Interval: sec}, wantErr: "Method: \"GE T\" is not an HTTP method"},
 		{name: "bad header", def: Definition{HTTP: "http://h/", Header: map[string][]string{"X Bad": {"1"}}, Interval: sec}, wantErr: "Header: \"X Bad\" is not a valid header name"},
+		{name: "first of several bad headers", def: Definition{HTTP: "http://h/", Header: map[string][]string{"Z Bad": {"1"}, "M Bad": {"1"}, "B Bad": {"1"}}, Interval: sec}, wantErr: "Header: \"B Bad\" is not a valid header name"},
 		{name: "tcp no port", def: Definition{TCP: "localhost", Interval: sec}, wantErr: "TCP: \"localhost\" is not host:port"},
 		{name: "tcp no host", def: Definition{TCP: ":80", Interval: sec}, wantErr: "missing host"},
 		{name: "tcp bad port", def: Definition{TCP: "h:http", Interval: sec}, wantErr: "port \"http\" is not a number from 1 to 65535"},

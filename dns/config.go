@@ -2,9 +2,11 @@ package dns
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -300,7 +302,8 @@ func compile(c Config) (*runtime, error) {
 	}
 	rt.ttlExact = make(map[string]uint32)
 	rt.cfg.ServiceTTLs = make(map[string]time.Duration, len(c.ServiceTTLs))
-	for k, v := range c.ServiceTTLs {
+	for _, k := range slices.Sorted(maps.Keys(c.ServiceTTLs)) { // the first bad key, in a stable order
+		v := c.ServiceTTLs[k]
 		key := "dns.service_ttls." + k
 		t, err := ttlSeconds(key, v)
 		if err != nil {

@@ -416,6 +416,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative node ttl", func(c *Config) { c.NodeTTL = -time.Second }, "dns.node_ttl"},
 		{"negative service ttl", func(c *Config) { c.ServiceTTL = -time.Second }, "dns.service_ttl"},
 		{"bad ttl key", func(c *Config) { c.ServiceTTLs = map[string]time.Duration{"a*b": time.Second} }, "dns.service_ttls.a*b"},
+		{"first of several bad ttl keys", func(c *Config) {
+			c.ServiceTTLs = map[string]time.Duration{"z*z": time.Second, "m*m": time.Second, "b*b": time.Second, "web": -time.Second}
+		}, "dns.service_ttls.b*b"},
 		{"negative a limit", func(c *Config) { c.ARecordLimit = -1 }, "dns.a_record_limit"},
 		{"negative udp limit", func(c *Config) { c.UDPAnswerLimit = -1 }, "dns.udp_answer_limit"},
 		{"small udp size", func(c *Config) { c.MaxUDPSize = 100 }, "dns.max_udp_size"},
