@@ -1,8 +1,12 @@
 package catalog
 
-import "sort"
+import (
+	"hash/fnv"
+	"sort"
+)
 
-// FNV-1a, 64 bits.
+// FNV-1a, 64 bits: the Hasher carries its state from field to field,
+// which hash/fnv (elsewhere) cannot start from.
 const (
 	fnvOffset = 14695981039346656037
 	fnvPrime  = 1099511628211
@@ -73,18 +77,15 @@ func Mix64(x uint64) uint64 {
 }
 
 // RendezvousScore is member's weight for key in rendezvous (highest
-// random weight) hashing: FNV-1a of key, a zero byte and member, mixed
-// with Mix64. Every agent with the same names computes the same scores,
-// so choosing the highest-scoring members needs no coordination, and a
-// member's arrival or departure moves only the keys it wins or held.
+// random weight) hashing: FNV-1a (64 bits) of key, a zero byte and
+// member, mixed with Mix64. Every agent with the same names computes the
+// same scores, so choosing the highest-scoring members needs no
+// coordination, and a member's arrival or departure moves only the keys
+// it wins or held.
 func RendezvousScore(key, member string) uint64 {
-	h := uint64(fnvOffset)
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint64(key[i])) * fnvPrime
-	}
-	h *= fnvPrime // the zero byte between the two
-	for i := 0; i < len(member); i++ {
-		h = (h ^ uint64(member[i])) * fnvPrime
-	}
-	return Mix64(h)
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write([]byte(member))
+	return Mix64(h.Sum64())
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -54,14 +55,13 @@ func (a *Leaf) compare(b *Leaf) int {
 	return strings.Compare(a.ID, b.ID)
 }
 
-// bucketOf is the bucket of a piece: FNV-1a of its kind and ID.
+// bucketOf is the bucket of a piece: FNV-1a (32 bits) of its kind and
+// ID. It is part of the record format: signatures cover the buckets.
 func bucketOf(kind byte, id string) int {
-	h := uint32(2166136261)
-	h = (h ^ uint32(kind)) * 16777619
-	for i := 0; i < len(id); i++ {
-		h = (h ^ uint32(id[i])) * 16777619
-	}
-	return int(h % pieceBuckets)
+	h := fnv.New32a()
+	h.Write([]byte{kind})
+	h.Write([]byte(id))
+	return int(h.Sum32() % pieceBuckets)
 }
 
 // PieceTree is the hash tree of a record's pieces (see above). A

@@ -3,7 +3,6 @@ package catalog
 import (
 	"crypto/sha256"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -139,19 +138,21 @@ func prevLeaves(t *PieceTree) []Leaf {
 }
 
 // TestRendezvousScore: the score is FNV-1a of key, a zero byte and member,
-// mixed with Mix64, so every agent computes the same; keys are spread
-// evenly over members.
+// mixed with Mix64, so every agent computes the same (the values are
+// pinned: agents of different builds must agree); keys are spread evenly
+// over members.
 func TestRendezvousScore(t *testing.T) {
-	// FNV-1a written out with the standard library's.
-	f := func(key, member string) uint64 {
-		x := fnv.New64a()
-		x.Write([]byte(key))
-		x.Write([]byte{0})
-		x.Write([]byte(member))
-		return Mix64(x.Sum64())
-	}
-	if RendezvousScore("db", "node-1") != f("db", "node-1") || RendezvousScore("", "") != f("", "") {
-		t.Fatal("RendezvousScore is not FNV-1a(key, 0, member) mixed")
+	for _, tc := range []struct {
+		key, member string
+		want        uint64
+	}{
+		{"db.example", "agent-1", 0xb4e5fe22645d74ca},
+		{"", "", 0x25fc6dd36ce04b20},
+		{"dc1", "node-42", 0x279b7682f3ee31a9},
+	} {
+		if got := RendezvousScore(tc.key, tc.member); got != tc.want {
+			t.Errorf("RendezvousScore(%q, %q) = %#x, want %#x", tc.key, tc.member, got, tc.want)
+		}
 	}
 	members := []string{"a", "b", "c", "d"}
 	wins := map[string]int{}
@@ -168,6 +169,21 @@ func TestRendezvousScore(t *testing.T) {
 	for _, m := range members {
 		if wins[m] < 800 || wins[m] > 1200 {
 			t.Errorf("member %s wins %d of 4000 keys, want about 1000", m, wins[m])
+		}
+	}
+}
+
+// TestBucketOfPinned: a piece's bucket is part of the record format (the
+// signature covers the buckets' hashes), so it must not change between
+// builds.
+func TestBucketOfPinned(t *testing.T) {
+	for _, tc := range []struct {
+		kind byte
+		id   string
+		want int
+	}{{0, "web", 95}, {1, "service:web", 63}, {1, "", 140}} {
+		if got := bucketOf(tc.kind, tc.id); got != tc.want {
+			t.Errorf("bucketOf(%d, %q) = %d, want %d", tc.kind, tc.id, got, tc.want)
 		}
 	}
 }
