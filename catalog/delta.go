@@ -27,9 +27,6 @@ import (
 // decompressing), then the DEFLATE-compressed JSON of deltaBody.
 const deltaFormat byte = 'd'
 
-// ErrDeltaBase marks a delta whose base is not the record given.
-var ErrDeltaBase = errors.New("delta is not against the record held")
-
 type deltaBody struct {
 	// Head is the new record without services and checks; it carries the
 	// signature.

@@ -5,7 +5,6 @@ import (
 	"compress/flate"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -23,10 +22,6 @@ const MaxRecordSize = 16 << 20
 // what changed. Records of other formats are refused, so every agent of a
 // cluster must run a version that writes format 3.
 const recordFormat byte = 3
-
-// ErrSignature marks a record whose signature is missing or does not
-// verify against its owner's key.
-var ErrSignature = errors.New("node record signature does not verify")
 
 // signedPrefix starts the bytes a record's signature covers, so that the
 // signature cannot be taken for one over anything else.
