@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chorusdns/chorus/test/testutil"
 )
 
 // TestCostThousandHTTPChecks measures what 1,000 HTTP checks cost the process
@@ -52,7 +54,7 @@ func TestCostThousandHTTPChecks(t *testing.T) {
 	}()
 
 	// Warm up: every check has probed (and passed) at least once.
-	eventually(t, interval+10*time.Second, func() error {
+	testutil.Eventually(t, interval+10*time.Second, func() error {
 		if got := notified.Load(); got < n {
 			return fmt.Errorf("%d of %d checks reported", got, n)
 		}

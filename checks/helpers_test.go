@@ -9,24 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// eventually polls cond every 10ms until it returns nil or the deadline passes,
-// then fails the test with cond's last error.
-func eventually(t *testing.T, within time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", within, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"github.com/chorusdns/chorus/test/testutil"
+)
 
 // recorder collects the Results a Manager notifies.
 type recorder struct {
@@ -118,7 +103,7 @@ func startManager(t *testing.T, cfg Config) (*Manager, *recorder) {
 func waitStatus(t *testing.T, m *Manager, id, want string, within time.Duration) Result {
 	t.Helper()
 	var got Result
-	eventually(t, within, func() error {
+	testutil.Eventually(t, within, func() error {
 		res, ok := lastResult(m, id)
 		if !ok {
 			return errors.New("check " + id + " has reported nothing")
@@ -137,7 +122,7 @@ func waitStatus(t *testing.T, m *Manager, id, want string, within time.Duration)
 func waitOutput(t *testing.T, m *Manager, id, want, substr string, within time.Duration) Result {
 	t.Helper()
 	var got Result
-	eventually(t, within, func() error {
+	testutil.Eventually(t, within, func() error {
 		res, ok := lastResult(m, id)
 		if !ok {
 			return errors.New("check " + id + " has reported nothing")

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chorusdns/chorus/test/testutil"
 )
 
 func TestHTTPCheck(t *testing.T) {
@@ -99,7 +101,7 @@ func TestHTTPRequest(t *testing.T) {
 		Header:   map[string][]string{"X-Token": {"secret"}, "Host": {"web.example"}},
 		Interval: 100 * time.Millisecond,
 	})
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(got) < 2 {

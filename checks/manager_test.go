@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chorusdns/chorus/test/testutil"
 )
 
 // counter is an HTTP health endpoint that answers with a settable status code
@@ -58,7 +60,7 @@ func TestNotifiesEveryResult(t *testing.T) {
 
 	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
 	before := c.hits.Load()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := c.hits.Load(); n < before+5 {
 			return fmt.Errorf("%d probes since passing, want 5", n-before)
 		}
@@ -73,7 +75,7 @@ func TestNotifiesEveryResult(t *testing.T) {
 
 	// A new output alone is a change.
 	c.body.Store("v2")
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if res, _ := rec.last("web"); res.Output != "HTTP GET "+c.srv.URL+": 200 OK Output: v2" {
 			return fmt.Errorf("last notified output %q", res.Output)
 		}
@@ -122,7 +124,7 @@ func TestReplaceKeepsStateAndStopsOld(t *testing.T) {
 	waitStatus(t, m, "web", StatusPassing, 5*time.Second)
 
 	mustAdd(t, m, Definition{ID: "web", HTTP: repl.srv.URL, Interval: 100 * time.Millisecond})
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if res, _ := rec.last("web"); res.Output != "HTTP GET "+repl.srv.URL+": 200 OK Output: " {
 			return fmt.Errorf("last output %q", res.Output)
 		}
@@ -131,7 +133,7 @@ func TestReplaceKeepsStateAndStopsOld(t *testing.T) {
 	// The old runner is gone: its endpoint gets no more probes.
 	stoppedAt := old.hits.Load()
 	before := repl.hits.Load()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := repl.hits.Load(); n < before+3 {
 			return fmt.Errorf("%d probes of the replacement", n-before)
 		}
@@ -180,7 +182,7 @@ func TestSlowCheckDoesNotDelayOthers(t *testing.T) {
 
 	waitStatus(t, m, "slow", StatusCritical, 5*time.Second)
 	start, fastBefore, slowBefore := time.Now(), fast.hits.Load(), slow.hits.Load()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := slow.hits.Load(); n < slowBefore+4 {
 			return fmt.Errorf("%d slow probes", n-slowBefore)
 		}
@@ -233,7 +235,7 @@ func TestNoOverlap(t *testing.T) {
 		defer close(done)
 		r.run(ctx, m)
 	}()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := p.probes.Load(); n < 6 {
 			return fmt.Errorf("%d probes", n)
 		}
@@ -341,7 +343,7 @@ func TestRunWaitsForChecks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := c.inFlight.Load(); n < 10 {
 			return fmt.Errorf("%d probes in flight", n)
 		}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chorusdns/chorus/test/testutil"
 )
 
 func TestScriptCheck(t *testing.T) {
@@ -39,7 +41,7 @@ func TestScriptCheck(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// Wait for the expected result: under load a probe may time out first.
-			eventually(t, 10*time.Second, func() error {
+			testutil.Eventually(t, 10*time.Second, func() error {
 				res, _ := lastResult(m, tc.name)
 				if res.Status != tc.status || tc.prefix && !strings.HasPrefix(res.Output, tc.output) || !tc.prefix && res.Output != tc.output {
 					return fmt.Errorf("%s %q, want %s %q", res.Status, res.Output, tc.status, tc.output)
@@ -85,7 +87,7 @@ func TestScriptTimeoutKillsProcessGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if alive(pid) {
 			return fmt.Errorf("child %d of the timed-out script is still running", pid)
 		}
@@ -117,7 +119,7 @@ func TestScriptStopKillsProcessGroup(t *testing.T) {
 		Interval: time.Minute,
 	})
 	var pid int
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		b, err := os.ReadFile(pidFile)
 		if err != nil {
 			return err
@@ -126,7 +128,7 @@ func TestScriptStopKillsProcessGroup(t *testing.T) {
 		return err
 	})
 	m.Remove("long")
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if alive(pid) {
 			return fmt.Errorf("script %d still running after Remove", pid)
 		}
