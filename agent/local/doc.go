@@ -14,5 +14,12 @@
 // agent wires to the catalog store and the replication. Data flows one
 // way: local never imports the agent, the replication or the HTTP API.
 //
-// It imports catalog and checks only.
+// Externals holds the external nodes this agent owns (nodes registered
+// through the catalog API that run no agent): their journal in
+// data_dir/external, the writes accepted here, yielding to a newer
+// version another agent wrote, and the adoption of the nodes of owners
+// that failed or left (adopt.go). It reads member statuses from the
+// catalog, never from the gossip layer.
+//
+// It imports catalog, checks and its own journal package only.
 package local

@@ -13,7 +13,7 @@ import (
 // name in the service meta under ExternalNodeMetaKey, static checks as
 // never-expiring TTL checks). A data dir written then still holds them:
 // LegacyExternals lists them as registrations so that the agent moves
-// them to external nodes at start (agent/adopt.go), then removes them
+// them to external nodes at start (agent/externals.go), then removes them
 // from this node with DeregisterService.
 
 // ExternalNodeMetaKey is the service meta key under which legacy external

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -237,20 +236,6 @@ func (x *Externals) Restore() error {
 }
 
 const adviceExternal = "restore the data dir from a backup, or move the directory away: the external nodes this agent owned are still held by the other agents, and one of them adopts each"
-
-// Run compacts the journal in the background until ctx is done.
-func (x *Externals) Run(ctx context.Context) {
-	x.mu.Lock()
-	j := x.jnl
-	x.mu.Unlock()
-	if j == nil {
-		<-ctx.Done()
-		return
-	}
-	if err := j.Run(ctx); err != nil && ctx.Err() == nil {
-		x.logger.Error("external nodes journal compaction stopped", "err", err)
-	}
-}
 
 // Close closes the journal. Writes fail afterwards.
 func (x *Externals) Close() error {
