@@ -303,14 +303,6 @@ func (s *Snapshot) Services() []*ServiceEntry {
 	return *s.svcList.Load()
 }
 
-// AllServices yields every service, sorted by name, without making a
-// slice.
-func (s *Snapshot) AllServices() iter.Seq[*ServiceEntry] {
-	return func(yield func(*ServiceEntry) bool) {
-		s.svcNames.ascend(func(_ string, e *ServiceEntry) bool { return yield(e) })
-	}
-}
-
 // ServiceCount returns the number of service names, len(Services()).
 func (s *Snapshot) ServiceCount() int { return s.svcNames.Len() }
 
