@@ -1,15 +1,9 @@
-// Package sealing encrypts and authenticates Chorus's own traffic (record
-// replication on the gossip port, datacenter summaries on the WAN) with
-// the gossip keyring: AES-GCM with the primary key; opening tries every
-// installed key, so key rotation works as it does for Serf. A Sealer with
-// a nil keyring passes plain text through. It imports nothing of Chorus.
 package sealing
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"errors"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -20,9 +14,6 @@ const (
 	NonceSize = 12
 	TagSize   = 16
 )
-
-// ErrOpen: no installed key opens the message.
-var ErrOpen = errors.New("cannot decrypt: no installed key matches (wrong or missing gossip key?)")
 
 // Sealer seals with Keyring's primary key and opens with any of its keys.
 type Sealer struct {
