@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,9 +24,6 @@ const summaryFormat byte = 1
 // carries in this agent's catalog: its aggregated health as the summary
 // states it.
 const remoteCheckID = "chorus-remote-health"
-
-// ErrSummary marks an encoded summary that does not decode or validate.
-var ErrSummary = errors.New("invalid datacenter summary")
 
 // Summary is what crosses sites: every node of a datacenter that has
 // instances, with each instance's address, port, tags, meta, weights and
