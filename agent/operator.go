@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/chorusdns/chorus/agent/httpapi"
@@ -53,15 +54,9 @@ func (a *Agent) KeyringOp(op, key string) (*httpapi.KeyringResponse, error) {
 	out := &httpapi.KeyringResponse{Datacenter: a.cfg.Load().Datacenter, Messages: map[string]string{}, Keys: map[string]int{}, PrimaryKeys: map[string]int{}}
 	if resp != nil {
 		out.NumNodes = resp.NumNodes
-		for k, v := range resp.Messages {
-			out.Messages[k] = v
-		}
-		for k, v := range resp.Keys {
-			out.Keys[k] = v
-		}
-		for k, v := range resp.PrimaryKeys {
-			out.PrimaryKeys[k] = v
-		}
+		maps.Copy(out.Messages, resp.Messages)
+		maps.Copy(out.Keys, resp.Keys)
+		maps.Copy(out.PrimaryKeys, resp.PrimaryKeys)
 	}
 	if err != nil {
 		msgs := make([]string, 0, len(out.Messages))
