@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/chorusdns/chorus/agent/local"
 )
 
 // identityFile is the agent's record-signing key in its data dir: an
@@ -55,9 +57,9 @@ func parseIdentity(b []byte) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
-// createIdentity writes a new key to path: to a temporary file (0600,
-// synced), then linked into place, so a crash leaves no partial key and
-// two agents racing on one data dir end up with the same key.
+// createIdentity writes a new key to path (local.WriteFileOnce), so a
+// crash leaves no partial key and two agents racing on one data dir end
+// up with the same key.
 func createIdentity(path string) error {
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -67,36 +69,7 @@ func createIdentity(path string) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, identityFile+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(f.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return local.WriteFileOnce(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // publicKeyTag is the "k" tag value of key: its public key, base64

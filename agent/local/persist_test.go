@@ -719,3 +719,41 @@ func FuzzFold(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteFileOnce: of writers racing to create one file, exactly one
+// one's data ends up there, whole, mode 0600, and nothing else is left in
+// the directory; a later write leaves the file as it is.
+func TestWriteFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.key")
+	const writers = 8
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			if err := WriteFileOnce(path, []byte(fmt.Sprintf("writer %d %s", i, strings.Repeat("x", 4096)))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if _, err := fmt.Sscanf(string(got), "writer %d", &n); err != nil || n < 0 || n >= writers || len(got) != len(fmt.Sprintf("writer %d ", n))+4096 {
+		t.Fatalf("file holds %.40q… (%d bytes), not one writer's whole data", got, len(got))
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	if err := WriteFileOnce(path, []byte("later")); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, got) {
+		t.Fatalf("a later write replaced the file: %q", again)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("the directory holds %d entries, want only the file", len(ents))
+	}
+}

@@ -328,24 +328,11 @@ func syncDir(dir string) error {
 // temporary file that is fsynced and renamed over path, the old file is
 // kept as path.prev, and the directory is fsynced.
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	tmp, err := writeTemp(path, data)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	if _, err := os.Stat(path); err == nil {
 		os.Remove(path + ".prev")
 		if err := os.Link(path, path+".prev"); err != nil {
@@ -355,5 +342,44 @@ func WriteFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
+}
+
+// WriteFileOnce creates path with data durably unless path exists: the
+// data goes to a temporary file (mode 0600) that is fsynced and linked to
+// path, and the directory is fsynced. An existing path is left as it is
+// and is no error, so of writers racing to create one file the first
+// one's stays whole and every one of them reads it back.
+func WriteFileOnce(path string, data []byte) error {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeTemp writes data to a new temporary file (mode 0600) beside path,
+// fsyncs and closes it, and returns its name; the caller removes it.
+func writeTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
 }
