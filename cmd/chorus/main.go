@@ -1,4 +1,3 @@
-// Command chorus is the Chorus agent and its command-line client.
 package main
 
 import (
