@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -225,11 +226,7 @@ func (s *Store) publishLocked() {
 	}
 	b := snapBuilder{prev: prev, next: next, ed: new(edit), idx: idx, touched: map[string]*svcTouch{}}
 	// Sorted, so that a batch's result does not depend on map order.
-	names := make([]string, 0, len(s.dirty))
-	for name := range s.dirty {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(s.dirty))
 	clear(s.dirty)
 	next.tombs = s.tombstonesLocked(names, prev.tombs)
 	for _, name := range names {

@@ -820,11 +820,7 @@ func nodeTXTMeta(n catalog.Node) map[string]string {
 // metaTXT encodes meta as RFC 1464 strings, sorted by key. Keys starting
 // with "rfc1035-" carry their raw value, as in Consul.
 func metaTXT(meta map[string]string) []string {
-	keys := make([]string, 0, len(meta))
-	for k := range meta {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(meta))
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
 		if strings.HasPrefix(k, "rfc1035-") {

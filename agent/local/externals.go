@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -164,7 +165,7 @@ func foldExternal(snapshot []byte, entries [][]byte) ([]byte, error) {
 		}
 	}
 	im := externalImage{Records: make([]*catalog.NodeRecord, 0, len(m))}
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		im.Records = append(im.Records, m[name])
 	}
 	return json.Marshal(im)
@@ -226,7 +227,7 @@ func (x *Externals) Restore() error {
 	x.jnl = j
 	x.owned = m
 	x.mu.Unlock()
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		x.cfg.Publish(m[name])
 	}
 	if len(m) > 0 {
@@ -254,7 +255,7 @@ func (x *Externals) Close() error {
 func (x *Externals) Owned() []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return sortedKeys(x.owned)
+	return slices.Sorted(maps.Keys(x.owned))
 }
 
 // versionLocked is the version a new record of node gets: above every
@@ -569,7 +570,7 @@ func (x *Externals) Reconcile() []string {
 	defer x.mu.Unlock()
 	now := uint64(x.cfg.Now().UnixMilli())
 	var gone []string
-	for _, name := range sortedKeys(x.owned) {
+	for _, name := range slices.Sorted(maps.Keys(x.owned)) {
 		own := x.owned[name]
 		cur := x.cfg.Store.Record(name)
 		superseded := cur != nil && cur.Version > own.Version && cur.Owner != x.cfg.Self

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -759,12 +760,7 @@ func (l *State) LoadConfigServices(defs []ServiceDefinition) error {
 			return err
 		}
 	}
-	ids := make([]string, 0, len(want))
-	for id := range want {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(want)) {
 		l.mu.Lock()
 		cur := l.services[id]
 		same := cur != nil && cur.Source == sourceConfig && reflect.DeepEqual(cur.Def, want[id])

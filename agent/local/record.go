@@ -1,6 +1,7 @@
 package local
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -81,7 +82,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 	}
 	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	var set, del []catalog.Leaf
-	svcIDs := sortedKeys(rc.dirtyS)
+	svcIDs := slices.Sorted(maps.Keys(rc.dirtyS))
 	rec.Services = patchPieces(rc.svcs, l.pubTree, svcIDs, func(s catalog.Service) string { return s.ID },
 		func(id string) (catalog.Service, catalog.Leaf, bool) {
 			s := l.services[id]
@@ -97,7 +98,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 			lf, _ := l.serviceLeafLocked(s)
 			return s.Service, lf, true
 		}, catalog.PieceService, &set, &del)
-	chkIDs := sortedKeys(rc.dirtyC)
+	chkIDs := slices.Sorted(maps.Keys(rc.dirtyC))
 	rec.Checks = patchPieces(rc.chks, l.pubTree, chkIDs, func(c catalog.Check) string { return c.CheckID },
 		l.checkPieceLocked, catalog.PieceCheck, &set, &del)
 	t := l.pubTree.With(set, del)

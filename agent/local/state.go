@@ -3,6 +3,7 @@ package local
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -353,7 +354,7 @@ func keepSorted[V any](order []string, m map[string]V) []string {
 			return order
 		}
 	}
-	return sortedKeys(m)
+	return slices.Sorted(maps.Keys(m))
 }
 
 // checkRecordLocked returns check c as the record carries it and the

@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/chorusdns/chorus/agent/local/journal"
 )
@@ -156,10 +157,10 @@ func (im *image) apply(e *entry) {
 // state returns the image as a persistedState, sorted by ID.
 func (im *image) state() persistedState {
 	p := persistedState{Version: im.version, NodeMaint: im.nodeMaint, Migrated: im.migrated}
-	for _, id := range sortedKeys(im.services) {
+	for _, id := range slices.Sorted(maps.Keys(im.services)) {
 		p.Services = append(p.Services, im.services[id])
 	}
-	for _, id := range sortedKeys(im.checks) {
+	for _, id := range slices.Sorted(maps.Keys(im.checks)) {
 		p.Checks = append(p.Checks, im.checks[id])
 	}
 	if len(im.states) > 0 {
@@ -169,15 +170,6 @@ func (im *image) state() persistedState {
 		}
 	}
 	return p
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 // decodeState decodes a persisted state and rejects one that no agent can

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -129,11 +130,7 @@ var userMapKeys = map[string]bool{"node_meta": true, "dns.service_ttls": true}
 // the configuration does not have, with the nearest known key when one is
 // close enough to be a typo. v knows every key from setDefaults.
 func checkKeys(v *viper.Viper, prefix string, m map[string]any) error {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(m))
 	known := v.AllKeys()
 	for _, k := range names {
 		key := strings.ToLower(k)

@@ -2,7 +2,8 @@ package main
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/hashicorp/consul/api"
@@ -78,11 +79,7 @@ the operation with its key otherwise.`,
 // nodes holding them and using them as primary.
 func printKeyring(tw *tabwriter.Writer, resp []*api.KeyringResponse) {
 	for _, r := range resp {
-		keys := make([]string, 0, len(r.Keys))
-		for k := range r.Keys {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(r.Keys))
 		fmt.Fprintf(tw, "Keys on %d nodes:\n", r.NumNodes)
 		fmt.Fprintln(tw, "  Key\tInstalled\tPrimary")
 		for _, k := range keys {
