@@ -337,38 +337,14 @@ func validateDocker(d *Definition, cfg Config) error {
 // as Docker lists it is allowed).
 func validContainerRef(s string) bool {
 	s = strings.TrimPrefix(s, "/")
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= 256 && alnumOr(s[:1], "") && alnumOr(s[1:], "_.-")
 }
 
 // validUnitName reports whether s can name a systemd unit (or a Windows
 // service): letters, digits and "@._:-\", not starting with "-" (it
 // would read as an option), at most 256 bytes.
 func validUnitName(s string) bool {
-	if s == "" || len(s) > 256 || s[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("@._:-\\", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= 256 && s[0] != '-' && alnumOr(s, "@._:-\\")
 }
 
 func validateHostPort(s string) error {
@@ -387,14 +363,17 @@ func validateHostPort(s string) error {
 
 // isToken reports whether s is an RFC 9110 token (a method or header name).
 func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
+	return s != "" && alnumOr(s, "!#$%&'*+-.^_`|~")
+}
+
+// alnumOr reports whether every byte of s is an ASCII letter, an ASCII
+// digit or one of extra (true for "").
+func alnumOr(s, extra string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		case strings.IndexByte(extra, c) >= 0:
 		default:
 			return false
 		}
