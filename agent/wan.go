@@ -32,6 +32,12 @@ const (
 	// rttPing is how often a speaker pings one member of each other
 	// datacenter to measure the WAN round-trip time directly.
 	rttPing = 5 * time.Second
+	// speakerGrace is how long an agent that expects LAN peers (join,
+	// retry_join or members in its gossip snapshot) waits, while it is
+	// still alone in its LAN pool, before it speaks: alone it would
+	// always choose itself, join the WAN pool and leave it again as soon
+	// as its LAN join brought the members that outscore it.
+	speakerGrace = 10 * time.Second
 )
 
 // wanLink is the agent's side of the WAN: the summary exchange (on every
@@ -40,6 +46,11 @@ type wanLink struct {
 	a       *Agent
 	node    *wan.Node
 	keyring *memberlist.Keyring
+	// expectPeers: the agent was told of LAN peers at start (join,
+	// retry_join, its gossip snapshot); it does not speak while alone
+	// until speakerGrace after started.
+	expectPeers bool
+	started     time.Time
 
 	mu       sync.Mutex // guards the fields below
 	serf     *serf.Serf
@@ -52,6 +63,8 @@ type wanLink struct {
 	rtt      map[string]time.Duration
 	pinging  bool
 	lastPing time.Time
+	// starts counts the times this agent joined the WAN pool.
+	starts int
 }
 
 // validateWAN checks the WAN keys.
@@ -71,24 +84,28 @@ func (c *Config) validateWAN() error {
 		}
 	}
 	if _, err := catalog.ParseFailover(c.Failover); err != nil {
-		return fmt.Errorf("failover: %v", err)
+		return err // it names the failover key
 	}
 	return nil
 }
 
 // newWAN creates the summary exchange, before the gossip transport
-// starts delivering its packets. keyring is the gossip keyring (nil:
-// plain text); the WAN pool uses the same one.
+// starts delivering its packets (and before Serf rewrites its snapshot).
+// keyring is the gossip keyring (nil: plain text); the WAN pool uses the
+// same one.
 func (a *Agent) newWAN(cfg *Config, keyring *memberlist.Keyring) {
 	node := wan.New(wan.Config{
 		Datacenter: cfg.Datacenter, Keyring: keyring, ReconnectTimeout: cfg.WANReconnectTimeout,
 	}, a.store, a.root, wan.NewMetrics(a.reg))
-	a.wan.Store(&wanLink{a: a, node: node, keyring: keyring})
+	expect := len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0 ||
+		len(snapshotPeers(serfSnapshotPath(cfg.DataDir), cfg.NodeName)) > 0
+	a.wan.Store(&wanLink{a: a, node: node, keyring: keyring, expectPeers: expect})
 }
 
 // startWAN starts the exchange and the speaker loop (after Serf).
 func (a *Agent) startWAN() {
 	w := a.wan.Load()
+	w.started = time.Now()
 	w.node.SetLAN(lanPlane{a})
 	a.wg.Go(func() { w.node.Run(a.ctx) })
 	a.wg.Go(func() { w.speakerLoop(a.ctx) })
@@ -218,13 +235,20 @@ func (w *wanLink) speakerLoop(ctx context.Context) {
 // Speakers returns the LAN members that speak for this agent's
 // datacenter, as this agent computes them.
 func (a *Agent) Speakers() []string {
+	s, _ := a.speakers()
+	return s
+}
+
+// speakers returns the speakers and how many LAN members are alive.
+func (a *Agent) speakers() ([]string, int) {
 	var alive []string
 	for _, m := range a.serf.Members() {
 		if m.Status == serf.StatusAlive {
 			alive = append(alive, m.Name)
 		}
 	}
-	return wan.Speakers(a.cfg.Load().Datacenter, alive, a.cfg.Load().WANSpeakers)
+	cfg := a.cfg.Load()
+	return wan.Speakers(cfg.Datacenter, alive, cfg.WANSpeakers), len(alive)
 }
 
 // IsSpeaker reports whether this agent is in the WAN pool now.
@@ -260,10 +284,15 @@ func (w *wanLink) step(ctx context.Context) {
 	// knows of another datacenter (retry_join_wan, or a remote summary
 	// that reached it through the LAN).
 	linked := len(cfg.RetryJoinWAN) > 0 || len(w.node.Versions()) > 0
-	chosen := linked && slices.Contains(a.Speakers(), cfg.NodeName)
+	spk, alive := a.speakers()
+	chosen := linked && slices.Contains(spk, cfg.NodeName)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed || ctx.Err() != nil {
+		return
+	}
+	if chosen && w.serf == nil && alive == 1 && w.expectPeers && time.Since(w.started) < speakerGrace {
+		// Alone only because the LAN join has not happened yet.
 		return
 	}
 	switch {
@@ -337,6 +366,7 @@ func (w *wanLink) startSerfLocked(cfg *Config) error {
 		}
 	})
 	w.serf, w.tr = s, tr
+	w.starts++
 	w.lastJoin = time.Time{}
 	w.node.SetWAN(wanPlane{s: s, tr: tr})
 	return nil

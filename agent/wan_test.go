@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/chorusdns/chorus/agent/wan"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -18,8 +19,8 @@ import (
 // retry_join_wan (only speakers listen there), two speakers per
 // datacenter so that every datacenter has agents that only learn remote
 // summaries through the LAN, and the agent-wide failover rule "dc2" in
-// dc1.
-func twoDatacenters(t *testing.T, n int) (dc1, dc2 []*Agent) {
+// dc1. mutate (when set) changes each config last.
+func twoDatacenters(t *testing.T, n int, mutate func(c *Config)) (dc1, dc2 []*Agent) {
 	t.Helper()
 	ports := make([]int, 2*n)
 	var wanAddrs []string
@@ -37,6 +38,9 @@ func twoDatacenters(t *testing.T, n int) (dc1, dc2 []*Agent) {
 			cfg.WANSpeakers = 2
 			if dc == "dc1" {
 				cfg.Failover = "dc2"
+			}
+			if mutate != nil {
+				mutate(&cfg)
 			}
 			agents[i] = startAgent(t, cfg)
 			if i > 0 {
@@ -101,7 +105,7 @@ func TestTwoDatacenters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six agents")
 	}
-	dc1, dc2 := twoDatacenters(t, 3)
+	dc1, dc2 := twoDatacenters(t, 3, nil)
 	for i, a := range dc1 {
 		registerWeb(t, a, fmt.Sprintf("10.1.0.%d", i+1), "passing")
 	}
@@ -244,4 +248,193 @@ func TestTwoDatacenters(t *testing.T) {
 	// left, is now critical: dc2 has no healthy web.
 	waitWebAnswers(t, dc1, "web.service.dc2.chorus", nil, 30*time.Second)
 	t.Logf("a change in dc2 reached every dc1 agent %v after it was made, the old speakers dead", time.Since(start).Round(time.Millisecond))
+}
+
+// wanAddrOf is the WAN port an agent listens on while it speaks.
+func wanAddrOf(a *Agent) string {
+	return fmt.Sprintf("127.0.0.1:%d", a.cfg.Load().SerfWANPort)
+}
+
+// keptOut checks, over a window, that no agent of sites holds a summary
+// of the intruders' datacenter dc3 or lists one of them in its WAN pool,
+// and that no intruder holds a summary of dc1 or dc2.
+func keptOut(t *testing.T, sites, intruders []*Agent) {
+	t.Helper()
+	// Each intruder speaks (it is alone in dc3 and names the sites' WAN
+	// ports), so it has tried to join the pool.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, x := range intruders {
+			if !x.IsSpeaker() {
+				return fmt.Errorf("%s has not tried the WAN pool yet", x.NodeName())
+			}
+		}
+		return nil
+	})
+	// 4 s holds the intruders' first join and at least one retry
+	// (wanRejoin), and two rounds of every speaker's announcements.
+	testutil.Consistently(t, 4*time.Second, func() error {
+		for _, a := range sites {
+			if _, ok := a.Store().Snapshot().Remote("dc3"); ok {
+				return fmt.Errorf("%s holds a summary of dc3", a.NodeName())
+			}
+			if got := answerAddrs(query(t, a, "udp", "evil.service.dc3.chorus", dns.TypeA)); len(got) != 0 {
+				return fmt.Errorf("%s answers the intruders' service: %v", a.NodeName(), got)
+			}
+			for _, m := range a.WANMembers() {
+				if strings.HasSuffix(m.Name, ".dc3") {
+					return fmt.Errorf("%s lists %s in its WAN pool", a.NodeName(), m.Name)
+				}
+			}
+		}
+		for _, x := range intruders {
+			if rs := x.Store().Snapshot().Remotes(); len(rs) != 0 {
+				return fmt.Errorf("%s holds a summary of %s", x.NodeName(), rs[0].Name)
+			}
+		}
+		return nil
+	})
+}
+
+// The WAN pool and the summaries are encrypted with the gossip keyring:
+// two sites with the same key link up (the non-speakers learning the
+// other site through sealed LAN traffic), agents of a third datacenter
+// without the key or with another one are kept out, a key rotation done
+// in each site keeps the sites linked, and after it an agent holding
+// only the old key is kept out.
+func TestWANEncrypted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts seven agents")
+	}
+	key1, key2 := newKey(t), newKey(t)
+	dc1, dc2 := twoDatacenters(t, 2, func(c *Config) { c.Encrypt, c.WANSpeakers = key1, 1 })
+	for i, a := range dc1 {
+		registerWeb(t, a, fmt.Sprintf("10.1.0.%d", i+1), "passing")
+	}
+	for i, a := range dc2 {
+		registerWeb(t, a, fmt.Sprintf("10.2.0.%d", i+1), "passing")
+	}
+	waitWebAnswers(t, dc1, "web.service.dc2.chorus", []string{"10.2.0.1", "10.2.0.2"}, 30*time.Second)
+	waitWebAnswers(t, dc2, "web.service.dc1.chorus", []string{"10.1.0.1", "10.1.0.2"}, 30*time.Second)
+	sites := append(slices.Clone(dc1), dc2...)
+	// One speaker per site; the other learns dc2 through the LAN.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, site := range [][]*Agent{dc1, dc2} {
+			if _, err := speakersOf(site); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	var wanAddrs []string
+	for _, a := range sites {
+		wanAddrs = append(wanAddrs, wanAddrOf(a))
+	}
+	intruder := func(name, key string) *Agent {
+		cfg := testConfig(t, name)
+		cfg.Datacenter = "dc3"
+		cfg.Encrypt = key
+		cfg.SerfWANPort = testutil.FreePort(t)
+		cfg.RetryJoinWAN = wanAddrs
+		x := startAgent(t, cfg)
+		registerWeb(t, x, "10.3.0.1", "passing")
+		mustDo(t, x, "PUT", "/v1/agent/service/register", map[string]any{"Name": "evil", "Address": "10.3.0.9", "Port": 80})
+		return x
+	}
+	keptOut(t, sites, []*Agent{intruder("dc3-nokey", ""), intruder("dc3-wrongkey", newKey(t))})
+
+	// Rotate in each site (a keyring operation reaches its own LAN pool;
+	// the WAN pool shares the keyring object): install everywhere, then
+	// dc1 seals with key2 while dc2 still seals with key1, then dc2
+	// follows and key1 goes.
+	change := func(name, addr string) {
+		t.Helper()
+		mustDo(t, dc2[1], "PUT", "/v1/agent/service/register", map[string]any{"Name": name, "Address": addr, "Port": 80})
+		waitWebAnswers(t, dc1, name+".service.dc2.chorus", []string{addr}, 15*time.Second)
+	}
+	for _, step := range []struct {
+		op, key string
+		sites   [][]*Agent
+	}{
+		{"install", key2, [][]*Agent{dc1, dc2}},
+		{"use", key2, [][]*Agent{dc1}},
+		{"use", key2, [][]*Agent{dc2}},
+		{"remove", key1, [][]*Agent{dc1, dc2}},
+	} {
+		for _, site := range step.sites {
+			if _, err := site[0].KeyringOp(step.op, step.key); err != nil {
+				t.Fatalf("%s %s in %s: %v", step.op, step.key[:4], site[0].cfg.Load().Datacenter, err)
+			}
+		}
+		// A change in dc2 still reaches every dc1 agent after each step.
+		change(fmt.Sprintf("after-%s-%d", step.op, len(step.sites)), "10.2.9.1")
+	}
+	keptOut(t, sites, []*Agent{intruder("dc3-oldkey", key1)})
+}
+
+// An agent that joins its LAN pool at start (retry_join) does not speak
+// while it is alone before the join: it would choose itself, open the
+// WAN pool and leave it again once the members that outscore it arrive.
+// An agent whose LAN join finds no one still speaks after speakerGrace,
+// so a datacenter reduced to one restarted agent keeps its link.
+func TestJoinerDoesNotSpeakAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the speaker grace")
+	}
+	nowhere := []string{fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))}
+	cfgFor := func(name string) Config {
+		cfg := testConfig(t, name)
+		cfg.SerfWANPort = testutil.FreePort(t)
+		cfg.RetryJoinWAN = nowhere // links the datacenter; nobody answers
+		cfg.WANSpeakers = 1
+		return cfg
+	}
+	first := startAgent(t, cfgFor("dc1-first"))
+	// The lone one expects a peer that never answers.
+	lone := cfgFor("dc1-lone")
+	lone.Datacenter = "dc9"
+	lone.RetryJoin = nowhere
+	loneStart := time.Now()
+	loner := startAgent(t, lone)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !first.IsSpeaker() {
+			return fmt.Errorf("%s, alone and told of no peer, does not speak", first.NodeName())
+		}
+		return nil
+	})
+	// A name the rendezvous order puts after first's.
+	name := ""
+	for i := 0; name == ""; i++ {
+		c := fmt.Sprintf("dc1-joiner%d", i)
+		if wan.Speakers("dc1", []string{"dc1-first", c}, 1)[0] == "dc1-first" {
+			name = c
+		}
+	}
+	jc := cfgFor(name)
+	jc.RetryJoin = []string{first.SerfAddr()}
+	joiner := startAgent(t, jc)
+	waitMembers(t, []*Agent{first, joiner}, 2)
+	// Three speaker checks after the join: the joiner never spoke.
+	testutil.Consistently(t, 3*speakerCheck, func() error {
+		if got := joiner.Speakers(); !slices.Equal(got, []string{"dc1-first"}) {
+			return fmt.Errorf("joiner computes speakers %v", got)
+		}
+		return nil
+	})
+	w := joiner.wan.Load()
+	w.mu.Lock()
+	starts := w.starts
+	w.mu.Unlock()
+	if starts != 0 {
+		t.Fatalf("%s joined the WAN pool %d times, never chosen", name, starts)
+	}
+	testutil.Eventually(t, speakerGrace+10*time.Second, func() error {
+		if !loner.IsSpeaker() {
+			return fmt.Errorf("%s, whose LAN join finds no one, does not speak", loner.NodeName())
+		}
+		return nil
+	})
+	if d := time.Since(loneStart); d < speakerGrace {
+		t.Fatalf("%s spoke %v after its start, within the grace %v", loner.NodeName(), d, speakerGrace)
+	}
 }
