@@ -215,11 +215,16 @@ func addClientCommands(root *cobra.Command) {
 var statusNames = map[int]string{0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
 
 func membersCmd(cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
+	var wan bool
+	cmd := &cobra.Command{
 		Use:   "members",
 		Short: "List the cluster's members as this agent's gossip sees them",
 		Long: `List the cluster's members as this agent's gossip (Serf) sees them: name,
 gossip address, status (alive, leaving, left, failed), zone and build.
+
+--wan lists the WAN pool instead: the speakers of every datacenter
+(<node>.<datacenter>), their WAN address and datacenter. Only a speaker
+is in the WAN pool; on any other agent the list is empty.
 
 --format json prints the agent's /v1/agent/members answer.`,
 		Args: cobra.NoArgs,
@@ -228,20 +233,34 @@ gossip address, status (alive, leaving, left, failed), zone and build.
 			if err != nil {
 				return err
 			}
-			ms, err := c.Agent().Members(false)
+			ms, err := c.Agent().Members(wan)
 			if err != nil {
 				return err
 			}
 			sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+			if wan && len(ms) == 0 && cf.format == "table" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "this agent is not one of its datacenter's WAN speakers: ask a speaker (GET /v1/agent/members?wan=1 answers on one)")
+				return nil
+			}
 			return cf.print(cmd.OutOrStdout(), ms, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "Node\tAddress\tStatus\tZone\tBuild")
+				if wan {
+					fmt.Fprintln(tw, "Node\tAddress\tStatus\tDatacenter\tBuild")
+				} else {
+					fmt.Fprintln(tw, "Node\tAddress\tStatus\tZone\tBuild")
+				}
 				for _, m := range ms {
+					col := m.Tags["zone"]
+					if wan {
+						col = m.Tags["dc"]
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, net.JoinHostPort(m.Addr, fmt.Sprint(m.Port)),
-						statusNames[m.Status], dash(m.Tags["zone"]), dash(m.Tags["build"]))
+						statusNames[m.Status], dash(col), dash(m.Tags["build"]))
 				}
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&wan, "wan", false, "list the WAN pool (the speakers of every datacenter) instead of the LAN pool")
+	return cmd
 }
 
 // nodeView is one row of `chorus nodes --format json`: the catalog's node
