@@ -537,7 +537,8 @@ func instanceKey(inst *catalog.Instance) uint64 {
 
 // buildService answers a service name: from a remote datacenter's
 // summary when the name has one, else from this datacenter, failing over
-// to other datacenters (failover) when no local instance is healthy.
+// to other datacenters (failover) when no local instance is healthy and
+// the name does not name this datacenter.
 func (b *builder) buildService() *entry {
 	if b.p.dc != "" {
 		rb, ok := b.remote(b.p.dc)
@@ -550,7 +551,7 @@ func (b *builder) buildService() *entry {
 		return remoteEntry(e)
 	}
 	e, found := b.serviceAnswer()
-	if found {
+	if found || b.p.ownDC {
 		return e
 	}
 	rule, ok := b.failoverRule()

@@ -113,6 +113,11 @@ func TestDatacenterFailover(t *testing.T) {
 		{name: "explicit datacenter never fails over", qname: "gone.service.dc4.chorus.", qtype: dns.TypeA, rcode: nx},
 		{name: "unknown datacenter", qname: "web.service.dc9.chorus.", qtype: dns.TypeA, rcode: nx},
 		{name: "own datacenter named", qname: "db.service.dc1.chorus.", qtype: dns.TypeA, rcode: ok, answer: []string{"10.1.0.1"}},
+		// Naming this datacenter asks for its instances: no failover.
+		{name: "own datacenter named, none healthy", qname: "web.service.dc1.chorus.", qtype: dns.TypeA, rcode: nx},
+		{name: "own datacenter named, .dc form", qname: "api.service.dc1.dc.chorus.", qtype: dns.TypeA, rcode: nx},
+		{name: "own datacenter named, RFC 2782", qname: "_web._tcp.service.dc1.chorus.", qtype: dns.TypeSRV, rcode: nx},
+		{name: "RFC 2782 fails over", qname: "_web._tcp.service.chorus.", qtype: dns.TypeSRV, rcode: ok, answer: []string{"r2.node.dc2.chorus.:80"}, counted: "dc2"},
 		{name: "remote node", qname: "r2.node.dc2.chorus.", qtype: dns.TypeA, rcode: ok, answer: []string{"10.2.0.5"}},
 		{name: "remote node in the wrong datacenter", qname: "r2.node.dc3.chorus.", qtype: dns.TypeA, rcode: nx},
 		{name: "remote SRV target resolves", qname: "r3.node.dc3.chorus.", qtype: dns.TypeA, rcode: ok, answer: []string{"10.3.0.5"}},

@@ -41,6 +41,9 @@ type parsedName struct {
 	// dc is another datacenter named in the query (lower case); "" for
 	// this agent's own.
 	dc string
+	// ownDC: the query names this agent's own datacenter. Such a name
+	// asks for this datacenter's instances and never fails over.
+	ownDC bool
 }
 
 // matchDomain finds the longest of domains that qname (lower case, FQDN)
@@ -155,6 +158,7 @@ func parseLabels(p *parsedName, l []string, rt *runtime) {
 		p.kind = kindEmpty
 		return
 	}
+	p.ownDC = hasDC && dc == rt.dc
 	if hasDC && dc != rt.dc {
 		// Another datacenter: its services and nodes are answered from
 		// its summary (the builder checks that it is known).

@@ -45,8 +45,8 @@ func TestParseName(t *testing.T) {
 		{"_web._v1.chorus.", true, parsedName{kind: kindService, apexLabels: 2, service: "web", tag: "v1", bare: true}},
 		{"_web.service.chorus.", true, parsedName{kind: kindEmpty, apexLabels: 2}},
 		{"_._tcp.service.chorus.", true, parsedName{kind: kindNone, apexLabels: 3}},
-		{"web.service.dc1.chorus.", true, parsedName{kind: kindService, apexLabels: 3, service: "web"}},
-		{"web.service.dc1.dc.chorus.", true, parsedName{kind: kindService, apexLabels: 4, service: "web"}},
+		{"web.service.dc1.chorus.", true, parsedName{kind: kindService, apexLabels: 3, service: "web", ownDC: true}},
+		{"web.service.dc1.dc.chorus.", true, parsedName{kind: kindService, apexLabels: 4, service: "web", ownDC: true}},
 		// Another datacenter: parsed with its name, answered from its
 		// summary (NXDOMAIN when none is held).
 		{"web.service.dc2.chorus.", true, parsedName{kind: kindService, service: "web", apexLabels: 3, dc: "dc2"}},
@@ -58,7 +58,7 @@ func TestParseName(t *testing.T) {
 		{"dc1.dc.chorus.", true, parsedName{kind: kindEmpty, apexLabels: 2}},
 		{"n1.node.chorus.", true, parsedName{kind: kindNode, apexLabels: 2, node: "n1"}},
 		{"host.example.node.chorus.", true, parsedName{kind: kindNode, apexLabels: 3, node: "host.example"}},
-		{"n1.node.dc1.chorus.", true, parsedName{kind: kindNode, apexLabels: 3, node: "n1"}},
+		{"n1.node.dc1.chorus.", true, parsedName{kind: kindNode, apexLabels: 3, node: "n1", ownDC: true}},
 		{"node.chorus.", true, parsedName{kind: kindEmpty, apexLabels: 1}},
 		{"0a000001.addr.chorus.", true, parsedName{kind: kindAddr, apexLabels: 2, addr: netip.MustParseAddr("10.0.0.1")}},
 		{"20010db8000000000000000000000001.addr.chorus.", true, parsedName{kind: kindAddr, apexLabels: 2, addr: netip.MustParseAddr("2001:db8::1")}},
