@@ -50,7 +50,10 @@ type ClusterConfig struct {
 	WANSpeakers int
 	// Failover is the agents' failover key (e.g. "nearest:1").
 	Failover string
-	Logger   *slog.Logger
+	// Encrypt is the agents' gossip key (base64; "" = no encryption): the
+	// LAN pools, the WAN pool and the summaries are sealed with it.
+	Encrypt string
+	Logger  *slog.Logger
 }
 
 // Cluster is N hosts, each a network namespace running a chorus agent and
@@ -192,6 +195,9 @@ func (c *Cluster) agentConfig(h *NetHost) []byte {
 		if c.cfg.Failover != "" {
 			fmt.Fprintf(&b, "failover: %q\n", c.cfg.Failover)
 		}
+	}
+	if c.cfg.Encrypt != "" {
+		fmt.Fprintf(&b, "encrypt: %q\n", c.cfg.Encrypt)
 	}
 	if len(c.cfg.Gossip) > 0 {
 		b.WriteString("gossip:\n")
