@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -437,4 +438,77 @@ func TestJoinerDoesNotSpeakAlone(t *testing.T) {
 	if d := time.Since(loneStart); d < speakerGrace {
 		t.Fatalf("%s spoke %v after its start, within the grace %v", loner.NodeName(), d, speakerGrace)
 	}
+}
+
+// A speaker that leaves gracefully is replaced within a few seconds: the
+// next agent in the rendezvous order joins the WAN pool, and a change in
+// its datacenter made after the leave reaches the other site.
+func TestSpeakerLeaveReplaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four agents")
+	}
+	p2 := testutil.FreePort(t)
+	var dc1 []*Agent
+	var wan1 []string
+	ports := []int{testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)}
+	for _, p := range ports {
+		wan1 = append(wan1, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	for i, p := range ports {
+		cfg := testConfig(t, fmt.Sprintf("dc1-n%d", i))
+		cfg.SerfWANPort, cfg.WANSpeakers = p, 1
+		cfg.RetryJoinWAN = []string{fmt.Sprintf("127.0.0.1:%d", p2)}
+		a := startAgent(t, cfg)
+		if i > 0 {
+			if _, err := a.Join([]string{dc1[0].SerfAddr()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dc1 = append(dc1, a)
+	}
+	waitMembers(t, dc1, 3)
+	cfg := testConfig(t, "dc2-solo")
+	cfg.Datacenter, cfg.SerfWANPort, cfg.RetryJoinWAN = "dc2", p2, wan1
+	solo := startAgent(t, cfg)
+
+	mustDo(t, dc1[0], "PUT", "/v1/agent/service/register", map[string]any{"Name": "web", "Address": "10.1.0.1", "Port": 80})
+	waitWebAnswers(t, []*Agent{solo}, "web.service.dc1.chorus", []string{"10.1.0.1"}, 30*time.Second)
+	var spk []string
+	testutil.Eventually(t, 10*time.Second, func() (err error) {
+		spk, err = speakersOf(dc1)
+		return err
+	})
+	var leaver *Agent
+	var rest []*Agent
+	for _, a := range dc1 {
+		if a.NodeName() == spk[0] {
+			leaver = a
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	leaver.Shutdown(ctx)
+	left := time.Since(start)
+	var next []string
+	testutil.Eventually(t, 10*time.Second, func() (err error) {
+		if next, err = speakersOf(rest); err != nil {
+			return err
+		}
+		if len(next) != 1 || next[0] == leaver.NodeName() {
+			return fmt.Errorf("speakers %v after %s left", next, leaver.NodeName())
+		}
+		return nil
+	})
+	took := time.Since(start)
+	t.Logf("%s left (%v for its leave); %s speaks %v after the leave began", leaver.NodeName(), left.Round(time.Millisecond), next[0], took.Round(time.Millisecond))
+	if took-left > 5*time.Second {
+		t.Fatalf("the next speaker took %v after the leave", took-left)
+	}
+	mustDo(t, rest[0], "PUT", "/v1/agent/service/register", map[string]any{"Name": "late", "Address": "10.1.0.9", "Port": 80})
+	changed := time.Now()
+	waitWebAnswers(t, []*Agent{solo}, "late.service.dc1.chorus", []string{"10.1.0.9"}, 15*time.Second)
+	t.Logf("a change in dc1 after the leave reached dc2 in %v", time.Since(changed).Round(time.Millisecond))
 }
