@@ -52,6 +52,22 @@ type clientFlags struct {
 	token                     string
 	caFile, certFile, keyFile string
 	format                    string
+	// dc is --datacenter of the catalog reads (nodes, services): another
+	// datacenter's, answered from the summary this agent holds.
+	dc string
+}
+
+// addDatacenter adds --datacenter to a catalog read command.
+func (f *clientFlags) addDatacenter(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dc, "datacenter", "", "read another datacenter's catalog (from the summary this agent holds; default: this agent's)")
+}
+
+// q is the query options of a catalog read: the datacenter asked for.
+func (f *clientFlags) q() *api.QueryOptions {
+	if f.dc == "" {
+		return nil
+	}
+	return &api.QueryOptions{Datacenter: f.dc}
 }
 
 // register adds the connection flags to cmd, with defaults from the
@@ -272,7 +288,7 @@ type nodeView struct {
 }
 
 func nodesCmd(cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "nodes",
 		Short: "List the catalog's nodes with their address, health, datacenter and zone",
 		Long: `List the catalog's nodes: name, address, health (the worst of the node's own
@@ -288,11 +304,11 @@ its node checks (Checks, from /v1/health/state/any) and their worst status
 			if err != nil {
 				return err
 			}
-			nodes, _, err := c.Catalog().Nodes(nil)
+			nodes, _, err := c.Catalog().Nodes(cf.q())
 			if err != nil {
 				return err
 			}
-			all, _, err := c.Health().State(api.HealthAny, nil)
+			all, _, err := c.Health().State(api.HealthAny, cf.q())
 			if err != nil {
 				return err
 			}
@@ -319,6 +335,8 @@ its node checks (Checks, from /v1/health/state/any) and their worst status
 			})
 		},
 	}
+	cf.addDatacenter(cmd)
+	return cmd
 }
 
 func dash(s string) string {
@@ -342,7 +360,7 @@ func worst(checks api.HealthChecks) string {
 }
 
 func servicesCmd(cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "services [NAME]",
 		Short: "List the catalog's services, or one service's instances with their checks",
 		Long: `Without NAME, list every service in the catalog with its number of instances
@@ -363,7 +381,7 @@ Exit code 5 when NAME has no instance in the catalog.`,
 			if len(args) == 1 {
 				return showService(cmd.OutOrStdout(), cf, c, args[0])
 			}
-			names, _, err := c.Catalog().Services(nil)
+			names, _, err := c.Catalog().Services(cf.q())
 			if err != nil {
 				return err
 			}
@@ -371,7 +389,7 @@ Exit code 5 when NAME has no instance in the catalog.`,
 			all := make(map[string][]*api.ServiceEntry, len(names))
 			for n := range names {
 				keys = append(keys, n)
-				entries, _, err := c.Health().Service(n, "", false, nil)
+				entries, _, err := c.Health().Service(n, "", false, cf.q())
 				if err != nil {
 					return err
 				}
@@ -391,11 +409,13 @@ Exit code 5 when NAME has no instance in the catalog.`,
 			})
 		},
 	}
+	cf.addDatacenter(cmd)
+	return cmd
 }
 
 // showService prints one service's instances and their checks.
 func showService(w io.Writer, cf *clientFlags, c *api.Client, name string) error {
-	entries, _, err := c.Health().Service(name, "", false, nil)
+	entries, _, err := c.Health().Service(name, "", false, cf.q())
 	if err != nil {
 		return err
 	}
