@@ -432,7 +432,7 @@ func (a *Server) apiHealthService(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	q, err := a.withFailover(r, name, lister[serviceEntry]{
+	q, err := a.withFailover(w, r, name, lister[serviceEntry]{
 		key: svcKey(name), filter: f,
 		node: func(e *serviceEntry) string { return e.Node.Node },
 		walk: func(s *catalog.Snapshot, emit func(serviceEntry)) {

@@ -80,12 +80,31 @@ func (a *Server) forDC(w http.ResponseWriter, r *http.Request, q readQuery) (rea
 // withFailover makes /v1/health/service/<name>?failover answer from the
 // first datacenter of the service's failover rule (its chorus-failover
 // meta, else the agent's failover setting) that has a healthy instance,
-// when this datacenter has none. Without ?failover, or with ?dc=, q is
-// returned unchanged.
-func (a *Server) withFailover(r *http.Request, name string, q readQuery) (readQuery, error) {
+// when this datacenter has none. Such an answer carries
+// X-Chorus-Failover: <datacenter>, counts in
+// chorus_http_failover_answers_total and is logged (at most once per
+// service and datacenter every logEvery). Without ?failover, or with
+// ?dc=, q is returned unchanged.
+func (a *Server) withFailover(w http.ResponseWriter, r *http.Request, name string, q readQuery) (readQuery, error) {
 	on, err := boolParam(r, "failover")
 	if err != nil || !on || params(r).Get("dc") != "" {
 		return q, err
+	}
+	// The rendered answer is shared between requests: the marking is
+	// per request, from the datacenter of the entries served.
+	order := q.order
+	q.order = func(v any) any {
+		if dc := remoteOf(v, a.cfg().Datacenter); dc != "" {
+			w.Header().Set("X-Chorus-Failover", dc)
+			a.metrics.failovers.WithLabelValues(dc).Inc()
+			if ok, n := a.logs.allow("failover\x00" + name + "\x00" + dc); ok {
+				a.logger.Info("no healthy instance here: answering from another datacenter", "service", name, "datacenter", dc, "suppressed", n)
+			}
+		}
+		if order != nil {
+			return order(v)
+		}
+		return v
 	}
 	render := q.render
 	q.render = func(s *catalog.Snapshot) (any, error) {
@@ -119,6 +138,16 @@ func (a *Server) failoverRule(s *catalog.Snapshot, name string) catalog.Failover
 	}
 	f, _ := catalog.ParseFailover(a.cfg().Failover) // validated by the agent
 	return f
+}
+
+// remoteOf returns the datacenter of a health answer's entries when it is
+// not local (a failover answer), else "".
+func remoteOf(v any, local string) string {
+	entries, ok := v.([]serviceEntry)
+	if !ok || len(entries) == 0 || strings.EqualFold(entries[0].Node.Datacenter, local) {
+		return ""
+	}
+	return entries[0].Node.Datacenter
 }
 
 // hasHealthy reports whether a health answer has an entry none of whose

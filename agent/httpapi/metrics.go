@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	failovers    *prometheus.CounterVec
 }
 
 // newMetrics registers the API's metrics with reg; parked reports how many
@@ -22,8 +23,12 @@ func newMetrics(reg prometheus.Registerer, parked func() float64, questions func
 			Help:    "HTTP API request latency (blocking queries included).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"method"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chorus_http_failover_answers_total",
+			Help: "/v1/health/service/<name>?failover answers served from another datacenter because this one had no healthy instance, by datacenter.",
+		}, []string{"datacenter"}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.failovers, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chorus_http_blocking_queries",
 		Help: "Blocking HTTP queries waiting for their answer to change.",
 	}, parked), prometheus.NewGaugeFunc(prometheus.GaugeOpts{

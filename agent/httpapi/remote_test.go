@@ -74,24 +74,51 @@ func TestRemoteReadsServed(t *testing.T) {
 		}
 		return out
 	}
+	failovers := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "chorus_http_failover_answers_total" {
+				for _, m := range mf.GetMetric() {
+					if m.GetLabel()[0].GetValue() == "dc3" {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
 	for _, tc := range []struct {
-		target string
-		nodes  []string
-		stale  string
+		target   string
+		nodes    []string
+		stale    string
+		failover string // X-Chorus-Failover, and the counter moves
 	}{
-		{"/v1/health/service/web", []string{"dc1/l1"}, ""},
-		{"/v1/health/service/web?passing", nil, ""},
-		{"/v1/health/service/web?dc=dc2", []string{"dc2/r2"}, ""},
-		{"/v1/health/service/web?dc=dc3", []string{"dc3/r3"}, "true"},
-		{"/v1/catalog/service/web?dc=dc3", nil, "true"}, // catalog shape: checked below
+		{"/v1/health/service/web", []string{"dc1/l1"}, "", ""},
+		{"/v1/health/service/web?passing", nil, "", ""},
+		{"/v1/health/service/web?dc=dc2", []string{"dc2/r2"}, "", ""},
+		{"/v1/health/service/web?dc=dc3", []string{"dc3/r3"}, "true", ""},
+		{"/v1/catalog/service/web?dc=dc3", nil, "true", ""}, // catalog shape: checked below
 		// dc2 comes first in the meta rule but has no healthy instance.
-		{"/v1/health/service/web?passing&failover=1", []string{"dc3/r3"}, ""},
-		{"/v1/health/service/web?passing&failover=1&dc=dc2", nil, ""},
+		{"/v1/health/service/web?passing&failover=1", []string{"dc3/r3"}, "", "dc3"},
+		// Without ?passing too: the local entries have no healthy one.
+		{"/v1/health/service/web?failover=1", []string{"dc3/r3"}, "", "dc3"},
+		{"/v1/health/service/nothing?failover=1", nil, "", ""},
+		{"/v1/health/service/web?passing&failover=1&dc=dc2", nil, "", ""},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
+			before := failovers()
 			w, b := get(tc.target)
 			if got := w.Header().Get("X-Chorus-Stale"); got != tc.stale {
 				t.Fatalf("X-Chorus-Stale %q, want %q", got, tc.stale)
+			}
+			if got := w.Header().Get("X-Chorus-Failover"); got != tc.failover {
+				t.Fatalf("X-Chorus-Failover %q, want %q", got, tc.failover)
+			}
+			if moved := failovers() - before; moved != map[bool]float64{true: 1, false: 0}[tc.failover != ""] {
+				t.Fatalf("chorus_http_failover_answers_total{datacenter=dc3} moved by %v", moved)
 			}
 			if tc.target == "/v1/catalog/service/web?dc=dc3" {
 				var cs []struct{ Node, Datacenter, ServiceAddress, Address string }
