@@ -224,6 +224,30 @@ func TestDeregisterCriticalServiceAfter(t *testing.T) {
 	})
 }
 
+// TestDeregisterCriticalAfterIdle: a check that turns critical after the
+// agent's timers have gone idle (nothing due) still deregisters its
+// service on time.
+func TestDeregisterCriticalAfterIdle(t *testing.T) {
+	a := startAgent(t, testConfig(t, "alpha"))
+	mustDo(t, a, "PUT", "/v1/agent/service/register",
+		`{"Name":"temp","Port":1,"Check":{"CheckID":"temp-ttl","TTL":"10s","Status":"passing","DeregisterCriticalServiceAfter":"300ms"}}`)
+	time.Sleep(time.Second) // past a few timer ticks with nothing due
+	var svcs map[string]api.AgentService
+	json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/services", nil), &svcs)
+	if len(svcs) != 1 {
+		t.Fatalf("a passing service was deregistered: %v", svcs)
+	}
+	mustDo(t, a, "PUT", "/v1/agent/check/fail/temp-ttl", nil)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		svcs = nil
+		json.Unmarshal(mustDo(t, a, "GET", "/v1/agent/services", nil), &svcs)
+		if len(svcs) != 0 {
+			return fmt.Errorf("still registered: %v", svcs)
+		}
+		return nil
+	})
+}
+
 func TestScriptChecksWhenEnabled(t *testing.T) {
 	cfg := testConfig(t, "alpha")
 	cfg.EnableScriptChecks = true

@@ -392,6 +392,7 @@ func (l *State) applyResult(r checks.Result) {
 	if statusChanged {
 		if r.Status == catalog.HealthCritical {
 			c.criticalSince = r.At
+			l.wakeTimers()
 		} else {
 			c.criticalSince = time.Time{}
 		}
@@ -526,6 +527,15 @@ func (l *State) markLazyLocked(d time.Duration) {
 	if l.lazyDue.IsZero() || due.Before(l.lazyDue) {
 		l.lazyDue = due
 	}
+	l.wakeTimers()
+}
+
+// wakeTimers tells Run's timer loop that something may be due later.
+func (l *State) wakeTimers() {
+	select {
+	case l.timers <- struct{}{}:
+	default:
+	}
 }
 
 // Publish hands the current record to the publish function (at start-up,
@@ -587,26 +597,47 @@ func (l *State) Run(ctx context.Context) error {
 	return nil
 }
 
-// reapCritical is Run's timer loop.
+// timerTick is the granularity of lazy publishes and critical-service
+// deregistration.
+const timerTick = 250 * time.Millisecond
+
+// reapCritical is Run's timer loop. It ticks every timerTick while a lazy
+// publish is due or a critical check has a deregistration deadline, and
+// sleeps otherwise (an idle agent's timer wake-ups are CPU on every host;
+// wakeTimers restarts it).
 func (l *State) reapCritical(ctx context.Context) {
-	t := time.NewTicker(250 * time.Millisecond)
+	t := time.NewTicker(timerTick)
 	defer t.Stop()
+	ticking := true
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-l.timers:
+			if !ticking {
+				t.Reset(timerTick)
+				ticking = true
+			}
 		case now := <-t.C:
 			l.mu.Lock()
 			due := !l.lazyDue.IsZero() && !now.Before(l.lazyDue)
 			if due {
 				l.bumpLocked()
 			}
+			pending := !due && !l.lazyDue.IsZero()
 			var reap []string
 			for _, c := range l.checks {
 				d := c.Def.DeregisterCriticalServiceAfter
-				if d > 0 && c.Def.ServiceID != "" && !c.criticalSince.IsZero() && now.Sub(c.criticalSince) >= d {
-					reap = append(reap, c.Def.ServiceID)
+				if d > 0 && c.Def.ServiceID != "" && !c.criticalSince.IsZero() {
+					pending = true
+					if now.Sub(c.criticalSince) >= d {
+						reap = append(reap, c.Def.ServiceID)
+					}
 				}
+			}
+			if !pending {
+				t.Stop()
+				ticking = false
 			}
 			l.mu.Unlock()
 			if due {

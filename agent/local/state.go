@@ -108,12 +108,16 @@ type State struct {
 	outputDelay       time.Duration
 
 	publishMu sync.Mutex // orders calls of publishFn
-	mu        sync.Mutex
-	node      catalog.Node
-	gossip    string // our gossip address, carried in the record
-	version   uint64
-	services  map[string]*localService
-	checks    map[string]*localCheck
+	// timers wakes Run's timer loop when something becomes due later (a
+	// lazy publish, a critical check with a deregistration deadline); the
+	// loop sleeps while nothing is.
+	timers   chan struct{}
+	mu       sync.Mutex
+	node     catalog.Node
+	gossip   string // our gossip address, carried in the record
+	version  uint64
+	services map[string]*localService
+	checks   map[string]*localCheck
 	// bySvc indexes checks by the service they are bound to (service ID
 	// → check IDs); putCheckLocked and dropCheckLocked keep it, so a
 	// change of one service finds its checks without a walk of all.
@@ -156,6 +160,7 @@ func New(cfg Config, logger *slog.Logger, publish func(*catalog.NodeRecord)) *St
 	l := &State{
 		logger:      logger.With("component", "local"),
 		publishFn:   publish,
+		timers:      make(chan struct{}, 1),
 		node:        cfg.Node,
 		services:    make(map[string]*localService),
 		checks:      make(map[string]*localCheck),
@@ -507,6 +512,7 @@ func (l *State) newCheckLocked(d checks.Definition, raw CheckDefinition, source 
 	}
 	if c.Status == catalog.HealthCritical && c.criticalSince.IsZero() {
 		c.criticalSince = l.now()
+		l.wakeTimers()
 	}
 	return c
 }
