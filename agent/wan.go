@@ -28,7 +28,13 @@ import (
 // member of another datacenter in its WAN pool tries to join again.
 const (
 	speakerCheck = 500 * time.Millisecond
-	wanRejoin    = 3 * time.Second
+	// speakerIdleCheck replaces speakerCheck while the agent's
+	// datacenter is linked to no other (no retry_join_wan, no remote
+	// summary held) and it does not speak: such an agent only waits to
+	// learn of another datacenter, and every agent of a datacenter
+	// alone would otherwise wake twice a second for nothing.
+	speakerIdleCheck = 5 * time.Second
+	wanRejoin        = 3 * time.Second
 	// rttPing is how often a speaker pings one member of each other
 	// datacenter to measure the WAN round-trip time directly.
 	rttPing = 5 * time.Second
@@ -220,10 +226,14 @@ func (p wanPlane) Dial(addr string, timeout time.Duration) (net.Conn, error) {
 // speakerLoop recomputes the speaker set from the LAN member list and
 // joins or leaves the WAN pool accordingly, until ctx ends.
 func (w *wanLink) speakerLoop(ctx context.Context) {
-	t := time.NewTicker(speakerCheck)
+	t := time.NewTimer(speakerCheck)
 	defer t.Stop()
 	for {
-		w.step(ctx)
+		if w.step(ctx) {
+			t.Reset(speakerCheck)
+		} else {
+			t.Reset(speakerIdleCheck)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -277,7 +287,10 @@ func (a *Agent) WANAddr() string {
 	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
 }
 
-func (w *wanLink) step(ctx context.Context) {
+// step joins or leaves the WAN pool as the speaker set says, and reports
+// whether the datacenter is linked to another or this agent speaks (the
+// speaker set must then be followed closely).
+func (w *wanLink) step(ctx context.Context) (busy bool) {
 	a := w.a
 	cfg := a.cfg.Load()
 	// A datacenter alone needs no WAN pool: an agent speaks only once it
@@ -288,6 +301,7 @@ func (w *wanLink) step(ctx context.Context) {
 	chosen := linked && slices.Contains(spk, cfg.NodeName)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	defer func() { busy = linked || w.serf != nil }() // runs before the unlock
 	if w.closed || ctx.Err() != nil {
 		return
 	}
@@ -310,6 +324,7 @@ func (w *wanLink) step(ctx context.Context) {
 		return
 	}
 	w.refreshLocked(cfg)
+	return
 }
 
 // startSerfLocked creates this agent's member of the WAN pool: Serf with

@@ -117,6 +117,9 @@ type Node struct {
 	ctx      context.Context // set by Run; pulls end with it
 	wg       sync.WaitGroup
 	rebuild  chan struct{}
+	// active wakes Run's ticker when the node starts holding a summary
+	// or speaking; it sleeps while it does neither (a datacenter alone).
+	active chan struct{}
 }
 
 // Metrics are the exchange's counters.
@@ -169,7 +172,7 @@ func New(cfg Config, store *catalog.Store, logger *slog.Logger, m *Metrics) *Nod
 	n := &Node{
 		cfg: cfg, store: store, logger: logger.With("component", "wan"), seal: sealer{sealing.Sealer{Keyring: cfg.Keyring}},
 		metrics: m, now: time.Now, held: map[string]*held{}, pulling: map[string]bool{},
-		rebuild: make(chan struct{}, 1),
+		rebuild: make(chan struct{}, 1), active: make(chan struct{}, 1),
 	}
 	m.n = n
 	return n
@@ -197,6 +200,7 @@ func (n *Node) SetWAN(p Plane) {
 	}
 	n.mu.Unlock()
 	if p != nil && !was {
+		n.wakeTicker()
 		n.kickRebuild()
 	}
 }
@@ -265,6 +269,22 @@ func (n *Node) Versions() map[string]uint64 {
 	return out
 }
 
+// wakeTicker restarts Run's ticker if it sleeps.
+func (n *Node) wakeTicker() {
+	select {
+	case n.active <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports whether the node neither holds a summary nor speaks: its
+// periodic work (aging, digests, announcements) has nothing to do.
+func (n *Node) idle() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.held) == 0 && n.wan == nil
+}
+
 func (n *Node) kickRebuild() {
 	select {
 	case n.rebuild <- struct{}{}:
@@ -280,8 +300,10 @@ func (n *Node) Run(ctx context.Context) {
 	n.ctx = ctx
 	n.mu.Unlock()
 	defer n.wg.Wait()
-	tick := time.NewTicker(n.cfg.DigestInterval / 4)
+	period := n.cfg.DigestInterval / 4
+	tick := time.NewTicker(period)
 	defer tick.Stop()
+	ticking := true
 	nextDigest := n.now()
 	snap := n.store.Snapshot()
 	// A summary costs O(catalog) to build: changes that arrive within
@@ -307,6 +329,11 @@ func (n *Node) Run(ctx context.Context) {
 		case <-n.rebuild:
 			snap = n.store.Snapshot()
 			n.buildOwn(snap)
+		case <-n.active:
+			if !ticking {
+				tick.Reset(period)
+				ticking = true
+			}
 		case <-tick.C:
 			n.age()
 			if now := n.now(); !now.Before(nextDigest) {
@@ -314,6 +341,12 @@ func (n *Node) Run(ctx context.Context) {
 				nextDigest = now.Add(d*3/4 + rand.N(d/2+1))
 				n.digestLAN()
 				n.announceWAN(false)
+			}
+			if n.idle() {
+				// Every agent of a datacenter alone would wake here
+				// several times a second for nothing.
+				tick.Stop()
+				ticking = false
 			}
 		}
 	}
@@ -681,6 +714,7 @@ func (n *Node) keep(e entry, enc []byte, s *Summary, via string) {
 	n.held[k] = &held{e: e, enc: enc, sum: s, hash: s.ContentHash()}
 	lan := n.lan
 	n.mu.Unlock()
+	n.wakeTicker()
 	n.metrics.summaries.WithLabelValues(via, "applied").Inc()
 	n.logger.Debug("summary applied", "dc", s.Datacenter, "version", e.V, "via", via, "nodes", len(s.Nodes))
 	n.publish()
