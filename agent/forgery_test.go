@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -23,8 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/test/testutil"
 )
@@ -569,5 +572,94 @@ func TestNodeKeyPersists(t *testing.T) {
 	b := start()
 	if got := b.serf.LocalMember().Tags[tagKey]; got != tag {
 		t.Fatalf("key changed across a restart: %s, was %s", got, tag)
+	}
+}
+
+// TestForgeryWithGossipKey is finding 2's consequence: an outsider who
+// knows the gossip key (it once leaked through the keyring's read
+// answer) seals a forged notice for node1 from node1's address once
+// node1 has crashed. Encryption lets it through; the signature does not.
+func TestForgeryWithGossipKey(t *testing.T) {
+	key := newKey(t)
+	agents := startCluster(t, 3, func(i int, c *Config) { c.Encrypt = key })
+	raw, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := memberlist.NewKeyring(nil, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := sealing.Sealer{Keyring: kr}
+	from, _ := net.ResolveUDPAddr("udp", agents[1].SerfAddr())
+	agents[1].Kill()
+	conn, err := net.ListenUDP("udp", from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, pkt := range spoofedNotices(t) {
+		ad := pkt[:2]
+		sealed, err := seal.Seal(pkt[2:], ad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []*Agent{agents[0], agents[2]} {
+			ua, _ := net.ResolveUDPAddr("udp", a.SerfAddr())
+			conn.WriteToUDP(append(append([]byte{}, ad...), sealed...), ua)
+		}
+	}
+	testutil.Consistently(t, 3*time.Second, func() error {
+		return holdsForgery([]*Agent{agents[0], agents[2]}, "node1")
+	})
+	// The sealed notices opened (no undecryptable count would explain
+	// their absence) and were refused for what they are.
+	assertRejected(t, []*Agent{agents[0], agents[2]}, "bad_signature")
+	assertRejected(t, []*Agent{agents[0], agents[2]}, "future_version")
+}
+
+// TestMemberCannotWriteAnotherAgentsNode: a member (anyone may join a pool
+// without encryption; or a member whose host was taken over) signs, with
+// its own pinned key, a record of another agent's node dressed up as an
+// external node it owns, and a tombstone of a third agent's node, and
+// serves them to whoever pulls (its anti-entropy tree advertises them).
+// Only an agent signs its own node's records: both are refused.
+func TestMemberCannotWriteAnotherAgentsNode(t *testing.T) {
+	agents := startCluster(t, 4, nil)
+	evil := agents[3]
+	future := uint64(time.Now().Add(time.Minute).UnixMilli())
+	overwrite := &catalog.NodeRecord{Node: catalog.Node{Name: "node1", Address: "203.0.113.66", External: true},
+		Owner: evil.NodeName(), Version: future,
+		Services: []catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}}}
+	tombstone := &catalog.NodeRecord{Node: catalog.Node{Name: "node2", External: true},
+		Owner: evil.NodeName(), Version: future, Deleted: true}
+	for _, rec := range []*catalog.NodeRecord{overwrite, tombstone} {
+		if err := rec.Sign(evil.key); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Validate(); err != nil {
+			t.Fatalf("the forged record must be well formed: %v", err)
+		}
+		if !evil.Store().ApplyRecord(rec) {
+			t.Fatalf("the attacker's store refused %s", rec.Node.Name)
+		}
+	}
+	victims := []*Agent{agents[0], agents[1], agents[2]}
+	testutil.Consistently(t, 3*time.Second, func() error {
+		if err := holdsForgery(victims, "node1"); err != nil {
+			return err
+		}
+		for _, a := range victims {
+			if r := a.Store().Record("node2"); r == nil || r.Deleted || r.Owner != "" {
+				return fmt.Errorf("%s holds node2's record as %+v", a.NodeName(), r)
+			}
+		}
+		return nil
+	})
+	assertRejected(t, []*Agent{agents[0], agents[2]}, "not_owner")
+	// Both victims' next changes still reach every agent.
+	for _, owner := range []*Agent{agents[1], agents[2]} {
+		mustDo(t, owner, "PUT", "/v1/agent/service/register", `{"Name":"after-`+owner.NodeName()+`","Port":1}`)
+		waitDNS(t, victims, "after-"+owner.NodeName(), 1, 5*time.Second)
 	}
 }

@@ -36,6 +36,7 @@ const (
 	rejFuture        = "future_version" // version beyond MaxFutureSkew
 	rejSignature     = "bad_signature"  // signature does not verify against the pinned key
 	rejKeyChanged    = "key_changed"    // a member presents another key than the one pinned
+	rejNotOwner      = "not_owner"      // an external node's record for the name of a member (an agent signs its own node's records)
 	rejHeldFull      = "held_full"      // no room to hold a record whose key is unknown
 	rejStreamLimit   = "stream_limit"   // too many streams in total or from one address
 )
@@ -201,8 +202,12 @@ func futureLimit() uint64 {
 // accept decides on a received record before it is applied: a record of
 // this node, or one no newer than the version held, is dropped; one whose
 // version is beyond MaxFutureSkew or whose signature does not verify
-// against its node's pinned key is refused; one whose node's key is not
-// known yet is held back (and applied once the key is pinned). refresh is
+// against its node's pinned key is refused, as is an external node's
+// record (signed by the agent it names as owner) for the name of a member
+// or of a node whose key is pinned: only an agent signs its own node's
+// records, so no member can rewrite or delete another agent's node by
+// calling it external. One whose node's key is not known yet is held
+// back (and applied once the key is pinned). refresh is
 // called, at most once, to look the key up in the member list before a
 // record is held.
 func (s *Syncer) accept(r received, limit uint64, refresh func()) bool {
@@ -216,6 +221,10 @@ func (s *Syncer) accept(r received, limit uint64, refresh func()) bool {
 		return false
 	}
 	signer := recordSigner(rec)
+	if signer != name && (s.keys.key(name) != nil || s.memberAddr(name) != "") {
+		s.reject(rejNotOwner, "refusing an external node's record for the name of an agent: only that agent signs its node's records", "node", name, "owner", signer, "version", rec.Version, "via", r.kind)
+		return false
+	}
 	key := s.keys.key(signer)
 	if key == nil && refresh != nil {
 		refresh()
