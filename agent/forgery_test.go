@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/replication"
 	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/test/testutil"
@@ -662,4 +663,104 @@ func TestMemberCannotWriteAnotherAgentsNode(t *testing.T) {
 		mustDo(t, owner, "PUT", "/v1/agent/service/register", `{"Name":"after-`+owner.NodeName()+`","Port":1}`)
 		waitDNS(t, victims, "after-"+owner.NodeName(), 1, 5*time.Second)
 	}
+}
+
+// bombRecord is a record of node that takes about n bytes once decoded
+// (one meta value of n bytes) and compresses to about n/1000, signed with
+// a key no agent knows.
+func bombRecord(t *testing.T, node string, version uint64, n int) []byte {
+	t.Helper()
+	rec := &catalog.NodeRecord{Node: catalog.Node{Name: node, Address: "203.0.113.66"}, Version: version,
+		Services: []catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights,
+			Meta: map[string]string{"m": strings.Repeat("a", n)}}}}
+	_, key, _ := ed25519.GenerateKey(nil)
+	if err := rec.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	b, err := catalog.EncodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSpoofedNoticeBombs: an outsider forges node1's source address (a
+// raw socket) and sends notices whose inline records are small on the
+// wire and large decoded (8 MiB in 10 KB; the largest that fits the
+// 1,200 bytes an agent inlines): for names no member has (which a record
+// whose key is unknown would be held back for) and for node1 itself.
+// Nothing of them is kept: the heap stays within 200 MB and the agents
+// keep serving and replicating. (Before the fix: 777 MB of heap, and a
+// registration did not reach the peer within 10 s.)
+func TestSpoofedNoticeBombs(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		t.Skipf("raw socket: %v (needs CAP_NET_RAW)", err)
+	}
+	defer syscall.Close(fd)
+	agents := startCluster(t, 2, nil)
+	from, target := agents[1].SerfAddr(), agents[0].SerfAddr()
+	version := uint64(time.Now().UnixMilli())
+	// The largest meta value whose record still fits inline.
+	fit := 1 << 20
+	for len(bombRecord(t, "ghost000", version, fit)) > replication.MaxInlineRecord {
+		fit = fit * 7 / 8
+	}
+	const n = 200
+	pkts := [][]byte{noticePacket("node1", version, bombRecord(t, "node1", version, 8<<20)),
+		noticePacket("node1", version, bombRecord(t, "node1", version, fit))}
+	for i := range n {
+		ghost := fmt.Sprintf("ghost%03d", i)
+		pkts = append(pkts, noticePacket(ghost, version, bombRecord(t, ghost, version, fit)))
+		if i%20 == 0 {
+			pkts = append(pkts, noticePacket(ghost, version, bombRecord(t, ghost, version, 8<<20)))
+		}
+	}
+	t.Logf("%d notices with records of up to %d KiB decoded in %d bytes (and 8 MiB in %d bytes)",
+		len(pkts), fit>>10, len(pkts[1]), len(pkts[0]))
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var peakHeap uint64
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peakHeap = max(peakHeap, ms.HeapAlloc)
+	}
+	start := time.Now()
+	for round := range 5 {
+		for i, pkt := range pkts {
+			if round > 0 && i%2 == 1 {
+				pkt = pkts[1] // node1's, again
+			}
+			if err := sendSpoofedUDP(fd, from, target, pkt); err != nil {
+				t.Fatal(err)
+			}
+			if i%16 == 0 {
+				sample()
+			}
+		}
+	}
+	sent := time.Since(start)
+	mustDo(t, agents[1], "PUT", "/v1/agent/service/register", `{"Name":"after","Port":1}`)
+	waitDNS(t, agents, "after", 1, 10*time.Second)
+	sample()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	t.Logf("sent in %v; heap before %d MB, peak %d MB, after GC %d MB; rejected: not_member %g, malformed %g, bad_signature %g",
+		sent.Round(time.Millisecond), before.HeapAlloc>>20, peakHeap>>20, after.HeapAlloc>>20,
+		rejectedValue(t, agents[0], "not_member"), rejectedValue(t, agents[0], "malformed"), rejectedValue(t, agents[0], "bad_signature"))
+	if after.HeapAlloc > before.HeapAlloc+50<<20 {
+		t.Errorf("the notices left %d MB on the heap", (after.HeapAlloc-before.HeapAlloc)>>20)
+	}
+	if peakHeap > 200<<20 {
+		t.Errorf("heap peaked at %d MB, want under 200 MB", peakHeap>>20)
+	}
+	if err := holdsForgery(agents, "node1"); err != nil {
+		t.Fatal(err)
+	}
+	assertRejected(t, agents[:1], "not_member")
+	assertRejected(t, agents[:1], "malformed")
+	assertRejected(t, agents[:1], "bad_signature")
 }

@@ -328,6 +328,12 @@ func (s *Syncer) handleNotice(body []byte, from string) {
 	if s.store.Version(name) >= version {
 		return
 	}
+	if len(inline) > MaxInlineRecord {
+		// No agent inlines more (noticePayload); a larger one would make
+		// this read loop inflate up to a whole record's MaxRecordSize.
+		s.reject(rejMalformed, "dropping an inline record over MaxInlineRecord", "node", name, "from", from, "bytes", len(inline))
+		inline = nil
+	}
 	if catalog.IsDelta(inline) {
 		s.queueDelta(name, version, inline, from)
 		return

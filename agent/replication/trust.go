@@ -3,6 +3,7 @@ package replication
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"sync"
@@ -18,9 +19,12 @@ const (
 	// owner, so only a clock that far ahead, or a forgery, exceeds it; a
 	// record beyond it would block every later version of its node.
 	MaxFutureSkew = 10 * time.Minute
-	// maxHeld bounds the records held back until their node's key is
-	// known.
-	maxHeld = 4096
+	// maxHeld and maxHeldBytes bound the records held back until their
+	// node's key is known: in number, and in the size of their JSON (a
+	// member could serve records of nodes no one has, each up to
+	// catalog.MaxRecordSize).
+	maxHeld      = 4096
+	maxHeldBytes = 64 << 20
 	// logEvery is the least time between two log lines of one rejection
 	// reason; the lines in between are counted into the next.
 	logEvery = 10 * time.Second
@@ -37,7 +41,7 @@ const (
 	rejSignature     = "bad_signature"  // signature does not verify against the pinned key
 	rejKeyChanged    = "key_changed"    // a member presents another key than the one pinned
 	rejNotOwner      = "not_owner"      // an external node's record for the name of a member (an agent signs its own node's records)
-	rejHeldFull      = "held_full"      // no room to hold a record whose key is unknown
+	rejHeldFull      = "held_full"      // no room (maxHeld, maxHeldBytes) to hold a record whose key is unknown
 	rejStreamLimit   = "stream_limit"   // too many streams in total or from one address
 )
 
@@ -47,13 +51,30 @@ const (
 // (a graceful leave or a force-leave): until then a member presenting
 // another key under the same name is refused.
 type keys struct {
-	mu     sync.Mutex
-	pinned map[string]ed25519.PublicKey
-	held   map[string]received
+	mu        sync.Mutex
+	pinned    map[string]ed25519.PublicKey
+	held      map[string]heldRecord
+	heldBytes int // the sum of held records' sizes
+}
+
+// heldRecord is a record held back and its size (heldSize).
+type heldRecord struct {
+	received
+	size int
 }
 
 func newKeys() *keys {
-	return &keys{pinned: map[string]ed25519.PublicKey{}, held: map[string]received{}}
+	return &keys{pinned: map[string]ed25519.PublicKey{}, held: map[string]heldRecord{}}
+}
+
+// heldSize is the size of rec's JSON, which bounds what the decoded
+// record takes in memory up to a small factor.
+func heldSize(rec *catalog.NodeRecord) int {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return catalog.MaxRecordSize
+	}
+	return len(b)
 }
 
 // pin records m's key. It returns the record held for m that the new key
@@ -74,10 +95,18 @@ func (k *keys) pin(m Member) (release *received, conflict bool) {
 	}
 	k.pinned[m.Name] = m.Key
 	if r, ok := k.held[m.Name]; ok {
-		delete(k.held, m.Name)
-		return &r, false
+		k.dropHeldLocked(m.Name)
+		return &r.received, false
 	}
 	return nil, false
+}
+
+// dropHeldLocked removes the record held for node, if any.
+func (k *keys) dropHeldLocked(node string) {
+	if r, ok := k.held[node]; ok {
+		k.heldBytes -= r.size
+		delete(k.held, node)
+	}
 }
 
 // key returns the pinned key of node, or nil.
@@ -88,21 +117,33 @@ func (k *keys) key(node string) ed25519.PublicKey {
 }
 
 // hold keeps r until its node's key is pinned (the newest version per
-// node); it reports false when maxHeld records are already held.
+// node); it reports false when r would take the held records past
+// maxHeld or maxHeldBytes.
 func (k *keys) hold(r received) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	name := r.rec.Node.Name
-	if old, ok := k.held[name]; ok {
-		if r.rec.Version > old.rec.Version {
-			k.held[name] = r
-		}
+	k.mu.Lock()
+	old, ok := k.held[name]
+	k.mu.Unlock()
+	if ok && r.rec.Version <= old.rec.Version {
 		return true
 	}
-	if len(k.held) >= maxHeld {
+	size := heldSize(r.rec) // outside the lock: up to a whole record's encoding
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if old, ok := k.held[name]; ok {
+		if r.rec.Version <= old.rec.Version {
+			return true
+		}
+		if k.heldBytes-old.size+size > maxHeldBytes {
+			return false
+		}
+		k.dropHeldLocked(name)
+	}
+	if len(k.held) >= maxHeld || k.heldBytes+size > maxHeldBytes {
 		return false
 	}
-	k.held[name] = r
+	k.held[name] = heldRecord{received: r, size: size}
+	k.heldBytes += size
 	return true
 }
 
@@ -132,7 +173,7 @@ func (k *keys) forget(node string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.pinned, node)
-	delete(k.held, node)
+	k.dropHeldLocked(node)
 }
 
 // limitedLog writes at most one line per reason every logEvery, with the
@@ -206,8 +247,9 @@ func futureLimit() uint64 {
 // record (signed by the agent it names as owner) for the name of a member
 // or of a node whose key is pinned: only an agent signs its own node's
 // records, so no member can rewrite or delete another agent's node by
-// calling it external. One whose node's key is not known yet is held
-// back (and applied once the key is pinned). refresh is
+// calling it external. A pulled record (only ever from a member's
+// gossip address) whose node's key is not known yet is held back (and
+// applied once the key is pinned); one from a notice is dropped. refresh is
 // called, at most once, to look the key up in the member list before a
 // record is held.
 func (s *Syncer) accept(r received, limit uint64, refresh func()) bool {
@@ -233,6 +275,14 @@ func (s *Syncer) accept(r received, limit uint64, refresh func()) bool {
 	if key == nil && signer != name {
 		// An external node's record whose owner is not known (yet): not
 		// held, so that anti-entropy fetches it again later.
+		return false
+	}
+	if key == nil && r.kind != "applied_pull" {
+		// A notice for a name no member has comes from some other
+		// member's address (an external node's owner): never an agent's
+		// own record. Not held, so that datagrams with forged source
+		// addresses cannot fill memory; anti-entropy brings a real one.
+		s.reject(rejNotMember, "dropping a notice's record of a node that is not a member", "node", name, "via", r.kind)
 		return false
 	}
 	if key == nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -301,4 +302,60 @@ func (r *bytesReader) Read(p []byte) (int, error) {
 	n := copy(p, r.b)
 	r.b = r.b[n:]
 	return n, nil
+}
+
+// TestHeldRecordsBounded: records of nodes whose key is unknown (a member
+// can serve records of nodes no one has, each up to
+// catalog.MaxRecordSize) are held back only up to maxHeldBytes of JSON;
+// the rest are refused (held_full), and a newer version of a held node
+// replaces the older one in the budget. Notices are never held.
+func TestHeldRecordsBounded(t *testing.T) {
+	net := newMemNet(t)
+	net.noKeys.Store(true)
+	victim := net.add(1)[0]
+	_, key, _ := ed25519.GenerateKey(nil)
+	big := strings.Repeat("m", 4<<20)
+	record := func(node string, version uint64) *catalog.NodeRecord {
+		rec := &catalog.NodeRecord{Node: catalog.Node{Name: node, Address: "127.0.0.1"}, Version: version,
+			Services: []catalog.Service{{ID: "s", Name: "s", Port: 1, Weights: catalog.DefaultWeights, Meta: map[string]string{"m": big}}}}
+		if err := rec.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	const n = 24 // 96 MiB of JSON
+	for i := range n {
+		victim.sync.queueApply(record(fmt.Sprintf("ghost%d", i), 5), "applied_pull")
+	}
+	victim.sync.queueApply(record("ghost0", 6), "applied_pull")
+	victim.sync.queueApply(signedBy(key, "noticed", 5, "web"), "applied_notice")
+	want := maxHeldBytes/(4<<20) - 1
+	tu.Eventually(t, 5*time.Second, func() error {
+		if got := victim.rejected(rejHeldFull); got != float64(n-want) {
+			return fmt.Errorf("%g refused for want of room, want %d", got, n-want)
+		}
+		if got := victim.rejected(rejNotMember); got != 1 {
+			return fmt.Errorf("%g notices' records refused, want 1", got)
+		}
+		return nil
+	})
+	k := victim.sync.keys
+	k.mu.Lock()
+	held, bytes := len(k.held), k.heldBytes
+	k.mu.Unlock()
+	if held != want || bytes > maxHeldBytes {
+		t.Fatalf("%d records of %d bytes held, want %d within %d", held, bytes, want, maxHeldBytes)
+	}
+	if v := k.heldVersion("ghost0"); v != 6 {
+		t.Fatalf("ghost0 held at version %d, want the newer 6", v)
+	}
+	if v := k.heldVersion("noticed"); v != 0 {
+		t.Fatalf("a notice's record of a node with no key was held (version %d)", v)
+	}
+	k.forget("ghost0")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.held) != want-1 || bytes-k.heldBytes < 4<<20 {
+		t.Fatalf("after forgetting ghost0: %d records of %d bytes held, was %d", len(k.held), k.heldBytes, bytes)
+	}
 }
