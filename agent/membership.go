@@ -105,7 +105,7 @@ func gossipProfile(name string) (gossipTimings, error) {
 func (a *Agent) startSerf(cfg *Config, advertise string) error {
 	ml, prof := memberlistConfig(cfg)
 	serfLog := a.root.With("component", "serf")
-	slogger := serfLogger(serfLog)
+	slogger := serfLogger(serfLog, a.metrics.gossipRemoteErrors.WithLabelValues("lan"))
 	ml.Logger = slogger
 	ml.Name = cfg.NodeName
 	ml.BindAddr = cfg.Bind

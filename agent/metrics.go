@@ -10,6 +10,9 @@ import (
 // metrics are the agent's own Prometheus metrics (DNS registers its own).
 type metrics struct {
 	memberEvents *prometheus.CounterVec
+	// gossipRemoteErrors counts serf and memberlist warnings about what a
+	// remote address sent, by pool (serfLogger).
+	gossipRemoteErrors *prometheus.CounterVec
 }
 
 // newMetrics registers the agent's metrics, the catalog collector and the
@@ -20,8 +23,12 @@ func newMetrics(reg prometheus.Registerer, store *catalog.Store) *metrics {
 			Name: "chorus_member_events_total",
 			Help: "Serf membership events seen, by type.",
 		}, []string{"type"}),
+		gossipRemoteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chorus_gossip_remote_errors_total",
+			Help: "Serf and memberlist warnings and errors about what a remote address sent (undecryptable, malformed or unexpected messages), by pool; each kind is logged at most once every 10 s.",
+		}, []string{"pool"}),
 	}
-	reg.MustRegister(m.memberEvents,
+	reg.MustRegister(m.memberEvents, m.gossipRemoteErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&catalogCollector{store: store})
 	return m

@@ -343,7 +343,7 @@ func (w *wanLink) startSerfLocked(cfg *Config) error {
 	}
 	tr.Start()
 	ml := memberlist.DefaultWANConfig()
-	ml.Logger = serfLogger(log)
+	ml.Logger = serfLogger(log, w.a.metrics.gossipRemoteErrors.WithLabelValues("wan"))
 	ml.Name = cfg.NodeName + "." + cfg.Datacenter
 	ml.BindAddr = cfg.Bind
 	ml.BindPort, ml.AdvertisePort = tr.Port(), tr.Port()
