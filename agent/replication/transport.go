@@ -73,6 +73,8 @@ type Transport struct {
 	closed bool                  // Shutdown has begun
 	// warnings rate-limits the lines of refused connections.
 	warnings *limitedLog
+	// budget bounds the streams handed to memberlist (streambudget.go).
+	budget *streamBudget
 }
 
 var _ memberlist.NodeAwareTransport = (*Transport)(nil)
@@ -97,7 +99,7 @@ func NewTransport(bind string, port int, logger *slog.Logger, onPacket func(*mem
 		udp.Close()
 		return nil, fmt.Errorf("resize UDP receive buffer: %w", err)
 	}
-	return &Transport{
+	t := &Transport{
 		udp:      udp,
 		tcp:      tcp,
 		logger:   logger,
@@ -108,7 +110,13 @@ func NewTransport(bind string, port int, logger *slog.Logger, onPacket func(*mem
 		shutdown: make(chan struct{}),
 		conns:    make(map[net.Conn]struct{}),
 		warnings: newLimitedLog(logger),
-	}, nil
+		budget:   newStreamBudget(),
+	}
+	t.budget.onExhausted = func(ip string, open, bytes int) {
+		t.warnings.warn(rejStreamLimit, "closing a memberlist stream: the streams open have read more than they may hold", "from", ip,
+			"open", open, "bytes", bytes, "max_bytes", maxMemberlistBytes, "max_bytes_per_ip", maxMemberlistBytesPerIP)
+	}
+	return t, nil
 }
 
 // listenGossip binds the TCP listener, then UDP on the same port.
@@ -288,10 +296,17 @@ func (t *Transport) classify(c net.Conn) {
 		return
 	}
 	t.untrack(c) // memberlist owns it from here
-	select {
-	case t.streamCh <- pc:
-	case <-t.shutdown:
+	mc := t.budget.wrap(pc, remoteIP(c))
+	if mc == nil {
 		c.Close()
+		t.warnings.warn(rejStreamLimit, "closing a memberlist stream: too many open", "from", c.RemoteAddr().String(),
+			"max", maxMemberlistStreams, "max_per_ip", maxMemberlistStreamsPerIP)
+		return
+	}
+	select {
+	case t.streamCh <- mc:
+	case <-t.shutdown:
+		mc.Close()
 	}
 }
 
