@@ -112,11 +112,24 @@ func (w *levelWriter) limit(kind string) (int, bool) {
 	return l.count, true
 }
 
+// remoteUnaddressed are the beginnings of memberlist's lines about what a
+// remote sent that name no address.
+var remoteUnaddressed = []string{
+	"memberlist: Remote node state size is",
+	"memberlist: Got invalid checksum for UDP packet",
+}
+
 // remoteKind reports whether msg is about what a remote address sent
-// (memberlist appends "from=ADDR") and its kind: the text before the
-// address up to the second ": " ("memberlist: Decrypt packet failed"),
-// digits dropped ("msg type () not supported").
+// (memberlist appends "from=ADDR", or it is one of remoteUnaddressed) and
+// its kind: the text before the address up to the second ": "
+// ("memberlist: Decrypt packet failed"), digits dropped ("msg type () not
+// supported").
 func remoteKind(msg string) (string, bool) {
+	for _, p := range remoteUnaddressed {
+		if strings.HasPrefix(msg, p) {
+			return p, true
+		}
+	}
 	i := strings.LastIndex(msg, " from=")
 	if i < 0 {
 		return "", false
