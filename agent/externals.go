@@ -35,6 +35,13 @@ func (a *Agent) startExternals(cfg *Config) error {
 			Name: "chorus_external_nodes_owned",
 			Help: "External nodes (tombstones included) whose record this agent owns.",
 		}, func() float64 { return float64(len(x.Owned())) }))
+	for journal, dropped := range map[string]func() int64{"local": a.local.DroppedAtStart, "external": x.DroppedAtStart} {
+		a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "chorus_state_dropped_bytes",
+			Help:        "Bytes of a torn end cut off a state journal at start: a write cut short by a crash (never acknowledged), or damage to the last acknowledged write (then lost; logged at ERROR naming the file).",
+			ConstLabels: prometheus.Labels{"journal": journal},
+		}, func() float64 { return float64(dropped()) }))
+	}
 	for _, le := range a.local.LegacyExternals() {
 		if err := x.Register(le.Registration); err != nil {
 			a.logger.Error("move a legacy external service to its external node", "service", le.ServiceID, "node", le.Registration.Node, "err", err)

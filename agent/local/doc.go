@@ -6,8 +6,9 @@
 // (package journal, in data_dir/local) with one entry per change, shared
 // fsyncs and background compaction into a snapshot. An older agent's
 // data_dir/local.json is migrated into the journal once. Damaged state
-// stops the start with the file and the way to recover; only the torn end
-// of a write that was never acknowledged is dropped, with a warning.
+// stops the start with the file and the way to recover; only a torn end
+// (a write cut short by a crash, which looks the same as damage to the
+// last acknowledged write) is dropped, with an ERROR and a metric.
 //
 // Check runners (package checks) report results to the State; the State
 // hands each new record to the publish function it was given, which the

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chorusdns/chorus/agent/local/journal"
@@ -100,7 +101,14 @@ type Externals struct {
 	owned map[string]*catalog.NodeRecord // node → the version this agent wrote
 	jnl   *journal.Journal
 	stats ExternalStats
+
+	dropped atomic.Int64 // bytes of a torn end Restore cut off (DroppedAtStart)
 }
+
+// DroppedAtStart returns how many bytes of a torn end Restore cut off the
+// external nodes journal (0 if none; see tornEndCause). It is safe for
+// concurrent use.
+func (x *Externals) DroppedAtStart() int64 { return x.dropped.Load() }
 
 // ExternalStats count what happened to the external nodes an agent owns
 // since it started.
@@ -185,7 +193,8 @@ func (x *Externals) Restore() error {
 		return fmt.Errorf("external nodes journal: %w", err)
 	}
 	if tt := j.TornTail(); tt != nil {
-		x.logger.Warn("dropped the torn end of the external nodes journal: a write cut short by a crash, never acknowledged",
+		x.dropped.Store(tt.Bytes)
+		x.logger.Error("dropped the torn end of the external nodes journal: "+tornEndCause+"; check the external nodes this agent owns",
 			"file", tt.File, "offset", tt.Offset, "bytes", tt.Bytes, "reason", tt.Reason)
 	}
 	m := map[string]*catalog.NodeRecord{}

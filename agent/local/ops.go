@@ -661,8 +661,8 @@ func (l *State) reapCritical(ctx context.Context) {
 // older agent, which is then renamed local.json.migrated) and adds its
 // checks to the runner. Call it once, before Run. Damaged state is an
 // error naming the file and how to recover, never a silent start with
-// less than was acknowledged; the torn end of a write cut short by a crash
-// (never acknowledged) is cut off and logged at WARN.
+// less than was acknowledged; a torn end (see tornEndCause) is cut off,
+// logged at ERROR and reported by DroppedAtStart.
 func (l *State) Restore() error {
 	if l.dataDir == "" {
 		return nil

@@ -518,8 +518,11 @@ func TestTornTailDropsOnlyUnacknowledged(t *testing.T) {
 		t.Fatalf("services after the torn write: %v, want [a b]", got)
 	}
 	logs := l2.logs.String()
-	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "torn") || !strings.Contains(logs, path) {
-		t.Fatalf("no WARN about the torn write naming %s:\n%s", path, logs)
+	if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "torn") || !strings.Contains(logs, path) {
+		t.Fatalf("no ERROR about the torn write naming %s:\n%s", path, logs)
+	}
+	if got, want := l2.DroppedAtStart(), (full-lastStart)/2; got != want {
+		t.Fatalf("DroppedAtStart = %d, want the %d bytes cut off", got, want)
 	}
 }
 

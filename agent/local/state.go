@@ -143,6 +143,7 @@ type State struct {
 
 	dataDir  string           // "" = no persistence
 	jnl      *journal.Journal // set by Restore when dataDir is set
+	dropped  atomic.Int64     // bytes of a torn end Restore cut off (DroppedAtStart)
 	held     map[string]bool  // keys of the changes in flight (txn.go)
 	keyFree  *sync.Cond       // signalled when keys are released; uses mu
 	inflight sync.WaitGroup   // changes between begin and release

@@ -206,6 +206,20 @@ func fold(snapshot []byte, entries [][]byte) ([]byte, error) {
 	return json.Marshal(im.state())
 }
 
+// tornEndCause is what a journal's torn end may be. A crash during a
+// write leaves one (that write was never acknowledged); damage confined to
+// the last write that was acknowledged looks the same, and nothing in the
+// file tells them apart. Refusing to start after every crash during a
+// write would make a routine crash need an operator, so the agent starts
+// without it, logs at ERROR naming the file and reports the bytes dropped
+// in chorus_state_dropped_bytes.
+const tornEndCause = "a write cut short by a crash (never acknowledged), or damage to the last acknowledged write, whose changes are then lost"
+
+// DroppedAtStart returns how many bytes of a torn end Restore cut off the
+// local state journal (0 if none; see tornEndCause). It is safe for
+// concurrent use.
+func (l *State) DroppedAtStart() int64 { return l.dropped.Load() }
+
 // Recovery advice for damage the journal's own checks cannot see (its
 // checksums hold, but the content does not decode).
 const adviceUndecodable = "restore the data dir from a backup, or move the directory away to start with an empty local state (services registered over the API must then be registered again)"
@@ -221,7 +235,8 @@ func (l *State) openJournal() (persistedState, error) {
 		return persistedState{}, err
 	}
 	if tt := j.TornTail(); tt != nil {
-		l.logger.Warn("dropped the torn end of the local state journal: a write cut short by a crash, never acknowledged",
+		l.dropped.Store(tt.Bytes)
+		l.logger.Error("dropped the torn end of the local state journal: "+tornEndCause+"; check what this agent serves",
 			"file", tt.File, "offset", tt.Offset, "bytes", tt.Bytes, "reason", tt.Reason)
 	}
 	im := newImage()

@@ -103,10 +103,13 @@ func TestAcknowledgedRegistrationsSurviveSIGKILL(t *testing.T) {
 }
 
 // TestDamagedJournal damages the local state journal two ways. A log cut
-// short inside its last entry is a torn write (never acknowledged): the
-// agent drops it with a WARN and starts with everything before it. A byte
-// flipped inside an earlier entry is damage the agent cannot explain: it
-// refuses to start, naming the file and the offset.
+// short inside its last entry looks like a write cut short by a crash
+// (never acknowledged), and nothing tells it from damage to the last
+// acknowledged write, which it is here ("four" got a 200): the agent
+// starts with everything before it, logs an ERROR naming the file and
+// reports the bytes dropped in chorus_state_dropped_bytes. A byte flipped
+// inside an earlier entry is damage the agent cannot explain: it refuses
+// to start, naming the file and the offset.
 func TestDamagedJournal(t *testing.T) {
 	dataDir := t.TempDir()
 	a := testutil.StartAgent(t, testutil.AgentOptions{Node: "damaged", DataDir: dataDir})
@@ -130,11 +133,16 @@ func TestDamagedJournal(t *testing.T) {
 	}
 	c := testutil.StartAgent(t, testutil.AgentOptions{Node: "damaged", DataDir: dataDir})
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if !strings.Contains(c.Output.String(), "torn end") {
-			return fmt.Errorf("no WARN about the torn end:\n%s", c.Output.String())
+		for _, line := range strings.Split(c.Output.String(), "\n") {
+			if strings.Contains(line, "torn end") && strings.Contains(line, "level=ERROR") && strings.Contains(line, path) {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("no ERROR about the torn end naming %s:\n%s", path, c.Output.String())
 	})
+	if v, err := testutil.Metric(c.URL(""), `chorus_state_dropped_bytes{journal="local"}`); err != nil || v <= 0 {
+		t.Fatalf("chorus_state_dropped_bytes{journal=\"local\"} = %g (%v), want the bytes dropped", v, err)
+	}
 	for _, name := range []string{"one", "two", "three"} {
 		if r := ask(t, c.DNSAddr(), "udp", name+".service.chorus", dns.TypeSRV); len(r.Answer) != 1 {
 			t.Fatalf("%s lost with the torn end: %v", name, r)
