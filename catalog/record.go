@@ -230,7 +230,14 @@ func EncodeRecord(r *NodeRecord) ([]byte, error) {
 // not decode, is too large, is of another format or fails Validate is an
 // error wrapping ErrRecordCorrupt or ErrRecordTooLarge. It does not check
 // the signature (see Verify): that needs the owner's key.
-func DecodeRecord(b []byte) (*NodeRecord, error) {
+func DecodeRecord(b []byte) (*NodeRecord, error) { return DecodeRecordLimit(b, MaxRecordSize) }
+
+// DecodeRecordLimit is DecodeRecord refusing a record of more than
+// maxJSON bytes of JSON (ErrRecordTooLarge) before decoding any of it:
+// for records that must be small, such as those inlined in a datagram,
+// whose few bytes could otherwise inflate to MaxRecordSize.
+func DecodeRecordLimit(b []byte, maxJSON int) (*NodeRecord, error) {
+	maxJSON = min(maxJSON, MaxRecordSize)
 	if len(b) > MaxRecordSize {
 		return nil, ErrRecordTooLarge
 	}
@@ -241,7 +248,7 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 	// Unknown fields are ignored. They are not in what SignedBytes
 	// re-encodes either, so a record carrying one fails Verify: a new
 	// field needs a new format.
-	if err := inflateJSON(b[1:], &r); err != nil {
+	if err := inflateJSONLimit(b[1:], &r, maxJSON); err != nil {
 		return nil, err
 	}
 	if err := r.Validate(); err != nil {
@@ -267,14 +274,17 @@ func DecodeRecord(b []byte) (*NodeRecord, error) {
 // refuses more than MaxRecordSize bytes of JSON (ErrRecordTooLarge, so a
 // small input cannot inflate without bound), and damage, a second value
 // or trailing data (ErrRecordCorrupt).
-func inflateJSON(b []byte, v any) error {
+func inflateJSON(b []byte, v any) error { return inflateJSONLimit(b, v, MaxRecordSize) }
+
+// inflateJSONLimit is inflateJSON with max bytes of JSON at most.
+func inflateJSONLimit(b []byte, v any, max int) error {
 	zr := flate.NewReader(bytes.NewReader(b))
 	defer zr.Close()
-	raw, err := io.ReadAll(io.LimitReader(zr, MaxRecordSize+1))
+	raw, err := io.ReadAll(io.LimitReader(zr, int64(max)+1))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
 	}
-	if len(raw) > MaxRecordSize {
+	if len(raw) > max {
 		return ErrRecordTooLarge
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -176,3 +176,30 @@ func FuzzSignArbitraryStrings(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeRecordLimit: a record whose JSON is over the limit is refused
+// with ErrRecordTooLarge however small its encoding (one meta value of
+// 1 MiB deflates to about a kilobyte); within it, it decodes as
+// DecodeRecord does.
+func TestDecodeRecordLimit(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	rec := &NodeRecord{Node: Node{Name: "n1", Address: "10.0.0.1"}, Version: 3,
+		Services: []Service{{ID: "s", Name: "s", Port: 1, Weights: DefaultWeights, Meta: map[string]string{"m": string(bytes.Repeat([]byte{'a'}, 1<<20))}}}}
+	if err := rec.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	b, err := EncodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeRecordLimit(b, 64<<10); !errors.Is(err, ErrRecordTooLarge) {
+		t.Fatalf("a record of 1 MiB of JSON in %d bytes, limit 64 KiB: %v, want ErrRecordTooLarge", len(b), err)
+	}
+	got, err := DecodeRecordLimit(b, 2<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Verify(key.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatalf("decoded within the limit: %v", err)
+	}
+}

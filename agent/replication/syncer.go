@@ -37,6 +37,11 @@ const (
 // any LAN; larger records are pulled.
 const (
 	MaxInlineRecord = 1200
+	// maxInlineJSON bounds what an inline record may inflate to: its
+	// 1,200 bytes could inflate to a megabyte, decoded on the read loop
+	// that also carries memberlist's probes. A real one (at most 16
+	// pieces) is a few KB; a larger one is pulled instead.
+	maxInlineJSON   = 64 << 10
 	aeInterval      = time.Second
 	pullTimeout     = 5 * time.Second
 	pullWorkers     = 4
@@ -339,7 +344,7 @@ func (s *Syncer) handleNotice(body []byte, from string) {
 		return
 	}
 	if len(inline) > 0 {
-		rec, err := catalog.DecodeRecord(inline)
+		rec, err := catalog.DecodeRecordLimit(inline, maxInlineJSON)
 		if err == nil && rec.Node.Name == name && rec.Version == version {
 			s.queueApply(rec, "applied_notice")
 			return
