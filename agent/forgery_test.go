@@ -738,12 +738,13 @@ func bombRecord(t *testing.T, node string, version uint64, n int) []byte {
 
 // TestSpoofedNoticeBombs: an outsider forges node1's source address (a
 // raw socket) and sends notices whose inline records are small on the
-// wire and large decoded (8 MiB in 10 KB; the largest that fits the
-// 1,200 bytes an agent inlines): for names no member has (which a record
-// whose key is unknown would be held back for) and for node1 itself.
-// Nothing of them is kept: the heap stays within 200 MB and the agents
-// keep serving and replicating. (Before the fix: 777 MB of heap, and a
-// registration did not reach the peer within 10 s.)
+// wire and large decoded: 8 MiB in 10 KB, the most that fits the 1,200
+// bytes an agent inlines (about 700 KiB), and 48 KiB, which an agent
+// decodes; for names no member has (which a record whose key is unknown
+// would be held back for) and for node1 itself. Nothing of them is kept:
+// the heap stays within 200 MB and the agents keep serving and
+// replicating. (Before the fix: 777 MB of heap, and a registration did
+// not reach the peer within 10 s.)
 func TestSpoofedNoticeBombs(t *testing.T) {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
 	if err != nil {
@@ -758,17 +759,21 @@ func TestSpoofedNoticeBombs(t *testing.T) {
 	for len(bombRecord(t, "ghost000", version, fit)) > replication.MaxInlineRecord {
 		fit = fit * 7 / 8
 	}
-	const n = 200
+	const n, small = 200, 48 << 10
 	pkts := [][]byte{noticePacket("node1", version, bombRecord(t, "node1", version, 8<<20)),
-		noticePacket("node1", version, bombRecord(t, "node1", version, fit))}
+		noticePacket("node1", version, bombRecord(t, "node1", version, fit)),
+		noticePacket("node1", version, bombRecord(t, "node1", version, small))}
 	for i := range n {
 		ghost := fmt.Sprintf("ghost%03d", i)
-		pkts = append(pkts, noticePacket(ghost, version, bombRecord(t, ghost, version, fit)))
+		pkts = append(pkts, noticePacket(ghost, version, bombRecord(t, ghost, version, small)))
+		if i%4 == 0 {
+			pkts = append(pkts, noticePacket(ghost, version, bombRecord(t, ghost, version, fit)))
+		}
 		if i%20 == 0 {
 			pkts = append(pkts, noticePacket(ghost, version, bombRecord(t, ghost, version, 8<<20)))
 		}
 	}
-	t.Logf("%d notices with records of up to %d KiB decoded in %d bytes (and 8 MiB in %d bytes)",
+	t.Logf("%d notices with records of 48 KiB, %d KiB (in %d bytes) and 8 MiB (in %d bytes) decoded",
 		len(pkts), fit>>10, len(pkts[1]), len(pkts[0]))
 	runtime.GC()
 	var before runtime.MemStats
@@ -783,7 +788,7 @@ func TestSpoofedNoticeBombs(t *testing.T) {
 	for round := range 5 {
 		for i, pkt := range pkts {
 			if round > 0 && i%2 == 1 {
-				pkt = pkts[1] // node1's, again
+				pkt = pkts[1+(i/2)%2] // node1's, again
 			}
 			if err := sendSpoofedUDP(fd, from, target, pkt); err != nil {
 				t.Fatal(err)
