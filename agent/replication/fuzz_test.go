@@ -257,3 +257,23 @@ func FuzzDecodeHello(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeHashes: a tree answer's hashes parse only at exactly the
+// size asked for, and round-trip.
+func FuzzDecodeHashes(f *testing.F) {
+	f.Add(encodeHashes([]uint64{1, 2, 3}), 3)
+	f.Add([]byte{1, 2, 3}, 1)
+	f.Add([]byte{}, 0)
+	f.Fuzz(func(t *testing.T, b []byte, want int) {
+		if want < 0 || want > 1<<16 {
+			return
+		}
+		h, err := decodeHashes(b, want)
+		if err != nil {
+			return
+		}
+		if len(h) != want || !bytes.Equal(encodeHashes(h), b) {
+			t.Fatalf("%d hashes from %d bytes, want %d round-tripping", len(h), len(b), want)
+		}
+	})
+}
