@@ -698,18 +698,31 @@ func TestMemberCannotWriteAnotherAgentsNode(t *testing.T) {
 		}
 	}
 	victims := []*Agent{agents[0], agents[1], agents[2]}
-	testutil.Consistently(t, 3*time.Second, func() error {
+	forged := func() error {
 		if err := holdsForgery(victims, "node1"); err != nil {
 			return err
 		}
 		for _, a := range victims {
-			if r := a.Store().Record("node2"); r == nil || r.Deleted || r.Owner != "" {
+			if r := a.Store().Record("node2"); r != nil && (r.Deleted || r.Owner != "") {
 				return fmt.Errorf("%s holds node2's record as %+v", a.NodeName(), r)
 			}
 		}
 		return nil
+	}
+	// Until node0 and node2 have pulled the forgeries (their anti-entropy
+	// picks node3 at random) and refused them, none is ever held.
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if err := forged(); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []*Agent{agents[0], agents[2]} {
+			if rejectedValue(t, a, "not_owner") == 0 {
+				return fmt.Errorf("%s has not refused a forgery yet", a.NodeName())
+			}
+		}
+		return nil
 	})
-	assertRejected(t, []*Agent{agents[0], agents[2]}, "not_owner")
+	testutil.Consistently(t, time.Second, forged)
 	// Both victims' next changes still reach every agent.
 	for _, owner := range []*Agent{agents[1], agents[2]} {
 		mustDo(t, owner, "PUT", "/v1/agent/service/register", `{"Name":"after-`+owner.NodeName()+`","Port":1}`)
