@@ -263,7 +263,7 @@ func (s *Syncer) accept(r received, limit uint64, refresh func()) bool {
 		return false
 	}
 	signer := recordSigner(rec)
-	if signer != name && (s.keys.key(name) != nil || s.memberAddr(name) != "") {
+	if signer != name && (s.keys.key(name) != nil || s.isMemberName(name)) {
 		s.reject(rejNotOwner, "refusing an external node's record for the name of an agent: only that agent signs its node's records", "node", name, "owner", signer, "version", rec.Version, "via", r.kind)
 		return false
 	}
@@ -296,6 +296,15 @@ func (s *Syncer) accept(r received, limit uint64, refresh func()) bool {
 		return false
 	}
 	return true
+}
+
+// isMemberName reports whether the catalog knows name as a member of the
+// pool (alive, failed or left, until reaped), as the API does when it
+// refuses an external node of that name: a lookup in the snapshot, not a
+// walk of the member list.
+func (s *Syncer) isMemberName(name string) bool {
+	n, ok := s.store.Snapshot().Node(name)
+	return ok && n.Status != catalog.MemberNone
 }
 
 // refreshKeys pins the keys of every member listed now: Serf lists a new
