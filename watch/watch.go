@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,9 +26,6 @@ const (
 	DefaultWaitTime = 5 * time.Minute
 	DefaultRetryMax = 30 * time.Second
 )
-
-// ErrInvalidPlan is wrapped by the errors of Plan.Validate.
-var ErrInvalidPlan = errors.New("invalid watch")
 
 // Plan is one watch: what to query and how to report changes. A Plan is not
 // modified by Run; one Plan may be run by several goroutines at once.

@@ -10,10 +10,6 @@ import (
 	"github.com/chorusdns/chorus/agent/local"
 )
 
-// ErrNoEncryption is returned by keyring operations when gossip
-// encryption is off.
-var ErrNoEncryption = errors.New("gossip encryption is not enabled on this agent (start it with --encrypt)")
-
 // KeyringResponse is Consul's operator keyring answer for one pool.
 type KeyringResponse struct {
 	WAN         bool

@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -32,10 +31,6 @@ type catchUp struct {
 	done     bool      // an exchange completed; target is what it found
 	target   map[string]uint64
 }
-
-// errClosed ends a catch-up exchange that was queued when the Syncer
-// closed.
-var errClosed = errors.New("the syncer is closed")
 
 // exchangeReq is a tree exchange to run with addr; catchUp marks the one
 // a join asked for.

@@ -5,7 +5,6 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -35,13 +34,6 @@ const (
 	maxVectorEntries = 1 << 14
 	maxVectorBytes   = 8 << 20
 )
-
-// errFrame marks a frame that breaks the stream protocol: larger than its
-// type allows, or a header that does not open.
-var errFrame = errors.New("bad frame")
-
-// errMalformed marks a stream message that opens but does not decode.
-var errMalformed = errors.New("malformed message")
 
 // Frames on a Chorus stream. In plain text a frame is a 4-byte big-endian
 // length and the body. Sealed, it is a header of fixed size (the body's

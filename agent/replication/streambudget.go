@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"errors"
 	"net"
 	"sync"
 )
@@ -24,9 +23,6 @@ const (
 	maxMemberlistBytes      = 32 << 20
 	maxMemberlistBytesPerIP = 8 << 20
 )
-
-// errStreamBudget ends a memberlist stream that read past its share.
-var errStreamBudget = errors.New("gossip stream closed: the streams open from this address or in total have read more than they may hold at once")
 
 // streamBudget counts the memberlist streams open and the bytes they have
 // read, in total and per IP. It is safe for concurrent use.
