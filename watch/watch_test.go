@@ -182,12 +182,21 @@ func TestRunReportsChangesOnly(t *testing.T) {
 	webChecks.wait(t, 3)
 	passing.wait(t, 3)
 
-	// Settle: whatever is still in flight has had several debounce windows.
-	time.Sleep(500 * time.Millisecond)
-	for name, tc := range map[string]struct {
+	want := map[string]struct {
 		r    *recorder
 		want int
-	}{"service": {service, 3}, "passing": {passing, 3}, "services": {services, 2}, "nodes": {nodes, 1}, "critical": {critical, 3}, "checks": {webChecks, 3}} {
+	}{"service": {service, 3}, "passing": {passing, 3}, "services": {services, 2}, "nodes": {nodes, 1}, "critical": {critical, 3}, "checks": {webChecks, 3}}
+	// Over several debounce windows, no watch reports more than its
+	// changes (what is still in flight arrives meanwhile).
+	testutil.Consistently(t, 500*time.Millisecond, func() error {
+		for name, tc := range want {
+			if n := len(tc.r.get()); n > tc.want {
+				return fmt.Errorf("%s: %d results, want %d", name, n, tc.want)
+			}
+		}
+		return nil
+	})
+	for name, tc := range want {
 		res := tc.r.get()
 		if len(res) != tc.want {
 			t.Errorf("%s: %d results, want %d", name, len(res), tc.want)
@@ -222,10 +231,12 @@ func TestRunDebounces(t *testing.T) {
 	}
 	// The same registration again: no new result, even after the window.
 	register(t, c, "web", 6)
-	time.Sleep(3 * time.Second)
-	if n := len(r.get()); n != 2 {
-		t.Fatalf("%d results after an unchanged registration, want 2", n)
-	}
+	testutil.Consistently(t, 3*time.Second, func() error {
+		if n := len(r.get()); n != 2 {
+			return fmt.Errorf("%d results after an unchanged registration, want 2", n)
+		}
+		return nil
+	})
 }
 
 func TestRunFirstQueryError(t *testing.T) {
