@@ -12,6 +12,13 @@ import (
 // outsiders that claim large messages and send garbage make it buffer
 // gigabytes (16 such streams: 886 MB of RSS). A legitimate push/pull of a
 // 10,000-member pool is a few megabytes.
+//
+// An encrypted memberlist message starts with its length (encryptMsg,
+// then 4 bytes): a stream that claims one counts the whole claim against
+// the budget as soon as its header arrives, so a claim larger than what
+// is left is refused before memberlist buffers any of it (bytes counted
+// as they arrive would let every stream fill its buffer a while, and the
+// garbage of those buffers outgrow the bound until the next collection).
 const (
 	// maxMemberlistStreams and maxMemberlistStreamsPerIP bound the
 	// streams memberlist serves at once; one beyond them is closed.
@@ -103,8 +110,42 @@ type budgetConn struct {
 	once sync.Once
 
 	mu   sync.Mutex
-	read int  // bytes counted
+	read int  // bytes counted (a claim counts whole, when its header arrives)
 	over bool // a read went past the budget: every later one fails
+	// hdr holds the stream's first memberlistHeader bytes; body counts
+	// the bytes read after them, claim the length an encrypted header
+	// claimed (their first claim bytes are counted already).
+	hdr   []byte
+	body  int
+	claim int
+}
+
+// memberlistEncrypt is memberlist's encryptMsg type, and memberlistHeader
+// the length of an encrypted message's header (type and length).
+const (
+	memberlistEncrypt = 10
+	memberlistHeader  = 5
+)
+
+// count returns how many of the n bytes just read in p count against
+// the budget now (see the claims above).
+func (c *budgetConn) count(p []byte) int {
+	n, counted := len(p), 0
+	if len(c.hdr) < memberlistHeader {
+		k := min(memberlistHeader-len(c.hdr), n)
+		c.hdr = append(c.hdr, p[:k]...)
+		counted, p = k, p[k:]
+		if len(c.hdr) == memberlistHeader && c.hdr[0] == memberlistEncrypt {
+			c.claim = int(uint32(c.hdr[1])<<24 | uint32(c.hdr[2])<<16 | uint32(c.hdr[3])<<8 | uint32(c.hdr[4]))
+			counted += c.claim
+		}
+	}
+	if len(c.hdr) < memberlistHeader {
+		return counted
+	}
+	before := c.body
+	c.body += len(p)
+	return counted + max(0, c.body-max(before, c.claim))
 }
 
 func (c *budgetConn) Read(p []byte) (int, error) {
@@ -117,13 +158,14 @@ func (c *budgetConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.mu.Lock()
-		c.read += n
+		k := c.count(p[:n])
+		c.read += k
 		c.mu.Unlock()
-		if !c.b.take(c.ip, n) {
+		if k > 0 && !c.b.take(c.ip, k) {
 			c.mu.Lock()
 			c.over = true
 			c.mu.Unlock()
-			return n, errStreamBudget
+			return 0, errStreamBudget
 		}
 	}
 	return n, err
