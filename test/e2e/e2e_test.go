@@ -214,9 +214,14 @@ func TestDevModeAndVersion(t *testing.T) {
 	if r := ask(t, a.DNSAddr(), "udp", "web.service.chorus", dns.TypeA); addrs(r) != "127.0.0.1" {
 		t.Fatalf("dev mode answer: %v", r)
 	}
-	if !strings.Contains(a.Output.String(), "level=DEBUG") {
-		t.Fatalf("dev mode does not log at debug:\n%s", a.Output.String())
-	}
+	// The registration logs at debug; the agent's output reaches the
+	// test through a pipe, so wait for it.
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(a.Output.String(), "level=DEBUG") {
+			return fmt.Errorf("dev mode does not log at debug:\n%s", a.Output.String())
+		}
+		return nil
+	})
 	// A new user reads every line of --dev: none may say something "may not work".
 	if strings.Contains(a.Output.String(), "may not work") {
 		t.Fatalf("dev mode warns about the transport:\n%s", a.Output.String())
