@@ -174,7 +174,7 @@ func (a *Agent) Start() (err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "serf"), 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	if a.key, err = loadIdentity(cfg.DataDir); err != nil {
+	if a.key, err = local.LoadIdentity(cfg.DataDir); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
 	advertise, err := advertiseAddr(cfg)
@@ -189,7 +189,7 @@ func (a *Agent) Start() (err error) {
 		Meta:       cfg.NodeMeta,
 	}
 	a.local = local.New(local.Config{Node: node, DataDir: cfg.DataDir, EnableScriptChecks: cfg.EnableScriptChecks, EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
-		DockerSocket: cfg.DockerSocket, Catalog: aliasView{a}}, a.root, a.publish)
+		DockerSocket: cfg.DockerSocket, Catalog: local.AliasView{Store: a.store, Self: cfg.NodeName}}, a.root, a.publish)
 	if err := a.local.Restore(); err != nil {
 		return err
 	}

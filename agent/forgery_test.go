@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/agent/replication"
 	"github.com/chorusdns/chorus/agent/sealing"
 	"github.com/chorusdns/chorus/catalog"
@@ -604,7 +605,7 @@ func TestNodeKeyPersists(t *testing.T) {
 		return a
 	}
 	a := start()
-	fi, err := os.Stat(filepath.Join(cfg.DataDir, identityFile))
+	fi, err := os.Stat(filepath.Join(cfg.DataDir, local.IdentityFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,10 +613,10 @@ func TestNodeKeyPersists(t *testing.T) {
 		t.Fatalf("node key has mode %v, want 0600", fi.Mode().Perm())
 	}
 	tag := a.serf.LocalMember().Tags[tagKey]
-	if parseKeyTag(tag) == nil || tag != publicKeyTag(a.key) {
+	if local.ParseKeyTag(tag) == nil || tag != local.PublicKeyTag(a.key) {
 		t.Fatalf("key tag %q does not carry the node key", tag)
 	}
-	if err := a.Store().Record("node0").Verify(parseKeyTag(tag)); err != nil {
+	if err := a.Store().Record("node0").Verify(local.ParseKeyTag(tag)); err != nil {
 		t.Fatalf("own record: %v", err)
 	}
 	if n := strings.Count(logs.String(), "gossip encryption is off"); n != 1 {

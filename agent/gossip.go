@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/chorusdns/chorus/agent/httpapi"
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/agent/replication"
 )
 
@@ -40,7 +41,7 @@ func toMember(m serf.Member) replication.Member {
 	v, _ := strconv.ParseUint(m.Tags[tagVersion], 10, 64)
 	return replication.Member{
 		Name: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
-		IP: m.Addr.String(), Status: memberStatus(m.Status), Version: v, Key: parseKeyTag(m.Tags[tagKey]),
+		IP: m.Addr.String(), Status: memberStatus(m.Status), Version: v, Key: local.ParseKeyTag(m.Tags[tagKey]),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/agent/replication"
 	"github.com/chorusdns/chorus/catalog"
 )
@@ -261,7 +262,7 @@ func (a *Agent) loadKeyring(cfg *Config) (*memberlist.Keyring, error) {
 func (a *Agent) tags(cfg *Config, version uint64) map[string]string {
 	t := map[string]string{
 		tagVersion:    strconv.FormatUint(version, 10),
-		tagKey:        publicKeyTag(a.key),
+		tagKey:        local.PublicKeyTag(a.key),
 		tagDatacenter: cfg.Datacenter,
 		tagBuild:      Version,
 		// Consul's CLI (consul members) reads role, build, vsn and dc:

@@ -1,4 +1,4 @@
-package agent
+package local
 
 import (
 	"crypto/ed25519"
@@ -10,20 +10,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"github.com/chorusdns/chorus/agent/local"
 )
 
-// identityFile is the agent's record-signing key in its data dir: an
+// IdentityFile is the agent's record-signing key in its data dir: an
 // Ed25519 private key, PKCS #8 in PEM, mode 0600.
-const identityFile = "node.key"
+const IdentityFile = "node.key"
 
-// loadIdentity returns the agent's record-signing key from dir, creating
+// LoadIdentity returns the agent's record-signing key from dir, creating
 // it on first start. The key is this node's identity to its peers: they
 // pin its public key (the "k" tag) to the node name and refuse records
 // of the node signed with any other.
-func loadIdentity(dir string) (ed25519.PrivateKey, error) {
-	path := filepath.Join(dir, identityFile)
+func LoadIdentity(dir string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dir, IdentityFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := createIdentity(path); err != nil {
@@ -57,7 +55,7 @@ func parseIdentity(b []byte) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
-// createIdentity writes a new key to path (local.WriteFileOnce), so a
+// createIdentity writes a new key to path (WriteFileOnce), so a
 // crash leaves no partial key and two agents racing on one data dir end
 // up with the same key.
 func createIdentity(path string) error {
@@ -69,17 +67,17 @@ func createIdentity(path string) error {
 	if err != nil {
 		return err
 	}
-	return local.WriteFileOnce(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	return WriteFileOnce(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
-// publicKeyTag is the "k" tag value of key: its public key, base64
+// PublicKeyTag is the "k" tag value of key: its public key, base64
 // without padding (43 characters).
-func publicKeyTag(key ed25519.PrivateKey) string {
+func PublicKeyTag(key ed25519.PrivateKey) string {
 	return base64.RawStdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
 }
 
-// parseKeyTag reverses publicKeyTag; nil if the tag is not a key.
-func parseKeyTag(s string) ed25519.PublicKey {
+// ParseKeyTag reverses PublicKeyTag; nil if the tag is not a key.
+func ParseKeyTag(s string) ed25519.PublicKey {
 	b, err := base64.RawStdEncoding.DecodeString(s)
 	if err != nil || len(b) != ed25519.PublicKeySize {
 		return nil

@@ -1,24 +1,28 @@
-package agent
+package local
 
 import (
+	"github.com/chorusdns/chorus/catalog"
 	"github.com/chorusdns/chorus/checks"
 )
 
-// aliasView is the read-only view of the catalog that alias checks
-// follow (checks.Catalog), over the agent's catalog snapshots.
-type aliasView struct{ a *Agent }
+// AliasView is the read-only view of the catalog that alias checks
+// follow (checks.Catalog), over the catalog's snapshots; Self is this
+// agent's node name (an alias check with no node follows it).
+type AliasView struct {
+	Store *catalog.Store
+	Self  string
+}
 
-var _ checks.Catalog = aliasView{}
+var _ checks.Catalog = AliasView{}
 
 // AliasNode implements checks.Catalog: the node's checks as the current
 // snapshot holds them (serfHealth included), and the snapshot's Changed
 // channel.
-func (v aliasView) AliasNode(node string) (checks.NodeView, <-chan struct{}) {
-	self := v.a.cfg.Load().NodeName
+func (v AliasView) AliasNode(node string) (checks.NodeView, <-chan struct{}) {
 	if node == "" {
-		node = self
+		node = v.Self
 	}
-	snap := v.a.store.Snapshot()
+	snap := v.Store.Snapshot()
 	view := checks.NodeView{Name: node}
 	n, ok := snap.Node(node)
 	if !ok || n.Record() == nil {
@@ -26,7 +30,7 @@ func (v aliasView) AliasNode(node string) (checks.NodeView, <-chan struct{}) {
 	}
 	view.Name = n.Node.Name
 	view.Known = true
-	view.Local = n.Node.Name == self
+	view.Local = n.Node.Name == v.Self
 	view.ServiceIDs = make([]string, len(n.Instances))
 	for i, inst := range n.Instances {
 		view.ServiceIDs[i] = inst.Service.ID
