@@ -272,6 +272,7 @@ func scenarios(ctx context.Context, c *cluster.Cluster, r *report, delay time.Du
 		return err
 	}
 	bad, total := 0, 0
+	var firstBad string // the first wrong answer, for the report
 	deadline := time.Now().Add(hold)
 	for time.Now().Before(deadline) {
 		for _, site := range []struct {
@@ -282,6 +283,9 @@ func scenarios(ctx context.Context, c *cluster.Cluster, r *report, delay time.Du
 				total++
 				if got, err := answer(c, h, "demo.service.chorus."); err != nil || !slices.Equal(got, site.want) {
 					bad++
+					if firstBad == "" {
+						firstBad = fmt.Sprintf("h%d at %v into the cut: %v %v, want %v", h, hold-time.Until(deadline).Round(time.Millisecond), got, err, site.want)
+					}
 				}
 			}
 		}
@@ -289,7 +293,11 @@ func scenarios(ctx context.Context, c *cluster.Cluster, r *report, delay time.Du
 			return err
 		}
 	}
-	r.row(fmt.Sprintf("sites cut apart %v: each site answers its own demo (answers wrong or empty)", hold), fmt.Sprintf("%d of %d", bad, total), "0", bad == 0)
+	measured := fmt.Sprintf("%d of %d", bad, total)
+	if firstBad != "" {
+		measured += " (first: " + firstBad + ")"
+	}
+	r.row(fmt.Sprintf("sites cut apart %v: each site answers its own demo (answers wrong or empty)", hold), measured, "0", bad == 0)
 	if !short {
 		stale := false
 		if err := c.Get(ctx, dc1[0], "/v1/chorus/datacenters", &info, 5*time.Second); err == nil && len(info) == 2 {
