@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
 )
@@ -10,15 +11,13 @@ import (
 // its own limit of 20 MiB) before it can authenticate it, and serves
 // every stream in a goroutine of its own, so without these a few
 // outsiders that claim large messages and send garbage make it buffer
-// gigabytes (16 such streams: 886 MB of RSS). A legitimate push/pull of a
-// 10,000-member pool is a few megabytes.
+// gigabytes. A legitimate push/pull of a 10,000-member pool is a few
+// megabytes.
 //
 // An encrypted memberlist message starts with its length (encryptMsg,
 // then 4 bytes): a stream that claims one counts the whole claim against
 // the budget as soon as its header arrives, so a claim larger than what
-// is left is refused before memberlist buffers any of it (bytes counted
-// as they arrive would let every stream fill its buffer a while, and the
-// garbage of those buffers outgrow the bound until the next collection).
+// is left is refused before memberlist buffers any of it.
 const (
 	// maxMemberlistStreams and maxMemberlistStreamsPerIP bound the
 	// streams memberlist serves at once; one beyond them is closed.
@@ -136,7 +135,7 @@ func (c *budgetConn) count(p []byte) int {
 		c.hdr = append(c.hdr, p[:k]...)
 		counted, p = k, p[k:]
 		if len(c.hdr) == memberlistHeader && c.hdr[0] == memberlistEncrypt {
-			c.claim = int(uint32(c.hdr[1])<<24 | uint32(c.hdr[2])<<16 | uint32(c.hdr[3])<<8 | uint32(c.hdr[4]))
+			c.claim = int(binary.BigEndian.Uint32(c.hdr[1:]))
 			counted += c.claim
 		}
 	}
