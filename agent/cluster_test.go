@@ -119,7 +119,7 @@ func TestConcurrentChangesConverge(t *testing.T) {
 	for _, a := range agents {
 		total := 0
 		for _, se := range a.Store().Snapshot().Services() {
-			total += len(se.Instances)
+			total += se.Instances.Len()
 		}
 		// 13 per agent, and each agent's built-in "chorus" instance.
 		if total != 5*(20-7)+5 {
@@ -153,7 +153,7 @@ func TestLargeRecordReplicates(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, a := range agents {
 			se, ok := a.Store().Snapshot().Service("bulk")
-			if !ok || len(se.Instances) != 300 {
+			if !ok || se.Instances.Len() != 300 {
 				return fmt.Errorf("%s holds %v instances", a.NodeName(), ok)
 			}
 		}

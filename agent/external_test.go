@@ -574,7 +574,7 @@ func TestExternalNodePartitionConvergesToOneOwner(t *testing.T) {
 		if want.Version < newest {
 			return fmt.Errorf("db1 at %d, older than node0's write %d", want.Version, newest)
 		}
-		if want.Version == newest && len(want.Services) != 2 {
+		if want.Version == newest && want.Services.Len() != 2 {
 			return fmt.Errorf("node0's write lost its service: %+v", want.Services)
 		}
 		return nil

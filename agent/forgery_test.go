@@ -50,7 +50,7 @@ const (
 func forgedRecord(t *testing.T, node string, version uint64) []byte {
 	t.Helper()
 	rec := &catalog.NodeRecord{Node: catalog.Node{Name: node, Address: "203.0.113.66"}, Version: version,
-		Services: []catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}}}
+		Services: catalog.ListOf([]catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}})}
 	_, key, _ := ed25519.GenerateKey(nil)
 	if err := rec.Sign(key); err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func readPlainFrame(r io.Reader) ([]byte, error) {
 func holdsForgery(agents []*Agent, victim string) error {
 	for _, a := range agents {
 		if r := a.Store().Record(victim); r != nil {
-			for _, s := range r.Services {
+			for _, s := range r.Services.All() {
 				if s.Name == "evil" {
 					return fmt.Errorf("%s holds the forged record of %s (version %d)", a.NodeName(), victim, r.Version)
 				}
@@ -684,7 +684,7 @@ func TestMemberCannotWriteAnotherAgentsNode(t *testing.T) {
 	future := uint64(time.Now().Add(time.Minute).UnixMilli())
 	overwrite := &catalog.NodeRecord{Node: catalog.Node{Name: "node1", Address: "203.0.113.66", External: true},
 		Owner: evil.NodeName(), Version: future,
-		Services: []catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}}}
+		Services: catalog.ListOf([]catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}})}
 	tombstone := &catalog.NodeRecord{Node: catalog.Node{Name: "node2", External: true},
 		Owner: evil.NodeName(), Version: future, Deleted: true}
 	for _, rec := range []*catalog.NodeRecord{overwrite, tombstone} {
@@ -737,8 +737,8 @@ func TestMemberCannotWriteAnotherAgentsNode(t *testing.T) {
 func bombRecord(t *testing.T, node string, version uint64, n int) []byte {
 	t.Helper()
 	rec := &catalog.NodeRecord{Node: catalog.Node{Name: node, Address: "203.0.113.66"}, Version: version,
-		Services: []catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights,
-			Meta: map[string]string{"m": strings.Repeat("a", n)}}}}
+		Services: catalog.ListOf([]catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights,
+			Meta: map[string]string{"m": strings.Repeat("a", n)}}})}
 	_, key, _ := ed25519.GenerateKey(nil)
 	if err := rec.Sign(key); err != nil {
 		t.Fatal(err)

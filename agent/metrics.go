@@ -64,7 +64,7 @@ func (c *catalogCollector) Collect(ch chan<- prometheus.Metric) {
 		for ch := range n.AllChecks() {
 			checks[ch.Status]++
 		}
-		for _, i := range n.Instances {
+		for _, i := range n.Instances.Values() {
 			health[i.Health]++
 		}
 	}

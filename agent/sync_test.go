@@ -66,7 +66,7 @@ func TestJoinsNodeThatReplicationKnowsAndGossipDoesNot(t *testing.T) {
 	x := startAgent(t, testConfig(t, "node-x"))
 	mustDo(t, x, "PUT", "/v1/agent/service/register", `{"Name":"lonely","Port":1}`)
 	testutil.Eventually(t, 5*time.Second, func() error {
-		if r := x.Store().Record("node-x"); r == nil || len(r.Services) == 0 {
+		if r := x.Store().Record("node-x"); r == nil || r.Services.Len() == 0 {
 			return fmt.Errorf("x has not published its service")
 		}
 		return nil

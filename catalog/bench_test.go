@@ -2,7 +2,6 @@ package catalog_test
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/chorusdns/chorus/catalog"
@@ -94,9 +93,9 @@ func BenchmarkOwnNodeChange(b *testing.B) {
 			rec := &catalog.NodeRecord{Node: catalog.Node{Name: "own", Address: "10.0.0.1"}, Version: 1}
 			for i := range n {
 				id := fmt.Sprintf("web-%05d", i)
-				rec.Services = append(rec.Services, catalog.Service{ID: id, Name: "web", Address: "10.0.0.2", Port: 1000,
+				rec.Services = rec.Services.Append(catalog.Service{ID: id, Name: "web", Address: "10.0.0.2", Port: 1000,
 					Tags: []string{"primary"}, Weights: catalog.DefaultWeights})
-				rec.Checks = append(rec.Checks, catalog.Check{CheckID: "service:" + id, Name: "ttl", Status: catalog.HealthPassing, ServiceID: id, ServiceName: "web"})
+				rec.Checks = rec.Checks.Append(catalog.Check{CheckID: "service:" + id, Name: "ttl", Status: catalog.HealthPassing, ServiceID: id, ServiceName: "web"})
 			}
 			tree, err := rec.PieceTree()
 			if err != nil {
@@ -111,10 +110,11 @@ func BenchmarkOwnNodeChange(b *testing.B) {
 				b.StopTimer()
 				next := *rec
 				next.Version++
-				next.Services = slices.Clone(rec.Services)
 				k := i % n
-				next.Services[k].Port++
-				lf, _, err := catalog.ServiceLeaf(&next.Services[k])
+				svc := *rec.Services.At(k)
+				svc.Port++
+				next.Services = rec.Services.Apply(func(s *catalog.Service) string { return s.ID }, []catalog.Edit[catalog.Service]{{ID: svc.ID, Value: svc}})
+				lf, _, err := catalog.ServiceLeaf(&svc)
 				if err != nil {
 					b.Fatal(err)
 				}

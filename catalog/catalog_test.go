@@ -89,7 +89,7 @@ func rec(node string, version uint64, addr string, svcs ...Service) *NodeRecord 
 	r := &NodeRecord{Node: Node{Name: node, Address: addr}, Version: version}
 	for _, s := range svcs {
 		s.Validate()
-		r.Services = append(r.Services, s)
+		r.Services = r.Services.Append(s)
 	}
 	return r
 }
@@ -107,8 +107,8 @@ func TestStoreNewestVersionWins(t *testing.T) {
 		t.Fatal("older version applied")
 	}
 	se, _ := s.Snapshot().Service("web")
-	if se.Instances[0].Service.Port != 1 {
-		t.Fatalf("port %d", se.Instances[0].Service.Port)
+	if se.Instances.Get(0).Service.Port != 1 {
+		t.Fatalf("port %d", se.Instances.Get(0).Service.Port)
 	}
 	if !s.ApplyRecord(rec("a", 6, "10.0.0.1")) {
 		t.Fatal("newer record not applied")
@@ -123,26 +123,26 @@ func TestSnapshotMembershipAndHealth(t *testing.T) {
 	s.SetMember("a", "10.0.0.1", MemberAlive)
 	s.SetMember("b", "10.0.0.2", MemberAlive)
 	r := rec("b", 1, "10.0.0.2", Service{Name: "web", Port: 80}, Service{Name: "db", Port: 5432, Address: "10.9.9.9"})
-	r.Checks = []Check{{CheckID: "service:db", Status: HealthWarning, ServiceID: "db"}}
+	r.Checks = ListOf([]Check{{CheckID: "service:db", Status: HealthWarning, ServiceID: "db"}})
 	s.ApplyRecord(r)
 	s.ApplyRecord(rec("a", 1, "10.0.0.1", Service{Name: "web", Port: 81}))
 	snap := s.Snapshot()
 
 	web, ok := snap.Service("WEB")
-	if !ok || len(web.Instances) != 2 || web.Instances[0].Node.Node.Name != "a" {
+	if !ok || web.Instances.Len() != 2 || web.Instances.Get(0).Node.Node.Name != "a" {
 		t.Fatalf("web: %+v", web)
 	}
 	db, _ := snap.Service("db")
-	if h := db.Instances[0].Health; h != HealthWarning {
+	if h := db.Instances.Get(0).Health; h != HealthWarning {
 		t.Fatalf("db health %s", h)
 	}
-	if db.Instances[0].Address() != "10.9.9.9" || web.Instances[1].Address() != "10.0.0.2" {
+	if db.Instances.Get(0).Address() != "10.9.9.9" || web.Instances.Get(1).Address() != "10.0.0.2" {
 		t.Fatal("addresses")
 	}
 	if n := snap.NodesByAddress(net.ParseIP("10.0.0.2")); len(n) != 1 || n[0].Node.Name != "b" {
 		t.Fatalf("by address: %v", n)
 	}
-	if i := snap.InstancesByAddress(net.ParseIP("10.9.9.9")); len(i) != 1 {
+	if i := snap.InstancesByAddress(net.ParseIP("10.9.9.9")); i.Len() != 1 {
 		t.Fatalf("service by address: %v", i)
 	}
 
@@ -154,7 +154,7 @@ func TestSnapshotMembershipAndHealth(t *testing.T) {
 		t.Fatalf("failed node: %+v", n)
 	}
 	web, _ = snap.Service("web")
-	for _, i := range web.Instances {
+	for _, i := range web.Instances.Values() {
 		if i.Node.Node.Name == "b" && i.Health != HealthCritical {
 			t.Fatal("instance on failed node not critical")
 		}
@@ -227,14 +227,14 @@ func TestDigestEqualForEqualCatalogs(t *testing.T) {
 
 func TestRecordCodecRoundTripAndRejects(t *testing.T) {
 	r := rec("node-1", 42, "10.0.0.1", Service{Name: "web", Port: 80, Tags: []string{"a"}, Meta: map[string]string{"k": "v"}})
-	r.Checks = []Check{{CheckID: "service:web", Status: HealthPassing, ServiceID: "web"}}
+	r.Checks = ListOf([]Check{{CheckID: "service:web", Status: HealthPassing, ServiceID: "web"}})
 	r.Gossip = "10.0.0.1:8301"
 	b, err := EncodeRecord(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := DecodeRecord(b)
-	if err != nil || got.Version != 42 || got.Services[0].Meta["k"] != "v" || got.Checks[0].Status != HealthPassing || got.Gossip != r.Gossip {
+	if err != nil || got.Version != 42 || got.Services.At(0).Meta["k"] != "v" || got.Checks.At(0).Status != HealthPassing || got.Gossip != r.Gossip {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	bad := []struct {
@@ -243,8 +243,8 @@ func TestRecordCodecRoundTripAndRejects(t *testing.T) {
 	}{
 		{"bad node name", rec("bad name", 1, "")},
 		{"duplicate ids", rec("n", 1, "", Service{Name: "web"}, Service{Name: "web"})},
-		{"check for unknown service", &NodeRecord{Node: Node{Name: "n"}, Checks: []Check{{CheckID: "c", Status: HealthPassing, ServiceID: "zzz"}}}},
-		{"unknown status", &NodeRecord{Node: Node{Name: "n"}, Checks: []Check{{CheckID: "c", Status: "great"}}}},
+		{"check for unknown service", &NodeRecord{Node: Node{Name: "n"}, Checks: ListOf([]Check{{CheckID: "c", Status: HealthPassing, ServiceID: "zzz"}})}},
+		{"unknown status", &NodeRecord{Node: Node{Name: "n"}, Checks: ListOf([]Check{{CheckID: "c", Status: "great"}})}},
 		{"gossip address without port", &NodeRecord{Node: Node{Name: "n"}, Gossip: "10.0.0.1"}},
 		{"gossip address by name", &NodeRecord{Node: Node{Name: "n"}, Gossip: "example.com:8301"}},
 		{"gossip port 0", &NodeRecord{Node: Node{Name: "n"}, Gossip: "[::1]:0"}},
@@ -299,7 +299,7 @@ func BenchmarkPublish10kInstances(b *testing.B) {
 		for i := 0; i < 100; i++ {
 			sv := Service{Name: fmt.Sprintf("svc%d", i%50), ID: fmt.Sprintf("i%d", i), Port: i}
 			sv.Validate()
-			r.Services = append(r.Services, sv)
+			r.Services = r.Services.Append(sv)
 		}
 		s.ApplyRecord(r)
 	}

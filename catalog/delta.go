@@ -17,7 +17,7 @@ import (
 // earlier version (its base): the record's header with the new signature,
 // the services and checks added or changed, and the IDs of those removed.
 // A receiver that holds the base applies it (ApplyDelta) at the cost of
-// the change plus one copy of the record's element slices, and checks the
+// the change (the chunks of the record's Lists it touches), and checks the
 // signature over the hash tree it derives from the base's tree and the
 // delta's pieces; one that does not hold the base fetches the whole
 // record.
@@ -88,21 +88,21 @@ func EncodeDelta(base, r *NodeRecord) ([]byte, error) {
 	}
 	set, del := DiffTrees(bt, rt)
 	body := deltaBody{Head: *r}
-	body.Head.Services, body.Head.Checks, body.Head.tree = nil, nil, nil
+	body.Head.Services, body.Head.Checks, body.Head.tree = List[Service]{}, List[Check]{}, nil
 	for _, l := range set {
 		switch l.Kind {
 		case PieceService:
-			i, ok := slices.BinarySearchFunc(r.Services, l.ID, func(s Service, id string) int { return strings.Compare(s.ID, id) })
-			if !ok {
+			s := r.FindService(l.ID)
+			if s == nil {
 				return nil, fmt.Errorf("delta of %q: service %q not in the record", r.Node.Name, l.ID)
 			}
-			body.Services = append(body.Services, r.Services[i])
+			body.Services = append(body.Services, *s)
 		case PieceCheck:
-			i, ok := slices.BinarySearchFunc(r.Checks, l.ID, func(c Check, id string) int { return strings.Compare(c.CheckID, id) })
-			if !ok {
+			c := r.FindCheck(l.ID)
+			if c == nil {
 				return nil, fmt.Errorf("delta of %q: check %q not in the record", r.Node.Name, l.ID)
 			}
-			body.Checks = append(body.Checks, r.Checks[i])
+			body.Checks = append(body.Checks, *c)
 		}
 	}
 	for _, l := range del {
@@ -190,17 +190,18 @@ func (d *deltaBody) apply(base *NodeRecord, node string, version uint64) (*NodeR
 	if h.Node.Name != node || h.Version != version {
 		return nil, errors.New("header does not match the delta's node and version")
 	}
-	if len(h.Services) > 0 || len(h.Checks) > 0 {
+	if h.Services.Len() > 0 || h.Checks.Len() > 0 {
 		return nil, errors.New("header carries services or checks")
 	}
 	// The header's own fields (node, gossip, signature size…).
 	if err := h.Validate(); err != nil {
 		return nil, err
 	}
-	byID := func(s Service) string { return s.ID }
-	checkID := func(c Check) string { return c.CheckID }
+	byID := func(s *Service) string { return s.ID }
+	checkID := func(c *Check) string { return c.CheckID }
+	self := func(s *string) string { return *s }
 	if !sortedUnique(d.Services, byID) || !sortedUnique(d.Checks, checkID) ||
-		!sortedUnique(d.DelServices, func(s string) string { return s }) || !sortedUnique(d.DelChecks, func(s string) string { return s }) {
+		!sortedUnique(d.DelServices, self) || !sortedUnique(d.DelChecks, self) {
 		return nil, errors.New("pieces not sorted by ID or repeated")
 	}
 	set := make([]Leaf, 0, len(d.Services)+len(d.Checks))
@@ -247,7 +248,7 @@ func (d *deltaBody) apply(base *NodeRecord, node string, version uint64) (*NodeR
 		return nil, fmt.Errorf("checks: %w", err)
 	}
 	hasService := func(id string) bool {
-		_, ok := slices.BinarySearchFunc(services, id, func(s Service, id string) int { return strings.Compare(s.ID, id) })
+		_, ok := services.Search(func(s *Service) int { return strings.Compare(s.ID, id) })
 		return ok
 	}
 	for i := range d.Checks {
@@ -256,10 +257,10 @@ func (d *deltaBody) apply(base *NodeRecord, node string, version uint64) (*NodeR
 		}
 	}
 	if len(d.DelServices) > 0 {
-		for i := range checks {
-			if id := checks[i].ServiceID; id != "" {
+		for _, c := range checks.All() {
+			if id := c.ServiceID; id != "" {
 				if _, gone := slices.BinarySearch(d.DelServices, id); gone {
-					return nil, fmt.Errorf("check %q names removed service %q", checks[i].CheckID, id)
+					return nil, fmt.Errorf("check %q names removed service %q", c.CheckID, id)
 				}
 			}
 		}
@@ -282,9 +283,9 @@ func (d *deltaBody) apply(base *NodeRecord, node string, version uint64) (*NodeR
 }
 
 // sortedUnique reports whether xs is sorted by key with no key twice.
-func sortedUnique[T any](xs []T, key func(T) string) bool {
+func sortedUnique[T any](xs []T, key func(*T) string) bool {
 	for i := 1; i < len(xs); i++ {
-		if key(xs[i-1]) >= key(xs[i]) {
+		if key(&xs[i-1]) >= key(&xs[i]) {
 			return false
 		}
 	}
@@ -293,40 +294,24 @@ func sortedUnique[T any](xs []T, key func(T) string) bool {
 
 // mergePieces returns base (sorted by key) with the pieces of set added
 // or replaced and those named in del removed; removing a piece base lacks
-// is an error. Both set and del are sorted by key.
-func mergePieces[T any](base, set []T, del []string, key func(T) string) ([]T, error) {
-	out := make([]T, 0, len(base)+len(set))
-	i, j, k := 0, 0, 0
-	for i < len(base) || j < len(set) {
-		switch {
-		case j >= len(set) || i < len(base) && key(base[i]) < key(set[j]):
-			id := key(base[i])
-			if k < len(del) && del[k] < id {
-				return nil, fmt.Errorf("%q removed but not held", del[k])
-			}
-			if k < len(del) && del[k] == id {
-				k++
-			} else {
-				out = append(out, base[i])
-			}
+// is an error. set and del are sorted by key and name no piece twice
+// between them. It costs what List.Apply costs: the chunks the changes
+// fall in.
+func mergePieces[T any](base List[T], set []T, del []string, key func(*T) string) (List[T], error) {
+	edits := make([]Edit[T], 0, len(set)+len(del))
+	i, k := 0, 0
+	for i < len(set) || k < len(del) {
+		if k >= len(del) || i < len(set) && key(&set[i]) < del[k] {
+			edits = append(edits, Edit[T]{ID: key(&set[i]), Value: set[i]})
 			i++
-		case i >= len(base) || key(set[j]) < key(base[i]):
-			if k < len(del) && del[k] < key(set[j]) {
-				return nil, fmt.Errorf("%q removed but not held", del[k])
-			}
-			out = append(out, set[j])
-			j++
-		default: // same key: replaced
-			if k < len(del) && del[k] <= key(set[j]) {
-				return nil, fmt.Errorf("%q removed but not held", del[k])
-			}
-			out = append(out, set[j])
-			i++
-			j++
+			continue
 		}
+		id := del[k]
+		if _, ok := base.Search(func(x *T) int { return strings.Compare(key(x), id) }); !ok {
+			return List[T]{}, fmt.Errorf("%q removed but not held", id)
+		}
+		edits = append(edits, Edit[T]{ID: id, Delete: true})
+		k++
 	}
-	if k < len(del) {
-		return nil, fmt.Errorf("%q removed but not held", del[k])
-	}
-	return slices.Clip(out), nil
+	return base.Apply(key, edits), nil
 }

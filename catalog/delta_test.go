@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -18,20 +19,20 @@ func deltaTestRecords(t testing.TB, key ed25519.PrivateKey, n int) (base, next *
 	base = &NodeRecord{Node: Node{Name: "node1", Address: "10.0.0.1"}, Version: 1000, Gossip: "10.0.0.1:8301"}
 	for i := range n {
 		id := fmt.Sprintf("web-%04d", i)
-		base.Services = append(base.Services, Service{ID: id, Name: "web", Port: 8000 + i, Tags: []string{"a"}, Weights: DefaultWeights})
-		base.Checks = append(base.Checks, Check{CheckID: "service:" + id, Name: "c", Status: HealthPassing, ServiceID: id, ServiceName: "web"})
+		base.Services = base.Services.Append(Service{ID: id, Name: "web", Port: 8000 + i, Tags: []string{"a"}, Weights: DefaultWeights})
+		base.Checks = base.Checks.Append(Check{CheckID: "service:" + id, Name: "c", Status: HealthPassing, ServiceID: id, ServiceName: "web"})
 	}
 	if err := base.Sign(key); err != nil {
 		t.Fatal(err)
 	}
 	next = &NodeRecord{Node: base.Node, Version: 1001, Gossip: base.Gossip}
-	next.Services = append([]Service(nil), base.Services...)
-	next.Checks = append([]Check(nil), base.Checks...)
-	next.Services[1].Port = 1
-	next.Checks[2].Status, next.Checks[2].Output = HealthCritical, "down \xff"
-	next.Services = append(next.Services[:3], next.Services[4:]...)
-	next.Checks = append(next.Checks[:3], next.Checks[4:]...)
-	next.Services = append(next.Services, Service{ID: "zz-new", Name: "db", Port: 5432, Weights: DefaultWeights})
+	next.Services = ListOf(base.Services.Slice())
+	next.Checks = ListOf(base.Checks.Slice())
+	next.Services.At(1).Port = 1
+	next.Checks.At(2).Status, next.Checks.At(2).Output = HealthCritical, "down \xff"
+	next.Services = ListOf(slices.Delete(next.Services.Slice(), 3, 4))
+	next.Checks = ListOf(slices.Delete(next.Checks.Slice(), 3, 4))
+	next.Services = next.Services.Append(Service{ID: "zz-new", Name: "db", Port: 5432, Weights: DefaultWeights})
 	if err := next.Sign(key); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestDeltaAppliesAndVerifies(t *testing.T) {
 		t.Fatal("derived tree differs from the computed one")
 	}
 	// The held record is untouched.
-	if held.Version != base.Version || len(held.Services) != 300 {
+	if held.Version != base.Version || held.Services.Len() != 300 {
 		t.Fatal("ApplyDelta modified the base")
 	}
 	other := received(t, next)
@@ -185,7 +186,7 @@ func FuzzApplyDelta(f *testing.F) {
 		if fresh.Root() != got.tree.Root() {
 			t.Fatal("the attached tree is not the tree of the record's pieces")
 		}
-		if held.Version != base.Version || len(held.Services) != 12 {
+		if held.Version != base.Version || held.Services.Len() != 12 {
 			t.Fatal("ApplyDelta modified the base")
 		}
 	})

@@ -51,7 +51,7 @@ func (r *NodeRecord) validateExternal() error {
 	if r.Gossip != "" {
 		return fmt.Errorf("external node %q has a gossip address: %w", r.Node.Name, ErrInvalid)
 	}
-	if r.Deleted && (len(r.Services) > 0 || len(r.Checks) > 0) {
+	if r.Deleted && (r.Services.Len() > 0 || r.Checks.Len() > 0) {
 		return fmt.Errorf("tombstone of external node %q carries services or checks: %w", r.Node.Name, ErrInvalid)
 	}
 	return nil

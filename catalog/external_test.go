@@ -8,11 +8,11 @@ import (
 func externalRecord(name, owner string, version uint64) *NodeRecord {
 	return &NodeRecord{
 		Node: Node{Name: name, Address: "10.0.0.5", External: true}, Version: version, Owner: owner,
-		Services: []Service{{ID: "pg", Name: "postgres", Port: 5432, Weights: DefaultWeights}},
-		Checks: []Check{
+		Services: ListOf([]Service{{ID: "pg", Name: "postgres", Port: 5432, Weights: DefaultWeights}}),
+		Checks: ListOf([]Check{
 			{CheckID: "alive", Name: "alive", Status: HealthPassing},
 			{CheckID: "pg", Name: "pg", Status: HealthWarning, ServiceID: "pg", ServiceName: "postgres"},
-		},
+		}),
 	}
 }
 
@@ -31,10 +31,10 @@ func TestExternalNodeServed(t *testing.T) {
 	if len(n.Checks) != 1 || n.Checks[0].CheckID != "alive" {
 		t.Fatalf("node checks %+v, want alive only (no serfHealth)", n.Checks)
 	}
-	if len(n.Instances) != 1 || n.Instances[0].Health != HealthWarning {
+	if n.Instances.Len() != 1 || n.Instances.Get(0).Health != HealthWarning {
 		t.Fatalf("instances %+v", n.Instances)
 	}
-	if e, ok := s.Snapshot().Service("postgres"); !ok || len(e.Instances) != 1 {
+	if e, ok := s.Snapshot().Service("postgres"); !ok || e.Instances.Len() != 1 {
 		t.Fatal("postgres not served")
 	}
 	s.SetMember("agent1", "127.0.0.1", MemberFailed)
@@ -87,7 +87,7 @@ func TestExternalRecordValidate(t *testing.T) {
 		{"bad owner", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "a b"}},
 		{"gossip address", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "a", Gossip: "127.0.0.1:1"}},
 		{"tombstone with services", NodeRecord{Node: Node{Name: "db1"}, Version: 1, Owner: "a", Deleted: true,
-			Services: []Service{{ID: "x", Name: "x"}}}},
+			Services: ListOf([]Service{{ID: "x", Name: "x"}})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.rec.Validate(); !errors.Is(err, ErrInvalid) {

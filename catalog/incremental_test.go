@@ -26,7 +26,7 @@ func referenceOf(nodes []*NodeEntry) reference {
 		if ip := net.ParseIP(n.Node.Address); ip != nil {
 			r.nodeAddrs[ip.String()] = append(r.nodeAddrs[ip.String()], n)
 		}
-		for _, inst := range n.Instances {
+		for _, inst := range n.Instances.Values() {
 			k := strings.ToLower(inst.Service.Name)
 			r.services[k] = append(r.services[k], inst)
 			for _, t := range inst.Service.Tags {
@@ -68,9 +68,9 @@ func TestIncrementalSnapshotMatchesReference(t *testing.T) {
 				}
 			}
 			s.Validate()
-			rec.Services = append(rec.Services, s)
+			rec.Services = rec.Services.Append(s)
 			if r.IntN(2) == 0 {
-				rec.Checks = append(rec.Checks, Check{CheckID: "c" + s.ID, ServiceID: s.ID, Status: []string{HealthPassing, HealthCritical}[r.IntN(2)]})
+				rec.Checks = rec.Checks.Append(Check{CheckID: "c" + s.ID, ServiceID: s.ID, Status: []string{HealthPassing, HealthCritical}[r.IntN(2)]})
 			}
 		}
 		rec.Sort()
@@ -114,13 +114,13 @@ func TestIncrementalSnapshotMatchesReference(t *testing.T) {
 		}
 		for k, want := range ref.services {
 			se, ok := snap.Service(k)
-			if !ok || !slices.Equal(se.Instances, want) || !slices.Equal(se.Tags, ref.tags[k]) || se.Name != want[0].Service.Name {
+			if !ok || !slices.Equal(se.Instances.Slice(), want) || !slices.Equal(se.Tags, ref.tags[k]) || se.Name != want[0].Service.Name {
 				t.Fatalf("round %d: service %s differs", round, k)
 			}
 			old, had := prev.Service(k)
-			same := had && len(old.Instances) == len(se.Instances)
-			for i := 0; same && i < len(se.Instances); i++ {
-				same = old.Instances[i].hash == se.Instances[i].hash
+			same := had && old.Instances.Len() == se.Instances.Len()
+			for i := 0; same && i < se.Instances.Len(); i++ {
+				same = old.Instances.Get(i).hash == se.Instances.Get(i).hash
 			}
 			if same != (had && old.Index == se.Index) {
 				t.Fatalf("round %d: service %s: index %d→%d, instances same %v", round, k, old.Index, se.Index, same)
@@ -132,8 +132,8 @@ func TestIncrementalSnapshotMatchesReference(t *testing.T) {
 			}
 		}
 		for a, want := range ref.svcAddrs {
-			if got := snap.InstancesByAddress(net.ParseIP(a)); !slices.Equal(got, want) {
-				t.Fatalf("round %d: instances at %s: %d, want %d", round, a, len(got), len(want))
+			if got := snap.InstancesByAddress(net.ParseIP(a)); !slices.Equal(got.Slice(), want) {
+				t.Fatalf("round %d: instances at %s: %d, want %d", round, a, got.Len(), len(want))
 			}
 		}
 		if snap.nodeAddrs.Len() != len(ref.nodeAddrs) || snap.svcAddrs.Len() != len(ref.svcAddrs) {

@@ -60,8 +60,7 @@ func internRecord(r *NodeRecord) {
 	n.Meta = in.strMap(n.Meta)
 	n.TaggedAddresses = in.strMap(n.TaggedAddresses)
 	in.str(&r.Owner)
-	for i := range r.Services {
-		s := &r.Services[i]
+	for _, s := range r.Services.All() {
 		in.str(&s.Name)
 		if s.ID == s.Name {
 			s.ID = s.Name
@@ -82,13 +81,12 @@ func internRecord(r *NodeRecord) {
 			in.str(&l.Zone)
 		}
 	}
-	for i := range r.Checks {
-		c := &r.Checks[i]
+	for _, c := range r.Checks.All() {
 		in.str(&c.Name)
 		in.str(&c.Status)
 		if c.ServiceID != "" {
-			if j, ok := slices.BinarySearchFunc(r.Services, c.ServiceID, func(s Service, id string) int { return strings.Compare(s.ID, id) }); ok {
-				c.ServiceID = r.Services[j].ID
+			if s := r.FindService(c.ServiceID); s != nil {
+				c.ServiceID = s.ID
 			}
 		}
 		in.str(&c.ServiceName)

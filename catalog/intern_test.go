@@ -17,10 +17,10 @@ func TestDecodedRecordsShareStrings(t *testing.T) {
 		r := &NodeRecord{
 			Node:    Node{Name: node, Address: "10.0.0.1", Datacenter: "dc1", Meta: map[string]string{"rack": "r1"}},
 			Version: 1,
-			Services: []Service{{ID: "web", Name: "web", Tags: []string{"v1"}, Port: 80, Weights: DefaultWeights,
-				Meta: map[string]string{"version": "1.2.3"}, TaggedAddresses: map[string]ServiceAddress{"lan": {Address: "10.0.0.9", Port: 80}}}},
-			Checks: []Check{{CheckID: "service:web", Name: "web check", Status: HealthPassing, ServiceID: "web", ServiceName: "web", Type: "http", Interval: "10s",
-				Output: "HTTP GET http://10.0.0.1/health: 200 OK, a long output that is not interned"}},
+			Services: ListOf([]Service{{ID: "web", Name: "web", Tags: []string{"v1"}, Port: 80, Weights: DefaultWeights,
+				Meta: map[string]string{"version": "1.2.3"}, TaggedAddresses: map[string]ServiceAddress{"lan": {Address: "10.0.0.9", Port: 80}}}}),
+			Checks: ListOf([]Check{{CheckID: "service:web", Name: "web check", Status: HealthPassing, ServiceID: "web", ServiceName: "web", Type: "http", Interval: "10s",
+				Output: "HTTP GET http://10.0.0.1/health: 200 OK, a long output that is not interned"}}),
 		}
 		r.Sort()
 		return r
@@ -50,21 +50,21 @@ func TestDecodedRecordsShareStrings(t *testing.T) {
 			t.Errorf("%s: two copies of %q", what, x)
 		}
 	}
-	same("service name", a.Services[0].Name, b.Services[0].Name)
-	same("service ID and a check's service ID", a.Services[0].ID, a.Checks[0].ServiceID)
-	same("tag", a.Services[0].Tags[0], b.Services[0].Tags[0])
-	same("meta value", a.Services[0].Meta["version"], b.Services[0].Meta["version"])
+	same("service name", a.Services.At(0).Name, b.Services.At(0).Name)
+	same("service ID and a check's service ID", a.Services.At(0).ID, a.Checks.At(0).ServiceID)
+	same("tag", a.Services.At(0).Tags[0], b.Services.At(0).Tags[0])
+	same("meta value", a.Services.At(0).Meta["version"], b.Services.At(0).Meta["version"])
 	same("node meta value", a.Node.Meta["rack"], b.Node.Meta["rack"])
-	same("tagged address", a.Services[0].TaggedAddresses["lan"].Address, b.Services[0].TaggedAddresses["lan"].Address)
-	same("status", a.Checks[0].Status, b.Checks[0].Status)
-	same("interval", a.Checks[0].Interval, b.Checks[0].Interval)
-	if unsafe.SliceData(a.Services[0].Tags) != unsafe.SliceData(b.Services[0].Tags) {
+	same("tagged address", a.Services.At(0).TaggedAddresses["lan"].Address, b.Services.At(0).TaggedAddresses["lan"].Address)
+	same("status", a.Checks.At(0).Status, b.Checks.At(0).Status)
+	same("interval", a.Checks.At(0).Interval, b.Checks.At(0).Interval)
+	if unsafe.SliceData(a.Services.At(0).Tags) != unsafe.SliceData(b.Services.At(0).Tags) {
 		t.Error("two copies of an equal tag list")
 	}
-	if reflect.ValueOf(a.Services[0].Meta).UnsafePointer() != reflect.ValueOf(b.Services[0].Meta).UnsafePointer() {
+	if reflect.ValueOf(a.Services.At(0).Meta).UnsafePointer() != reflect.ValueOf(b.Services.At(0).Meta).UnsafePointer() {
 		t.Error("two copies of an equal meta map")
 	}
-	if unsafe.StringData(a.Checks[0].Output) == unsafe.StringData(b.Checks[0].Output) {
+	if unsafe.StringData(a.Checks.At(0).Output) == unsafe.StringData(b.Checks.At(0).Output) {
 		t.Error("a long output was interned")
 	}
 }

@@ -12,7 +12,7 @@ const treeKeptPieces = 64
 // without its hash tree when it has fewer than treeKeptPieces pieces. The
 // copy shares rec's services and checks (rec is not modified).
 func kept(rec *NodeRecord) *NodeRecord {
-	if rec.tree == nil || len(rec.Services)+len(rec.Checks) >= treeKeptPieces {
+	if rec.tree == nil || rec.Services.Len()+rec.Checks.Len() >= treeKeptPieces {
 		return rec
 	}
 	c := *rec

@@ -25,9 +25,9 @@ func TestStoreKeepsSmallRecordsWithoutTree(t *testing.T) {
 			t.Fatal("the record handed in lost its tree")
 		}
 		held := st.Record(got.Node.Name)
-		small := len(got.Services)+len(got.Checks) < treeKeptPieces
+		small := got.Services.Len()+got.Checks.Len() < treeKeptPieces
 		if (held.tree == nil) != small {
-			t.Fatalf("%d pieces: held with tree %v", len(got.Services)+len(got.Checks), held.tree != nil)
+			t.Fatalf("%d pieces: held with tree %v", got.Services.Len()+got.Checks.Len(), held.tree != nil)
 		}
 		c := *got
 		c.tree = nil
@@ -36,7 +36,7 @@ func TestStoreKeepsSmallRecordsWithoutTree(t *testing.T) {
 		if !reflect.DeepEqual(&c, &h) {
 			t.Fatalf("%d services: the record held differs from the one applied", n)
 		}
-		if e, ok := st.Snapshot().Node(got.Node.Name); !ok || e.Record() != held || len(e.Instances) != len(got.Services) {
+		if e, ok := st.Snapshot().Node(got.Node.Name); !ok || e.Record() != held || e.Instances.Len() != got.Services.Len() {
 			t.Fatalf("%d services: snapshot entry does not read the record held", n)
 		}
 		d, err := EncodeDelta(base, next)
@@ -53,8 +53,8 @@ func TestStoreKeepsSmallRecordsWithoutTree(t *testing.T) {
 		if !st.ApplyRecord(rec) || st.Record(rec.Node.Name).Version != next.Version {
 			t.Fatalf("%d services: next version not applied", n)
 		}
-		if e, _ := st.Snapshot().Node(rec.Node.Name); len(e.Instances) != len(next.Services) {
-			t.Fatalf("%d services: %d instances after the delta, want %d", n, len(e.Instances), len(next.Services))
+		if e, _ := st.Snapshot().Node(rec.Node.Name); e.Instances.Len() != next.Services.Len() {
+			t.Fatalf("%d services: %d instances after the delta, want %d", n, e.Instances.Len(), next.Services.Len())
 		}
 	}
 }

@@ -435,16 +435,16 @@ func CheckLeaf(c *Check) (Leaf, int, error) {
 // recordLeaves returns the leaves of every piece of r, in the order
 // BuildTree takes (r must be sorted).
 func recordLeaves(r *NodeRecord) ([]Leaf, error) {
-	leaves := make([]Leaf, 0, len(r.Services)+len(r.Checks))
-	for i := range r.Checks {
-		l, _, err := CheckLeaf(&r.Checks[i])
+	leaves := make([]Leaf, 0, r.Services.Len()+r.Checks.Len())
+	for _, c := range r.Checks.All() {
+		l, _, err := CheckLeaf(c)
 		if err != nil {
 			return nil, err
 		}
 		leaves = append(leaves, l)
 	}
-	for i := range r.Services {
-		l, _, err := ServiceLeaf(&r.Services[i])
+	for _, s := range r.Services.All() {
+		l, _, err := ServiceLeaf(s)
 		if err != nil {
 			return nil, err
 		}

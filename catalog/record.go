@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"slices"
-	"sort"
+	"strings"
 )
 
 // MaxRecordSize bounds a node record, both compressed on the wire and
@@ -34,10 +33,12 @@ const signedPrefix = "chorus node record v3\n"
 //
 // A NodeRecord handed to a Store must not be modified afterwards.
 type NodeRecord struct {
-	Node     Node
-	Version  uint64
-	Services []Service `json:",omitempty"`
-	Checks   []Check   `json:",omitempty"`
+	Node    Node
+	Version uint64
+	// Services (sorted by ID) and Checks (sorted by CheckID) are
+	// Lists, whose versions share what did not change.
+	Services List[Service] `json:",omitzero"`
+	Checks   List[Check]   `json:",omitzero"`
 	// Gossip is the owner's gossip address (ip:port), so that an agent
 	// holding the record while its Serf has not heard of the node can
 	// join it. Not part of the HTTP or DNS views.
@@ -94,7 +95,7 @@ func (r *NodeRecord) SignedBytes() ([]byte, error) {
 
 func (r *NodeRecord) signedBytes(t *PieceTree) ([]byte, error) {
 	c := *r
-	c.Services, c.Checks, c.Signature, c.tree = nil, nil, nil, nil
+	c.Services, c.Checks, c.Signature, c.tree = List[Service]{}, List[Check]{}, nil, nil
 	raw, err := canonicalJSON(&c)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %q: %w", r.Node.Name, err)
@@ -148,12 +149,24 @@ func (r *NodeRecord) Verify(pub ed25519.PublicKey) error {
 // Sort orders services by ID and checks by CheckID, the canonical order.
 // A sorted record (the agent's own are) costs one pass.
 func (r *NodeRecord) Sort() {
-	if !sort.SliceIsSorted(r.Services, func(i, j int) bool { return r.Services[i].ID < r.Services[j].ID }) {
-		sort.Slice(r.Services, func(i, j int) bool { return r.Services[i].ID < r.Services[j].ID })
+	r.Services = r.Services.SortFunc(func(a, b *Service) int { return strings.Compare(a.ID, b.ID) })
+	r.Checks = r.Checks.SortFunc(func(a, b *Check) int { return strings.Compare(a.CheckID, b.CheckID) })
+}
+
+// FindService returns the service with ID id, or nil (r must be sorted).
+func (r *NodeRecord) FindService(id string) *Service {
+	if i, ok := r.Services.Search(func(s *Service) int { return strings.Compare(s.ID, id) }); ok {
+		return r.Services.At(i)
 	}
-	if !sort.SliceIsSorted(r.Checks, func(i, j int) bool { return r.Checks[i].CheckID < r.Checks[j].CheckID }) {
-		sort.Slice(r.Checks, func(i, j int) bool { return r.Checks[i].CheckID < r.Checks[j].CheckID })
+	return nil
+}
+
+// FindCheck returns the check with CheckID id, or nil (r must be sorted).
+func (r *NodeRecord) FindCheck(id string) *Check {
+	if i, ok := r.Checks.Search(func(c *Check) int { return strings.Compare(c.CheckID, id) }); ok {
+		return r.Checks.At(i)
 	}
+	return nil
 }
 
 // Validate checks a record received from elsewhere: a valid node name,
@@ -174,13 +187,13 @@ func (r *NodeRecord) Validate() error {
 	if r.Signature != nil && len(r.Signature) != ed25519.SignatureSize {
 		return fmt.Errorf("signature of %d bytes, want %d: %w", len(r.Signature), ed25519.SignatureSize, ErrInvalid)
 	}
-	ids := make(map[string]bool, len(r.Services))
-	for i := range r.Services {
-		s := r.Services[i]
+	ids := make(map[string]bool, r.Services.Len())
+	for _, sp := range r.Services.All() {
+		s := *sp
 		if err := s.Validate(); err != nil {
-			return fmt.Errorf("service %q: %w", r.Services[i].ID, err)
+			return fmt.Errorf("service %q: %w", sp.ID, err)
 		}
-		if s.ID != r.Services[i].ID {
+		if s.ID != sp.ID {
 			return fmt.Errorf("service %q has no ID: %w", s.Name, ErrInvalid)
 		}
 		if ids[s.ID] {
@@ -188,8 +201,8 @@ func (r *NodeRecord) Validate() error {
 		}
 		ids[s.ID] = true
 	}
-	cids := make(map[string]bool, len(r.Checks))
-	for _, c := range r.Checks {
+	cids := make(map[string]bool, r.Checks.Len())
+	for _, c := range r.Checks.All() {
 		if c.CheckID == "" {
 			return fmt.Errorf("check without CheckID: %w", ErrInvalid)
 		}
@@ -255,10 +268,6 @@ func DecodeRecordLimit(b []byte, maxJSON int) (*NodeRecord, error) {
 		return nil, fmt.Errorf("%w: %v", ErrRecordCorrupt, err)
 	}
 	r.Sort()
-	// The decoder grows slices by half again; a store holds every
-	// node's record, so keep them at their length.
-	r.Services = slices.Clone(r.Services)
-	r.Checks = slices.Clone(r.Checks)
 	internRecord(&r)
 	// The tree is computed here, from what was decoded, so that Verify
 	// and a later delta (ApplyDelta) start from it.

@@ -12,11 +12,11 @@ func signedTestRecord(t testing.TB, key ed25519.PrivateKey) *NodeRecord {
 	rec := &NodeRecord{
 		Node:    Node{Name: "node1", Address: "10.0.0.1", Datacenter: "dc1", Meta: map[string]string{"rack": "r1"}},
 		Version: 1700000000000,
-		Services: []Service{
+		Services: ListOf([]Service{
 			{ID: "web-2", Name: "web", Tags: []string{"b", "a"}, Port: 81, Weights: DefaultWeights, Load: 0.25},
 			{ID: "web-1", Name: "web", Port: 80, Meta: map[string]string{"k": "<&>"}, Weights: DefaultWeights},
-		},
-		Checks: []Check{{CheckID: "c1", Name: "c1", Status: HealthPassing, ServiceID: "web-1", Output: "ok\x00\xff"}},
+		}),
+		Checks: ListOf([]Check{{CheckID: "c1", Name: "c1", Status: HealthPassing, ServiceID: "web-1", Output: "ok\x00\xff"}}),
 		Gossip: "10.0.0.1:8301",
 	}
 	if err := rec.Sign(key); err != nil {
@@ -58,18 +58,18 @@ func TestSignatureCoversEveryField(t *testing.T) {
 		{"node meta", func(r *NodeRecord) { r.Node.Meta = map[string]string{"rack": "r2"} }},
 		{"datacenter", func(r *NodeRecord) { r.Node.Datacenter = "dc2" }},
 		{"gossip", func(r *NodeRecord) { r.Gossip = "10.0.0.9:8301" }},
-		{"service port", func(r *NodeRecord) { r.Services[0].Port = 9999 }},
-		{"service tags", func(r *NodeRecord) { r.Services[1].Tags = []string{"a"} }},
-		{"service load", func(r *NodeRecord) { r.Services[1].Load = 0.5 }},
-		{"service dropped", func(r *NodeRecord) { r.Services = r.Services[:1]; r.Checks = nil }},
-		{"check status", func(r *NodeRecord) { r.Checks[0].Status = HealthCritical }},
+		{"service port", func(r *NodeRecord) { r.Services.At(0).Port = 9999 }},
+		{"service tags", func(r *NodeRecord) { r.Services.At(1).Tags = []string{"a"} }},
+		{"service load", func(r *NodeRecord) { r.Services.At(1).Load = 0.5 }},
+		{"service dropped", func(r *NodeRecord) { r.Services = ListOf(r.Services.Slice()[:1]); r.Checks = List[Check]{} }},
+		{"check status", func(r *NodeRecord) { r.Checks.At(0).Status = HealthCritical }},
 		{"signature flipped", func(r *NodeRecord) { r.Signature[0] ^= 1 }},
 		{"unsigned", func(r *NodeRecord) { r.Signature = nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := signedTestRecord(t, key)
-			rec.Services = append([]Service(nil), rec.Services...)
-			rec.Checks = append([]Check(nil), rec.Checks...)
+			rec.Services = ListOf(rec.Services.Slice())
+			rec.Checks = ListOf(rec.Checks.Slice())
 			rec.Signature = bytes.Clone(rec.Signature)
 			tc.change(rec)
 			if err := rec.Verify(pub); !errors.Is(err, ErrSignature) {
@@ -158,7 +158,7 @@ func FuzzSignArbitraryStrings(f *testing.F) {
 	pub, key, _ := ed25519.GenerateKey(nil)
 	f.Fuzz(func(t *testing.T, output, meta, notes string) {
 		rec := signedTestRecord(t, key)
-		rec.Checks[0].Output, rec.Checks[0].Notes = output, notes
+		rec.Checks.At(0).Output, rec.Checks.At(0).Notes = output, notes
 		rec.Node.Meta = map[string]string{meta: meta}
 		if err := rec.Sign(key); err != nil {
 			t.Fatal(err)
@@ -184,7 +184,7 @@ func FuzzSignArbitraryStrings(f *testing.F) {
 func TestDecodeRecordLimit(t *testing.T) {
 	_, key, _ := ed25519.GenerateKey(nil)
 	rec := &NodeRecord{Node: Node{Name: "n1", Address: "10.0.0.1"}, Version: 3,
-		Services: []Service{{ID: "s", Name: "s", Port: 1, Weights: DefaultWeights, Meta: map[string]string{"m": string(bytes.Repeat([]byte{'a'}, 1<<20))}}}}
+		Services: ListOf([]Service{{ID: "s", Name: "s", Port: 1, Weights: DefaultWeights, Meta: map[string]string{"m": string(bytes.Repeat([]byte{'a'}, 1<<20))}}})}
 	if err := rec.Sign(key); err != nil {
 		t.Fatal(err)
 	}

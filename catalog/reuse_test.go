@@ -28,9 +28,9 @@ func testReusedInstances(t *testing.T, size int) {
 	// Another node shares the service names and addresses, so that
 	// the lists patched hold other nodes' instances around n1's.
 	other := &NodeRecord{Node: Node{Name: "n0", Address: "10.0.0.2"}, Version: 1,
-		Services: []Service{{ID: "w", Name: "web", Address: "10.1.0.1", Weights: DefaultWeights}, {ID: "z", Name: "db", Address: "10.1.0.2", Weights: DefaultWeights}}}
+		Services: ListOf([]Service{{ID: "w", Name: "web", Address: "10.1.0.1", Weights: DefaultWeights}, {ID: "z", Name: "db", Address: "10.1.0.2", Weights: DefaultWeights}})}
 	other2 := &NodeRecord{Node: Node{Name: "n2", Address: "10.0.0.3"}, Version: 1,
-		Services: []Service{{ID: "a", Name: "web", Address: "10.1.0.1", Weights: DefaultWeights}}}
+		Services: ListOf([]Service{{ID: "a", Name: "web", Address: "10.1.0.1", Weights: DefaultWeights}})}
 	for _, o := range []*NodeRecord{other, other2} {
 		st.SetMember(o.Node.Name, o.Node.Address, MemberAlive)
 		st.ApplyRecord(o)
@@ -39,14 +39,14 @@ func testReusedInstances(t *testing.T, size int) {
 	rec := &NodeRecord{Node: Node{Name: "n1", Address: "10.0.0.1"}, Version: 1}
 	for i := range size {
 		id := fmt.Sprintf("s%03d", i)
-		rec.Services = append(rec.Services, Service{ID: id, Name: []string{"web", "db"}[i%2], Port: i, Tags: []string{"a"}, Address: addrs[i%3], Weights: DefaultWeights})
-		rec.Checks = append(rec.Checks, Check{CheckID: "c" + id, ServiceID: id, Status: HealthPassing})
+		rec.Services = rec.Services.Append(Service{ID: id, Name: []string{"web", "db"}[i%2], Port: i, Tags: []string{"a"}, Address: addrs[i%3], Weights: DefaultWeights})
+		rec.Checks = rec.Checks.Append(Check{CheckID: "c" + id, ServiceID: id, Status: HealthPassing})
 	}
 	next := func(change func(r *NodeRecord)) {
 		n := *rec
 		n.Version++
-		n.Services = slices.Clone(rec.Services)
-		n.Checks = slices.Clone(rec.Checks)
+		n.Services = ListOf(rec.Services.Slice())
+		n.Checks = ListOf(rec.Checks.Slice())
 		change(&n)
 		n.Sort()
 		t0, err := computeTree(&n)
@@ -63,10 +63,10 @@ func testReusedInstances(t *testing.T, size int) {
 	for round := range 300 {
 		switch r.IntN(10) {
 		case 0, 1:
-			next(func(n *NodeRecord) { n.Services[r.IntN(len(n.Services))].Port = r.IntN(1000) })
+			next(func(n *NodeRecord) { n.Services.At(r.IntN(n.Services.Len())).Port = r.IntN(1000) })
 		case 7:
 			next(func(n *NodeRecord) {
-				s := &n.Services[r.IntN(len(n.Services))]
+				s := &*n.Services.At(r.IntN(n.Services.Len()))
 				s.Address = addrs[r.IntN(len(addrs))]
 				s.Tags = [][]string{{"a"}, {"b"}, nil}[r.IntN(3)]
 				if r.IntN(4) == 0 {
@@ -76,44 +76,44 @@ func testReusedInstances(t *testing.T, size int) {
 		case 8:
 			// A check moves to another service.
 			next(func(n *NodeRecord) {
-				c := &n.Checks[r.IntN(len(n.Checks))]
+				c := &*n.Checks.At(r.IntN(n.Checks.Len()))
 				if c.ServiceID != "" {
-					c.ServiceID = n.Services[r.IntN(len(n.Services))].ID
+					c.ServiceID = n.Services.At(r.IntN(n.Services.Len())).ID
 				}
 			})
 		case 9:
 			// A second check for a service.
 			next(func(n *NodeRecord) {
-				id := n.Services[r.IntN(len(n.Services))].ID
-				n.Checks = append(n.Checks, Check{CheckID: fmt.Sprintf("d%03d", round), ServiceID: id, Status: HealthWarning})
+				id := n.Services.At(r.IntN(n.Services.Len())).ID
+				n.Checks = n.Checks.Append(Check{CheckID: fmt.Sprintf("d%03d", round), ServiceID: id, Status: HealthWarning})
 			})
 		case 2:
 			next(func(n *NodeRecord) {
-				c := &n.Checks[r.IntN(len(n.Checks))]
+				c := &*n.Checks.At(r.IntN(n.Checks.Len()))
 				c.Status = []string{HealthPassing, HealthWarning, HealthCritical}[r.IntN(3)]
 			})
 		case 3:
 			next(func(n *NodeRecord) {
 				id := fmt.Sprintf("x%03d", round)
-				n.Services = append(n.Services, Service{ID: id, Name: "web", Port: 1, Weights: DefaultWeights})
-				n.Checks = append(n.Checks, Check{CheckID: "c" + id, ServiceID: id, Status: HealthCritical})
+				n.Services = n.Services.Append(Service{ID: id, Name: "web", Port: 1, Weights: DefaultWeights})
+				n.Checks = n.Checks.Append(Check{CheckID: "c" + id, ServiceID: id, Status: HealthCritical})
 			})
 		case 4:
 			next(func(n *NodeRecord) {
-				if len(n.Services) < 2 {
+				if n.Services.Len() < 2 {
 					return
 				}
-				i := r.IntN(len(n.Services))
-				id := n.Services[i].ID
-				n.Services = slices.Delete(n.Services, i, i+1)
-				n.Checks = slices.DeleteFunc(n.Checks, func(c Check) bool { return c.ServiceID == id })
+				i := r.IntN(n.Services.Len())
+				id := n.Services.At(i).ID
+				n.Services = ListOf(slices.Delete(n.Services.Slice(), i, i+1))
+				n.Checks = ListOf(slices.DeleteFunc(n.Checks.Slice(), func(c Check) bool { return c.ServiceID == id }))
 			})
 		case 5:
 			next(func(n *NodeRecord) {
 				if r.IntN(2) == 0 {
-					n.Checks = append(n.Checks, Check{CheckID: "node", Status: HealthWarning})
+					n.Checks = n.Checks.Append(Check{CheckID: "node", Status: HealthWarning})
 				} else {
-					n.Checks = slices.DeleteFunc(n.Checks, func(c Check) bool { return c.CheckID == "node" })
+					n.Checks = ListOf(slices.DeleteFunc(n.Checks.Slice(), func(c Check) bool { return c.CheckID == "node" }))
 				}
 			})
 		case 6:
@@ -125,11 +125,11 @@ func testReusedInstances(t *testing.T, size int) {
 			t.Fatal("node missing")
 		}
 		want := buildNode("n1", "10.0.0.1", rec, got.Status, got.Index, nil)
-		if len(got.Instances) != len(want.Instances) || !slices.Equal(got.Checks, want.Checks) || !slices.Equal(checkValues(got.AllChecks()), checkValues(want.AllChecks())) || got.Health != want.Health || got.allSlow != want.allSlow {
+		if got.Instances.Len() != want.Instances.Len() || !slices.Equal(got.Checks, want.Checks) || !slices.Equal(checkValues(got.AllChecks()), checkValues(want.AllChecks())) || got.Health != want.Health || got.allSlow != want.allSlow {
 			t.Fatalf("round %d: node entry differs from a fresh build", round)
 		}
-		for i, g := range got.Instances {
-			w := want.Instances[i]
+		for i, g := range got.Instances.Values() {
+			w := want.Instances.Get(i)
 			if g.Service.ID != w.Service.ID || g.hash != w.hash || g.Health != w.Health || !slices.Equal(checkValues(g.Checks()), checkValues(w.Checks())) ||
 				!slices.Equal(g.OwnChecks(), w.OwnChecks()) || g.Node != got.head {
 				t.Fatalf("round %d: instance %s differs from a fresh build", round, g.Service.ID)
@@ -146,9 +146,9 @@ func testReusedInstances(t *testing.T, size int) {
 		}
 		fresh.SetMember("n1", "10.0.0.1", got.Status)
 		fs := fresh.Snapshot()
-		list := func(l []*Instance) string {
+		list := func(l List[*Instance]) string {
 			var b []string
-			for _, i := range l {
+			for _, i := range l.Values() {
 				b = append(b, fmt.Sprintf("%s/%s/%x/%s", i.Node.Node.Name, i.Service.ID, i.hash, i.Health))
 			}
 			return fmt.Sprint(b)
@@ -165,11 +165,11 @@ func testReusedInstances(t *testing.T, size int) {
 				t.Fatalf("round %d: instances at %s differ from a fresh build:\n%s\n%s", round, ip, a, b)
 			}
 		}
-		if size >= sparseNode && len(prev.Instances) > 0 && len(got.Instances) > 0 && got.Status == prev.Status && got.Instances[0] == prev.Instances[0] {
+		if size >= sparseNode && prev.Instances.Len() > 0 && got.Instances.Len() > 0 && got.Status == prev.Status && got.Instances.Get(0) == prev.Instances.Get(0) {
 			kept++
 		}
-		for _, g := range got.Instances {
-			for _, p := range prev.Instances {
+		for _, g := range got.Instances.Values() {
+			for _, p := range prev.Instances.Values() {
 				if p.Service.ID == g.Service.ID && len(g.own) > 0 && len(p.own) > 0 && &g.own[0] == &p.own[0] {
 					reused++
 				}

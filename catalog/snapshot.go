@@ -27,7 +27,9 @@ type NodeEntry struct {
 	// Health is the aggregate of Checks.
 	Health string
 	// Instances are the node's service instances, sorted by service ID.
-	Instances []*Instance
+	// A new entry shares the chunks of the previous entry's list that
+	// no change fell in (buildSparse).
+	Instances List[*Instance]
 	// Index is the catalog index at which this entry last changed.
 	Index  uint64
 	record *NodeRecord
@@ -75,8 +77,7 @@ func (n *NodeEntry) AllChecks() iter.Seq[*Check] {
 		if n.serf >= 0 {
 			serf = &n.Checks[n.serf]
 		}
-		for i := range rec.Checks {
-			c := &rec.Checks[i]
+		for _, c := range rec.Checks.All() {
 			if serf != nil && c.CheckID >= serf.CheckID {
 				if !yield(serf) {
 					return
@@ -97,16 +98,16 @@ func (n *NodeEntry) AllChecks() iter.Seq[*Check] {
 // may name services it lacks.
 func (n *NodeEntry) slowAllChecks() []*Check {
 	rec := n.record
-	all := make([]*Check, 0, len(n.Checks)+len(rec.Checks))
+	all := make([]*Check, 0, len(n.Checks)+rec.Checks.Len())
 	for i := range n.Checks {
 		all = append(all, &n.Checks[i])
 	}
-	ids := make(map[string]bool, len(rec.Services))
-	for i := range rec.Services {
-		ids[rec.Services[i].ID] = true
+	ids := make(map[string]bool, rec.Services.Len())
+	for _, s := range rec.Services.All() {
+		ids[s.ID] = true
 	}
-	for i := range rec.Checks {
-		if c := &rec.Checks[i]; c.ServiceID != "" && ids[c.ServiceID] {
+	for _, c := range rec.Checks.All() {
+		if c.ServiceID != "" && ids[c.ServiceID] {
 			all = append(all, c)
 		}
 	}
@@ -205,8 +206,10 @@ func (i *Instance) HasTag(tag string) bool {
 // ServiceEntry values belong to a Snapshot and must not be modified.
 type ServiceEntry struct {
 	Name string
-	// Instances are sorted by node name, then service ID.
-	Instances []*Instance
+	// Instances are sorted by node name, then service ID. A new entry
+	// shares the chunks of the previous one's list that no change fell
+	// in.
+	Instances List[*Instance]
 	// Tags is the sorted union of the instances' tags.
 	Tags []string
 	// Index is the catalog index at which this service's instances last
@@ -227,12 +230,12 @@ type Snapshot struct {
 	// Index increases with every change to the catalog.
 	Index uint64
 
-	nodes      ptree[*NodeEntry]    // exact name: the order of Nodes
-	nodesLower ptree[*NodeEntry]    // lower-case name
-	services   ptree[*ServiceEntry] // lower-case name
-	svcNames   ptree[*ServiceEntry] // ServiceEntry.Name: the order of Services
-	nodeAddrs  ptree[[]*NodeEntry]  // canonical IP; sorted by node name
-	svcAddrs   ptree[[]*Instance]   // canonical IP; sorted by node, then ID
+	nodes      ptree[*NodeEntry]      // exact name: the order of Nodes
+	nodesLower ptree[*NodeEntry]      // lower-case name
+	services   ptree[*ServiceEntry]   // lower-case name
+	svcNames   ptree[*ServiceEntry]   // ServiceEntry.Name: the order of Services
+	nodeAddrs  ptree[[]*NodeEntry]    // canonical IP; sorted by node name
+	svcAddrs   ptree[List[*Instance]] // canonical IP; sorted by node, then ID
 	nodesIndex uint64
 	svcsIndex  uint64
 	// tombs are the external nodes' tombstones (external.go).
@@ -314,7 +317,7 @@ func (s *Snapshot) NodesByAddress(ip net.IP) []*NodeEntry {
 
 // InstancesByAddress returns the instances that have ip as their own
 // service address.
-func (s *Snapshot) InstancesByAddress(ip net.IP) []*Instance {
+func (s *Snapshot) InstancesByAddress(ip net.IP) List[*Instance] {
 	l, _ := s.svcAddrs.get(ip.String())
 	return l
 }
@@ -386,17 +389,17 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 			nodeChecks = 0
 		}
 		if rec != nil {
-			for i := range rec.Checks {
-				if rec.Checks[i].ServiceID == "" {
+			for _, c := range rec.Checks.All() {
+				if c.ServiceID == "" {
 					nodeChecks++
 				}
 			}
 		}
 		n.Checks = make([]Check, 0, nodeChecks)
 		if rec != nil {
-			for _, c := range rec.Checks {
+			for _, c := range rec.Checks.All() {
 				if c.ServiceID == "" {
-					n.Checks = append(n.Checks, c)
+					n.Checks = append(n.Checks, *c)
 				}
 			}
 		}
@@ -425,10 +428,9 @@ func buildNode(name, addr string, rec *NodeRecord, status MemberStatus, index ui
 // record b (set, del: DiffTrees of their trees; both records sorted)
 // include a node-level check (one that names no service) in either.
 func nodeChecksChanged(a, b *NodeRecord, set, del []Leaf) bool {
-	byCheckID := func(c Check, id string) int { return strings.Compare(c.CheckID, id) }
 	nodeLevel := func(r *NodeRecord, id string) bool {
-		i, ok := slices.BinarySearchFunc(r.Checks, id, byCheckID)
-		return ok && r.Checks[i].ServiceID == ""
+		c := r.FindCheck(id)
+		return c != nil && c.ServiceID == ""
 	}
 	for _, l := range set {
 		if l.Kind == PieceCheck && (nodeLevel(a, l.ID) || nodeLevel(b, l.ID)) {
@@ -447,10 +449,10 @@ func nodeChecksChanged(a, b *NodeRecord, set, del []Leaf) bool {
 func (n *NodeEntry) buildAll(rec *NodeRecord) {
 	// A service's own checks, in record order: first[id] is the index in
 	// rec.Checks of its first, next[i] that of the one after i (-1: none).
-	first := make(map[string]int32, len(rec.Services))
-	next := make([]int32, len(rec.Checks))
-	for i := len(rec.Checks) - 1; i >= 0; i-- {
-		c := &rec.Checks[i]
+	first := make(map[string]int32, rec.Services.Len())
+	next := make([]int32, rec.Checks.Len())
+	for i := rec.Checks.Len() - 1; i >= 0; i-- {
+		c := rec.Checks.At(i)
 		if c.ServiceID == "" {
 			continue
 		}
@@ -482,13 +484,13 @@ func (n *NodeEntry) buildAll(rec *NodeRecord) {
 	// does, are), else copied into one buffer for the node; the node's
 	// checks are not copied per instance (Instance.Checks).
 	serviceLevel, scattered, owned := int32(0), int32(0), int32(0)
-	for i := range rec.Checks {
-		if rec.Checks[i].ServiceID != "" {
+	for _, c := range rec.Checks.All() {
+		if c.ServiceID != "" {
 			serviceLevel++
 		}
 	}
-	for i := range rec.Services {
-		_, c, adj := run(rec.Services[i].ID)
+	for _, s := range rec.Services.All() {
+		_, c, adj := run(s.ID)
 		owned += c
 		if !adj {
 			scattered += c
@@ -498,32 +500,31 @@ func (n *NodeEntry) buildAll(rec *NodeRecord) {
 	if scattered > 0 {
 		spare = make([]Check, 0, scattered)
 	}
-	insts := make([]Instance, len(rec.Services))
-	n.Instances = make([]*Instance, len(rec.Services))
-	for i := range rec.Services {
-		svc := &rec.Services[i]
+	insts := make([]Instance, rec.Services.Len())
+	list := make([]*Instance, rec.Services.Len())
+	for i, svc := range rec.Services.All() {
 		inst := &insts[i]
 		*inst = Instance{Node: n, Service: svc}
 		switch start, c, adj := run(svc.ID); {
 		case c == 0:
 		case adj:
-			inst.own = rec.Checks[start : start+c : start+c]
+			inst.own = rec.Checks.View(int(start), int(start+c))
 		default:
 			at := len(spare)
 			for f := start; f >= 0; f = next[f] {
-				spare = append(spare, rec.Checks[f])
+				spare = append(spare, *rec.Checks.At(int(f)))
 			}
 			inst.own = spare[at:len(spare):len(spare)]
 		}
 		inst.Health = instanceHealth(n, inst.own)
 		inst.hash = instanceHash(inst)
-		n.Instances[i] = inst
+		list[i] = inst
 	}
-	if !slices.IsSortedFunc(n.Instances, func(a, b *Instance) int { return strings.Compare(a.Service.ID, b.Service.ID) }) {
-		sort.Slice(n.Instances, func(i, j int) bool { return n.Instances[i].Service.ID < n.Instances[j].Service.ID })
+	if !slices.IsSortedFunc(list, func(a, b *Instance) int { return strings.Compare(a.Service.ID, b.Service.ID) }) {
+		sort.Slice(list, func(i, j int) bool { return list[i].Service.ID < list[j].Service.ID })
 	}
-	n.allSlow = owned != serviceLevel ||
-		!slices.IsSortedFunc(rec.Checks, func(a, b Check) int { return strings.Compare(a.CheckID, b.CheckID) })
+	n.Instances = ListOf(list)
+	n.allSlow = owned != serviceLevel || !checksSorted(rec.Checks)
 }
 
 // nodeDelta is what changed between a node's previous record and its new
@@ -541,17 +542,16 @@ type nodeDelta struct {
 // instances, another node, member status or node-level checks, or more
 // changes than a rebuild costs.
 func changesFrom(old, n *NodeEntry, rec *NodeRecord, set, del []Leaf) *nodeDelta {
-	if len(old.Instances) == 0 {
+	if old.Instances.Len() == 0 {
 		return nil
 	}
 	if old.Status != n.Status || !slices.Equal(old.Checks, n.Checks) || !reflect.DeepEqual(old.Node, n.Node) {
 		return nil
 	}
-	if len(set)+len(del) > len(rec.Services)/4+8 {
+	if len(set)+len(del) > rec.Services.Len()/4+8 {
 		return nil
 	}
 	d := &nodeDelta{svcs: map[string]bool{}, ownDirty: map[string]bool{}}
-	byCheckID := func(c Check, id string) int { return strings.Compare(c.CheckID, id) }
 	for _, l := range set {
 		if l.Kind == PieceService {
 			d.svcs[l.ID] = true
@@ -560,17 +560,17 @@ func changesFrom(old, n *NodeEntry, rec *NodeRecord, set, del []Leaf) *nodeDelta
 			}
 			continue
 		}
-		i, ok := slices.BinarySearchFunc(rec.Checks, l.ID, byCheckID)
-		if !ok || rec.Checks[i].ServiceID == "" {
+		c := rec.FindCheck(l.ID)
+		if c == nil || c.ServiceID == "" {
 			return nil
 		}
-		d.ownDirty[rec.Checks[i].ServiceID] = true
-		d.setChecks = append(d.setChecks, rec.Checks[i])
+		d.ownDirty[c.ServiceID] = true
+		d.setChecks = append(d.setChecks, *c)
 		// A check that moved from another service leaves that one's.
-		if k, had := slices.BinarySearchFunc(old.record.Checks, l.ID, byCheckID); had {
-			if was := old.record.Checks[k].ServiceID; was == "" {
+		if oc := old.record.FindCheck(l.ID); oc != nil {
+			if was := oc.ServiceID; was == "" {
 				return nil
-			} else if was != rec.Checks[i].ServiceID {
+			} else if was != c.ServiceID {
 				d.ownDirty[was] = true
 			}
 		}
@@ -580,11 +580,11 @@ func changesFrom(old, n *NodeEntry, rec *NodeRecord, set, del []Leaf) *nodeDelta
 			d.svcs[l.ID] = true
 			continue
 		}
-		i, ok := slices.BinarySearchFunc(old.record.Checks, l.ID, byCheckID)
-		if !ok || old.record.Checks[i].ServiceID == "" {
+		oc := old.record.FindCheck(l.ID)
+		if oc == nil || oc.ServiceID == "" {
 			return nil
 		}
-		d.ownDirty[old.record.Checks[i].ServiceID] = true
+		d.ownDirty[oc.ServiceID] = true
 		d.delChecks = append(d.delChecks, l.ID)
 	}
 	sortChecks(d.setChecks)
@@ -606,11 +606,8 @@ const sparseNode = 64
 // looked up in rec. It reports false, having built nothing usable, when
 // rec breaks an assumption (checks naming services it lacks).
 func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) bool {
-	hasService := func(id string) bool {
-		_, ok := slices.BinarySearchFunc(rec.Services, id, func(s Service, id string) int { return strings.Compare(s.ID, id) })
-		return ok
-	}
-	if len(old.Instances) >= sparseNode && !old.allSlow {
+	hasService := func(id string) bool { return rec.FindService(id) != nil }
+	if old.Instances.Len() >= sparseNode && !old.allSlow {
 		n.buildSparse(old, rec, d)
 	} else {
 		n.buildDense(old, rec, d)
@@ -627,11 +624,11 @@ func (n *NodeEntry) buildFrom(old *NodeEntry, rec *NodeRecord, d *nodeDelta) boo
 		if n.allSlow || hasService(id) {
 			continue
 		}
-		k, ok := slices.BinarySearchFunc(old.Instances, id, func(i *Instance, id string) int { return strings.Compare(i.Service.ID, id) })
+		k, ok := old.Instances.Search(func(i **Instance) int { return strings.Compare((*i).Service.ID, id) })
 		if !ok {
 			continue
 		}
-		for _, c := range old.Instances[k].own {
+		for _, c := range old.Instances.Get(k).own {
 			if _, gone := slices.BinarySearch(d.delChecks, c.CheckID); !gone {
 				n.allSlow = true
 			}
@@ -647,27 +644,27 @@ func (n *NodeEntry) buildDense(old *NodeEntry, rec *NodeRecord, d *nodeDelta) {
 	var ownOf map[string][]Check
 	if len(d.ownDirty) > 0 {
 		ownOf = make(map[string][]Check, len(d.ownDirty))
-		for i := range rec.Checks {
-			if id := rec.Checks[i].ServiceID; id != "" && d.ownDirty[id] {
-				ownOf[id] = append(ownOf[id], rec.Checks[i])
+		for _, c := range rec.Checks.All() {
+			if id := c.ServiceID; id != "" && d.ownDirty[id] {
+				ownOf[id] = append(ownOf[id], *c)
 			}
 		}
 	}
-	insts := make([]Instance, len(rec.Services))
-	n.Instances = make([]*Instance, len(rec.Services))
+	insts := make([]Instance, rec.Services.Len())
+	list := make([]*Instance, rec.Services.Len())
+	olds := old.Instances.Slice()
 	j := 0
-	for i := range rec.Services {
-		svc := &rec.Services[i]
-		for j < len(old.Instances) && old.Instances[j].Service.ID != svc.ID && old.Instances[j].Service.ID < svc.ID {
+	for i, svc := range rec.Services.All() {
+		for j < len(olds) && olds[j].Service.ID != svc.ID && olds[j].Service.ID < svc.ID {
 			j++
 		}
 		var oi *Instance
-		if j < len(old.Instances) && old.Instances[j].Service.ID == svc.ID {
-			oi = old.Instances[j]
+		if j < len(olds) && olds[j].Service.ID == svc.ID {
+			oi = olds[j]
 		}
 		inst := &insts[i]
 		*inst = Instance{Node: n, Service: svc}
-		n.Instances[i] = inst
+		list[i] = inst
 		switch {
 		case oi != nil && !d.svcs[svc.ID] && !d.ownDirty[svc.ID]:
 			inst.own, inst.Health, inst.hash = oi.own, oi.Health, oi.hash
@@ -680,6 +677,7 @@ func (n *NodeEntry) buildDense(old *NodeEntry, rec *NodeRecord, d *nodeDelta) {
 		inst.Health = instanceHealth(n, inst.own)
 		inst.hash = instanceHash(inst)
 	}
+	n.Instances = ListOf(list)
 }
 
 // buildSparse builds the node's instances at the cost of the change: old's
@@ -711,25 +709,20 @@ func (n *NodeEntry) buildSparse(old *NodeEntry, rec *NodeRecord, d *nodeDelta) {
 			setOf[c.ServiceID] = append(setOf[c.ServiceID], c)
 		}
 	}
-	byID := func(i *Instance, id string) int { return strings.Compare(i.Service.ID, id) }
-	n.Instances = make([]*Instance, 0, len(old.Instances)+len(ids))
-	at := 0
+	byID := func(i **Instance) string { return (*i).Service.ID }
+	edits := make([]Edit[*Instance], 0, len(ids))
 	for _, id := range ids {
-		j, found := slices.BinarySearchFunc(old.Instances[at:], id, byID)
-		j += at
-		n.Instances = append(n.Instances, old.Instances[at:j]...)
-		at = j
 		var oi *Instance
-		if found {
-			oi = old.Instances[j]
-			at++
+		if k, found := old.Instances.Search(func(i **Instance) int { return strings.Compare((*i).Service.ID, id) }); found {
+			oi = old.Instances.Get(k)
 		}
-		k, ok := slices.BinarySearchFunc(rec.Services, id, func(s Service, id string) int { return strings.Compare(s.ID, id) })
-		if !ok {
-			continue // removed
+		rs := rec.FindService(id)
+		if rs == nil {
+			edits = append(edits, Edit[*Instance]{ID: id, Delete: true}) // removed
+			continue
 		}
 		svc := new(Service)
-		*svc = rec.Services[k]
+		*svc = *rs
 		inst := &Instance{Node: n.head, Service: svc}
 		if oi != nil && !d.ownDirty[id] {
 			inst.own = oi.own
@@ -738,9 +731,9 @@ func (n *NodeEntry) buildSparse(old *NodeEntry, rec *NodeRecord, d *nodeDelta) {
 		}
 		inst.Health = instanceHealth(n.head, inst.own)
 		inst.hash = instanceHash(inst)
-		n.Instances = append(n.Instances, inst)
+		edits = append(edits, Edit[*Instance]{ID: id, Value: inst})
 	}
-	n.Instances = append(n.Instances, old.Instances[at:]...)
+	n.Instances = old.Instances.Apply(byID, edits)
 }
 
 // patchOwn returns the own checks of oi (nil: none) without the checks
@@ -772,6 +765,18 @@ func patchOwn(oi *Instance, mine, set []Check, del []string) []Check {
 		return nil
 	}
 	return slices.Clip(out)
+}
+
+// checksSorted reports whether cs is sorted by CheckID.
+func checksSorted(cs List[Check]) bool {
+	var prev string
+	for i, c := range cs.All() {
+		if i > 0 && c.CheckID < prev {
+			return false
+		}
+		prev = c.CheckID
+	}
+	return true
 }
 
 // sortChecks sorts checks by CheckID, at the cost of one pass when they

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,6 +269,9 @@ type snapBuilder struct {
 type svcTouch struct {
 	se      *ServiceEntry // nil until the first change copies the old entry
 	changed bool          // some instance differs from the previous snapshot's
+	// edits are the changes to se.Instances (at most one per node and
+	// service ID), applied by finishServices.
+	edits []Edit[*Instance]
 }
 
 // replaceNode swaps node name's entry old for neu (either may be nil).
@@ -299,7 +303,7 @@ func (b *snapBuilder) replaceNode(name string, old, neu *NodeEntry) {
 			return
 		}
 		last := "\x00" // instances of a node mostly share a few names
-		for _, inst := range e.Instances {
+		for _, inst := range e.Instances.Values() {
 			if inst.Service.Name == last {
 				continue
 			}
@@ -325,7 +329,7 @@ func instancesOf(e *NodeEntry, key string) []*Instance {
 	// Two passes: count, then fill a slice of the final size.
 	n := 0
 	last, match := "\x00", false
-	for _, inst := range e.Instances {
+	for _, inst := range e.Instances.Values() {
 		if inst.Service.Name != last {
 			last = inst.Service.Name
 			match = lowerASCII(last) == key
@@ -339,7 +343,7 @@ func instancesOf(e *NodeEntry, key string) []*Instance {
 	}
 	out := make([]*Instance, 0, n)
 	last, match = "\x00", false
-	for _, inst := range e.Instances {
+	for _, inst := range e.Instances.Values() {
 		if inst.Service.Name != last {
 			last = inst.Service.Name
 			match = lowerASCII(last) == key
@@ -352,7 +356,9 @@ func instancesOf(e *NodeEntry, key string) []*Instance {
 }
 
 // touch returns service key's entry of the snapshot being built, a copy
-// of the previous snapshot's that the build may modify.
+// of the previous snapshot's that the build may modify. Its Instances
+// are the previous entry's until finishServices applies the build's
+// edits (t.edits) to them.
 func (b *snapBuilder) touch(key string) *svcTouch {
 	t := b.touched[key]
 	if t == nil {
@@ -360,7 +366,7 @@ func (b *snapBuilder) touch(key string) *svcTouch {
 		if old, ok := b.prev.services.get(key); ok {
 			t.se = &ServiceEntry{
 				Name:      old.Name,
-				Instances: slices.Clone(old.Instances),
+				Instances: old.Instances,
 				Tags:      slices.Clone(old.Tags),
 				tagCount:  slices.Clone(old.tagCount),
 				Index:     old.Index,
@@ -374,16 +380,67 @@ func (b *snapBuilder) touch(key string) *svcTouch {
 	return t
 }
 
+// nodeRun returns node's instances in l (sorted by node name, then
+// service ID): one run, in service ID order.
+func nodeRun(l List[*Instance], node string) []*Instance {
+	lo, _ := l.Search(func(i **Instance) int { return strings.Compare((*i).Node.Node.Name, node) })
+	var run []*Instance
+	for k := lo; k < l.Len(); k++ {
+		inst := l.Get(k)
+		if inst.Node.Node.Name != node {
+			break
+		}
+		run = append(run, inst)
+	}
+	return run
+}
+
+// runEdits returns the edits that replace olds, node's run in a list
+// sorted by node name then service ID, with news (both in service ID
+// order): a removal for each old instance news lacks, a put for each new
+// one that is not the same pointer as the old.
+func runEdits(olds, news []*Instance) []Edit[*Instance] {
+	var edits []Edit[*Instance]
+	i, j := 0, 0
+	for i < len(olds) || j < len(news) {
+		switch {
+		case j >= len(news) || i < len(olds) && olds[i].Service.ID < news[j].Service.ID:
+			edits = append(edits, Edit[*Instance]{Value: olds[i], Delete: true})
+			i++
+		case i >= len(olds) || news[j].Service.ID < olds[i].Service.ID:
+			edits = append(edits, Edit[*Instance]{Value: news[j]})
+			j++
+		default:
+			if olds[i] != news[j] {
+				edits = append(edits, Edit[*Instance]{Value: news[j]})
+			}
+			i++
+			j++
+		}
+	}
+	return edits
+}
+
+// byNodeThenID orders an instance against an edit's instance by node
+// name, then service ID: the order of service and address lists.
+func byNodeThenID(x **Instance, e *Edit[*Instance]) int {
+	a, b := *x, e.Value
+	if c := strings.Compare(a.Node.Node.Name, b.Node.Node.Name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Service.ID, b.Service.ID)
+}
+
+// sortEdits sorts instance edits by node name, then service ID.
+func sortEdits(edits []Edit[*Instance]) {
+	slices.SortFunc(edits, func(a, b Edit[*Instance]) int { return byNodeThenID(&a.Value, &b) })
+}
+
 // replaceInstances replaces node's instances of service key with news.
 func (b *snapBuilder) replaceInstances(key, node string, news []*Instance) {
 	t := b.touch(key)
 	se := t.se
-	lo := sort.Search(len(se.Instances), func(i int) bool { return se.Instances[i].Node.Node.Name >= node })
-	hi := lo
-	for hi < len(se.Instances) && se.Instances[hi].Node.Node.Name == node {
-		hi++
-	}
-	olds := se.Instances[lo:hi]
+	olds := nodeRun(se.Instances, node)
 	if len(olds) != len(news) {
 		t.changed = true
 	} else {
@@ -422,7 +479,7 @@ func (b *snapBuilder) replaceInstances(key, node string, news []*Instance) {
 			j++
 		}
 	}
-	se.Instances = slices.Replace(se.Instances, lo, hi, news...)
+	t.edits = append(t.edits, runEdits(olds, news)...)
 }
 
 // countTag adds d to tag's count, keeping Tags sorted and free of tags
@@ -451,7 +508,11 @@ func (b *snapBuilder) finishServices() {
 	for key, t := range b.touched {
 		old, hadOld := b.prev.services.get(key)
 		se := t.se
-		if se == nil || len(se.Instances) == 0 {
+		if se != nil {
+			sortEdits(t.edits)
+			se.Instances = se.Instances.ApplyFunc(byNodeThenID, t.edits)
+		}
+		if se == nil || se.Instances.Len() == 0 {
 			if hadOld {
 				nx.services.delete(b.ed, key)
 				nx.svcNames.delete(b.ed, old.Name)
@@ -459,7 +520,7 @@ func (b *snapBuilder) finishServices() {
 			}
 			continue
 		}
-		se.Name = se.Instances[0].Service.Name
+		se.Name = se.Instances.Get(0).Service.Name
 		if t.changed || !hadOld {
 			se.Index = b.idx
 		}
@@ -512,9 +573,8 @@ func (b *snapBuilder) nodeAddr(e *NodeEntry, add bool) {
 // instanceAddrs replaces node name's instances old (its previous entry's)
 // with neu's in the instance list of every service address either has.
 // Each list is sorted by node name, then service ID, so a node's
-// instances form one run in it: each list touched is copied once, however
-// many of the node's instances it holds (a node with thousands of
-// instances on one address costs one pass, not one copy per instance).
+// instances form one run in it: the node's run in each list touched is
+// replaced at once (List.ApplyFunc copies the chunks the run falls in).
 func (b *snapBuilder) instanceAddrs(name string, old, neu *NodeEntry) {
 	// Instances of a node mostly share a few addresses: parse each once
 	// per run of equal ones.
@@ -527,61 +587,31 @@ func (b *snapBuilder) instanceAddrs(name string, old, neu *NodeEntry) {
 		}
 		return lastKey, lastOK
 	}
-	type list struct {
-		l     []*Instance // the address's list in the previous snapshot
-		hi    int         // end of this node's run in l
-		count int         // neu's instances at the address
-		nl    []*Instance // the new list being built
-	}
-	byKey := map[string]*list{}
+	news := map[string][]*Instance{} // neu's instances by address, in ID order
 	if old != nil {
-		for _, inst := range old.Instances {
-			if k, ok := keyOf(inst); ok && byKey[k] == nil {
-				byKey[k] = &list{}
+		for _, inst := range old.Instances.Values() {
+			if k, ok := keyOf(inst); ok && news[k] == nil {
+				news[k] = []*Instance{}
 			}
 		}
 	}
 	if neu != nil {
-		for _, inst := range neu.Instances {
+		for _, inst := range neu.Instances.Values() {
 			if k, ok := keyOf(inst); ok {
-				e := byKey[k]
-				if e == nil {
-					e = &list{}
-					byKey[k] = e
-				}
-				e.count++
+				news[k] = append(news[k], inst)
 			}
 		}
 	}
-	for k, e := range byKey {
+	for k, nl := range news {
 		l, _ := b.next.svcAddrs.get(k)
-		lo := sort.Search(len(l), func(i int) bool { return l[i].Node.Node.Name >= name })
-		hi := lo
-		for hi < len(l) && l[hi].Node.Node.Name == name {
-			hi++
-		}
-		e.l, e.hi = l, hi
-		if hi-lo == 0 && e.count == 0 {
-			delete(byKey, k)
+		edits := runEdits(nodeRun(l, name), nl)
+		if len(edits) == 0 {
 			continue
 		}
-		e.nl = make([]*Instance, 0, len(l)-(hi-lo)+e.count)
-		e.nl = append(e.nl, l[:lo]...)
-	}
-	if neu != nil {
-		for _, inst := range neu.Instances { // in service ID order
-			if k, ok := keyOf(inst); ok {
-				e := byKey[k]
-				e.nl = append(e.nl, inst)
-			}
-		}
-	}
-	for k, e := range byKey {
-		nl := append(e.nl, e.l[e.hi:]...)
-		if len(nl) == 0 {
+		if l = l.ApplyFunc(byNodeThenID, edits); l.Len() == 0 {
 			b.next.svcAddrs.delete(b.ed, k)
 		} else {
-			b.next.svcAddrs.set(b.ed, k, nl)
+			b.next.svcAddrs.set(b.ed, k, l)
 		}
 	}
 }
@@ -594,31 +624,44 @@ type instChange struct{ old, neu *Instance }
 // neu's lists, or false when the two share no instance or differ in more
 // than a quarter of them (a whole build: the node's runs in the service
 // and address lists are then replaced whole). Instances an entry keeps
-// from the previous one (buildSparse) are the same pointers, so the
-// comparison is one pass over pointers.
+// from the previous one (buildSparse) are the same pointers, in the same
+// chunks of the list where no change fell: the comparison skips a chunk
+// the two lists share and compares pointers in the others.
 func instanceChanges(old, neu *NodeEntry) ([]instChange, bool) {
-	if old == nil || neu == nil || len(neu.Instances) < sparseNode {
+	if old == nil || neu == nil || neu.Instances.Len() < sparseNode {
 		return nil, false
 	}
 	o, n := old.Instances, neu.Instances
-	limit := len(n)/4 + 8
+	limit := n.Len()/4 + 8
 	var chs []instChange
 	i, j := 0, 0
-	for i < len(o) || j < len(n) {
-		if i < len(o) && j < len(n) && o[i] == n[j] {
+	for i < o.Len() || j < n.Len() {
+		if skip := sharedChunkAt(o, i, n, j); skip > 0 {
+			i += skip
+			j += skip
+			continue
+		}
+		var oi, nj *Instance
+		if i < o.Len() {
+			oi = o.Get(i)
+		}
+		if j < n.Len() {
+			nj = n.Get(j)
+		}
+		if oi != nil && oi == nj {
 			i++
 			j++
 			continue
 		}
 		switch {
-		case j >= len(n) || i < len(o) && o[i].Service.ID < n[j].Service.ID:
-			chs = append(chs, instChange{old: o[i]})
+		case nj == nil || oi != nil && oi.Service.ID < nj.Service.ID:
+			chs = append(chs, instChange{old: oi})
 			i++
-		case i >= len(o) || n[j].Service.ID < o[i].Service.ID:
-			chs = append(chs, instChange{neu: n[j]})
+		case oi == nil || nj.Service.ID < oi.Service.ID:
+			chs = append(chs, instChange{neu: nj})
 			j++
 		default:
-			chs = append(chs, instChange{old: o[i], neu: n[j]})
+			chs = append(chs, instChange{old: oi, neu: nj})
 			i++
 			j++
 		}
@@ -629,19 +672,27 @@ func instanceChanges(old, neu *NodeEntry) ([]instChange, bool) {
 	return chs, true
 }
 
-// instanceAt returns where the instance of node's service id is or would
-// go in l (sorted by node name, then service ID), and whether it is there.
-func instanceAt(l []*Instance, node, id string) (int, bool) {
-	i := sort.Search(len(l), func(i int) bool {
-		n := l[i].Node.Node.Name
-		return n > node || n == node && l[i].Service.ID >= id
-	})
-	return i, i < len(l) && l[i].Node.Node.Name == node && l[i].Service.ID == id
+// sharedChunkAt returns the length of the chunk that starts at element i
+// of a and at element j of b and is the same chunk in both, or 0.
+func sharedChunkAt[T any](a List[T], i int, b List[T], j int) int {
+	if i >= a.Len() || j >= b.Len() {
+		return 0
+	}
+	ka, offa := a.locate(i)
+	kb, offb := b.locate(j)
+	if offa != 0 || offb != 0 {
+		return 0
+	}
+	ca, cb := a.chunks[ka], b.chunks[kb]
+	if len(ca) != len(cb) || &ca[0] != &cb[0] {
+		return 0
+	}
+	return len(ca)
 }
 
 // patchInstances applies node's changed instances to the instance lists
-// of their services, at the cost of the change (replaceInstances replaces
-// the node's whole run).
+// of their services, at the cost of the change: each becomes an edit of
+// its service's list, applied by finishServices.
 func (b *snapBuilder) patchInstances(node string, chs []instChange) {
 	tags := func(se *ServiceEntry, inst *Instance, d int32) {
 		for _, tag := range inst.Service.Tags {
@@ -658,33 +709,25 @@ func (b *snapBuilder) patchInstances(node string, chs []instChange) {
 		}
 		if ch.old != nil && ch.neu != nil && ko == kn {
 			t := b.touch(kn)
-			se := t.se
-			if i, ok := instanceAt(se.Instances, node, ch.neu.Service.ID); ok {
-				se.Instances[i] = ch.neu
-			} else {
-				se.Instances = slices.Insert(se.Instances, i, ch.neu)
-			}
+			t.edits = append(t.edits, Edit[*Instance]{Value: ch.neu})
 			if ch.old.hash != ch.neu.hash {
 				t.changed = true
 			}
 			if !slices.Equal(ch.old.Service.Tags, ch.neu.Service.Tags) {
-				tags(se, ch.old, -1)
-				tags(se, ch.neu, 1)
+				tags(t.se, ch.old, -1)
+				tags(t.se, ch.neu, 1)
 			}
 			continue
 		}
 		if ch.old != nil {
 			t := b.touch(ko)
-			if i, ok := instanceAt(t.se.Instances, node, ch.old.Service.ID); ok {
-				t.se.Instances = slices.Delete(t.se.Instances, i, i+1)
-			}
+			t.edits = append(t.edits, Edit[*Instance]{Value: ch.old, Delete: true})
 			t.changed = true
 			tags(t.se, ch.old, -1)
 		}
 		if ch.neu != nil {
 			t := b.touch(kn)
-			i, _ := instanceAt(t.se.Instances, node, ch.neu.Service.ID)
-			t.se.Instances = slices.Insert(t.se.Instances, i, ch.neu)
+			t.edits = append(t.edits, Edit[*Instance]{Value: ch.neu})
 			t.changed = true
 			tags(t.se, ch.neu, 1)
 		}
@@ -692,51 +735,35 @@ func (b *snapBuilder) patchInstances(node string, chs []instChange) {
 }
 
 // patchAddrs applies node's changed instances to the instance lists of
-// their service addresses: each list touched is copied once.
+// their service addresses: the edits of each list are applied at once.
 func (b *snapBuilder) patchAddrs(node string, chs []instChange) {
-	work := map[string][]*Instance{}
-	list := func(k string) []*Instance {
-		l, ok := work[k]
-		if !ok {
-			prev, _ := b.next.svcAddrs.get(k)
-			l = make([]*Instance, len(prev), len(prev)+1)
-			copy(l, prev)
+	work := map[string][]Edit[*Instance]{}
+	add := func(addr string, e Edit[*Instance]) {
+		if k, ok := ipKey(addr); ok {
+			work[k] = append(work[k], e)
 		}
-		return l
 	}
 	for _, ch := range chs {
-		if ch.old != nil && ch.neu != nil && ch.old.Service.Address == ch.neu.Service.Address {
-			// Same address: the instance's place in its list is the same.
-			if k, ok := ipKey(ch.neu.Service.Address); ok {
-				l := list(k)
-				if i, found := instanceAt(l, node, ch.neu.Service.ID); found {
-					l[i] = ch.neu
-				} else {
-					l = slices.Insert(l, i, ch.neu)
-				}
-				work[k] = l
+		if ch.old != nil && ch.neu != nil {
+			ko, okOld := ipKey(ch.old.Service.Address)
+			kn, okNew := ipKey(ch.neu.Service.Address)
+			if okOld == okNew && ko == kn {
+				// Same list: one put replaces the instance.
+				add(ch.neu.Service.Address, Edit[*Instance]{Value: ch.neu})
+				continue
 			}
-			continue
 		}
 		if ch.old != nil {
-			if k, ok := ipKey(ch.old.Service.Address); ok {
-				l := list(k)
-				if i, found := instanceAt(l, node, ch.old.Service.ID); found {
-					l = slices.Delete(l, i, i+1)
-				}
-				work[k] = l
-			}
+			add(ch.old.Service.Address, Edit[*Instance]{Value: ch.old, Delete: true})
 		}
 		if ch.neu != nil {
-			if k, ok := ipKey(ch.neu.Service.Address); ok {
-				l := list(k)
-				i, _ := instanceAt(l, node, ch.neu.Service.ID)
-				work[k] = slices.Insert(l, i, ch.neu)
-			}
+			add(ch.neu.Service.Address, Edit[*Instance]{Value: ch.neu})
 		}
 	}
-	for k, l := range work {
-		if len(l) == 0 {
+	for k, edits := range work {
+		sortEdits(edits)
+		l, _ := b.next.svcAddrs.get(k)
+		if l = l.ApplyFunc(byNodeThenID, edits); l.Len() == 0 {
 			b.next.svcAddrs.delete(b.ed, k)
 		} else {
 			b.next.svcAddrs.set(b.ed, k, l)

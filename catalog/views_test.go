@@ -30,28 +30,28 @@ func TestCheckViews(t *testing.T) {
 	}
 	records := map[string]*NodeRecord{
 		"adjacent": {
-			Services: []Service{svc("a"), svc("b")},
-			Checks: []Check{chk("mem", "", HealthPassing), chk("service:a", "a", HealthPassing), chk("service:a:ttl", "a", HealthWarning),
-				chk("service:b", "b", HealthCritical)},
+			Services: ListOf([]Service{svc("a"), svc("b")}),
+			Checks: ListOf([]Check{chk("mem", "", HealthPassing), chk("service:a", "a", HealthPassing), chk("service:a:ttl", "a", HealthWarning),
+				chk("service:b", "b", HealthCritical)}),
 		},
 		"scattered": {
 			// "service:web-1" and "service:web-1:ttl" have "service:web-10" between them.
-			Services: []Service{svc("web-1"), svc("web-10")},
-			Checks: []Check{chk("aaa", "", HealthWarning), chk("service:web-1", "web-1", HealthPassing), chk("service:web-10", "web-10", HealthPassing),
-				chk("service:web-1:ttl", "web-1", HealthCritical), chk("zzz", "", HealthPassing)},
+			Services: ListOf([]Service{svc("web-1"), svc("web-10")}),
+			Checks: ListOf([]Check{chk("aaa", "", HealthWarning), chk("service:web-1", "web-1", HealthPassing), chk("service:web-10", "web-10", HealthPassing),
+				chk("service:web-1:ttl", "web-1", HealthCritical), chk("zzz", "", HealthPassing)}),
 		},
 		"orphan": {
-			Services: []Service{svc("a")},
-			Checks:   []Check{chk("c-a", "a", HealthPassing), chk("c-gone", "gone", HealthCritical)},
+			Services: ListOf([]Service{svc("a")}),
+			Checks:   ListOf([]Check{chk("c-a", "a", HealthPassing), chk("c-gone", "gone", HealthCritical)}),
 		},
 		"unsorted": {
-			Services: []Service{svc("a"), svc("b")},
-			Checks:   []Check{chk("z", "b", HealthWarning), chk("m", "", HealthPassing), chk("a", "a", HealthPassing), chk("b2", "a", HealthCritical)},
+			Services: ListOf([]Service{svc("a"), svc("b")}),
+			Checks:   ListOf([]Check{chk("z", "b", HealthWarning), chk("m", "", HealthPassing), chk("a", "a", HealthPassing), chk("b2", "a", HealthCritical)}),
 		},
 		"external": {
 			Owner:    "agent-1",
-			Services: []Service{svc("a")},
-			Checks:   []Check{chk("alive", "", HealthPassing), chk("service:a", "a", HealthWarning)},
+			Services: ListOf([]Service{svc("a")}),
+			Checks:   ListOf([]Check{chk("alive", "", HealthPassing), chk("service:a", "a", HealthWarning)}),
 		},
 	}
 	for name, rec := range records {
@@ -62,9 +62,9 @@ func TestCheckViews(t *testing.T) {
 			// AllChecks: the node's checks and those of held services, by CheckID.
 			var want []Check
 			want = append(want, n.Checks...)
-			for _, c := range rec.Checks {
-				if c.ServiceID != "" && slices.ContainsFunc(rec.Services, func(s Service) bool { return s.ID == c.ServiceID }) {
-					want = append(want, c)
+			for _, c := range rec.Checks.All() {
+				if c.ServiceID != "" && rec.FindService(c.ServiceID) != nil {
+					want = append(want, *c)
 				}
 			}
 			slices.SortStableFunc(want, func(a, b Check) int { return strings.Compare(a.CheckID, b.CheckID) })
@@ -74,11 +74,11 @@ func TestCheckViews(t *testing.T) {
 			if (rec.Owner == "") != slices.ContainsFunc(n.Checks, func(c Check) bool { return c.CheckID == SerfCheckID }) {
 				t.Errorf("%s/%v: node checks %+v: serfHealth present on an agent's node only", name, status, n.Checks)
 			}
-			for _, inst := range n.Instances {
+			for _, inst := range n.Instances.Values() {
 				var own []Check
-				for _, c := range rec.Checks {
+				for _, c := range rec.Checks.All() {
 					if c.ServiceID == inst.Service.ID {
-						own = append(own, c)
+						own = append(own, *c)
 					}
 				}
 				wantI := append(slices.Clone(n.Checks), own...)
@@ -93,7 +93,7 @@ func TestCheckViews(t *testing.T) {
 	}
 	// Adjacent own checks are the record's, not copies.
 	n := buildNode("n1", "10.0.0.1", records["adjacent"], MemberAlive, 1, nil)
-	if &n.Instances[0].OwnChecks()[0] != &records["adjacent"].Checks[1] {
+	if &n.Instances.Get(0).OwnChecks()[0] != &*records["adjacent"].Checks.At(1) {
 		t.Error("adjacent own checks were copied")
 	}
 }

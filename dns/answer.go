@@ -412,7 +412,7 @@ func priority(inst *catalog.Instance) int {
 // tier, best tier first.
 func (b *builder) selectInstances(svc *catalog.ServiceEntry, tag string) [][]*catalog.Instance {
 	var all []*catalog.Instance
-	for _, inst := range svc.Instances {
+	for _, inst := range svc.Instances.Values() {
 		if !b.healthy(inst) {
 			continue
 		}
@@ -466,7 +466,7 @@ func (b *builder) zoneFilter(tier []*catalog.Instance) []*catalog.Instance {
 // servicePolicy is the service's chorus-policy (the first instance that
 // sets a valid one), else the configured policy.
 func (b *builder) servicePolicy(svc *catalog.ServiceEntry) policyKind {
-	for _, inst := range svc.Instances {
+	for _, inst := range svc.Instances.Values() {
 		if v, ok := inst.Service.Meta[MetaPolicy]; ok {
 			if p, ok := parsePolicy(v); ok {
 				return p
@@ -480,7 +480,7 @@ func (b *builder) servicePolicy(svc *catalog.ServiceEntry) policyKind {
 // else the configured TTL (service_ttls, then service_ttl).
 func (b *builder) serviceTTL(svc *catalog.ServiceEntry) uint32 {
 	best, found := uint32(0), false
-	for _, inst := range svc.Instances {
+	for _, inst := range svc.Instances.Values() {
 		v, ok := inst.Service.Meta[MetaTTL]
 		if !ok {
 			continue
@@ -583,7 +583,7 @@ func (b *builder) buildService() *entry {
 // agent-wide rule. ok is false when there is none.
 func (b *builder) failoverRule() (catalog.Failover, bool) {
 	if svc, ok := b.snap.Service(b.p.service); ok {
-		for _, inst := range svc.Instances {
+		for _, inst := range svc.Instances.Values() {
 			if v, ok := inst.Service.Meta[catalog.MetaFailover]; ok {
 				if f, err := catalog.ParseFailover(v); err == nil && !f.Empty() {
 					return f, true
@@ -918,7 +918,7 @@ func (b *builder) buildNode() *entry {
 func (b *builder) buildAddr() *entry {
 	a := b.p.addr
 	ip := net.IP(a.AsSlice())
-	b.cacheable = len(b.snap.NodesByAddress(ip)) > 0 || len(b.snap.InstancesByAddress(ip)) > 0
+	b.cacheable = len(b.snap.NodesByAddress(ip)) > 0 || b.snap.InstancesByAddress(ip).Len() > 0
 	if (b.qc == qcA && a.Is4()) || (b.qc == qcAAAA && !a.Is4()) || b.qc == qcANY {
 		e := &entry{apex: b.apex, policy: policyFixed, limitA: true}
 		e.drafts = []draft{{rr: appendAddrRR(nil, ownerQ, a, b.rt.nodeTTL), nrr: 1, glueID: -1}}
@@ -937,7 +937,7 @@ func (b *builder) buildDNSSDTypes() *entry {
 	e := &entry{apex: b.apex, policy: policyFixed}
 	for _, svc := range b.snap.Services() {
 		any := false
-		for _, inst := range svc.Instances {
+		for _, inst := range svc.Instances.Values() {
 			if b.healthy(inst) {
 				any = true
 				break
@@ -971,14 +971,14 @@ func (b *builder) buildDNSSDBrowse() *entry {
 // reduced to letters, digits and '-', unique within the service, at most
 // 63 bytes.
 func instanceLabels(svc *catalog.ServiceEntry) []string {
-	labels := make([]string, len(svc.Instances))
+	labels := make([]string, svc.Instances.Len())
 	count := map[string]int{}
-	for i, inst := range svc.Instances {
+	for i, inst := range svc.Instances.Values() {
 		l := sanitizeLabel(inst.Service.ID + "-" + inst.Node.Node.Name)
 		labels[i] = l
 		count[strings.ToLower(l)]++
 	}
-	for i, inst := range svc.Instances {
+	for i, inst := range svc.Instances.Values() {
 		l := labels[i]
 		if count[strings.ToLower(l)] > 1 || len(l) > 63 {
 			h := fnv.New32a()
@@ -1009,8 +1009,8 @@ func sanitizeLabel(s string) string {
 func (b *builder) dnssdPTREntry(svc *catalog.ServiceEntry, tiers [][]*catalog.Instance) *entry {
 	ttl := b.serviceTTL(svc)
 	labels := instanceLabels(svc)
-	index := make(map[*catalog.Instance]int, len(svc.Instances))
-	for i, inst := range svc.Instances {
+	index := make(map[*catalog.Instance]int, svc.Instances.Len())
+	for i, inst := range svc.Instances.Values() {
 		index[inst] = i
 	}
 	e := &entry{apex: b.apex, policy: b.servicePolicy(svc)}
@@ -1051,7 +1051,7 @@ func (b *builder) buildDNSSDInstance() *entry {
 	var inst *catalog.Instance
 	for i, l := range labels {
 		if strings.EqualFold(l, b.p.instance) {
-			inst = svc.Instances[i]
+			inst = svc.Instances.Get(i)
 			break
 		}
 	}
@@ -1099,7 +1099,7 @@ func buildReverse(rt *runtime, snap *snapshotView, q qname, a netip.Addr) (*entr
 	if len(e.drafts) == 0 {
 		seen := map[string]bool{}
 		insts := snap.InstancesByAddress(ip)
-		for _, inst := range insts {
+		for _, inst := range insts.Values() {
 			k := strings.ToLower(inst.Service.Name)
 			if seen[k] {
 				continue

@@ -62,19 +62,19 @@ func record(t testing.TB, n node) *catalog.NodeRecord {
 		Version: nextVersion(n.name),
 	}
 	if n.nodeCheck != "" {
-		rec.Checks = append(rec.Checks, catalog.Check{CheckID: "node-check", Name: "node", Status: n.nodeCheck})
+		rec.Checks = rec.Checks.Append(catalog.Check{CheckID: "node-check", Name: "node", Status: n.nodeCheck})
 	}
 	for _, s := range n.services {
 		cs := catalog.Service{ID: s.id, Name: s.name, Address: s.addr, Port: s.port, Tags: s.tags, Meta: s.meta, Weights: s.weights, Load: s.load}
 		if err := cs.Validate(); err != nil {
 			t.Fatalf("service %+v: %v", s, err)
 		}
-		rec.Services = append(rec.Services, cs)
+		rec.Services = rec.Services.Append(cs)
 		if s.check != "" {
-			rec.Checks = append(rec.Checks, catalog.Check{CheckID: "check:" + cs.ID, Name: "check", Status: s.check, ServiceID: cs.ID, ServiceName: cs.Name})
+			rec.Checks = rec.Checks.Append(catalog.Check{CheckID: "check:" + cs.ID, Name: "check", Status: s.check, ServiceID: cs.ID, ServiceName: cs.Name})
 		}
 		if s.maint {
-			rec.Checks = append(rec.Checks, catalog.Check{CheckID: catalog.ServiceMaintCheckPrefix + cs.ID, Name: "maint", Status: catalog.HealthCritical, ServiceID: cs.ID, ServiceName: cs.Name})
+			rec.Checks = rec.Checks.Append(catalog.Check{CheckID: catalog.ServiceMaintCheckPrefix + cs.ID, Name: "maint", Status: catalog.HealthCritical, ServiceID: cs.ID, ServiceName: cs.Name})
 		}
 	}
 	rec.Sort()

@@ -338,7 +338,7 @@ func instancesOf(s *catalog.Snapshot, name string, keep func(*catalog.Instance) 
 	if !ok {
 		return
 	}
-	for _, i := range se.Instances {
+	for _, i := range se.Instances.Values() {
 		if keep(i) {
 			fn(i)
 		}
@@ -371,7 +371,7 @@ func (a *Server) apiCatalogServices(w http.ResponseWriter, r *http.Request) (any
 			}
 			tags := map[string]bool{}
 			found := false
-			for _, i := range se.Instances {
+			for _, i := range se.Instances.Values() {
 				if !matchNodeMeta(nm, i.Node.Node) {
 					continue
 				}
@@ -493,8 +493,8 @@ func (a *Server) apiCatalogNodes(w http.ResponseWriter, r *http.Request) (any, e
 
 // nodeServices renders a node's services for the catalog node endpoints.
 func (a *Server) nodeServices(snap *catalog.Snapshot, n *catalog.NodeEntry, f *filter.Filter) []agentService {
-	out := make([]agentService, 0, len(n.Instances))
-	for _, i := range n.Instances {
+	out := make([]agentService, 0, n.Instances.Len())
+	for _, i := range n.Instances.Values() {
 		as := a.nodeService(snap, n, i.Service)
 		if f.Match(&as) {
 			out = append(out, as)
@@ -549,7 +549,7 @@ func (a *Server) apiCatalogNodeServices(w http.ResponseWriter, r *http.Request) 
 // keep passes (nil keeps all).
 func (a *Server) nodeChecks(snap *catalog.Snapshot, n *catalog.NodeEntry, keep func(catalog.Check) bool, emit func(healthCheck)) {
 	tags := map[string][]string{}
-	for _, i := range n.Instances {
+	for _, i := range n.Instances.Values() {
 		tags[i.Service.ID] = i.Service.Tags
 	}
 	for c := range n.AllChecks() {

@@ -128,7 +128,7 @@ func (a *Server) withFailover(w http.ResponseWriter, r *http.Request, name strin
 // chorus-failover meta of its local instances, else the agent's.
 func (a *Server) failoverRule(s *catalog.Snapshot, name string) catalog.Failover {
 	if se, ok := s.Service(name); ok {
-		for _, inst := range se.Instances {
+		for _, inst := range se.Instances.Values() {
 			if v, ok := inst.Service.Meta[catalog.MetaFailover]; ok {
 				if f, err := catalog.ParseFailover(v); err == nil && !f.Empty() {
 					return f

@@ -21,8 +21,8 @@ func webNode(t *testing.T, st *catalog.Store, dc, node, addr, status string, met
 	rec := &catalog.NodeRecord{
 		Node:     catalog.Node{Name: node, Address: addr, Datacenter: dc},
 		Version:  1,
-		Services: []catalog.Service{{ID: "web", Name: "web", Port: 80, Meta: meta, Weights: catalog.DefaultWeights}},
-		Checks:   []catalog.Check{{CheckID: "web-check", Name: "web", Status: status, ServiceID: "web", ServiceName: "web"}},
+		Services: catalog.ListOf([]catalog.Service{{ID: "web", Name: "web", Port: 80, Meta: meta, Weights: catalog.DefaultWeights}}),
+		Checks:   catalog.ListOf([]catalog.Check{{CheckID: "web-check", Name: "web", Status: status, ServiceID: "web", ServiceName: "web"}}),
 	}
 	rec.Sort()
 	if err := rec.Validate(); err != nil {

@@ -31,11 +31,11 @@ func (v AliasView) AliasNode(node string) (checks.NodeView, <-chan struct{}) {
 	view.Name = n.Node.Name
 	view.Known = true
 	view.Local = n.Node.Name == v.Self
-	view.ServiceIDs = make([]string, len(n.Instances))
-	for i, inst := range n.Instances {
+	view.ServiceIDs = make([]string, n.Instances.Len())
+	for i, inst := range n.Instances.Values() {
 		view.ServiceIDs[i] = inst.Service.ID
 	}
-	view.Checks = make([]checks.CheckView, 0, len(n.Checks)+len(n.Record().Checks))
+	view.Checks = make([]checks.CheckView, 0, len(n.Checks)+n.Record().Checks.Len())
 	for c := range n.AllChecks() {
 		view.Checks = append(view.Checks, checks.CheckView{ID: c.CheckID, Name: c.Name, ServiceID: c.ServiceID, Status: c.Status, Output: c.Output})
 	}

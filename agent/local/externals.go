@@ -9,7 +9,6 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -396,10 +395,11 @@ func cloneRecord(r *catalog.NodeRecord) *catalog.NodeRecord {
 	c := &catalog.NodeRecord{Node: r.Node, Owner: r.Owner, Version: r.Version}
 	c.Node.Meta = maps.Clone(r.Node.Meta)
 	c.Node.TaggedAddresses = maps.Clone(r.Node.TaggedAddresses)
-	for _, s := range r.Services {
-		c.Services = append(c.Services, s.Clone())
+	svcs := r.Services.Slice()
+	for i := range svcs {
+		svcs[i] = svcs[i].Clone()
 	}
-	c.Checks = append([]catalog.Check(nil), r.Checks...)
+	c.Services, c.Checks = catalog.ListOf(svcs), catalog.ListOf(r.Checks.Slice())
 	return c
 }
 
@@ -475,18 +475,23 @@ func (x *Externals) Register(reg NodeRegistration) error {
 				Meta: maps.Clone(reg.NodeMeta), TaggedAddresses: maps.Clone(reg.TaggedAddresses),
 			}
 		}
+		svcs, chks := rec.Services.Slice(), rec.Checks.Slice()
 		if svc != nil {
-			i := sort.Search(len(rec.Services), func(i int) bool { return rec.Services[i].ID >= svc.ID })
-			if i < len(rec.Services) && rec.Services[i].ID == svc.ID {
-				rec.Services[i] = *svc
+			if i := slices.IndexFunc(svcs, func(s catalog.Service) bool { return s.ID == svc.ID }); i >= 0 {
+				svcs[i] = *svc
 			} else {
-				rec.Services = append(rec.Services, *svc)
-				rec.Sort()
+				svcs = append(svcs, *svc)
 			}
+		}
+		findService := func(id string) *catalog.Service {
+			if i := slices.IndexFunc(svcs, func(s catalog.Service) bool { return s.ID == id }); id != "" && i >= 0 {
+				return &svcs[i]
+			}
+			return nil
 		}
 		for _, c := range checks {
 			if c.ServiceID != "" {
-				s := findService(rec, c.ServiceID)
+				s := findService(c.ServiceID)
 				if s == nil {
 					return nil, fmt.Errorf("check %q names service %q, which node %q does not have: %w", c.CheckID, c.ServiceID, reg.Node, ErrInvalid)
 				}
@@ -494,18 +499,20 @@ func (x *Externals) Register(reg NodeRegistration) error {
 			} else {
 				c.ServiceName = ""
 			}
-			if i := findCheck(rec, c.CheckID); i >= 0 {
-				rec.Checks[i] = c
+			if i := slices.IndexFunc(chks, func(x catalog.Check) bool { return x.CheckID == c.CheckID }); i >= 0 {
+				chks[i] = c
 			} else {
-				rec.Checks = append(rec.Checks, c)
+				chks = append(chks, c)
 			}
 		}
 		// A replaced service may have a new name: its checks follow.
-		for i := range rec.Checks {
-			if s := findService(rec, rec.Checks[i].ServiceID); s != nil {
-				rec.Checks[i].ServiceName = s.Name
+		for i := range chks {
+			if s := findService(chks[i].ServiceID); s != nil {
+				chks[i].ServiceName = s.Name
 			}
 		}
+		rec.Services, rec.Checks = catalog.ListOf(svcs), catalog.ListOf(chks)
+		rec.Sort()
 		return rec, nil
 	})
 }
@@ -525,16 +532,16 @@ func (x *Externals) Deregister(node, serviceID, checkID string) error {
 		}
 		switch {
 		case serviceID != "":
-			if findService(rec, serviceID) == nil {
+			if rec.FindService(serviceID) == nil {
 				return nil, nil
 			}
-			rec.Services = deleteFunc(rec.Services, func(s catalog.Service) bool { return s.ID == serviceID })
-			rec.Checks = deleteFunc(rec.Checks, func(c catalog.Check) bool { return c.ServiceID == serviceID })
+			rec.Services = catalog.ListOf(slices.DeleteFunc(rec.Services.Slice(), func(s catalog.Service) bool { return s.ID == serviceID }))
+			rec.Checks = catalog.ListOf(slices.DeleteFunc(rec.Checks.Slice(), func(c catalog.Check) bool { return c.ServiceID == serviceID }))
 		case checkID != "":
-			if findCheck(rec, checkID) < 0 {
+			if rec.FindCheck(checkID) == nil {
 				return nil, nil
 			}
-			rec.Checks = deleteFunc(rec.Checks, func(c catalog.Check) bool { return c.CheckID == checkID })
+			rec.Checks = catalog.ListOf(slices.DeleteFunc(rec.Checks.Slice(), func(c catalog.Check) bool { return c.CheckID == checkID }))
 		default:
 			return &catalog.NodeRecord{Node: catalog.Node{Name: node}, Deleted: true}, nil
 		}
@@ -599,37 +606,6 @@ func (x *Externals) Reconcile() []string {
 		}
 	}
 	return gone
-}
-
-func findService(r *catalog.NodeRecord, id string) *catalog.Service {
-	if id == "" {
-		return nil
-	}
-	for i := range r.Services {
-		if r.Services[i].ID == id {
-			return &r.Services[i]
-		}
-	}
-	return nil
-}
-
-func findCheck(r *catalog.NodeRecord, id string) int {
-	for i := range r.Checks {
-		if r.Checks[i].CheckID == id {
-			return i
-		}
-	}
-	return -1
-}
-
-func deleteFunc[T any](s []T, del func(T) bool) []T {
-	out := s[:0]
-	for _, v := range s {
-		if !del(v) {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // sameRecord reports whether a and b, both in canonical order, hold the

@@ -61,8 +61,8 @@ func TestExternalsRegisterAndDeregister(t *testing.T) {
 	if len(n.Checks) != 1 || n.Checks[0].CheckID != "alive" || n.Health != catalog.HealthPassing {
 		t.Fatalf("node checks (no serfHealth): %+v", n.Checks)
 	}
-	if len(n.Instances) != 1 || n.Instances[0].Health != catalog.HealthCritical || n.Instances[0].OwnChecks()[0].ServiceName != "postgres" {
-		t.Fatalf("instance %+v", n.Instances[0])
+	if n.Instances.Len() != 1 || n.Instances.Get(0).Health != catalog.HealthCritical || n.Instances.Get(0).OwnChecks()[0].ServiceName != "postgres" {
+		t.Fatalf("instance %+v", n.Instances.Get(0))
 	}
 	v := n.Version
 
@@ -74,8 +74,8 @@ func TestExternalsRegisterAndDeregister(t *testing.T) {
 	// SkipNodeUpdate keeps the node's fields; a second service is added.
 	must(x.Register(NodeRegistration{Node: "db1", SkipNodeUpdate: true, Service: &catalog.Service{ID: "exp", Name: "exporter", Port: 9187}}))
 	n, _ = store.Snapshot().Node("db1")
-	if n.Node.Address != "10.0.0.5" || n.Node.Meta["rack"] != "r1" || len(n.Instances) != 2 {
-		t.Fatalf("after SkipNodeUpdate: %+v, %d instances", n.Node, len(n.Instances))
+	if n.Node.Address != "10.0.0.5" || n.Node.Meta["rack"] != "r1" || n.Instances.Len() != 2 {
+		t.Fatalf("after SkipNodeUpdate: %+v, %d instances", n.Node, n.Instances.Len())
 	}
 	// Case-insensitive names update the same node.
 	must(x.Register(NodeRegistration{Node: "DB1", SkipNodeUpdate: true, Checks: []catalog.Check{{CheckID: "alive", Status: catalog.HealthWarning}}}))
@@ -104,8 +104,8 @@ func TestExternalsRegisterAndDeregister(t *testing.T) {
 	// Deregistration: a service takes its checks along; a check; the node.
 	must(x.Deregister("db1", "pg", ""))
 	n, _ = store.Snapshot().Node("db1")
-	if all := slices.Collect(n.AllChecks()); len(n.Instances) != 1 || len(all) != 1 {
-		t.Fatalf("after service deregistration: %d instances, checks %+v", len(n.Instances), all)
+	if all := slices.Collect(n.AllChecks()); n.Instances.Len() != 1 || len(all) != 1 {
+		t.Fatalf("after service deregistration: %d instances, checks %+v", n.Instances.Len(), all)
 	}
 	must(x.Deregister("db1", "", "alive"))
 	must(x.Deregister("db1", "", "alive")) // idempotent
@@ -171,7 +171,7 @@ func TestExternalsRestoreYieldAdopt(t *testing.T) {
 		t.Fatalf("adopt: %v %v", ok, err)
 	}
 	rec := store2.Record("db1")
-	if rec.Owner != "agent2" || rec.Version <= v1 || len(rec.Services) != 1 {
+	if rec.Owner != "agent2" || rec.Version <= v1 || rec.Services.Len() != 1 {
 		t.Fatalf("adopted record %+v", rec)
 	}
 	if gone := x2.Reconcile(); strings.Join(gone, ",") != "db1" || strings.Join(x2.Owned(), ",") != "db2" {
@@ -235,10 +235,10 @@ func TestLegacyExternals(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, ok := store.Snapshot().Node("ext")
-	if !ok || n.Node.Address != "10.1.1.1" || len(n.Instances) != 1 {
+	if !ok || n.Node.Address != "10.1.1.1" || n.Instances.Len() != 1 {
 		t.Fatalf("node %+v", n)
 	}
-	inst := n.Instances[0]
+	inst := n.Instances.Get(0)
 	if inst.Service.Meta[ExternalNodeMetaKey] != "" || inst.Service.Meta["owner"] != "them" || inst.Health != catalog.HealthWarning {
 		t.Fatalf("instance %+v %s", inst.Service, inst.Health)
 	}

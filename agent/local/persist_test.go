@@ -161,10 +161,10 @@ func TestJournalRoundTrip(t *testing.T) {
 		t.Fatalf("version went from %d to %d across the restart", rec.Version, rec2.Version)
 	}
 	rec.Version, rec2.Version = 0, 0
-	for i := range rec.Services {
+	for i := range rec.Services.Len() {
 		// Older agents set the flag when they registered a legacy
 		// external service; restore sets it from its source.
-		rec.Services[i].External = rec.Services[i].ID == "saas"
+		rec.Services.At(i).External = rec.Services.At(i).ID == "saas"
 	}
 	if !reflect.DeepEqual(rec, rec2) {
 		t.Fatalf("record after restart:\n%+v\nwant\n%+v", rec2, rec)

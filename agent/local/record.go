@@ -13,17 +13,18 @@ import (
 // built and the IDs of the pieces changed since (every change of
 // l.services and l.checks goes through putServiceLocked, dropServiceLocked,
 // putCheckLocked and dropCheckLocked, and changes made in place call
-// markServiceLocked or markCheckLocked). The next record copies the
-// previous one's slices with the changed pieces put in or taken out, and
+// markServiceLocked or markCheckLocked). The next record's services and
+// checks are the previous one's Lists with the changed pieces put in or
+// taken out (catalog.List.Apply copies only the chunks they fall in), and
 // its hash tree is the previous tree with those leaves replaced
-// (catalog.PieceTree.With): one copy of the slices (a memmove), no walk
-// of the maps and no hashing beyond the changed pieces.
+// (catalog.PieceTree.With): no walk of the maps, no copy of the unchanged
+// pieces and no hashing beyond the changed ones.
 
 // recordCache is the last record's pieces and what changed since.
 type recordCache struct {
 	ok     bool // the fields below describe the last record
-	svcs   []catalog.Service
-	chks   []catalog.Check
+	svcs   catalog.List[catalog.Service]
+	chks   catalog.List[catalog.Check]
 	dirtyS map[string]struct{} // service IDs changed since
 	dirtyC map[string]struct{} // check IDs changed since
 }
@@ -83,7 +84,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	var set, del []catalog.Leaf
 	svcIDs := slices.Sorted(maps.Keys(rc.dirtyS))
-	rec.Services = patchPieces(rc.svcs, l.pubTree, svcIDs, func(s catalog.Service) string { return s.ID },
+	rec.Services = patchPieces(rc.svcs, l.pubTree, svcIDs, func(s *catalog.Service) string { return s.ID },
 		func(id string) (catalog.Service, catalog.Leaf, bool) {
 			s := l.services[id]
 			if b := l.builtinLocked(id); b != nil {
@@ -99,7 +100,7 @@ func (l *State) patchRecordLocked() *catalog.NodeRecord {
 			return s.Service, lf, true
 		}, catalog.PieceService, &set, &del)
 	chkIDs := slices.Sorted(maps.Keys(rc.dirtyC))
-	rec.Checks = patchPieces(rc.chks, l.pubTree, chkIDs, func(c catalog.Check) string { return c.CheckID },
+	rec.Checks = patchPieces(rc.chks, l.pubTree, chkIDs, func(c *catalog.Check) string { return c.CheckID },
 		l.checkPieceLocked, catalog.PieceCheck, &set, &del)
 	t := l.pubTree.With(set, del)
 	l.pubTree = t
@@ -145,45 +146,25 @@ func (l *State) checkPieceLocked(id string) (catalog.Check, catalog.Leaf, bool) 
 // leaves to set, or to del for those removed. A piece whose leaf is the
 // one prev holds did not change (a re-registration that rebuilt a check
 // as it was) and is skipped; when none changed, old itself is returned
-// (records are never modified, so they share it). Runs between changed
-// pieces are copied whole.
-func patchPieces[T any](old []T, prev *catalog.PieceTree, ids []string, key func(T) string,
-	get func(id string) (T, catalog.Leaf, bool), kind byte, set, del *[]catalog.Leaf) []T {
-	type change struct {
-		id string
-		v  T
-		lf catalog.Leaf
-		ok bool
-	}
-	var chs []change
+// (records are never modified, so they share it). The new List shares
+// every chunk of old that no change falls in.
+func patchPieces[T any](old catalog.List[T], prev *catalog.PieceTree, ids []string, key func(*T) string,
+	get func(id string) (T, catalog.Leaf, bool), kind byte, set, del *[]catalog.Leaf) catalog.List[T] {
+	var edits []catalog.Edit[T]
 	for _, id := range ids {
 		v, lf, ok := get(id)
 		pl, had := prev.Leaf(kind, id)
 		if ok == had && (!ok || pl.Sum == lf.Sum) {
 			continue
 		}
-		chs = append(chs, change{id, v, lf, ok})
-	}
-	if len(chs) == 0 {
-		return old
-	}
-	out := make([]T, 0, len(old)+len(chs))
-	i := 0
-	for _, ch := range chs {
-		j, found := slices.BinarySearchFunc(old[i:], ch.id, func(x T, id string) int { return strings.Compare(key(x), id) })
-		j += i
-		out = append(out, old[i:j]...)
-		i = j
-		if found {
-			i++
-		}
 		switch {
-		case ch.ok:
-			out = append(out, ch.v)
-			*set = append(*set, ch.lf)
-		case found:
-			*del = append(*del, catalog.Leaf{Kind: kind, ID: ch.id})
+		case ok:
+			edits = append(edits, catalog.Edit[T]{ID: id, Value: v})
+			*set = append(*set, lf)
+		case had:
+			edits = append(edits, catalog.Edit[T]{ID: id, Delete: true})
+			*del = append(*del, catalog.Leaf{Kind: kind, ID: id})
 		}
 	}
-	return append(out, old[i:]...)
+	return old.Apply(key, edits)
 }

@@ -214,7 +214,7 @@ func TestBuiltinServicesInRecord(t *testing.T) {
 			t.Fatalf("a published record does not verify: %v", fail)
 		}
 		var out []string
-		for _, s := range last.Services {
+		for _, s := range last.Services.All() {
 			out = append(out, fmt.Sprintf("%s:%d", s.ID, s.Port))
 		}
 		return fmt.Sprint(out)
@@ -244,9 +244,9 @@ func TestBuiltinServicesInRecord(t *testing.T) {
 		full, _, _, _ := l.buildRecordLocked(false)
 		l.mu.Unlock()
 		mu.Lock()
-		same := len(full.Services) == len(last.Services)
-		for i := 0; same && i < len(full.Services); i++ {
-			same = full.Services[i].ID == last.Services[i].ID && full.Services[i].Port == last.Services[i].Port
+		same := full.Services.Len() == last.Services.Len()
+		for i := 0; same && i < full.Services.Len(); i++ {
+			same = full.Services.At(i).ID == last.Services.At(i).ID && full.Services.At(i).Port == last.Services.At(i).Port
 		}
 		mu.Unlock()
 		if !same {

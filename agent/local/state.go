@@ -236,7 +236,7 @@ func (l *State) signableRecordLocked() *catalog.NodeRecord {
 	l.rc.reset(rec)
 	// The walk counted the record's size: the size check starts again
 	// from it (checkGrowthLocked).
-	l.sizeBase, l.sizeDrift, l.sizeKnown = size+l.recordOverheadLocked(len(rec.Services), len(rec.Checks)), 0, true
+	l.sizeBase, l.sizeDrift, l.sizeKnown = size+l.recordOverheadLocked(rec.Services.Len(), rec.Checks.Len()), 0, true
 	return rec
 }
 
@@ -247,8 +247,8 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 	rec = &catalog.NodeRecord{Node: l.node, Version: l.version, Gossip: l.gossip}
 	l.svcOrder = keepSorted(l.svcOrder, l.services)
 	l.chkOrder = keepSorted(l.chkOrder, l.checks)
-	rec.Services = make([]catalog.Service, 0, len(l.services)+len(l.builtin))
-	rec.Checks = make([]catalog.Check, 0, len(l.checks))
+	svcs := make([]catalog.Service, 0, len(l.services)+len(l.builtin))
+	chks := make([]catalog.Check, 0, len(l.checks))
 	if withLeaves {
 		svcLeaves = make([]catalog.Leaf, 0, len(l.services)+len(l.builtin))
 		chkLeaves = make([]catalog.Leaf, 0, len(l.checks)+1)
@@ -264,7 +264,7 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 			if taken {
 				continue
 			}
-			rec.Services = append(rec.Services, b.svc)
+			svcs = append(svcs, b.svc)
 			if withLeaves {
 				svcLeaves = append(svcLeaves, b.leaf)
 				size += b.size + 1
@@ -275,53 +275,54 @@ func (l *State) buildRecordLocked(withLeaves bool) (rec *catalog.NodeRecord, chk
 	for _, id := range l.svcOrder {
 		placeBuiltin(id, false)
 		s := l.services[id]
-		rec.Services = append(rec.Services, s.Service)
+		svcs = append(svcs, s.Service)
 		if withLeaves {
 			lf, n := l.serviceLeafLocked(s)
 			svcLeaves = append(svcLeaves, lf)
 			size += n + 1
 		}
 		if s.Maint != nil {
-			rec.Checks = append(rec.Checks, l.serviceMaintCheck(s))
+			chks = append(chks, l.serviceMaintCheck(s))
 			maint = true
 		}
 	}
 	placeBuiltin("", true)
 	if l.nodeMaint != nil {
-		rec.Checks = append(rec.Checks, l.nodeMaintCheck())
+		chks = append(chks, l.nodeMaintCheck())
 		maint = true
 	}
 	if withLeaves && maint {
-		for i := range rec.Checks {
-			size += jsonLen(rec.Checks[i]) + 1
+		for i := range chks {
+			size += jsonLen(chks[i]) + 1
 		}
 	}
 	for _, id := range l.chkOrder {
 		c := l.checks[id]
 		cc, n := l.checkRecordLocked(c)
-		rec.Checks = append(rec.Checks, cc)
+		chks = append(chks, cc)
 		if withLeaves {
 			chkLeaves = append(chkLeaves, c.leaf)
 			size += n + 1
 		}
 	}
 	if maint {
-		slices.SortFunc(rec.Checks, func(a, b catalog.Check) int { return strings.Compare(a.CheckID, b.CheckID) })
+		slices.SortFunc(chks, func(a, b catalog.Check) int { return strings.Compare(a.CheckID, b.CheckID) })
 		if withLeaves {
 			// Maintenance checks are rare: their leaves are computed
 			// each time, and the check leaves sorted again.
 			chkLeaves = chkLeaves[:0]
-			for i := range rec.Checks {
-				id := rec.Checks[i].CheckID
+			for i := range chks {
+				id := chks[i].CheckID
 				if c := l.checks[id]; c != nil && !isMaintID(id) {
 					chkLeaves = append(chkLeaves, c.leaf)
 					continue
 				}
-				lf, _, _ := catalog.CheckLeaf(&rec.Checks[i])
+				lf, _, _ := catalog.CheckLeaf(&chks[i])
 				chkLeaves = append(chkLeaves, lf)
 			}
 		}
 	}
+	rec.Services, rec.Checks = catalog.ListOf(svcs), catalog.ListOf(chks)
 	return rec, chkLeaves, svcLeaves, size
 }
 

@@ -23,8 +23,9 @@ func (l *State) Record() *catalog.NodeRecord {
 	l.mu.Lock()
 	rec := l.recordLocked()
 	l.mu.Unlock()
-	for i := range rec.Services {
-		rec.Services[i] = rec.Services[i].Clone()
+	// A new record: its Lists are fresh, no one else holds them.
+	for _, s := range rec.Services.All() {
+		*s = s.Clone()
 	}
 	return rec
 }
@@ -61,9 +62,9 @@ func (l *State) Checks() []CheckView {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rec := l.recordLocked()
-	out := make([]CheckView, 0, len(rec.Checks))
-	for _, c := range rec.Checks {
-		v := CheckView{Check: c}
+	out := make([]CheckView, 0, rec.Checks.Len())
+	for _, c := range rec.Checks.All() {
+		v := CheckView{Check: *c}
 		if s := l.services[c.ServiceID]; s != nil {
 			v.ServiceTags = s.Service.Tags
 			v.External = isExternal(s)

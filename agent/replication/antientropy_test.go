@@ -22,7 +22,7 @@ func bulkRecords(n int, key ed25519.PrivateKey) []*catalog.NodeRecord {
 	out := make([]*catalog.NodeRecord, n)
 	for i := range out {
 		rec := &catalog.NodeRecord{Node: catalog.Node{Name: fmt.Sprintf("bulk%05d", i), Address: "10.0.0.1"}, Version: uint64(1000 + i),
-			Services: []catalog.Service{{ID: "web", Name: "web", Port: 80, Weights: catalog.DefaultWeights}}}
+			Services: catalog.ListOf([]catalog.Service{{ID: "web", Name: "web", Port: 80, Weights: catalog.DefaultWeights}})}
 		if err := rec.Sign(key); err != nil {
 			panic(err)
 		}

@@ -47,7 +47,7 @@ func (s *Syncer) noticePayload(rec *catalog.NodeRecord) []byte {
 	prev := o.announced
 	o.announced = rec
 	o.mu.Unlock()
-	if len(rec.Services)+len(rec.Checks) <= smallRecordPieces {
+	if rec.Services.Len()+rec.Checks.Len() <= smallRecordPieces {
 		b, err := s.ownEncoded(rec)
 		if err != nil {
 			s.logger.Error("encode own record", "err", err)

@@ -23,7 +23,7 @@ func (m *memNode) bigChange(n, port int) *catalog.NodeRecord {
 			p = port
 		}
 		id := fmt.Sprintf("svc-%04d", i)
-		rec.Services = append(rec.Services, catalog.Service{ID: id, Name: "web", Port: p, Weights: catalog.DefaultWeights})
+		rec.Services = rec.Services.Append(catalog.Service{ID: id, Name: "web", Port: p, Weights: catalog.DefaultWeights})
 	}
 	if err := rec.Sign(m.key); err != nil {
 		panic(err)
@@ -55,8 +55,8 @@ func TestDeltaNoticesCarryTheChange(t *testing.T) {
 			t.Errorf("%s refused %g signatures", n.name, got)
 		}
 		held := n.store.Record("node0")
-		if held.Services[0].Port != 4 || len(held.Services) != 500 {
-			t.Errorf("%s holds port %d, %d services", n.name, held.Services[0].Port, len(held.Services))
+		if held.Services.At(0).Port != 4 || held.Services.Len() != 500 {
+			t.Errorf("%s holds port %d, %d services", n.name, held.Services.At(0).Port, held.Services.Len())
 		}
 	}
 	if owner.counter("delta_sent") < 1 {
@@ -87,7 +87,7 @@ func TestDeltaAgainstAnotherVersionPullsTheRecord(t *testing.T) {
 	if peer.counter("delta_base_missing") < 1 {
 		t.Error("the peer never found its version behind the delta's base")
 	}
-	if got := peer.store.Record("node0").Services[0].Port; got != 3 {
+	if got := peer.store.Record("node0").Services.At(0).Port; got != 3 {
 		t.Fatalf("peer holds port %d, want 3", got)
 	}
 }
@@ -102,8 +102,8 @@ func TestForgedDeltaRefused(t *testing.T) {
 	converged(t, nodes, "node1", base.Version, 3*time.Second)
 	_, forger, _ := ed25519.GenerateKey(nil)
 	forged := &catalog.NodeRecord{Node: base.Node, Version: base.Version + 1}
-	forged.Services = append([]catalog.Service(nil), base.Services...)
-	forged.Services[0].Port = 6666
+	forged.Services = catalog.ListOf(base.Services.Slice())
+	forged.Services.At(0).Port = 6666
 	if err := forged.Sign(forger); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestForgedDeltaRefused(t *testing.T) {
 		}
 		return nil
 	})
-	if got := victim.store.Record("node1").Services[0].Port; got != 1 {
+	if got := victim.store.Record("node1").Services.At(0).Port; got != 1 {
 		t.Fatalf("forged delta applied: port %d", got)
 	}
 	rec := owner.bigChange(100, 2)

@@ -14,7 +14,7 @@ import (
 // with key.
 func externalBy(key ed25519.PrivateKey, name, owner string, version uint64) *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: catalog.Node{Name: name, Address: "10.0.0.5", External: true}, Version: version, Owner: owner,
-		Services: []catalog.Service{{ID: "pg", Name: "postgres", Port: 5432, Weights: catalog.DefaultWeights}}}
+		Services: catalog.ListOf([]catalog.Service{{ID: "pg", Name: "postgres", Port: 5432, Weights: catalog.DefaultWeights}})}
 	if err := rec.Sign(key); err != nil {
 		panic(err)
 	}

@@ -141,7 +141,7 @@ func (n *memNet) node(addr string) *memNode {
 func (m *memNode) change(svcs ...string) *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: catalog.Node{Name: m.name, Address: "127.0.0.1"}, Version: m.store.Version(m.name) + 1}
 	for i, s := range svcs {
-		rec.Services = append(rec.Services, catalog.Service{ID: s, Name: s, Port: 1000 + i, Weights: catalog.DefaultWeights})
+		rec.Services = rec.Services.Append(catalog.Service{ID: s, Name: s, Port: 1000 + i, Weights: catalog.DefaultWeights})
 	}
 	if err := rec.Sign(m.key); err != nil {
 		panic(err)
@@ -320,8 +320,8 @@ func TestConvergesUnderLossReorderingAndDuplicates(t *testing.T) {
 	// Duplicates and reordering never apply an older version over a newer.
 	for _, n := range nodes {
 		for owner, v := range want {
-			if r := n.store.Record(owner); r.Version != v || r.Services[0].Name != "svc-4" {
-				t.Fatalf("%s holds %s version %d (%s), want %d", n.name, owner, r.Version, r.Services[0].Name, v)
+			if r := n.store.Record(owner); r.Version != v || r.Services.At(0).Name != "svc-4" {
+				t.Fatalf("%s holds %s version %d (%s), want %d", n.name, owner, r.Version, r.Services.At(0).Name, v)
 			}
 		}
 	}
@@ -345,7 +345,7 @@ func TestNoticeFromAnotherAddressRejected(t *testing.T) {
 	nodes := newMemNet(t).add(3)
 	victim, forger := nodes[0], nodes[2]
 	forged := &catalog.NodeRecord{Node: catalog.Node{Name: "node1", Address: "203.0.113.66"}, Version: 1 << 40,
-		Services: []catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}}}
+		Services: catalog.ListOf([]catalog.Service{{ID: "evil", Name: "evil", Port: 6666, Weights: catalog.DefaultWeights}})}
 	enc, err := catalog.EncodeRecord(forged)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ import (
 // signedBy makes a record of node with one service, signed with key.
 func signedBy(key ed25519.PrivateKey, node string, version uint64, svc string) *catalog.NodeRecord {
 	rec := &catalog.NodeRecord{Node: catalog.Node{Name: node, Address: "127.0.0.1"}, Version: version,
-		Services: []catalog.Service{{ID: svc, Name: svc, Port: 1, Weights: catalog.DefaultWeights}}}
+		Services: catalog.ListOf([]catalog.Service{{ID: svc, Name: svc, Port: 1, Weights: catalog.DefaultWeights}})}
 	if err := rec.Sign(key); err != nil {
 		panic(err)
 	}
@@ -57,7 +57,7 @@ func TestNoticeFromOwnerAddressWithBadSignatureRefused(t *testing.T) {
 	unsigned.Signature = nil
 	sendNotice(t, nodes[2], victim, owner.addr, unsigned)
 	altered := signedBy(owner.key, "node1", soon+2, "web")
-	altered.Services[0].Port = 6666
+	altered.Services.At(0).Port = 6666
 	sendNotice(t, nodes[2], victim, owner.addr, altered)
 	tu.Eventually(t, 2*time.Second, func() error {
 		if n := victim.rejected(rejSignature); n != 3 {
@@ -317,7 +317,7 @@ func TestHeldRecordsBounded(t *testing.T) {
 	big := strings.Repeat("m", 4<<20)
 	record := func(node string, version uint64) *catalog.NodeRecord {
 		rec := &catalog.NodeRecord{Node: catalog.Node{Name: node, Address: "127.0.0.1"}, Version: version,
-			Services: []catalog.Service{{ID: "s", Name: "s", Port: 1, Weights: catalog.DefaultWeights, Meta: map[string]string{"m": big}}}}
+			Services: catalog.ListOf([]catalog.Service{{ID: "s", Name: "s", Port: 1, Weights: catalog.DefaultWeights, Meta: map[string]string{"m": big}}})}
 		if err := rec.Sign(key); err != nil {
 			t.Fatal(err)
 		}

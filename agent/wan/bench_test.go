@@ -19,9 +19,9 @@ func benchStore(b *testing.B, nodes, perNode int) *catalog.Store {
 			rec := &catalog.NodeRecord{Node: catalog.Node{Name: name, Address: addr, Datacenter: "dc1"}, Version: 1}
 			for j := 0; j < perNode; j++ {
 				id := fmt.Sprintf("svc-%d-%d", j, i)
-				rec.Services = append(rec.Services, catalog.Service{ID: id, Name: fmt.Sprintf("svc-%d", j), Port: 8000 + j,
+				rec.Services = rec.Services.Append(catalog.Service{ID: id, Name: fmt.Sprintf("svc-%d", j), Port: 8000 + j,
 					Tags: []string{"v1"}, Meta: map[string]string{"version": "1.2.3"}, Weights: catalog.DefaultWeights})
-				rec.Checks = append(rec.Checks, catalog.Check{CheckID: "c:" + id, Name: "c", Status: catalog.HealthPassing, ServiceID: id})
+				rec.Checks = rec.Checks.Append(catalog.Check{CheckID: "c:" + id, Name: "c", Status: catalog.HealthPassing, ServiceID: id})
 			}
 			tx.ApplyRecord(rec)
 			tx.SetMember(name, addr, catalog.MemberAlive)

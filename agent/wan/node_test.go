@@ -88,7 +88,7 @@ func (fakePlane) Dial(string, time.Duration) (net.Conn, error) { return nil, err
 func TestSpeakerVersionFloor(t *testing.T) {
 	st := catalog.NewStore()
 	st.ApplyRecord(&catalog.NodeRecord{Node: catalog.Node{Name: "n1", Address: "10.1.0.1", Datacenter: "dc1"}, Version: 1,
-		Services: []catalog.Service{{ID: "web", Name: "web", Weights: catalog.DefaultWeights}}})
+		Services: catalog.ListOf([]catalog.Service{{ID: "web", Name: "web", Weights: catalog.DefaultWeights}})})
 	st.SetMember("n1", "10.1.0.1", catalog.MemberAlive)
 	n := New(Config{Datacenter: "dc1"}, st, nil, nil)
 	now := time.UnixMilli(1_000_000_000)

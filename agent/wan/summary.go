@@ -70,14 +70,14 @@ type SummaryInstance struct {
 func BuildSummary(dc string, snap *catalog.Snapshot) *Summary {
 	s := &Summary{Datacenter: dc}
 	for n := range snap.AllNodes() {
-		if len(n.Instances) == 0 {
+		if n.Instances.Len() == 0 {
 			continue
 		}
 		if ndc := n.Node.Datacenter; ndc != "" && !strings.EqualFold(ndc, dc) {
 			continue
 		}
 		sn := SummaryNode{Name: n.Node.Name, Address: n.Node.Address, Zone: n.Node.Zone, Meta: n.Node.Meta}
-		for _, inst := range n.Instances {
+		for _, inst := range n.Instances.Values() {
 			svc := inst.Service
 			sn.Instances = append(sn.Instances, SummaryInstance{
 				ID: svc.ID, Name: svc.Name, Tags: svc.Tags, Address: svc.Address, Port: svc.Port,
@@ -244,8 +244,10 @@ func (s *Summary) records() []*catalog.NodeRecord {
 			Node:    catalog.Node{Name: n.Name, Address: n.Address, Datacenter: s.Datacenter, Zone: n.Zone, Meta: n.Meta},
 			Version: s.Version,
 		}
+		services := make([]catalog.Service, 0, len(n.Instances))
+		checks := make([]catalog.Check, 0, len(n.Instances))
 		for _, in := range n.Instances {
-			rec.Services = append(rec.Services, catalog.Service{
+			services = append(services, catalog.Service{
 				ID: in.ID, Name: in.Name, Tags: slices.Clone(in.Tags), Address: in.Address, Port: in.Port,
 				Meta: in.Meta, Weights: in.Weights,
 			})
@@ -257,8 +259,9 @@ func (s *Summary) records() []*catalog.NodeRecord {
 				c.CheckID = catalog.ServiceMaintCheckPrefix + in.ID
 				c.Status = catalog.HealthCritical
 			}
-			rec.Checks = append(rec.Checks, c)
+			checks = append(checks, c)
 		}
+		rec.Services, rec.Checks = catalog.ListOf(services), catalog.ListOf(checks)
 		out = append(out, rec)
 	}
 	return out

@@ -56,11 +56,11 @@ func TestSummaryRoundTrip(t *testing.T) {
 func TestSummarySnapshot(t *testing.T) {
 	snap := sampleSummary().snapshot()
 	web, ok := snap.Service("web")
-	if !ok || len(web.Instances) != 2 {
+	if !ok || web.Instances.Len() != 2 {
 		t.Fatalf("web: %v %+v", ok, web)
 	}
 	health := map[string]string{}
-	for _, in := range web.Instances {
+	for _, in := range web.Instances.Values() {
 		health[in.Node.Node.Name] = in.Health
 		if in.Node.Node.Datacenter != "dc2" {
 			t.Fatalf("instance on %s has datacenter %q", in.Node.Node.Name, in.Node.Node.Datacenter)
@@ -70,16 +70,16 @@ func TestSummarySnapshot(t *testing.T) {
 		t.Fatalf("health %v", health)
 	}
 	db, _ := snap.Service("db")
-	if db.Instances[0].Health != catalog.HealthMaintenance {
-		t.Fatalf("db health %q, want maintenance", db.Instances[0].Health)
+	if db.Instances.Get(0).Health != catalog.HealthMaintenance {
+		t.Fatalf("db health %q, want maintenance", db.Instances.Get(0).Health)
 	}
 }
 
 func TestBuildSummaryFromCatalog(t *testing.T) {
 	st := catalog.NewStore()
 	rec := &catalog.NodeRecord{Node: catalog.Node{Name: "n1", Address: "10.1.0.1", Datacenter: "dc1"}, Version: 5,
-		Services: []catalog.Service{{ID: "web", Name: "web", Port: 80, Weights: catalog.DefaultWeights}},
-		Checks:   []catalog.Check{{CheckID: "c", Name: "c", Status: catalog.HealthWarning, ServiceID: "web"}}}
+		Services: catalog.ListOf([]catalog.Service{{ID: "web", Name: "web", Port: 80, Weights: catalog.DefaultWeights}}),
+		Checks:   catalog.ListOf([]catalog.Check{{CheckID: "c", Name: "c", Status: catalog.HealthWarning, ServiceID: "web"}})}
 	st.ApplyRecord(rec)
 	st.SetMember("n1", "10.1.0.1", catalog.MemberAlive)
 	st.ApplyRecord(&catalog.NodeRecord{Node: catalog.Node{Name: "empty", Address: "10.1.0.2", Datacenter: "dc1"}, Version: 1})

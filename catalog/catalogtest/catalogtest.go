@@ -64,7 +64,7 @@ func Record(s Shape, i int, version uint64) *catalog.NodeRecord {
 		Version: version,
 		Gossip:  NodeAddr(i) + ":8301",
 	}
-	rec.Checks = append(rec.Checks, catalog.Check{CheckID: "mem", Name: "Memory", Status: catalog.HealthPassing, Output: "ok: 41% used", Type: "script", Interval: "30s"})
+	rec.Checks = rec.Checks.Append(catalog.Check{CheckID: "mem", Name: "Memory", Status: catalog.HealthPassing, Output: "ok: 41% used", Type: "script", Interval: "30s"})
 	for k := 0; k < s.ServicesPerNode; k++ {
 		var sname string
 		if k == 0 {
@@ -92,14 +92,14 @@ func Record(s Shape, i int, version uint64) *catalog.NodeRecord {
 		if err := svc.Validate(); err != nil {
 			panic(err)
 		}
-		rec.Services = append(rec.Services, svc)
-		rec.Checks = append(rec.Checks, catalog.Check{
+		rec.Services = rec.Services.Append(svc)
+		rec.Checks = rec.Checks.Append(catalog.Check{
 			CheckID: "service:" + id, Name: "Service '" + sname + "' check", Status: catalog.HealthPassing,
 			Output: "HTTP GET http://" + NodeAddr(i) + ":" + strconv.Itoa(8000+k) + "/health: 200 OK", ServiceID: id, ServiceName: sname,
 			Type: "http", Interval: "10s", Timeout: "2s",
 		})
 		if h%2 == 0 {
-			rec.Checks = append(rec.Checks, catalog.Check{
+			rec.Checks = rec.Checks.Append(catalog.Check{
 				CheckID: "service:" + id + ":ttl", Name: "TTL", Status: catalog.HealthPassing, ServiceID: id, ServiceName: sname, Type: "ttl",
 			})
 		}
@@ -135,12 +135,13 @@ func Fill(st *catalog.Store, s Shape) {
 func Flip(rec *catalog.NodeRecord, version uint64, status string) *catalog.NodeRecord {
 	c := *rec
 	c.Version = version
-	c.Checks = append([]catalog.Check(nil), rec.Checks...)
-	for j := range c.Checks {
-		if c.Checks[j].ServiceID != "" {
-			c.Checks[j].Status = status
+	checks := rec.Checks.Slice()
+	for j := range checks {
+		if checks[j].ServiceID != "" {
+			checks[j].Status = status
 			break
 		}
 	}
+	c.Checks = catalog.ListOf(checks)
 	return &c
 }

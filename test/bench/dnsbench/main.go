@@ -296,7 +296,7 @@ func buildCatalog(total int) (*catalog.Store, []string) {
 		if err := s.Validate(); err != nil {
 			panic(err)
 		}
-		rec.Services = append(rec.Services, s)
+		rec.Services = rec.Services.Append(s)
 	}
 	for i := 0; i < 33; i++ {
 		rec := newNode()
@@ -531,7 +531,7 @@ func printTable(w io.Writer, o options, pinned bool, scs []scenario, rs []result
 	snap := st.Snapshot()
 	inst := 0
 	for _, s := range snap.Services() {
-		inst += len(s.Instances)
+		inst += s.Instances.Len()
 	}
 	fmt.Fprintf(w, "dnsperf, %d rounds of %s per query kind, -c %d -q %d, EDNS0 %v; servers pinned to CPU %d with GOMAXPROCS=1: %v, dnsperf on CPU %d; %s/%s, Go %s\n\n",
 		max(o.rounds, 1), o.duration, o.clients, o.outstanding, o.edns, o.serverCPU, pinned, o.clientCPU, runtime.GOOS, runtime.GOARCH, runtime.Version())

@@ -1,0 +1,334 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/json"
+	"iter"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// listChunk is the length of a List's chunks when it is built from a
+// slice (ListOf) or regrouped: a change copies the chunks it touches (a
+// chunk of services is about 12 KB) and the list of chunks (24 bytes a
+// chunk), so that a new version of a node record with 10,000 services
+// costs about 16 KB instead of a copy of every service (1.8 MB).
+const listChunk = 64
+
+// List is an immutable sequence of a node record's services or checks,
+// kept in chunks that versions share: Apply returns a new List that holds
+// new copies of the chunks it changed and the previous List's other
+// chunks. The zero List is empty. Its JSON form is an array, as a slice's.
+//
+// Nothing may modify an element of a List that another goroutine can
+// see; the pointers At and All return are for reading (a decoder fills a
+// List it has not yet handed on).
+type List[T any] struct {
+	chunks [][]T // each non-empty, capacity equal to length
+	ends   []int // ends[k]: the number of elements in chunks[0..k]
+}
+
+// ListOf returns a List of the elements of s, taking s over: the caller
+// must not use s afterwards.
+func ListOf[T any](s []T) List[T] {
+	var l List[T]
+	for i := 0; i < len(s); i += listChunk {
+		j := min(i+listChunk, len(s))
+		l.chunks = append(l.chunks, s[i:j:j])
+	}
+	l.index()
+	return l
+}
+
+// index sets ends from chunks.
+func (l *List[T]) index() {
+	l.ends = make([]int, len(l.chunks))
+	n := 0
+	for k, c := range l.chunks {
+		n += len(c)
+		l.ends[k] = n
+	}
+	if len(l.chunks) == 0 {
+		l.chunks, l.ends = nil, nil
+	}
+}
+
+// Len returns the number of elements.
+func (l List[T]) Len() int {
+	if len(l.ends) == 0 {
+		return 0
+	}
+	return l.ends[len(l.ends)-1]
+}
+
+// IsZero reports whether l is empty (for encoding/json's omitzero).
+func (l List[T]) IsZero() bool { return l.Len() == 0 }
+
+// locate returns the chunk holding element i and i's offset in it.
+func (l List[T]) locate(i int) (k, off int) {
+	k = sort.Search(len(l.ends), func(k int) bool { return l.ends[k] > i })
+	if k > 0 {
+		off = i - l.ends[k-1]
+	} else {
+		off = i
+	}
+	return k, off
+}
+
+// At returns element i, which must be in [0, Len).
+func (l List[T]) At(i int) *T {
+	if i < 0 || i >= l.Len() {
+		panic("catalog: List index out of range")
+	}
+	k, off := l.locate(i)
+	return &l.chunks[k][off]
+}
+
+// All yields every element with its index, in order.
+func (l List[T]) All() iter.Seq2[int, *T] {
+	return func(yield func(int, *T) bool) {
+		i := 0
+		for _, c := range l.chunks {
+			for j := range c {
+				if !yield(i, &c[j]) {
+					return
+				}
+				i++
+			}
+		}
+	}
+}
+
+// Values yields every element (a copy) with its index, in order: for
+// Lists of pointers.
+func (l List[T]) Values() iter.Seq2[int, T] {
+	return func(yield func(int, T) bool) {
+		i := 0
+		for _, c := range l.chunks {
+			for _, x := range c {
+				if !yield(i, x) {
+					return
+				}
+				i++
+			}
+		}
+	}
+}
+
+// Get returns a copy of element i, which must be in [0, Len).
+func (l List[T]) Get(i int) T { return *l.At(i) }
+
+// Slice returns a new slice holding the elements.
+func (l List[T]) Slice() []T {
+	out := make([]T, 0, l.Len())
+	for _, c := range l.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// View returns elements [i, j): a view of l when they lie in one chunk
+// (it must not be modified), else a new slice.
+func (l List[T]) View(i, j int) []T {
+	if i >= j {
+		return nil
+	}
+	k, off := l.locate(i)
+	if c := l.chunks[k]; off+(j-i) <= len(c) {
+		return c[off : off+(j-i) : off+(j-i)]
+	}
+	out := make([]T, 0, j-i)
+	for x := i; x < j; x++ {
+		out = append(out, *l.At(x))
+	}
+	return out
+}
+
+// Search returns the index of the first element for which cmp returns
+// ≥ 0 and whether cmp returns 0 there, l being sorted so that cmp is
+// negative up to some index and not after it (as slices.BinarySearchFunc,
+// with cmp(e) = compare(key(e), target)).
+func (l List[T]) Search(cmp func(*T) int) (int, bool) {
+	k := sort.Search(len(l.chunks), func(k int) bool {
+		c := l.chunks[k]
+		return cmp(&c[len(c)-1]) >= 0
+	})
+	if k == len(l.chunks) {
+		return l.Len(), false
+	}
+	c := l.chunks[k]
+	off := sort.Search(len(c), func(j int) bool { return cmp(&c[j]) >= 0 })
+	base := 0
+	if k > 0 {
+		base = l.ends[k-1]
+	}
+	return base + off, cmp(&c[off]) == 0
+}
+
+// Append returns l with vs added at its end, leaving l as it was. The
+// order is the caller's to keep (NodeRecord.Sort restores the canonical
+// one).
+func (l List[T]) Append(vs ...T) List[T] {
+	if len(vs) == 0 {
+		return l
+	}
+	out := List[T]{chunks: slices.Clone(l.chunks)}
+	if k := len(out.chunks) - 1; k >= 0 && len(out.chunks[k]) < listChunk {
+		last := out.chunks[k]
+		n := min(listChunk-len(last), len(vs))
+		c := make([]T, 0, len(last)+n)
+		out.chunks[k] = append(append(c, last...), vs[:n]...)
+		vs = vs[n:]
+	}
+	out.chunks = append(out.chunks, ListOf(slices.Clone(vs)).chunks...)
+	out.index()
+	return out
+}
+
+// Edit is one change to a sorted List: Value put under ID (replacing the
+// element with that ID, or inserted in order), or the element with that
+// ID removed when Delete is set.
+type Edit[T any] struct {
+	ID     string
+	Value  T
+	Delete bool
+}
+
+// Apply returns l, sorted by key with unique keys, with edits (sorted by
+// ID, unique) made, leaving l as it was: ApplyFunc with edits matched to
+// elements by key.
+func (l List[T]) Apply(key func(*T) string, edits []Edit[T]) List[T] {
+	return l.ApplyFunc(func(x *T, e *Edit[T]) int { return strings.Compare(key(x), e.ID) }, edits)
+}
+
+// ApplyFunc returns l with edits made, leaving l as it was. cmp orders an
+// element against an edit's target (negative: the element comes first;
+// zero: the edit replaces or removes it); l is sorted by it and so are
+// edits, each naming a different target. An edit's ID is used only
+// through cmp.
+//
+// It copies only the chunks the edits fall in and the list of chunks:
+// O(edits · chunk + chunks). A chunk grown past twice the usual length
+// is split, an emptied one dropped, and when small chunks have made the
+// list of chunks twice as long as it needs to be, the elements are
+// regrouped (a copy of all, amortised over the edits that fragmented
+// them).
+func (l List[T]) ApplyFunc(cmp func(x *T, e *Edit[T]) int, edits []Edit[T]) List[T] {
+	if len(edits) == 0 {
+		return l
+	}
+	if len(l.chunks) == 0 {
+		var s []T
+		for _, e := range edits {
+			if !e.Delete {
+				s = append(s, e.Value)
+			}
+		}
+		return ListOf(s)
+	}
+	out := List[T]{chunks: make([][]T, 0, len(l.chunks)+1)}
+	e := 0
+	for k, c := range l.chunks {
+		// The edits that fall in chunk k: targets up to its last
+		// element (all that remain, for the last chunk).
+		hi := e
+		last := &c[len(c)-1]
+		for hi < len(edits) && (k == len(l.chunks)-1 || cmp(last, &edits[hi]) >= 0) {
+			hi++
+		}
+		if hi == e {
+			out.chunks = append(out.chunks, c)
+			continue
+		}
+		merged := mergeChunk(c, cmp, edits[e:hi])
+		e = hi
+		for len(merged) > 2*listChunk {
+			out.chunks = append(out.chunks, merged[:listChunk:listChunk])
+			merged = merged[listChunk:]
+		}
+		if len(merged) > 0 {
+			out.chunks = append(out.chunks, merged)
+		}
+	}
+	out.index()
+	if n := out.Len(); len(out.chunks) > 2*(n/listChunk)+2 {
+		return ListOf(out.Slice())
+	}
+	return out
+}
+
+// mergeChunk returns a new chunk: c (sorted by cmp) with edits made.
+func mergeChunk[T any](c []T, cmp func(x *T, e *Edit[T]) int, edits []Edit[T]) []T {
+	out := make([]T, 0, len(c)+len(edits))
+	i := 0
+	for k := range edits {
+		ed := &edits[k]
+		for i < len(c) && cmp(&c[i], ed) < 0 {
+			out = append(out, c[i])
+			i++
+		}
+		if i < len(c) && cmp(&c[i], ed) == 0 {
+			i++
+		}
+		if !ed.Delete {
+			out = append(out, ed.Value)
+		}
+	}
+	out = append(out, c[i:]...)
+	return slices.Clip(out)
+}
+
+// SortFunc returns l ordered by cmp: l itself when it is in order
+// already (one pass), else a new List.
+func (l List[T]) SortFunc(cmp func(a, b *T) int) List[T] {
+	sorted := true
+	var prev *T
+	for _, x := range l.All() {
+		if prev != nil && cmp(prev, x) > 0 {
+			sorted = false
+			break
+		}
+		prev = x
+	}
+	if sorted {
+		return l
+	}
+	s := l.Slice()
+	slices.SortStableFunc(s, func(a, b T) int { return cmp(&a, &b) })
+	return ListOf(s)
+}
+
+// MarshalJSON encodes l as a JSON array.
+func (l List[T]) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(true)
+	for i, x := range l.All() {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := enc.Encode(x); err != nil {
+			return nil, err
+		}
+		buf.Truncate(buf.Len() - 1) // the Encoder's newline
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), nil
+}
+
+// UnmarshalJSON decodes a JSON array (or null: empty) into l.
+func (l *List[T]) UnmarshalJSON(b []byte) error {
+	var s []T
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if cap(s) > len(s) {
+		// The decoder grows slices by half again; a store holds every
+		// node's record, so keep them at their length.
+		s = slices.Clone(s)
+	}
+	*l = ListOf(s)
+	return nil
+}
