@@ -186,9 +186,11 @@ func (l List[T]) Append(vs ...T) List[T] {
 	return out
 }
 
-// Edit is one change to a sorted List: Value put under ID (replacing the
-// element with that ID, or inserted in order), or the element with that
-// ID removed when Delete is set.
+// Edit is one change to a sorted List: Value put in (replacing the
+// element the edit names, or inserted in order), or the element it names
+// removed when Delete is set. Apply names elements by ID; ApplyFunc by
+// its comparison, which may read Value instead (Value then carries the
+// key of an element to remove).
 type Edit[T any] struct {
 	ID     string
 	Value  T
