@@ -17,47 +17,87 @@ import (
 const listChunk = 64
 
 // List is an immutable sequence of a node record's services or checks,
-// kept in chunks that versions share: Apply returns a new List that holds
-// new copies of the chunks it changed and the previous List's other
-// chunks. The zero List is empty. Its JSON form is an array, as a slice's.
+// or of a snapshot's instances, kept in chunks that versions share:
+// ApplyFunc returns a new List that holds new copies of the chunks it
+// changed and the previous List's other chunks. A List of up to
+// listChunk elements is one chunk held inline (no allocation beyond its
+// elements). The zero List is empty. Its JSON form is an array, as a
+// slice's.
 //
 // Nothing may modify an element of a List that another goroutine can
 // see; the pointers At and All return are for reading (a decoder fills a
 // List it has not yet handed on).
 type List[T any] struct {
-	chunks [][]T // each non-empty, capacity equal to length
-	ends   []int // ends[k]: the number of elements in chunks[0..k]
+	first []T   // chunk 0; empty only when the List is
+	more  [][]T // chunks 1…; nil for a List of one chunk
+	ends  []int // ends[k]: the number of elements in chunks 0…k+1 (with more)
 }
+
+// Every chunk is non-empty, with capacity equal to its length.
 
 // ListOf returns a List of the elements of s, taking s over: the caller
 // must not use s afterwards.
 func ListOf[T any](s []T) List[T] {
-	var l List[T]
+	if len(s) <= listChunk {
+		return List[T]{first: s[:len(s):len(s)]}
+	}
+	chunks := make([][]T, 0, (len(s)+listChunk-1)/listChunk)
 	for i := 0; i < len(s); i += listChunk {
 		j := min(i+listChunk, len(s))
-		l.chunks = append(l.chunks, s[i:j:j])
+		chunks = append(chunks, s[i:j:j])
 	}
-	l.index()
-	return l
+	return fromChunks(chunks)
 }
 
-// index sets ends from chunks.
-func (l *List[T]) index() {
-	l.ends = make([]int, len(l.chunks))
-	n := 0
-	for k, c := range l.chunks {
+// fromChunks returns the List of chunks (each non-empty, capacity equal
+// to length), sharing the chunks array.
+func fromChunks[T any](chunks [][]T) List[T] {
+	switch len(chunks) {
+	case 0:
+		return List[T]{}
+	case 1:
+		return List[T]{first: chunks[0]}
+	}
+	l := List[T]{first: chunks[0], more: chunks[1:], ends: make([]int, len(chunks)-1)}
+	n := len(chunks[0])
+	for k, c := range l.more {
 		n += len(c)
 		l.ends[k] = n
 	}
-	if len(l.chunks) == 0 {
-		l.chunks, l.ends = nil, nil
+	return l
+}
+
+// numChunks returns the number of chunks.
+func (l List[T]) numChunks() int {
+	if len(l.first) == 0 {
+		return 0
 	}
+	return 1 + len(l.more)
+}
+
+// chunk returns chunk k.
+func (l List[T]) chunk(k int) []T {
+	if k == 0 {
+		return l.first
+	}
+	return l.more[k-1]
+}
+
+// start returns the index of chunk k's first element.
+func (l List[T]) start(k int) int {
+	switch k {
+	case 0:
+		return 0
+	case 1:
+		return len(l.first)
+	}
+	return l.ends[k-2]
 }
 
 // Len returns the number of elements.
 func (l List[T]) Len() int {
 	if len(l.ends) == 0 {
-		return 0
+		return len(l.first)
 	}
 	return l.ends[len(l.ends)-1]
 }
@@ -67,13 +107,11 @@ func (l List[T]) IsZero() bool { return l.Len() == 0 }
 
 // locate returns the chunk holding element i and i's offset in it.
 func (l List[T]) locate(i int) (k, off int) {
-	k = sort.Search(len(l.ends), func(k int) bool { return l.ends[k] > i })
-	if k > 0 {
-		off = i - l.ends[k-1]
-	} else {
-		off = i
+	if i < len(l.first) {
+		return 0, i
 	}
-	return k, off
+	k = 1 + sort.Search(len(l.ends), func(k int) bool { return l.ends[k] > i })
+	return k, i - l.start(k)
 }
 
 // At returns element i, which must be in [0, Len).
@@ -82,14 +120,19 @@ func (l List[T]) At(i int) *T {
 		panic("catalog: List index out of range")
 	}
 	k, off := l.locate(i)
-	return &l.chunks[k][off]
+	return &l.chunk(k)[off]
 }
 
 // All yields every element with its index, in order.
 func (l List[T]) All() iter.Seq2[int, *T] {
 	return func(yield func(int, *T) bool) {
-		i := 0
-		for _, c := range l.chunks {
+		for j := range l.first {
+			if !yield(j, &l.first[j]) {
+				return
+			}
+		}
+		i := len(l.first)
+		for _, c := range l.more {
 			for j := range c {
 				if !yield(i, &c[j]) {
 					return
@@ -104,8 +147,13 @@ func (l List[T]) All() iter.Seq2[int, *T] {
 // Lists of pointers.
 func (l List[T]) Values() iter.Seq2[int, T] {
 	return func(yield func(int, T) bool) {
-		i := 0
-		for _, c := range l.chunks {
+		for j, x := range l.first {
+			if !yield(j, x) {
+				return
+			}
+		}
+		i := len(l.first)
+		for _, c := range l.more {
 			for _, x := range c {
 				if !yield(i, x) {
 					return
@@ -122,7 +170,8 @@ func (l List[T]) Get(i int) T { return *l.At(i) }
 // Slice returns a new slice holding the elements.
 func (l List[T]) Slice() []T {
 	out := make([]T, 0, l.Len())
-	for _, c := range l.chunks {
+	out = append(out, l.first...)
+	for _, c := range l.more {
 		out = append(out, c...)
 	}
 	return out
@@ -135,7 +184,7 @@ func (l List[T]) View(i, j int) []T {
 		return nil
 	}
 	k, off := l.locate(i)
-	if c := l.chunks[k]; off+(j-i) <= len(c) {
+	if c := l.chunk(k); off+(j-i) <= len(c) {
 		return c[off : off+(j-i) : off+(j-i)]
 	}
 	out := make([]T, 0, j-i)
@@ -150,20 +199,17 @@ func (l List[T]) View(i, j int) []T {
 // negative up to some index and not after it (as slices.BinarySearchFunc,
 // with cmp(e) = compare(key(e), target)).
 func (l List[T]) Search(cmp func(*T) int) (int, bool) {
-	k := sort.Search(len(l.chunks), func(k int) bool {
-		c := l.chunks[k]
+	nc := l.numChunks()
+	k := sort.Search(nc, func(k int) bool {
+		c := l.chunk(k)
 		return cmp(&c[len(c)-1]) >= 0
 	})
-	if k == len(l.chunks) {
+	if k == nc {
 		return l.Len(), false
 	}
-	c := l.chunks[k]
+	c := l.chunk(k)
 	off := sort.Search(len(c), func(j int) bool { return cmp(&c[j]) >= 0 })
-	base := 0
-	if k > 0 {
-		base = l.ends[k-1]
-	}
-	return base + off, cmp(&c[off]) == 0
+	return l.start(k) + off, cmp(&c[off]) == 0
 }
 
 // Append returns l with vs added at its end, leaving l as it was. The
@@ -173,17 +219,22 @@ func (l List[T]) Append(vs ...T) List[T] {
 	if len(vs) == 0 {
 		return l
 	}
-	out := List[T]{chunks: slices.Clone(l.chunks)}
-	if k := len(out.chunks) - 1; k >= 0 && len(out.chunks[k]) < listChunk {
-		last := out.chunks[k]
+	chunks := make([][]T, 0, l.numChunks()+1)
+	for k := range l.numChunks() {
+		chunks = append(chunks, l.chunk(k))
+	}
+	if k := len(chunks) - 1; k >= 0 && len(chunks[k]) < listChunk {
+		last := chunks[k]
 		n := min(listChunk-len(last), len(vs))
 		c := make([]T, 0, len(last)+n)
-		out.chunks[k] = append(append(c, last...), vs[:n]...)
+		chunks[k] = append(append(c, last...), vs[:n]...)
 		vs = vs[n:]
 	}
-	out.chunks = append(out.chunks, ListOf(slices.Clone(vs)).chunks...)
-	out.index()
-	return out
+	for i := 0; i < len(vs); i += listChunk {
+		j := min(i+listChunk, len(vs))
+		chunks = append(chunks, slices.Clone(vs[i:j]))
+	}
+	return fromChunks(chunks)
 }
 
 // Edit is one change to a sorted List: Value put in (replacing the
@@ -220,41 +271,42 @@ func (l List[T]) ApplyFunc(cmp func(x *T, e *Edit[T]) int, edits []Edit[T]) List
 	if len(edits) == 0 {
 		return l
 	}
-	if len(l.chunks) == 0 {
-		var s []T
-		for _, e := range edits {
-			if !e.Delete {
-				s = append(s, e.Value)
-			}
+	nc := l.numChunks()
+	if nc <= 1 {
+		// One chunk (or none): merge into a new one, split when large.
+		merged := mergeChunk(l.first, cmp, edits)
+		if len(merged) <= 2*listChunk {
+			return List[T]{first: merged}
 		}
-		return ListOf(s)
+		return ListOf(merged)
 	}
-	out := List[T]{chunks: make([][]T, 0, len(l.chunks)+1)}
+	chunks := make([][]T, 0, nc+1)
 	e := 0
-	for k, c := range l.chunks {
+	for k := range nc {
+		c := l.chunk(k)
 		// The edits that fall in chunk k: targets up to its last
 		// element (all that remain, for the last chunk).
 		hi := e
 		last := &c[len(c)-1]
-		for hi < len(edits) && (k == len(l.chunks)-1 || cmp(last, &edits[hi]) >= 0) {
+		for hi < len(edits) && (k == nc-1 || cmp(last, &edits[hi]) >= 0) {
 			hi++
 		}
 		if hi == e {
-			out.chunks = append(out.chunks, c)
+			chunks = append(chunks, c)
 			continue
 		}
 		merged := mergeChunk(c, cmp, edits[e:hi])
 		e = hi
 		for len(merged) > 2*listChunk {
-			out.chunks = append(out.chunks, merged[:listChunk:listChunk])
+			chunks = append(chunks, merged[:listChunk:listChunk])
 			merged = merged[listChunk:]
 		}
 		if len(merged) > 0 {
-			out.chunks = append(out.chunks, merged)
+			chunks = append(chunks, merged)
 		}
 	}
-	out.index()
-	if n := out.Len(); len(out.chunks) > 2*(n/listChunk)+2 {
+	out := fromChunks(chunks)
+	if n := out.Len(); len(chunks) > 2*(n/listChunk)+2 {
 		return ListOf(out.Slice())
 	}
 	return out

@@ -32,17 +32,21 @@ func checkList(t *testing.T, l List[item], want []item) {
 		}
 	}
 	n := 0
-	for k, c := range l.chunks {
+	for k := range l.numChunks() {
+		c := l.chunk(k)
 		if len(c) == 0 || cap(c) != len(c) {
 			t.Fatalf("chunk %d: len %d cap %d", k, len(c), cap(c))
 		}
-		n += len(c)
-		if l.ends[k] != n {
-			t.Fatalf("ends[%d] = %d, want %d", k, l.ends[k], n)
+		if l.start(k) != n {
+			t.Fatalf("chunk %d starts at %d, want %d", k, l.start(k), n)
 		}
+		n += len(c)
 	}
-	if len(l.chunks) > 2*(len(want)/listChunk)+2 {
-		t.Fatalf("%d chunks for %d elements", len(l.chunks), len(want))
+	if (l.more == nil) != (len(l.ends) == 0) || len(l.more) != len(l.ends) {
+		t.Fatalf("%d more chunks, %d ends", len(l.more), len(l.ends))
+	}
+	if l.numChunks() > 2*(len(want)/listChunk)+2 {
+		t.Fatalf("%d chunks for %d elements", l.numChunks(), len(want))
 	}
 	for _, w := range want {
 		i, ok := l.Search(func(x *item) int { return strings.Compare(x.ID, w.ID) })
@@ -127,13 +131,13 @@ func TestListApplyCopiesTheChange(t *testing.T) {
 	l := ListOf(s)
 	next := l.Apply(itemKey, []Edit[item]{{ID: "id-05000", Value: item{"id-05000", -1}}})
 	shared := 0
-	for k := range next.chunks {
-		if &next.chunks[k][0] == &l.chunks[k][0] {
+	for k := range next.numChunks() {
+		if &next.chunk(k)[0] == &l.chunk(k)[0] {
 			shared++
 		}
 	}
-	if shared != len(l.chunks)-1 {
-		t.Fatalf("%d of %d chunks shared, want all but one", shared, len(l.chunks))
+	if shared != l.numChunks()-1 {
+		t.Fatalf("%d of %d chunks shared, want all but one", shared, l.numChunks())
 	}
 	if l.At(5000).V != 5000 || next.At(5000).V != -1 {
 		t.Fatalf("old %v new %v", *l.At(5000), *next.At(5000))
@@ -143,6 +147,14 @@ func TestListApplyCopiesTheChange(t *testing.T) {
 	})
 	if allocs > 4 {
 		t.Fatalf("%v allocations per one-element Apply", allocs)
+	}
+	// A short List is one chunk held inline: a change costs the new
+	// chunk (and the edits' slice), no array of chunks.
+	small := ListOf(s[:10:10])
+	if allocs := testing.AllocsPerRun(20, func() {
+		small.Apply(itemKey, []Edit[item]{{ID: "id-00005", Value: item{"id-00005", -1}}})
+	}); allocs > 2 {
+		t.Fatalf("%v allocations per change of a 10-element List", allocs)
 	}
 }
 

@@ -683,7 +683,7 @@ func sharedChunkAt[T any](a List[T], i int, b List[T], j int) int {
 	if offa != 0 || offb != 0 {
 		return 0
 	}
-	ca, cb := a.chunks[ka], b.chunks[kb]
+	ca, cb := a.chunk(ka), b.chunk(kb)
 	if len(ca) != len(cb) || &ca[0] != &cb[0] {
 		return 0
 	}
