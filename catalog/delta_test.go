@@ -97,6 +97,60 @@ func TestDeltaAppliesAndVerifies(t *testing.T) {
 	}
 }
 
+// TestDeltaSharesUnchangedChunks applies a one-service delta to a record
+// of 10,000 services: the result shares every chunk of the held record's
+// services but the changed one, and all of its checks, so a peer applies
+// a change at its cost, not the record's.
+func TestDeltaSharesUnchangedChunks(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	base := &NodeRecord{Node: Node{Name: "node1", Address: "10.0.0.1"}, Version: 1000}
+	svcs := make([]Service, 10000)
+	for i := range svcs {
+		svcs[i] = Service{ID: fmt.Sprintf("web-%05d", i), Name: "web", Port: 8000, Weights: DefaultWeights}
+	}
+	base.Services = ListOf(svcs)
+	base.Checks = ListOf([]Check{{CheckID: "mem", Name: "mem", Status: HealthPassing}})
+	if err := base.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	next := *base
+	next.Version++
+	changed := *base.Services.At(5000)
+	changed.Port = 9000
+	next.Services = base.Services.Apply(func(s *Service) string { return s.ID }, []Edit[Service]{{ID: changed.ID, Value: changed}})
+	next.tree, next.Signature = nil, nil
+	if err := next.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	d, err := EncodeDelta(base, &next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := received(t, base)
+	got, err := ApplyDelta(held, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Verify(pub); err != nil {
+		t.Fatal(err)
+	}
+	if got.Services.At(5000).Port != 9000 || held.Services.At(5000).Port != 8000 {
+		t.Fatal("the delta's change is not in the result, or is in the held record")
+	}
+	shared := 0
+	for k := range got.Services.numChunks() {
+		if &got.Services.chunk(k)[0] == &held.Services.chunk(k)[0] {
+			shared++
+		}
+	}
+	if n := held.Services.numChunks(); shared != n-1 {
+		t.Fatalf("%d of %d service chunks shared with the held record, want all but one", shared, n)
+	}
+	if &got.Checks.chunk(0)[0] != &held.Checks.chunk(0)[0] {
+		t.Fatal("the unchanged checks were copied")
+	}
+}
+
 // TestDeltaForgedPieceRefused changes a piece inside a delta signed by the
 // owner: the result must not verify.
 func TestDeltaForgedPieceRefused(t *testing.T) {
