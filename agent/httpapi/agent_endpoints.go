@@ -406,10 +406,10 @@ func (a *Server) apiServiceLoad(w http.ResponseWriter, r *http.Request) (any, er
 	return nil, a.local.SetServiceLoad(r.PathValue("id"), *body.Load)
 }
 
-// healthCheck is Consul's HealthCheck JSON shape (AgentCheck in
-// /v1/agent/checks, which has the same fields but ServiceTags and the
-// indexes).
-type healthCheck struct {
+// checkFields are the fields of Consul's HealthCheck JSON shape that an
+// answer (healthCheck) and a catalog registration (registrationCheck)
+// share.
+type checkFields struct {
 	Node        string
 	CheckID     string
 	Name        string
@@ -420,64 +420,45 @@ type healthCheck struct {
 	ServiceName string
 	ServiceTags []string
 	Type        string
-	Interval    string `json:",omitempty"`
-	Timeout     string `json:",omitempty"`
 	ExposedPort int
-	Definition  checkDefinition
 	CreateIndex uint64
 	ModifyIndex uint64
+}
+
+// healthCheck is Consul's HealthCheck JSON shape (AgentCheck in
+// /v1/agent/checks, which has the same fields but ServiceTags and the
+// indexes).
+type healthCheck struct {
+	checkFields
+	Interval   string `json:",omitempty"`
+	Timeout    string `json:",omitempty"`
+	Definition checkDefinition
 }
 
 // checkDefinition is Consul's HealthCheckDefinition JSON shape: how the
 // check runs. The owning agent's /v1/agent/checks has it all for the
 // checks it runs; catalog reads of other agents' checks know only the
 // interval and timeout; a catalog-registered check (an external node's)
-// has the definition it was registered with.
+// has the definition it was registered with. It is the catalog's
+// definition with the interval and timeout, which catalog.Check keeps
+// beside it.
 type checkDefinition struct {
-	HTTP                           string              `json:",omitempty"`
-	Header                         map[string][]string `json:",omitempty"`
-	Method                         string              `json:",omitempty"`
-	Body                           string              `json:",omitempty"`
-	TLSServerName                  string              `json:",omitempty"`
-	TLSSkipVerify                  bool                `json:",omitempty"`
-	DisableRedirects               bool                `json:",omitempty"`
-	TCP                            string              `json:",omitempty"`
-	TCPUseTLS                      bool                `json:",omitempty"`
-	UDP                            string              `json:",omitempty"`
-	GRPC                           string              `json:",omitempty"`
-	OSService                      string              `json:",omitempty"`
-	GRPCUseTLS                     bool                `json:",omitempty"`
-	H2PING                         string              `json:",omitempty"`
-	H2PingUseTLS                   bool                `json:",omitempty"`
-	ScriptArgs                     []string            `json:",omitempty"`
-	DockerContainerID              string              `json:",omitempty"`
-	Shell                          string              `json:",omitempty"`
-	AliasNode                      string              `json:",omitempty"`
-	AliasService                   string              `json:",omitempty"`
-	OutputMaxSize                  uint                `json:",omitempty"`
-	Interval                       string              `json:",omitempty"`
-	Timeout                        string              `json:",omitempty"`
-	TTL                            string              `json:",omitempty"`
-	DeregisterCriticalServiceAfter string              `json:",omitempty"`
+	catalog.CheckDefinition
+	Interval string `json:",omitempty"`
+	Timeout  string `json:",omitempty"`
 }
 
 func toHealthCheck(node string, c catalog.Check, tags []string) healthCheck {
 	hc := healthCheck{
-		Node: node, CheckID: c.CheckID, Name: c.Name, Status: c.Status, Notes: c.Notes, Output: c.Output,
-		ServiceID: c.ServiceID, ServiceName: c.ServiceName, ServiceTags: nonNil(tags), Type: c.Type,
+		checkFields: checkFields{
+			Node: node, CheckID: c.CheckID, Name: c.Name, Status: c.Status, Notes: c.Notes, Output: c.Output,
+			ServiceID: c.ServiceID, ServiceName: c.ServiceName, ServiceTags: nonNil(tags), Type: c.Type,
+		},
 		Interval: c.Interval, Timeout: c.Timeout,
 		Definition: checkDefinition{Interval: c.Interval, Timeout: c.Timeout},
 	}
 	if d := c.Definition; d != nil {
-		hc.Definition = checkDefinition{
-			HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body, TLSServerName: d.TLSServerName,
-			TLSSkipVerify: d.TLSSkipVerify, DisableRedirects: d.DisableRedirects, TCP: d.TCP, TCPUseTLS: d.TCPUseTLS,
-			UDP: d.UDP, GRPC: d.GRPC, OSService: d.OSService, GRPCUseTLS: d.GRPCUseTLS, H2PING: d.H2PING,
-			H2PingUseTLS: d.H2PingUseTLS, ScriptArgs: d.ScriptArgs, DockerContainerID: d.DockerContainerID,
-			Shell: d.Shell, AliasNode: d.AliasNode, AliasService: d.AliasService, OutputMaxSize: d.OutputMaxSize,
-			Interval: c.Interval, Timeout: c.Timeout, TTL: d.TTL,
-			DeregisterCriticalServiceAfter: d.DeregisterCriticalServiceAfter,
-		}
+		hc.Definition.CheckDefinition = *d
 	}
 	return hc
 }
@@ -521,13 +502,15 @@ func (a *Server) apiAgentChecks(w http.ResponseWriter, r *http.Request) (any, er
 			hc := toHealthCheck(node, c, v.ServiceTags)
 			if d := v.Def; d.ID != "" {
 				hc.Definition = checkDefinition{
-					HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body, TLSServerName: d.TLSServerName,
-					TLSSkipVerify: d.TLSSkipVerify, DisableRedirects: d.DisableRedirects, TCP: d.TCP, GRPC: d.GRPC,
-					GRPCUseTLS: d.GRPCUseTLS, ScriptArgs: d.Args, TCPUseTLS: d.TCPUseTLS, UDP: d.UDP, OSService: d.OSService,
-					H2PING: d.H2PING, H2PingUseTLS: d.H2PingUseTLS, DockerContainerID: d.DockerContainerID, Shell: d.Shell,
-					AliasNode: d.AliasNode, AliasService: d.AliasService, OutputMaxSize: uint(max(d.OutputMaxSize, 0)),
+					CheckDefinition: catalog.CheckDefinition{
+						HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body, TLSServerName: d.TLSServerName,
+						TLSSkipVerify: d.TLSSkipVerify, DisableRedirects: d.DisableRedirects, TCP: d.TCP, GRPC: d.GRPC,
+						GRPCUseTLS: d.GRPCUseTLS, ScriptArgs: d.Args, TCPUseTLS: d.TCPUseTLS, UDP: d.UDP, OSService: d.OSService,
+						H2PING: d.H2PING, H2PingUseTLS: d.H2PingUseTLS, DockerContainerID: d.DockerContainerID, Shell: d.Shell,
+						AliasNode: d.AliasNode, AliasService: d.AliasService, OutputMaxSize: uint(max(d.OutputMaxSize, 0)),
+						DeregisterCriticalServiceAfter: durationString(d.DeregisterCriticalServiceAfter),
+					},
 					Interval: durationString(d.Interval), Timeout: durationString(d.Timeout),
-					DeregisterCriticalServiceAfter: durationString(d.DeregisterCriticalServiceAfter),
 				}
 			}
 			if f.Match(&hc) {

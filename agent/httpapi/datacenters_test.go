@@ -56,7 +56,7 @@ func TestHasHealthy(t *testing.T) {
 	entry := func(statuses ...string) serviceEntry {
 		var e serviceEntry
 		for _, s := range statuses {
-			e.Checks = append(e.Checks, healthCheck{Status: s})
+			e.Checks = append(e.Checks, healthCheck{checkFields: checkFields{Status: s}})
 		}
 		return e
 	}

@@ -67,22 +67,14 @@ type registrationService struct {
 
 // registrationCheck is Consul's HealthCheck as a catalog registration
 // carries it: a check whose status is set by the registration (Consul
-// runs no catalog check either).
+// runs no catalog check either). It shares the answer's fields
+// (checkFields) but two: its Definition spells durations as Consul's
+// client sends them (registrationCheckDefinition), and it carries
+// Namespace, Partition and PeerName, which must be empty.
 type registrationCheck struct {
-	Node                           string
-	CheckID                        string
-	Name                           string
-	Status                         string
-	Notes                          string
-	Output                         string
-	ServiceID                      string
-	ServiceName                    string
-	ServiceTags                    []string
-	Type                           string
+	checkFields
 	Definition                     *registrationCheckDefinition
 	Namespace, Partition, PeerName string
-	ExposedPort                    int
-	CreateIndex, ModifyIndex       uint64
 }
 
 // registrationCheckDefinition is Consul's HealthCheckDefinition as a
