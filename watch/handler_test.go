@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorusdns/chorus/test/testutil"
 	"github.com/chorusdns/chorus/watch"
 )
 
@@ -76,15 +77,18 @@ func TestRunHandlerCancelledKillsChildren(t *testing.T) {
 	// The child is killed with the group; it is gone once its parent (the
 	// shell, itself killed) no longer holds it as a zombie: kill(pid, 0)
 	// then fails with ESRCH.
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
+	t.Cleanup(func() {
+		if t.Failed() {
+			syscall.Kill(pid, syscall.SIGKILL) // the child outlived its handler
+		}
+	})
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if syscall.Kill(pid, 0) != nil {
+			return nil
+		}
 		if state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(state), ") Z ") {
-			break // killed, waiting to be reaped by init
+			return nil // killed, waiting to be reaped by init
 		}
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("the handler's child %d still runs 5 s after the handler was cancelled", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("the handler's child %d still runs after the handler was cancelled", pid)
+	})
 }
