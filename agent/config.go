@@ -157,7 +157,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" && !c.Dev {
 		return fmt.Errorf("data_dir: required (or use --dev)")
 	}
-	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+	if _, err := httpapi.ParseLogLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("log_level: %v", err)
 	}
 	for _, kv := range []struct{ key, addr string }{{"bind", c.Bind}, {"client", c.Client}} {

@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log"
 	"log/slog"
 	"strings"
@@ -11,22 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// ParseLogLevel maps a log_level value onto a slog level: slog's own names
-// (debug, info, warn, error, with offsets such as "info+2", any case),
-// plus the spellings Serf and Consul use (trace, warning, err); "" is info.
-func ParseLogLevel(s string) (slog.Level, error) {
-	alias := map[string]string{"": "info", "trace": "debug", "warning": "warn", "err": "error"}
-	if a, ok := alias[strings.ToLower(s)]; ok {
-		s = a
-	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("unknown level %q (debug, info, warn or error)", s)
-	}
-	return l, nil
-}
+	"github.com/chorusdns/chorus/agent/httpapi"
+)
 
 // serfLogger returns a *log.Logger for serf and memberlist whose lines,
 // prefixed "[DEBUG]", "[INFO]", "[WARN]" or "[ERR]", go to logger at the
@@ -67,14 +53,14 @@ type remoteLog struct {
 func (w *levelWriter) Write(p []byte) (int, error) {
 	msg := string(bytes.TrimSpace(p))
 	level := slog.LevelInfo
-	for prefix, l := range map[string]slog.Level{
-		"[TRACE]": slog.LevelDebug - 4, "[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo,
-		"[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError, "[ERROR]": slog.LevelError,
-	} {
-		if i := strings.Index(msg, prefix); i >= 0 {
-			level = l
-			msg = strings.TrimSpace(msg[i+len(prefix):])
-			break
+	// The first "[LEVEL]" names the level (trace, debug, info, warn,
+	// err, error), read by the agent's one level parser.
+	if i := strings.IndexByte(msg, '['); i >= 0 {
+		if j := strings.IndexByte(msg[i:], ']'); j > 1 {
+			if l, err := httpapi.ParseLogLevel(msg[i+1 : i+j]); err == nil {
+				level = l
+				msg = strings.TrimSpace(msg[i+j+1:])
+			}
 		}
 	}
 	if level >= slog.LevelWarn {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -64,3 +65,37 @@ func TestSerfLoggerLimitsRemoteLines(t *testing.T) {
 		t.Fatalf("lines written: %d decrypt, %d msg type, %d push/pull; want 1, 1, 500", decrypt, msgType, pushPull)
 	}
 }
+
+// TestSerfLoggerLevels: the "[LEVEL]" prefix Serf and memberlist write
+// picks the slog level through the agent's one level parser; a line
+// without one is info.
+func TestSerfLoggerLevels(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		level slog.Level
+		msg   string
+	}{
+		{"[TRACE] memberlist: a", slog.LevelDebug - 4, "memberlist: a"},
+		{"[DEBUG] serf: b", slog.LevelDebug, "serf: b"},
+		{"[INFO] serf: c", slog.LevelInfo, "serf: c"},
+		{"[WARN] memberlist: d", slog.LevelWarn, "memberlist: d"},
+		{"[ERR] memberlist: e", slog.LevelError, "memberlist: e"},
+		{"[ERROR] serf: f", slog.LevelError, "serf: f"},
+		{"serf: g [x]", slog.LevelInfo, "serf: g [x]"},
+	} {
+		var got slog.Record
+		h := recordHandler{rec: &got}
+		serfLogger(slog.New(h), nil).Print(tc.line)
+		if got.Level != tc.level || got.Message != tc.msg {
+			t.Errorf("%q: level %v message %q; want %v %q", tc.line, got.Level, got.Message, tc.level, tc.msg)
+		}
+	}
+}
+
+// recordHandler keeps the last record it handles.
+type recordHandler struct{ rec *slog.Record }
+
+func (h recordHandler) Enabled(context.Context, slog.Level) bool      { return true }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error { *h.rec = r; return nil }
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h recordHandler) WithGroup(string) slog.Handler                 { return h }

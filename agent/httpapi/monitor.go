@@ -246,24 +246,6 @@ func (h *tapHandler) formatJSON(r slog.Record) []byte {
 	return b
 }
 
-// parseLogLevel reads ?loglevel= as Consul does (trace, debug, info,
-// warn, error; default info).
-func parseLogLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "", "info":
-		return slog.LevelInfo, nil
-	case "trace":
-		return slog.LevelDebug - 4, nil
-	case "debug":
-		return slog.LevelDebug, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error", "err":
-		return slog.LevelError, nil
-	}
-	return 0, errorf(http.StatusBadRequest, "Unknown log level: %s (want trace, debug, info, warn or error)", s)
-}
-
 // SetLogTap connects /v1/agent/monitor to the agent's logs.
 func (a *Server) SetLogTap(t *LogTap) { a.logTap.Store(t) }
 
@@ -271,9 +253,9 @@ func (a *Server) SetLogTap(t *LogTap) { a.logTap.Store(t) }
 // ?loglevel= and above (default info), as text or with ?logjson as JSON
 // lines, streamed until the client goes away or the agent stops.
 func (a *Server) apiAgentMonitor(w http.ResponseWriter, r *http.Request) (any, error) {
-	level, err := parseLogLevel(params(r).Get("loglevel"))
+	level, err := ParseLogLevel(params(r).Get("loglevel"))
 	if err != nil {
-		return nil, err
+		return nil, errorf(http.StatusBadRequest, "Unknown log level: %s (want trace, debug, info, warn or error)", params(r).Get("loglevel"))
 	}
 	asJSON, err := boolParam(r, "logjson")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chorusdns/chorus/agent"
+	"github.com/chorusdns/chorus/agent/httpapi"
 )
 
 func newAgentCmd() *cobra.Command {
@@ -155,6 +156,6 @@ func runAgent(parent context.Context, cfg agent.Config, flags *pflag.FlagSet, sr
 
 // levelOf is the slog level of a validated log_level.
 func levelOf(s string) slog.Level {
-	l, _ := agent.ParseLogLevel(s) // Config.Validate has accepted s
+	l, _ := httpapi.ParseLogLevel(s) // Config.Validate has accepted s
 	return l
 }
