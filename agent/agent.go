@@ -212,7 +212,7 @@ func (a *Agent) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("http_port: %w", err)
 	}
-	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, gossip{a}, a.root, a.reg, a.reg)
+	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, a.local.Externals(), gossip{a}, a.root, a.reg, a.reg)
 	a.api.SetLogTap(a.logs)
 	a.api.SetReload(a.reloadFromSource)
 	handler := a.api.Handler()

@@ -166,7 +166,7 @@ func (a *Server) apiCatalogRegister(w http.ResponseWriter, r *http.Request) (any
 	if strings.EqualFold(reg.Node, a.cfg().NodeName) { // node names are case-insensitive, as in Consul
 		return nil, a.registerOwnNode(reg)
 	}
-	x := a.local.Externals()
+	x := a.externals
 	if x == nil {
 		return nil, errorf(http.StatusInternalServerError, "external nodes are not set up on this agent")
 	}
@@ -429,7 +429,7 @@ func (a *Server) apiCatalogDeregister(w http.ResponseWriter, r *http.Request) (a
 		}
 		return true, nil
 	}
-	x := a.local.Externals()
+	x := a.externals
 	if x == nil {
 		return nil, errorf(http.StatusInternalServerError, "external nodes are not set up on this agent")
 	}

@@ -49,7 +49,7 @@ func TestRemoteReadsServed(t *testing.T) {
 		remote("dc3", "r3", "10.3.0.1", catalog.HealthPassing, 10*time.Millisecond, true),
 	})
 	reg := prometheus.NewPedanticRegistry()
-	h := New(Settings{Datacenter: "dc1", NodeName: "l1"}, st, nil, nil, slog.New(slog.DiscardHandler), reg, reg).Handler()
+	h := New(Settings{Datacenter: "dc1", NodeName: "l1"}, st, nil, nil, nil, slog.New(slog.DiscardHandler), reg, reg).Handler()
 	get := func(target string) (*httptest.ResponseRecorder, []byte) {
 		t.Helper()
 		w := httptest.NewRecorder()

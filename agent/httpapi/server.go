@@ -165,12 +165,14 @@ type Member struct {
 type Server struct {
 	settings atomic.Pointer[Settings]
 	store    *catalog.Store
-	local    *local.State
-	gossip   Gossip
-	logger   *slog.Logger
-	reg      prometheus.Registerer
-	gather   prometheus.Gatherer
-	metrics  *metrics
+	local    Local
+	// externals is nil on an agent that does not set external nodes up.
+	externals Externals
+	gossip    Gossip
+	logger    *slog.Logger
+	reg       prometheus.Registerer
+	gather    prometheus.Gatherer
+	metrics   *metrics
 
 	hub   *watchHub
 	cache *renderCache
@@ -214,9 +216,9 @@ func (a *Server) apiReload(w http.ResponseWriter, r *http.Request) (any, error) 
 
 // New returns the API of an agent. reg receives the API's metrics;
 // gather serves /metrics. It starts no goroutine.
-func New(settings Settings, store *catalog.Store, st *local.State, gossip Gossip, logger *slog.Logger, reg prometheus.Registerer, gather prometheus.Gatherer) *Server {
+func New(settings Settings, store *catalog.Store, st Local, ext Externals, gossip Gossip, logger *slog.Logger, reg prometheus.Registerer, gather prometheus.Gatherer) *Server {
 	a := &Server{
-		store: store, local: st, gossip: gossip, logger: logger.With("component", "http"), reg: reg, gather: gather,
+		store: store, local: st, externals: ext, gossip: gossip, logger: logger.With("component", "http"), reg: reg, gather: gather,
 		hub: newWatchHub(store), cache: newRenderCache(),
 		results: newIndexTable(1 << 14), objects: newIndexTable(1 << 17),
 		stopped: make(chan struct{}), bodyTimeout: defaultBodyTimeout, logs: newRateLog(logEvery),
