@@ -16,9 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/gossip"
 	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/agent/replication"
@@ -43,17 +43,12 @@ type Agent struct {
 	// (SetReloadSource).
 	reloadSource atomic.Pointer[func() error]
 
-	store     *catalog.Store
-	local     *local.State
-	dns       *dnssrv.Server
-	serf      *serf.Serf
-	transport *replication.Transport
-	coords    *replication.Coords
-	sync      *replication.Syncer
-	api       *httpapi.Server
-	// wan links datacenters (wan.go); set before the gossip transport starts.
-	wan     atomic.Pointer[wanLink]
-	metrics *metrics
+	store  *catalog.Store
+	local  *local.State
+	dns    *dnssrv.Server
+	gossip *gossip.Pool
+	sync   *replication.Syncer
+	api    *httpapi.Server
 	// key signs this node's records (identity.go); set by Start.
 	key ed25519.PrivateKey
 
@@ -68,8 +63,6 @@ type Agent struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
-	leaving  atomic.Bool
-	joined   atomic.Bool // a Join has reached a peer (the start-up gate)
 
 	handlerJobs chan handlerJob // event handler runs waiting (hooks.go)
 	watchMu     sync.Mutex
@@ -99,7 +92,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, err
 		handlerJobs: make(chan handlerJob, handlerQueue),
 	}
 	a.cfg.Store(&cfg)
-	a.metrics = newMetrics(reg, a.store)
+	registerMetrics(reg, a.store)
 	return a, nil
 }
 
@@ -124,19 +117,25 @@ func (a *Agent) HTTPSAddr() string {
 func (a *Agent) DNSAddr() string { return a.dns.Addr() }
 
 // SerfAddr returns the gossip address peers join ("ip:port"), after Start.
-func (a *Agent) SerfAddr() string {
-	m := a.serf.LocalMember()
-	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
-}
+func (a *Agent) SerfAddr() string { return a.gossip.Addr() }
+
+// Gossip returns the agent's gossip layer (its LAN and WAN pools). Valid
+// after Start.
+func (a *Agent) Gossip() *gossip.Pool { return a.gossip }
+
+// Join asks the gossip layer to join the members at addrs ("host" or
+// "host:port", the default port being the serf_port). It returns how
+// many it reached.
+func (a *Agent) Join(addrs []string) (int, error) { return a.gossip.Join(addrs) }
 
 // GossipBytes returns the UDP payload bytes this agent has sent and
 // received on its gossip port since it started (Serf's traffic and
 // Chorus's notices and digests; TCP pulls and push-pulls excluded).
 func (a *Agent) GossipBytes() (sent, received uint64) {
-	if a.transport == nil {
+	if a.gossip == nil {
 		return 0, 0
 	}
-	return a.transport.Bytes()
+	return a.gossip.Transport().Bytes()
 }
 
 // Local returns the agent's own services and checks. Valid after Start.
@@ -212,11 +211,6 @@ func (a *Agent) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("http_port: %w", err)
 	}
-	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, a.local.Externals(), gossip{a}, a.root, a.reg, a.reg)
-	a.api.SetLogTap(a.logs)
-	a.api.SetReload(a.reloadFromSource)
-	handler := a.api.Handler()
-	a.httpSrv = a.newHTTPServer(handler)
 	if cfg.HTTPSPort > 0 {
 		tlsCfg, err := cfg.TLS.ServerConfig()
 		if err != nil {
@@ -227,24 +221,30 @@ func (a *Agent) Start() (err error) {
 			return fmt.Errorf("https_port: %w", err)
 		}
 		a.httpsLn = tls.NewListener(ln, tlsCfg)
-		a.httpsSrv = a.newHTTPServer(handler)
 	}
-
 	a.setBuiltin(cfg, a.httpLn.Addr())
 
-	prevPeers := snapshotPeers(serfSnapshotPath(cfg.DataDir), cfg.NodeName)
-	if err := a.startSerf(cfg, advertise); err != nil {
+	if err := a.startGossip(cfg, advertise); err != nil {
 		return err
 	}
-	a.startWAN()
-	a.dns.SetDistances(a)
+	a.dns.SetDistances(a.gossip)
 	a.local.Publish()
+
+	a.api = httpapi.New(a.apiSettings(cfg), a.store, a.local, a.local.Externals(), a.gossip.API(a.Leave), a.root, a.reg, a.reg)
+	a.api.SetLogTap(a.logs)
+	a.api.SetReload(a.reloadFromSource)
+	handler := a.api.Handler()
+	a.httpSrv = a.newHTTPServer(handler)
+	if a.httpsLn != nil {
+		a.httpsSrv = a.newHTTPServer(handler)
+	}
 
 	a.wg.Go(func() { a.api.Run(a.ctx) })
 	a.wg.Go(func() { a.serveHTTP(a.httpSrv, a.httpLn) })
 	if a.httpsSrv != nil {
 		a.wg.Go(func() { a.serveHTTP(a.httpsSrv, a.httpsLn) })
 	}
+	prevPeers := a.gossip.PreviousPeers()
 	expectPeers := len(prevPeers) > 0 || len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0
 	a.wg.Go(func() {
 		waited, lack := a.waitCatalog(a.ctx, expectPeers)
@@ -260,13 +260,18 @@ func (a *Agent) Start() (err error) {
 	})
 	a.wg.Go(func() { a.local.Run(a.ctx) })
 	a.wg.Go(func() { a.sync.Run(a.ctx) })
-	a.wg.Go(func() { a.runExternals(a.ctx) })
+	a.wg.Go(func() { a.local.Externals().Run(a.ctx, a.gossip.Leaving) }) // a leaving agent adopts nothing
 	a.wg.Go(func() { a.runHandlers(a.ctx) })
 	a.startWatches(cfg.Watches)
-	a.startJoin(cfg)
+	if len(cfg.Join) > 0 {
+		if _, err := a.gossip.Join(cfg.Join); err != nil {
+			a.logger.Warn("join failed", "addrs", cfg.Join, "err", err)
+		}
+	}
+	a.wg.Go(func() { a.gossip.RetryJoin(a.ctx) })
 	if len(prevPeers) > 0 {
 		a.wg.Go(func() {
-			if _, err := a.Join(prevPeers); err != nil {
+			if _, err := a.gossip.Join(prevPeers); err != nil {
 				a.logger.Info("rejoin of the members the snapshot lists", "err", err)
 			}
 		})
@@ -320,12 +325,25 @@ func (a *Agent) publish(rec *catalog.NodeRecord) {
 }
 
 // fatal stops the agent because it cannot go on; Err reports why. It is
-// called from the agent's own goroutines, so the stop runs on a goroutine
-// of its own, which Done reports the end of.
+// called from the agent's own goroutines, which the stop waits for, so
+// the stop runs in the background (stopAsync).
 func (a *Agent) fatal(err error) {
 	a.logger.Error("stopping the agent", "err", err)
 	a.fatalErr.Store(&err)
-	go a.Kill()
+	a.stopAsync(false)
+}
+
+// stopAsync stops the agent (leaving the cluster if leave is set, bounded
+// by leaveTimeout) on a goroutine of its own, for callers the stop waits
+// for: the agent's goroutines and the API's requests. The goroutine is
+// owned by the stop itself: its last act is closing Done, and Shutdown
+// and Kill called meanwhile wait for it (stopOnce).
+func (a *Agent) stopAsync(leave bool) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), leaveTimeout)
+		defer cancel()
+		a.stop(ctx, leave)
+	}()
 }
 
 // Err returns why the agent stopped by itself, or nil.
@@ -362,9 +380,11 @@ func (a *Agent) stop(ctx context.Context, leave bool) {
 				cancel()
 			}
 		}
-		a.stopWAN(ctx, leave)
-		if leave && a.serf != nil {
-			a.leaveSerf(ctx)
+		if a.gossip != nil {
+			a.gossip.WAN().Close(ctx, leave)
+			if leave {
+				a.gossip.Leave(ctx)
+			}
 		}
 		a.wg.Wait()
 		a.closeAll(leave)
@@ -374,8 +394,8 @@ func (a *Agent) stop(ctx context.Context, leave bool) {
 
 // closeAll releases what Start acquired, in reverse order.
 func (a *Agent) closeAll(left bool) {
-	if a.serf != nil {
-		if err := a.serf.Shutdown(); err != nil {
+	if a.gossip != nil {
+		if err := a.gossip.Shutdown(); err != nil {
 			a.logger.Warn("serf shutdown", "err", err)
 		}
 	}
@@ -403,21 +423,54 @@ func (a *Agent) closeAll(left bool) {
 	}
 }
 
-// leaveSerf announces a graceful leave and waits for it to propagate.
-func (a *Agent) leaveSerf(ctx context.Context) {
-	if !a.leaving.CompareAndSwap(false, true) {
-		return
+// leaveTimeout bounds how long a leave asked for over the API waits for
+// Serf to broadcast it.
+const leaveTimeout = 15 * time.Second
+
+// Leave leaves the cluster gracefully and stops the agent. It returns
+// once Serf has broadcast the leave and let it propagate (bounded by ctx
+// and leaveTimeout), as Consul's /v1/agent/leave answers, so that peers
+// no longer see this node alive when the caller hears back; the stop
+// then goes on in the background (it is asked for over the API, whose
+// server the stop shuts down) and Done is closed when it has finished.
+func (a *Agent) Leave(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	a.gossip.Leave(lctx)
+	cancel()
+	a.stopAsync(true)
+}
+
+// startGossip creates the gossip layer (Serf's LAN pool on the gossip
+// port, the WAN side) and the replication that shares its port and
+// keyring, and starts the member-event loop and the WAN's loops.
+func (a *Agent) startGossip(cfg *Config, advertise string) error {
+	keyring, err := gossip.LoadKeyring(cfg.DataDir, cfg.Encrypt)
+	if err != nil {
+		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- a.serf.Leave() }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			a.logger.Warn("leave", "err", err)
+	a.sync = replication.New(cfg.NodeName, a.store, keyring, a.root, replication.NewMetrics(a.reg))
+	a.gossip, err = gossip.New(gossip.Config{
+		NodeName: cfg.NodeName, Datacenter: cfg.Datacenter, Zone: cfg.Zone,
+		Bind: cfg.Bind, Advertise: advertise, Port: cfg.SerfPort, WANPort: cfg.SerfWANPort,
+		DataDir: cfg.DataDir, Encrypt: cfg.Encrypt, Profile: cfg.GossipProfile, Tuning: cfg.Gossip,
+		Build: Version, KeyTag: local.PublicKeyTag(a.key),
+		RetryJoin: cfg.RetryJoin, RetryInterval: cfg.RetryInterval, RetryMax: cfg.RetryMax,
+		ExpectPeers:         len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0,
+		WANReconnectTimeout: cfg.WANReconnectTimeout, WAN: cfg.wanConfig(),
+	}, gossip.Deps{
+		Logger: a.logger, Root: a.root, Registerer: a.reg, Store: a.store, Sync: a.sync, Keyring: keyring,
+		SetGossipAddr: a.local.SetGossip, OnEvent: a.eventHandlers,
+	})
+	if err != nil {
+		return err
+	}
+	a.wg.Go(func() {
+		if err := a.gossip.Run(a.ctx); err != nil {
+			a.fatal(err)
 		}
-	case <-ctx.Done():
-		a.logger.Warn("leave timed out")
-	}
+	})
+	a.wg.Go(func() { a.gossip.WAN().Run(a.ctx) })
+	return nil
 }
 
 // advertiseAddr picks the address peers and the catalog use for this node.

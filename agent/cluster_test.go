@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"github.com/chorusdns/chorus/agent/gossip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +81,7 @@ func TestReplicationAndFailure(t *testing.T) {
 func TestRejoinAfterRestartWithDataDir(t *testing.T) {
 	agents := startCluster(t, 3, nil)
 	cfg2 := *agents[2].Config()
-	port := agents[2].serf.LocalMember().Port
+	port := agents[2].gossip.LocalMember().Port
 	mustDo(t, agents[2], "PUT", "/v1/agent/service/register", `{"Name":"cache","Port":6379}`)
 	waitDNS(t, agents, "cache", 1, 5*time.Second)
 	agents[2].Kill()
@@ -177,7 +179,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	}
 	cut := func(from []*Agent, to map[string]bool) {
 		for _, a := range from {
-			a.transport.SetDrop(func(addr string) bool { return to[addr] })
+			a.gossip.Transport().SetDrop(func(addr string) bool { return to[addr] })
 		}
 	}
 	cut(left, addrsOf(right))
@@ -190,7 +192,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	waitDNS(t, left, "web", 3, 5*time.Second)
 
 	for _, a := range agents {
-		a.transport.SetDrop(nil)
+		a.gossip.Transport().SetDrop(nil)
 	}
 	start := time.Now()
 	waitDNS(t, agents, "web", 5, 15*time.Second)
@@ -237,7 +239,7 @@ func TestRestartedAgentAnswersWholeClusterAtOnce(t *testing.T) {
 			waitDNS(t, agents, "web", 2, 5*time.Second)
 
 			cfg := *agents[2].Config()
-			cfg.SerfPort = int(agents[2].serf.LocalMember().Port)
+			cfg.SerfPort = int(agents[2].gossip.LocalMember().Port)
 			if graceful {
 				if err := agents[2].Shutdown(t.Context()); err != nil {
 					t.Fatal(err)
@@ -265,13 +267,13 @@ func TestMemberStatusRepairedAfterLostEvent(t *testing.T) {
 	// member event is on its way that would mend the status before the
 	// repair does.
 	testutil.Eventually(t, 10*time.Second, func() error {
-		want := agents[1].serf.LocalMember().Tags[tagVersion]
+		want := agents[1].gossip.LocalMember().Tags[gossip.TagVersion]
 		if want == "" || want == "0" {
 			return fmt.Errorf("node1 has not set its version tag yet")
 		}
-		for _, m := range agents[0].Members() {
-			if m.Name == "node1" && m.Tags[tagVersion] != want {
-				return fmt.Errorf("node0 sees node1's tag %s, want %s", m.Tags[tagVersion], want)
+		for _, m := range agents[0].gossip.Members() {
+			if got := strconv.FormatUint(m.Version, 10); m.Name == "node1" && got != want {
+				return fmt.Errorf("node0 sees node1's tag %s, want %s", got, want)
 			}
 		}
 		return nil
@@ -291,7 +293,7 @@ func TestMemberStatusRepairedAfterLostEvent(t *testing.T) {
 		return nil
 	})
 	// As if node1's join event had been lost and a stale failure kept.
-	agents[0].Store().SetMember("node1", agents[1].serf.LocalMember().Addr.String(), catalog.MemberFailed)
+	agents[0].Store().SetMember("node1", agents[1].gossip.LocalMember().Addr.String(), catalog.MemberFailed)
 	if n := dnsCount(t, agents[0], "web"); n != 0 {
 		t.Fatalf("after the forged failure node0 still answers %d instances", n)
 	}
@@ -310,7 +312,7 @@ func TestCoordinatesInCluster(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, a := range agents {
 			for _, b := range agents {
-				if _, ok := a.RTT(b.NodeName()); !ok {
+				if _, ok := a.gossip.RTT(b.NodeName()); !ok {
 					return fmt.Errorf("%s has no RTT to %s", a.NodeName(), b.NodeName())
 				}
 			}

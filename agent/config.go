@@ -1,12 +1,12 @@
 package agent
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
 	"time"
 
+	"github.com/chorusdns/chorus/agent/gossip"
 	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/agent/wan"
@@ -44,7 +44,7 @@ type Config struct {
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
 	RetryMax      int           `mapstructure:"retry_max"`
 
-	// Several datacenters (wan.go): the WAN pool's port, the agents of
+	// Several datacenters (agent/gossip's WAN): the WAN pool's port, the agents of
 	// other datacenters to contact, how many agents of this datacenter
 	// speak in the WAN pool, and how long a remote datacenter's summary
 	// that cannot be refreshed is kept. The DNS key failover (the
@@ -77,7 +77,7 @@ type Config struct {
 
 	ACL    httpapi.ACLConfig `mapstructure:"acl"`
 	TLS    httpapi.TLSConfig `mapstructure:"tls"`
-	Gossip GossipConfig      `mapstructure:"gossip"`
+	Gossip gossip.Tuning     `mapstructure:"gossip"`
 	// GossipProfile picks the gossip timings: lan (default), wan or local.
 	GossipProfile string `mapstructure:"gossip_profile"`
 
@@ -95,22 +95,6 @@ type Config struct {
 	// Services are service definitions from config files and the config
 	// directory (keys "service" and "services").
 	Services []local.ServiceDefinition `mapstructure:"-"`
-}
-
-// GossipConfig holds expert gossip knobs; zero values take the profile's.
-type GossipConfig struct {
-	ProbeInterval time.Duration `mapstructure:"probe_interval"`
-	ProbeTimeout  time.Duration `mapstructure:"probe_timeout"`
-	SuspicionMult int           `mapstructure:"suspicion_mult"`
-	// SuspicionMaxTimeoutMult bounds how long a suspicion that no other
-	// member confirms may last, as a multiple of the suspicion timeout.
-	SuspicionMaxTimeoutMult int           `mapstructure:"suspicion_max_timeout_mult"`
-	GossipInterval          time.Duration `mapstructure:"gossip_interval"`
-	PushPullInterval        time.Duration `mapstructure:"push_pull_interval"`
-	// RetransmitMult: each member passes on a gossiped message (a
-	// suspicion, its refutation, a tag change) this × log10(members+1)
-	// times.
-	RetransmitMult int `mapstructure:"retransmit_mult"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -192,32 +176,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("retry_max: must be 0 (no limit) or more")
 	}
 	if c.Encrypt != "" {
-		if _, err := decodeKey(c.Encrypt); err != nil {
+		if _, err := gossip.DecodeKey(c.Encrypt); err != nil {
 			return fmt.Errorf("encrypt: %v", err)
 		}
 	}
-	if _, err := gossipProfile(c.GossipProfile); err != nil {
+	if err := gossip.ValidateProfile(c.GossipProfile); err != nil {
 		return fmt.Errorf("gossip_profile: %v", err)
 	}
-	for _, kd := range []struct {
-		key string
-		d   time.Duration
-	}{
-		{"gossip.probe_interval", c.Gossip.ProbeInterval}, {"gossip.probe_timeout", c.Gossip.ProbeTimeout},
-		{"gossip.gossip_interval", c.Gossip.GossipInterval}, {"gossip.push_pull_interval", c.Gossip.PushPullInterval},
-	} {
-		if kd.d < 0 {
-			return fmt.Errorf("%s: must not be negative", kd.key)
-		}
-	}
-	if c.Gossip.SuspicionMult < 0 {
-		return fmt.Errorf("gossip.suspicion_mult: must not be negative")
-	}
-	if c.Gossip.SuspicionMaxTimeoutMult < 0 {
-		return fmt.Errorf("gossip.suspicion_max_timeout_mult: must not be negative")
-	}
-	if c.Gossip.RetransmitMult < 0 {
-		return fmt.Errorf("gossip.retransmit_mult: must not be negative")
+	if err := c.Gossip.Validate(); err != nil {
+		return err
 	}
 	if err := c.dnsConfig().Validate(); err != nil {
 		return err
@@ -249,17 +216,4 @@ func (c *Config) dnsConfig() dnssrv.Config {
 	d := c.Config
 	d.NodeName, d.Datacenter, d.Zone = c.NodeName, c.Datacenter, c.Zone
 	return d
-}
-
-// decodeKey parses a base64 gossip encryption key of 16, 24 or 32 bytes.
-func decodeKey(s string) ([]byte, error) {
-	k, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("not valid base64: %v", err)
-	}
-	switch len(k) {
-	case 16, 24, 32:
-		return k, nil
-	}
-	return nil, fmt.Errorf("key is %d bytes; it must be 16, 24 or 32 bytes (use 'chorus keygen')", len(k))
 }

@@ -24,7 +24,7 @@ func (a *Agent) debugConfig() map[string]any {
 		httpsAddrs = append(httpsAddrs, "tcp://"+a.httpsLn.Addr().String())
 	}
 	serfAddr := ""
-	if a.serf != nil {
+	if a.gossip != nil {
 		serfAddr = a.SerfAddr()
 	}
 	advertise, _, _ := net.SplitHostPort(serfAddr)

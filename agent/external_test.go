@@ -522,11 +522,11 @@ func TestExternalNodePartitionConvergesToOneOwner(t *testing.T) {
 	}
 	for _, a := range left {
 		to := addrs(right)
-		a.transport.SetDrop(func(addr string) bool { return to[addr] })
+		a.gossip.Transport().SetDrop(func(addr string) bool { return to[addr] })
 	}
 	for _, a := range right {
 		to := addrs(left)
-		a.transport.SetDrop(func(addr string) bool { return to[addr] })
+		a.gossip.Transport().SetDrop(func(addr string) bool { return to[addr] })
 	}
 	// The other side adopts (the computed adopter; another one of that
 	// side only if a false failure there made it adopt again).
@@ -545,7 +545,7 @@ func TestExternalNodePartitionConvergesToOneOwner(t *testing.T) {
 	newest := agents[0].Store().Record("db1").Version
 
 	for _, a := range agents {
-		a.transport.SetDrop(nil)
+		a.gossip.Transport().SetDrop(nil)
 	}
 	// One owner again: every agent holds the same version, written by
 	// the one agent that owns it; the others yielded. The newest version

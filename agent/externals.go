@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"context"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chorusdns/chorus/agent/local"
@@ -71,11 +69,4 @@ func (a *Agent) publishExternal(rec *catalog.NodeRecord) bool {
 		a.sync.NotifyRecord(rec)
 	}
 	return true
-}
-
-// runExternals runs the external nodes' journal compaction and
-// reconciliation rounds (yield, forget expired tombstones, adopt;
-// local.Externals.Run) until ctx is done. A leaving agent adopts nothing.
-func (a *Agent) runExternals(ctx context.Context) {
-	a.local.Externals().Run(ctx, a.leaving.Load)
 }

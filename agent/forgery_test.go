@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/chorusdns/chorus/agent/gossip"
 	"io"
 	"log/slog"
 	"net"
@@ -612,7 +613,7 @@ func TestNodeKeyPersists(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("node key has mode %v, want 0600", fi.Mode().Perm())
 	}
-	tag := a.serf.LocalMember().Tags[tagKey]
+	tag := a.gossip.LocalMember().Tags[gossip.TagKey]
 	if local.ParseKeyTag(tag) == nil || tag != local.PublicKeyTag(a.key) {
 		t.Fatalf("key tag %q does not carry the node key", tag)
 	}
@@ -624,7 +625,7 @@ func TestNodeKeyPersists(t *testing.T) {
 	}
 	a.Kill()
 	b := start()
-	if got := b.serf.LocalMember().Tags[tagKey]; got != tag {
+	if got := b.gossip.LocalMember().Tags[gossip.TagKey]; got != tag {
 		t.Fatalf("key changed across a restart: %s, was %s", got, tag)
 	}
 }

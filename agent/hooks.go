@@ -1,19 +1,17 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/hashicorp/serf/serf"
 
+	"github.com/chorusdns/chorus/agent/gossip"
 	"github.com/chorusdns/chorus/watch"
 )
 
@@ -112,34 +110,22 @@ type handlerJob struct {
 	env   []string
 }
 
-// eventHandlers queues the event handlers a member event runs. It never
-// blocks Serf's event loop: a full queue drops the runs and says so.
-func (a *Agent) eventHandlers(me serf.MemberEvent) {
+// eventHandlers queues the event handlers a member event runs (the
+// gossip layer's event hook). It never blocks the event loop: a full
+// queue drops the runs and says so.
+func (a *Agent) eventHandlers(e gossip.Event) {
 	handlers := a.cfg.Load().EventHandlers
 	if len(handlers) == 0 {
 		return
 	}
-	event := me.Type.String()
-	var input bytes.Buffer
-	for _, m := range me.Members {
-		tags := make([]string, 0, len(m.Tags))
-		for k, v := range m.Tags {
-			tags = append(tags, k+"="+v)
-		}
-		sort.Strings(tags)
-		fmt.Fprintf(&input, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Tags[tagRole], strings.Join(tags, ","))
-	}
-	self := a.serf.LocalMember()
-	env := []string{"SERF_EVENT=" + event, "SERF_SELF_NAME=" + self.Name, "SERF_SELF_ROLE=" + self.Tags[tagRole]}
-	for k, v := range self.Tags {
-		env = append(env, "SERF_TAG_"+strings.ToUpper(k)+"="+v)
-	}
+	event := e.Type()
+	input, env := e.Script()
 	for _, h := range handlers {
 		if !slices.Contains(h.Events, event) {
 			continue
 		}
 		select {
-		case a.handlerJobs <- handlerJob{cfg: h, event: event, input: input.Bytes(), env: env}:
+		case a.handlerJobs <- handlerJob{cfg: h, event: event, input: input, env: env}:
 		default:
 			a.logger.Warn("event handler dropped: too many runs waiting", "event", event, "waiting", handlerQueue)
 		}

@@ -7,31 +7,11 @@ import (
 	"github.com/chorusdns/chorus/catalog"
 )
 
-// metrics are the agent's own Prometheus metrics (DNS registers its own).
-type metrics struct {
-	memberEvents *prometheus.CounterVec
-	// gossipRemoteErrors counts serf and memberlist warnings about what a
-	// remote address sent, by pool (serfLogger).
-	gossipRemoteErrors *prometheus.CounterVec
-}
-
-// newMetrics registers the agent's metrics, the catalog collector and the
-// Go and process collectors on reg.
-func newMetrics(reg prometheus.Registerer, store *catalog.Store) *metrics {
-	m := &metrics{
-		memberEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chorus_member_events_total",
-			Help: "Serf membership events seen, by type.",
-		}, []string{"type"}),
-		gossipRemoteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chorus_gossip_remote_errors_total",
-			Help: "Serf and memberlist warnings and errors about what a remote address sent (undecryptable, malformed or unexpected messages), by pool; each kind is logged at most once every 10 s.",
-		}, []string{"pool"}),
-	}
-	reg.MustRegister(m.memberEvents, m.gossipRemoteErrors,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+// registerMetrics registers the catalog collector and the Go and process
+// collectors on reg (each part of the agent registers its own metrics).
+func registerMetrics(reg prometheus.Registerer, store *catalog.Store) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&catalogCollector{store: store})
-	return m
 }
 
 // catalogCollector reports catalog sizes and health from the current

@@ -48,6 +48,7 @@ func (a *Agent) Reload(next Config) error {
 	a.cfg.Store(&next)
 	a.api.SetSettings(a.apiSettings(&next))
 	a.local.SetEnableScriptChecks(next.EnableScriptChecks, next.EnableLocalScriptChecks)
+	a.gossip.WAN().SetConfig(next.wanConfig())
 	if !reflect.DeepEqual(next.Watches, cur.Watches) {
 		a.startWatches(next.Watches)
 	}

@@ -98,7 +98,7 @@ func TestKeyRotationWhileAnswering(t *testing.T) {
 		}
 	}()
 	for _, step := range []struct{ op, key string }{{"install", key2}, {"use", key2}, {"remove", key1}} {
-		if _, err := agents[2].KeyringOp(step.op, step.key); err != nil {
+		if _, err := agents[2].gossip.KeyringOp(step.op, step.key); err != nil {
 			t.Fatalf("%s: %v", step.op, err)
 		}
 	}
@@ -106,7 +106,7 @@ func TestKeyRotationWhileAnswering(t *testing.T) {
 	// can miss it ("4/5 nodes reported success"), so the reads are polled
 	// until every node has answered.
 	testutil.Eventually(t, 10*time.Second, func() error {
-		resp, err := agents[0].KeyringOp("list", "")
+		resp, err := agents[0].gossip.KeyringOp("list", "")
 		if err != nil || len(resp.Keys) != 1 || resp.Keys[key2] != 5 || resp.PrimaryKeys[key2] != 5 {
 			return fmt.Errorf("after rotation: %+v %v", resp, err)
 		}
@@ -166,7 +166,7 @@ func TestKeyRotationWhileAnswering(t *testing.T) {
 
 func TestKeyringWithoutEncryption(t *testing.T) {
 	a := startAgent(t, testConfig(t, "plain"))
-	if _, err := a.KeyringOp("list", ""); err == nil {
+	if _, err := a.gossip.KeyringOp("list", ""); err == nil {
 		t.Fatal("keyring list without encryption succeeded")
 	}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"github.com/chorusdns/chorus/agent/gossip"
 	"strconv"
 	"testing"
 	"time"
@@ -77,7 +78,7 @@ func TestJoinsNodeThatReplicationKnowsAndGossipDoesNot(t *testing.T) {
 	}
 	// What an anti-entropy pull from a third agent would do.
 	a.Store().ApplyRecord(rec)
-	if n := len(a.Members()); n != 1 {
+	if n := len(a.gossip.Members()); n != 1 {
 		t.Fatalf("a's Serf lists %d members before the repair", n)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
@@ -114,17 +115,17 @@ func TestConfigServiceStartPublishesTaggedRecord(t *testing.T) {
 		if rec.Gossip != a.SerfAddr() {
 			return fmt.Errorf("own record carries gossip address %q, want %q", rec.Gossip, a.SerfAddr())
 		}
-		if tag := a.serf.LocalMember().Tags[tagVersion]; tag != strconv.FormatUint(rec.Version, 10) {
+		if tag := a.gossip.LocalMember().Tags[gossip.TagVersion]; tag != strconv.FormatUint(rec.Version, 10) {
 			return fmt.Errorf("version tag %q, record version %d", tag, rec.Version)
 		}
 		return nil
 	})
 	waitDNS(t, []*Agent{peer}, "fromconfig", 1, 10*time.Second)
 	// The tag keeps the start version: later changes travel by notices.
-	tag := a.serf.LocalMember().Tags[tagVersion]
+	tag := a.gossip.LocalMember().Tags[gossip.TagVersion]
 	mustDo(t, a, "PUT", "/v1/agent/service/register", `{"Name":"later","Port":7001}`)
 	waitDNS(t, []*Agent{peer}, "later", 1, 10*time.Second)
-	if got := a.serf.LocalMember().Tags[tagVersion]; got != tag {
+	if got := a.gossip.LocalMember().Tags[gossip.TagVersion]; got != tag {
 		t.Fatalf("version tag changed from %s to %s on a registration", tag, got)
 	}
 }

@@ -90,13 +90,13 @@ func waitWebAnswers(t *testing.T, agents []*Agent, name string, want []string, w
 // speakersOf checks that every agent of a datacenter computes the same
 // speakers and that exactly those are in the WAN pool; it returns them.
 func speakersOf(agents []*Agent) ([]string, error) {
-	want := agents[0].Speakers()
+	want := agents[0].gossip.WAN().Speakers()
 	for _, a := range agents {
-		if got := a.Speakers(); !slices.Equal(got, want) {
+		if got := a.gossip.WAN().Speakers(); !slices.Equal(got, want) {
 			return nil, fmt.Errorf("%s computes speakers %v, %s computes %v", a.NodeName(), got, agents[0].NodeName(), want)
 		}
-		if a.IsSpeaker() != slices.Contains(want, a.NodeName()) {
-			return nil, fmt.Errorf("%s: in the WAN pool %v, chosen %v", a.NodeName(), a.IsSpeaker(), slices.Contains(want, a.NodeName()))
+		if a.gossip.WAN().IsSpeaker() != slices.Contains(want, a.NodeName()) {
+			return nil, fmt.Errorf("%s: in the WAN pool %v, chosen %v", a.NodeName(), a.gossip.WAN().IsSpeaker(), slices.Contains(want, a.NodeName()))
 		}
 	}
 	return want, nil
@@ -172,11 +172,11 @@ func TestTwoDatacenters(t *testing.T) {
 				members = append(members, m.Name)
 			}
 		}
-		if want := map[bool]int{true: 4, false: 0}[a.IsSpeaker()]; len(members) != want {
+		if want := map[bool]int{true: 4, false: 0}[a.gossip.WAN().IsSpeaker()]; len(members) != want {
 			// The pool may still be converging: only a count below is
 			// acceptable here, and only on a speaker.
-			if !a.IsSpeaker() || len(members) > want {
-				t.Fatalf("%s (speaker %v): %d WAN members %v", a.NodeName(), a.IsSpeaker(), len(members), members)
+			if !a.gossip.WAN().IsSpeaker() || len(members) > want {
+				t.Fatalf("%s (speaker %v): %d WAN members %v", a.NodeName(), a.gossip.WAN().IsSpeaker(), len(members), members)
 			}
 		}
 		var info []struct {
@@ -238,8 +238,8 @@ func TestTwoDatacenters(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 30*time.Second, func() error {
-		if !rest2[0].IsSpeaker() {
-			return fmt.Errorf("%s has not become a speaker (computes %v)", rest2[0].NodeName(), rest2[0].Speakers())
+		if !rest2[0].gossip.WAN().IsSpeaker() {
+			return fmt.Errorf("%s has not become a speaker (computes %v)", rest2[0].NodeName(), rest2[0].gossip.WAN().Speakers())
 		}
 		return nil
 	})
@@ -265,7 +265,7 @@ func keptOut(t *testing.T, sites, intruders []*Agent) {
 	// ports), so it has tried to join the pool.
 	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, x := range intruders {
-			if !x.IsSpeaker() {
+			if !x.gossip.WAN().IsSpeaker() {
 				return fmt.Errorf("%s has not tried the WAN pool yet", x.NodeName())
 			}
 		}
@@ -281,7 +281,7 @@ func keptOut(t *testing.T, sites, intruders []*Agent) {
 			if got := answerAddrs(query(t, a, "udp", "evil.service.dc3.chorus", dns.TypeA)); len(got) != 0 {
 				return fmt.Errorf("%s answers the intruders' service: %v", a.NodeName(), got)
 			}
-			for _, m := range a.WANMembers() {
+			for _, m := range a.gossip.WAN().Members() {
 				if strings.HasSuffix(m.Name, ".dc3") {
 					return fmt.Errorf("%s lists %s in its WAN pool", a.NodeName(), m.Name)
 				}
@@ -363,7 +363,7 @@ func TestWANEncrypted(t *testing.T) {
 		{"remove", key1, [][]*Agent{dc1, dc2}},
 	} {
 		for _, site := range step.sites {
-			if _, err := site[0].KeyringOp(step.op, step.key); err != nil {
+			if _, err := site[0].gossip.KeyringOp(step.op, step.key); err != nil {
 				t.Fatalf("%s %s in %s: %v", step.op, step.key[:4], site[0].cfg.Load().Datacenter, err)
 			}
 		}
@@ -398,7 +398,7 @@ func TestJoinerDoesNotSpeakAlone(t *testing.T) {
 	loneStart := time.Now()
 	loner := startAgent(t, lone)
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if !first.IsSpeaker() {
+		if !first.gossip.WAN().IsSpeaker() {
 			return fmt.Errorf("%s, alone and told of no peer, does not speak", first.NodeName())
 		}
 		return nil
@@ -417,20 +417,16 @@ func TestJoinerDoesNotSpeakAlone(t *testing.T) {
 	waitMembers(t, []*Agent{first, joiner}, 2)
 	// Three speaker checks after the join: the joiner never spoke.
 	testutil.Consistently(t, 3*speakerCheck, func() error {
-		if got := joiner.Speakers(); !slices.Equal(got, []string{"dc1-first"}) {
+		if got := joiner.gossip.WAN().Speakers(); !slices.Equal(got, []string{"dc1-first"}) {
 			return fmt.Errorf("joiner computes speakers %v", got)
 		}
 		return nil
 	})
-	w := joiner.wan.Load()
-	w.mu.Lock()
-	starts := w.starts
-	w.mu.Unlock()
-	if starts != 0 {
-		t.Fatalf("%s joined the WAN pool %d times, never chosen", name, starts)
+	if starts := gatheredValue(t, joiner, "chorus_wan_speaker_starts_total"); starts != 0 {
+		t.Fatalf("%s joined the WAN pool %g times, never chosen", name, starts)
 	}
 	testutil.Eventually(t, speakerGrace+10*time.Second, func() error {
-		if !loner.IsSpeaker() {
+		if !loner.gossip.WAN().IsSpeaker() {
 			return fmt.Errorf("%s, whose LAN join finds no one, does not speak", loner.NodeName())
 		}
 		return nil
@@ -511,4 +507,33 @@ func TestSpeakerLeaveReplaced(t *testing.T) {
 	changed := time.Now()
 	waitWebAnswers(t, []*Agent{solo}, "late.service.dc1.chorus", []string{"10.1.0.9"}, 15*time.Second)
 	t.Logf("a change in dc1 after the leave reached dc2 in %v", time.Since(changed).Round(time.Millisecond))
+}
+
+// The gossip layer's speaker timings (agent/gossip/wan.go): how often an
+// agent recomputes the speaker set, and how long one told of LAN peers
+// waits alone before it speaks.
+const (
+	speakerCheck = 500 * time.Millisecond
+	speakerGrace = 10 * time.Second
+)
+
+// gatheredValue is the value of an unlabelled counter or gauge in a's
+// registry (0 when absent).
+func gatheredValue(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
 }

@@ -1,17 +1,9 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/hashicorp/serf/serf"
 
 	"github.com/chorusdns/chorus/catalog"
 )
@@ -68,7 +60,7 @@ func (a *Agent) waitCatalog(ctx context.Context, expectPeers bool) (time.Duratio
 // is only what its snapshot remembered, which may lack members (and their
 // services) that a push-pull with a live peer brings.
 func (a *Agent) catalogLacks() string {
-	if !a.joined.Load() {
+	if !a.gossip.Joined() {
 		return "no join has completed yet"
 	}
 	if lack := a.sync.CatchUp(); lack != "" {
@@ -77,13 +69,13 @@ func (a *Agent) catalogLacks() string {
 	self := a.NodeName()
 	snap := a.store.Snapshot()
 	peers := 0
-	for _, m := range a.serf.Members() {
-		if m.Name == self || m.Status != serf.StatusAlive {
+	for _, m := range a.gossip.Members() {
+		if m.Name == self || m.Status != catalog.MemberAlive {
 			continue
 		}
 		peers++
-		v, err := strconv.ParseUint(m.Tags[tagVersion], 10, 64)
-		if err != nil || v == 0 {
+		v := m.Version
+		if v == 0 {
 			return m.Name + ": no version tag yet"
 		}
 		n, ok := snap.Node(m.Name)
@@ -100,46 +92,4 @@ func (a *Agent) catalogLacks() string {
 		return "no alive peer yet"
 	}
 	return ""
-}
-
-// serfSnapshotPath is where Serf keeps its snapshot in the data dir.
-func serfSnapshotPath(dataDir string) string {
-	return filepath.Join(dataDir, "serf", "local.snapshot")
-}
-
-// snapshotPeers returns the gossip addresses of the alive members other
-// than self that the Serf snapshot at path lists, the members a restarted
-// agent rejoins even without join addresses. It reads the snapshot's line
-// format ("alive: <name> <addr>", "not-alive: <name>", "leave") the way
-// Serf replays it with RejoinAfterLeave off; a missing or unreadable file
-// means none.
-func snapshotPeers(path, self string) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	alive := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "alive: "):
-			name, addr, _ := strings.Cut(strings.TrimPrefix(line, "alive: "), " ")
-			alive[name] = addr
-		case strings.HasPrefix(line, "not-alive: "):
-			delete(alive, strings.TrimPrefix(line, "not-alive: "))
-		case line == "leave":
-			clear(alive)
-		}
-	}
-	delete(alive, self)
-	addrs := make([]string, 0, len(alive))
-	for _, addr := range alive {
-		if addr != "" {
-			addrs = append(addrs, addr)
-		}
-	}
-	sort.Strings(addrs)
-	return addrs
 }

@@ -18,7 +18,8 @@
 //     to the catalog as catalog.RemoteDatacenter values that DNS and the
 //     HTTP API read.
 //
-// The agent runs the WAN Serf pool itself (only package agent imports
-// Serf) and tells Node which peers each plane has. This package imports
-// catalog, sealing and memberlist's packet type; it never imports agent.
+// The gossip layer (agent/gossip, the only package that imports Serf)
+// runs the WAN Serf pool and tells Node which peers each plane has. This
+// package imports catalog, sealing and memberlist's packet type; it never
+// imports agent or agent/gossip.
 package wan

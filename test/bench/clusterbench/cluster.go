@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chorusdns/chorus/agent"
+	"github.com/chorusdns/chorus/agent/gossip"
 	"github.com/chorusdns/chorus/catalog"
 )
 
@@ -28,13 +29,13 @@ type cluster struct {
 	root    string
 	rec     *recorder
 	profile string
-	gossip  agent.GossipConfig
+	gossip  gossip.Tuning
 	live    []*agent.Agent
 	seq     int
 	started time.Time
 }
 
-func newCluster(o *options, label, profile string, g agent.GossipConfig, out *syncWriter) (*cluster, error) {
+func newCluster(o *options, label, profile string, g gossip.Tuning, out *syncWriter) (*cluster, error) {
 	root, err := os.MkdirTemp("", "clusterbench-")
 	if err != nil {
 		return nil, err
@@ -313,8 +314,8 @@ func serviceQname(svc string) string { return svc + ".service.chorus." }
 // not show alive and current, with what its Serf says of them.
 func missing(a *agent.Agent, snap *catalog.Snapshot, want map[string]uint64) string {
 	serfSays := map[string]string{}
-	for _, m := range a.Members() {
-		serfSays[m.Name] = fmt.Sprintf("%s, v tag %s", m.Status, m.Tags["v"])
+	for _, m := range a.Gossip().Members() {
+		serfSays[m.Name] = fmt.Sprintf("%s, v tag %d", m.Status, m.Version)
 	}
 	var out []string
 	for name, v := range want {

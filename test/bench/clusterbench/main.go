@@ -46,7 +46,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chorusdns/chorus/agent"
+	"github.com/chorusdns/chorus/agent/gossip"
 )
 
 func main() { os.Exit(run()) }
@@ -60,7 +60,7 @@ type options struct {
 	healthRounds    int
 	settle, idle    time.Duration
 	profile         string
-	gossip          agent.GossipConfig
+	gossip          gossip.Tuning
 	poll            time.Duration
 	watch           bool
 	scenarios       map[string]bool

@@ -1,4 +1,4 @@
-package agent
+package gossip
 
 import (
 	"fmt"
@@ -17,17 +17,20 @@ const keyringAttempts = 5
 
 // KeyringOp runs a cluster-wide keyring operation through Serf's key
 // manager: "list", "install", "use" or "remove". Install, use and remove
-// reach every member; the error reports nodes that failed.
-func (a *Agent) KeyringOp(op, key string) (*httpapi.KeyringResponse, error) {
-	if !a.serf.EncryptionEnabled() {
+// reach every member; the error reports nodes that failed. The key
+// manager changes the keyring object the LAN pool, the WAN pool, the
+// replication and the WAN exchange share, and Serf rewrites the keyring
+// file.
+func (p *Pool) KeyringOp(op, key string) (*httpapi.KeyringResponse, error) {
+	if !p.serf.EncryptionEnabled() {
 		return nil, httpapi.ErrNoEncryption
 	}
 	if op != "list" {
-		if _, err := decodeKey(key); err != nil {
+		if _, err := DecodeKey(key); err != nil {
 			return nil, fmt.Errorf("Key: %v: %w", err, local.ErrInvalid)
 		}
 	}
-	km := a.serf.KeyManager()
+	km := p.serf.KeyManager()
 	var resp *serf.KeyResponse
 	var err error
 	// Every operation is idempotent, so a query that missed some answers
@@ -49,9 +52,9 @@ func (a *Agent) KeyringOp(op, key string) (*httpapi.KeyringResponse, error) {
 		if err == nil {
 			break
 		}
-		a.logger.Warn("keyring operation incomplete; retrying", "op", op, "attempt", attempt+1, "err", err)
+		p.logger.Warn("keyring operation incomplete; retrying", "op", op, "attempt", attempt+1, "err", err)
 	}
-	out := &httpapi.KeyringResponse{Datacenter: a.cfg.Load().Datacenter, Messages: map[string]string{}, Keys: map[string]int{}, PrimaryKeys: map[string]int{}}
+	out := &httpapi.KeyringResponse{Datacenter: p.cfg.Datacenter, Messages: map[string]string{}, Keys: map[string]int{}, PrimaryKeys: map[string]int{}}
 	if resp != nil {
 		out.NumNodes = resp.NumNodes
 		maps.Copy(out.Messages, resp.Messages)
@@ -65,6 +68,6 @@ func (a *Agent) KeyringOp(op, key string) (*httpapi.KeyringResponse, error) {
 		}
 		return out, fmt.Errorf("keyring %s: %v %s", op, err, strings.Join(msgs, "; "))
 	}
-	a.logger.Info("keyring operation done", "op", op, "nodes", out.NumNodes)
+	p.logger.Info("keyring operation done", "op", op, "nodes", out.NumNodes)
 	return out, nil
 }

@@ -1,9 +1,10 @@
-package agent
+package gossip
 
 import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -11,15 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/agent/replication"
 	"github.com/chorusdns/chorus/agent/wan"
-	"github.com/chorusdns/chorus/catalog"
 )
 
 // WAN timings. speakerCheck is how often an agent recomputes the speaker
@@ -46,17 +48,26 @@ const (
 	speakerGrace = 10 * time.Second
 )
 
-// wanLink is the agent's side of the WAN: the summary exchange (on every
+// WANConfig are the WAN settings a reload may change.
+type WANConfig struct {
+	// Speakers is how many agents of the datacenter speak in the WAN
+	// pool (wan_speakers).
+	Speakers int
+	// RetryJoin are agents of other datacenters to contact
+	// (retry_join_wan; the default port is serf_wan_port).
+	RetryJoin []string
+}
+
+// WAN is the agent's side of the WAN: the summary exchange (on every
 // agent) and the WAN Serf pool (only while this agent is a speaker).
-type wanLink struct {
-	a       *Agent
+type WAN struct {
+	p       *Pool
 	node    *wan.Node
-	keyring *memberlist.Keyring
-	// expectPeers: the agent was told of LAN peers at start (join,
-	// retry_join, its gossip snapshot); it does not speak while alone
-	// until speakerGrace after started.
-	expectPeers bool
-	started     time.Time
+	root    *slog.Logger
+	conf    atomic.Pointer[WANConfig]
+	started time.Time
+	// speakerStarts counts the times this agent joined the WAN pool.
+	speakerStarts prometheus.Counter
 
 	mu       sync.Mutex // guards the fields below
 	serf     *serf.Serf
@@ -69,82 +80,69 @@ type wanLink struct {
 	rtt      map[string]time.Duration
 	pinging  bool
 	lastPing time.Time
-	// starts counts the times this agent joined the WAN pool.
-	starts int
-}
-
-// validateWAN checks the WAN keys.
-func (c *Config) validateWAN() error {
-	if c.SerfWANPort < 0 || c.SerfWANPort > 65535 {
-		return fmt.Errorf("serf_wan_port: %d is outside 0–65535", c.SerfWANPort)
-	}
-	if c.WANSpeakers < 1 || c.WANSpeakers > 16 {
-		return fmt.Errorf("wan_speakers: %d: want 1 to 16", c.WANSpeakers)
-	}
-	if c.WANReconnectTimeout <= 0 {
-		return fmt.Errorf("wan_reconnect_timeout: must be positive")
-	}
-	for i, addr := range c.RetryJoinWAN {
-		if strings.TrimSpace(addr) == "" {
-			return fmt.Errorf("retry_join_wan[%d]: empty address", i)
-		}
-	}
-	if _, err := catalog.ParseFailover(c.Failover); err != nil {
-		return err // it names the failover key
-	}
-	return nil
+	// bg are the goroutines the WAN member's work starts (its event
+	// drain, joins, pings); Close waits for them.
+	bg sync.WaitGroup
 }
 
 // newWAN creates the summary exchange, before the gossip transport
 // starts delivering its packets (and before Serf rewrites its snapshot).
-// keyring is the gossip keyring (nil: plain text); the WAN pool uses the
-// same one.
-func (a *Agent) newWAN(cfg *Config, keyring *memberlist.Keyring) {
+// The WAN pool uses the LAN pool's keyring object, so key rotations apply
+// to both.
+func newWAN(p *Pool, root *slog.Logger, reg prometheus.Registerer) *WAN {
 	node := wan.New(wan.Config{
-		Datacenter: cfg.Datacenter, Keyring: keyring, ReconnectTimeout: cfg.WANReconnectTimeout,
-	}, a.store, a.root, wan.NewMetrics(a.reg))
-	expect := len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0 ||
-		len(snapshotPeers(serfSnapshotPath(cfg.DataDir), cfg.NodeName)) > 0
-	a.wan.Store(&wanLink{a: a, node: node, keyring: keyring, expectPeers: expect})
+		Datacenter: p.cfg.Datacenter, Keyring: p.keyring, ReconnectTimeout: p.cfg.WANReconnectTimeout,
+	}, p.store, root, wan.NewMetrics(reg))
+	w := &WAN{p: p, node: node, root: root, speakerStarts: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chorus_wan_speaker_starts_total",
+		Help: "Times this agent joined the WAN pool as a speaker for its datacenter.",
+	})}
+	reg.MustRegister(w.speakerStarts)
+	w.SetConfig(p.cfg.WAN)
+	return w
 }
 
-// startWAN starts the exchange and the speaker loop (after Serf).
-func (a *Agent) startWAN() {
-	w := a.wan.Load()
-	w.started = time.Now()
-	w.node.SetLAN(lanPlane{a})
-	a.wg.Go(func() { w.node.Run(a.ctx) })
-	a.wg.Go(func() { w.speakerLoop(a.ctx) })
-}
+// SetConfig replaces the reloadable WAN settings; the speaker loop
+// follows them from its next round.
+func (w *WAN) SetConfig(c WANConfig) { w.conf.Store(&c) }
 
-// stopWAN leaves the WAN pool (gracefully when leave is set) and shuts
-// it down. It is safe to call more than once.
-func (a *Agent) stopWAN(ctx context.Context, leave bool) {
-	w := a.wan.Load()
-	if w == nil {
-		return
-	}
+// Run runs the summary exchange and the speaker loop until ctx is done.
+// Close must be called after, to leave the WAN pool.
+func (w *WAN) Run(ctx context.Context) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.started = time.Now()
+	w.mu.Unlock()
+	w.node.SetLAN(lanPlane{w.p})
+	var wg sync.WaitGroup
+	wg.Go(func() { w.node.Run(ctx) })
+	wg.Go(func() { w.speakerLoop(ctx) })
+	wg.Wait()
+}
+
+// Close leaves the WAN pool (gracefully when leave is set, bounded by
+// ctx) and shuts this agent's WAN member down; it then waits for the
+// goroutines the member started. It is safe to call more than once.
+func (w *WAN) Close(ctx context.Context, leave bool) {
+	w.mu.Lock()
 	w.closed = true
 	w.stopSerfLocked(ctx, leave)
+	w.mu.Unlock()
+	w.bg.Wait()
 }
 
 // lanPacket routes a Chorus packet of the LAN gossip port: summaries to
 // the exchange, records to the syncer.
-func (a *Agent) lanPacket(p *memberlist.Packet) {
-	if wan.IsPacket(p.Buf) {
-		if w := a.wan.Load(); w != nil {
-			w.node.HandleLANPacket(p)
-		}
+func (p *Pool) lanPacket(pk *memberlist.Packet) {
+	if wan.IsPacket(pk.Buf) {
+		p.wan.node.HandleLANPacket(pk)
 		return
 	}
-	a.sync.HandlePacket(p)
+	p.sync.HandlePacket(pk)
 }
 
 // lanStream routes a Chorus stream of the LAN gossip port as lanPacket
 // does packets.
-func (a *Agent) lanStream(c net.Conn) {
+func (p *Pool) lanStream(c net.Conn) {
 	br := bufio.NewReader(c)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b, err := br.Peek(2)
@@ -155,14 +153,10 @@ func (a *Agent) lanStream(c net.Conn) {
 	}
 	pc := &bufferedConn{Conn: c, r: br}
 	if wan.IsPacket(b) {
-		if w := a.wan.Load(); w != nil {
-			w.node.HandleLANStream(pc)
-			return
-		}
-		c.Close()
+		p.wan.node.HandleLANStream(pc)
 		return
 	}
-	a.sync.HandleStream(pc)
+	p.sync.HandleStream(pc)
 }
 
 type bufferedConn struct {
@@ -173,12 +167,12 @@ type bufferedConn struct {
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // lanPlane is the LAN pool as the exchange sees it.
-type lanPlane struct{ a *Agent }
+type lanPlane struct{ p *Pool }
 
-func (p lanPlane) Peers() []wan.Peer {
-	self, dc := p.a.NodeName(), p.a.cfg.Load().Datacenter
+func (l lanPlane) Peers() []wan.Peer {
+	self, dc := l.p.cfg.NodeName, l.p.cfg.Datacenter
 	var out []wan.Peer
-	for _, m := range p.a.serf.Members() {
+	for _, m := range l.p.serf.Members() {
 		if m.Status != serf.StatusAlive || m.Name == self {
 			continue
 		}
@@ -187,13 +181,13 @@ func (p lanPlane) Peers() []wan.Peer {
 	return out
 }
 
-func (p lanPlane) Send(addr string, b []byte) error {
-	_, err := p.a.transport.WriteTo(b, addr)
+func (l lanPlane) Send(addr string, b []byte) error {
+	_, err := l.p.tr.WriteTo(b, addr)
 	return err
 }
 
-func (p lanPlane) Dial(addr string, timeout time.Duration) (net.Conn, error) {
-	return p.a.transport.DialTimeout(addr, timeout)
+func (l lanPlane) Dial(addr string, timeout time.Duration) (net.Conn, error) {
+	return l.p.tr.DialTimeout(addr, timeout)
 }
 
 // wanPlane is the WAN pool as the exchange sees it.
@@ -225,7 +219,7 @@ func (p wanPlane) Dial(addr string, timeout time.Duration) (net.Conn, error) {
 
 // speakerLoop recomputes the speaker set from the LAN member list and
 // joins or leaves the WAN pool accordingly, until ctx ends.
-func (w *wanLink) speakerLoop(ctx context.Context) {
+func (w *WAN) speakerLoop(ctx context.Context) {
 	t := time.NewTimer(speakerCheck)
 	defer t.Stop()
 	for {
@@ -244,40 +238,31 @@ func (w *wanLink) speakerLoop(ctx context.Context) {
 
 // Speakers returns the LAN members that speak for this agent's
 // datacenter, as this agent computes them.
-func (a *Agent) Speakers() []string {
-	s, _ := a.speakers()
+func (w *WAN) Speakers() []string {
+	s, _ := w.speakers()
 	return s
 }
 
 // speakers returns the speakers and how many LAN members are alive.
-func (a *Agent) speakers() ([]string, int) {
+func (w *WAN) speakers() ([]string, int) {
 	var alive []string
-	for _, m := range a.serf.Members() {
+	for _, m := range w.p.serf.Members() {
 		if m.Status == serf.StatusAlive {
 			alive = append(alive, m.Name)
 		}
 	}
-	cfg := a.cfg.Load()
-	return wan.Speakers(cfg.Datacenter, alive, cfg.WANSpeakers), len(alive)
+	return wan.Speakers(w.p.cfg.Datacenter, alive, w.conf.Load().Speakers), len(alive)
 }
 
 // IsSpeaker reports whether this agent is in the WAN pool now.
-func (a *Agent) IsSpeaker() bool {
-	w := a.wan.Load()
-	if w == nil {
-		return false
-	}
+func (w *WAN) IsSpeaker() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.serf != nil
 }
 
-// WANAddr returns the WAN pool address while this agent speaks, else "".
-func (a *Agent) WANAddr() string {
-	w := a.wan.Load()
-	if w == nil {
-		return ""
-	}
+// Addr returns the WAN pool address while this agent speaks, else "".
+func (w *WAN) Addr() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.serf == nil {
@@ -290,14 +275,13 @@ func (a *Agent) WANAddr() string {
 // step joins or leaves the WAN pool as the speaker set says, and reports
 // whether the datacenter is linked to another or this agent speaks (the
 // speaker set must then be followed closely).
-func (w *wanLink) step(ctx context.Context) (busy bool) {
-	a := w.a
-	cfg := a.cfg.Load()
+func (w *WAN) step(ctx context.Context) (busy bool) {
+	cfg, conf := w.p.cfg, w.conf.Load()
 	// A datacenter alone needs no WAN pool: an agent speaks only once it
 	// knows of another datacenter (retry_join_wan, or a remote summary
 	// that reached it through the LAN).
-	linked := len(cfg.RetryJoinWAN) > 0 || len(w.node.Versions()) > 0
-	spk, alive := a.speakers()
+	linked := len(conf.RetryJoin) > 0 || len(w.node.Versions()) > 0
+	spk, alive := w.speakers()
 	chosen := linked && slices.Contains(spk, cfg.NodeName)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -305,61 +289,57 @@ func (w *wanLink) step(ctx context.Context) (busy bool) {
 	if w.closed || ctx.Err() != nil {
 		return
 	}
-	if chosen && w.serf == nil && alive == 1 && w.expectPeers && time.Since(w.started) < speakerGrace {
+	if chosen && w.serf == nil && alive == 1 && w.p.expectPeers() && time.Since(w.started) < speakerGrace {
 		// Alone only because the LAN join has not happened yet.
 		return
 	}
 	switch {
 	case chosen && w.serf == nil:
-		if err := w.startSerfLocked(cfg); err != nil {
-			a.logger.Warn("cannot join the WAN pool as a speaker", "err", err)
+		if err := w.startSerfLocked(); err != nil {
+			w.p.logger.Warn("cannot join the WAN pool as a speaker", "err", err)
 			return
 		}
-		a.logger.Info("speaking for the datacenter in the WAN pool", "wan", w.serf.LocalMember().Addr.String()+":"+strconv.Itoa(int(w.serf.LocalMember().Port)))
+		w.p.logger.Info("speaking for the datacenter in the WAN pool", "wan", w.serf.LocalMember().Addr.String()+":"+strconv.Itoa(int(w.serf.LocalMember().Port)))
 	case !chosen && w.serf != nil:
-		a.logger.Info("no longer a speaker: leaving the WAN pool")
+		w.p.logger.Info("no longer a speaker: leaving the WAN pool")
 		w.stopSerfLocked(ctx, true)
 		return
 	case w.serf == nil:
 		return
 	}
-	w.refreshLocked(cfg)
+	w.refreshLocked(conf)
 	return
 }
 
 // startSerfLocked creates this agent's member of the WAN pool: Serf with
 // memberlist's WAN timings on serf_wan_port, the gossip keyring, and the
 // multiplexing transport whose Chorus traffic goes to the exchange.
-func (w *wanLink) startSerfLocked(cfg *Config) error {
-	a := w.a
-	advertise, err := advertiseAddr(cfg)
-	if err != nil {
-		return err
-	}
-	log := a.root.With("component", "serf-wan")
-	tr, err := replication.NewTransport(cfg.Bind, cfg.SerfWANPort, log, w.node.HandleWANPacket, w.node.HandleWANStream)
+func (w *WAN) startSerfLocked() error {
+	cfg := w.p.cfg
+	log := w.root.With("component", "serf-wan")
+	tr, err := replication.NewTransport(cfg.Bind, cfg.WANPort, log, w.node.HandleWANPacket, w.node.HandleWANStream)
 	if err != nil {
 		return fmt.Errorf("serf_wan_port: %w", err)
 	}
 	tr.Start()
 	ml := memberlist.DefaultWANConfig()
-	ml.Logger = serfLogger(log, w.a.metrics.gossipRemoteErrors.WithLabelValues("wan"))
+	ml.Logger = serfLogger(log, w.p.metrics.gossipRemoteErrors.WithLabelValues("wan"))
 	ml.Name = cfg.NodeName + "." + cfg.Datacenter
 	ml.BindAddr = cfg.Bind
 	ml.BindPort, ml.AdvertisePort = tr.Port(), tr.Port()
-	ml.AdvertiseAddr = advertise
+	ml.AdvertiseAddr = cfg.Advertise
 	ml.Transport = tr
 	ml.EnableCompression = false
-	if w.keyring != nil {
-		ml.Keyring = w.keyring
-		ml.SecretKey = w.keyring.GetPrimaryKey()
+	if kr := w.p.keyring; kr != nil {
+		ml.Keyring = kr
+		ml.SecretKey = kr.GetPrimaryKey()
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
 	}
 	sc := serf.DefaultConfig()
 	sc.NodeName = ml.Name
 	sc.MemberlistConfig = ml
 	sc.Logger = ml.Logger
-	sc.Tags = map[string]string{tagDatacenter: cfg.Datacenter, tagRole: "chorus-wan", tagBuild: Version}
+	sc.Tags = map[string]string{tagDatacenter: cfg.Datacenter, tagRole: "chorus-wan", tagBuild: cfg.Build}
 	sc.ReconnectTimeout = cfg.WANReconnectTimeout
 	sc.TombstoneTimeout = 24 * time.Hour
 	sc.EnableNameConflictResolution = true
@@ -371,7 +351,7 @@ func (w *wanLink) startSerfLocked(cfg *Config) error {
 		return fmt.Errorf("start the WAN pool on %s:%d: %w", cfg.Bind, tr.Port(), err)
 	}
 	// Nothing reads member events: the loop polls the member list.
-	a.wg.Go(func() {
+	w.bg.Go(func() {
 		for {
 			select {
 			case <-events:
@@ -381,7 +361,7 @@ func (w *wanLink) startSerfLocked(cfg *Config) error {
 		}
 	})
 	w.serf, w.tr = s, tr
-	w.starts++
+	w.speakerStarts.Inc()
 	w.lastJoin = time.Time{}
 	w.node.SetWAN(wanPlane{s: s, tr: tr})
 	return nil
@@ -389,7 +369,7 @@ func (w *wanLink) startSerfLocked(cfg *Config) error {
 
 // stopSerfLocked leaves (when leave is set, bounded by ctx and 2 s) and
 // shuts down this agent's WAN member.
-func (w *wanLink) stopSerfLocked(ctx context.Context, leave bool) {
+func (w *WAN) stopSerfLocked(ctx context.Context, leave bool) {
 	if w.serf == nil {
 		return
 	}
@@ -397,7 +377,7 @@ func (w *wanLink) stopSerfLocked(ctx context.Context, leave bool) {
 	if leave {
 		errc := make(chan error, 1)
 		s := w.serf
-		go func() { errc <- s.Leave() }()
+		w.bg.Go(func() { errc <- s.Leave() })
 		t := time.NewTimer(2 * time.Second)
 		select {
 		case <-errc:
@@ -414,7 +394,8 @@ func (w *wanLink) stopSerfLocked(ctx context.Context, leave bool) {
 // refreshLocked tells the exchange what the WAN pool looks like (this
 // datacenter's speakers, which remote datacenters are alive and their
 // RTT) and joins the pool again when no other datacenter is in it.
-func (w *wanLink) refreshLocked(cfg *Config) {
+func (w *WAN) refreshLocked(conf *WANConfig) {
+	cfg := w.p.cfg
 	s := w.serf
 	self := s.LocalMember()
 	mine := []string{net.JoinHostPort(self.Addr.String(), strconv.Itoa(int(self.Port)))}
@@ -456,21 +437,21 @@ func (w *wanLink) refreshLocked(cfg *Config) {
 			view[dc] = v
 		}
 	}
-	w.pingLocked(cfg)
+	w.pingLocked()
 	sort.Strings(mine[1:])
 	w.node.SetSpeakers(mine)
 	w.node.SetView(view)
 	if len(view) == 0 && time.Since(w.lastJoin) >= wanRejoin {
 		w.lastJoin = time.Now()
-		addrs := w.joinAddrs(cfg)
+		addrs := w.joinAddrs(conf)
 		if len(addrs) == 0 {
 			return
 		}
 		s := w.serf
 		// Joining blocks on the network: not under the lock.
-		w.a.wg.Go(func() {
+		w.bg.Go(func() {
 			if n, err := s.Join(addrs, true); err != nil && n == 0 {
-				w.a.logger.Debug("WAN join found no other datacenter yet", "addrs", addrs, "err", err)
+				w.p.logger.Debug("WAN join found no other datacenter yet", "addrs", addrs, "err", err)
 			}
 		})
 	}
@@ -478,7 +459,8 @@ func (w *wanLink) refreshLocked(cfg *Config) {
 
 // pingLocked starts a round of pings, one random alive member of each
 // other datacenter, every rttPing; the results feed w.rtt.
-func (w *wanLink) pingLocked(cfg *Config) {
+func (w *WAN) pingLocked() {
+	cfg := w.p.cfg
 	if w.pinging || time.Since(w.lastPing) < rttPing {
 		return
 	}
@@ -499,7 +481,7 @@ func (w *wanLink) pingLocked(cfg *Config) {
 	}
 	w.pinging, w.lastPing = true, time.Now()
 	ml := w.serf.Memberlist()
-	w.a.wg.Go(func() {
+	w.bg.Go(func() {
 		got := map[string]time.Duration{}
 		for dc, ts := range byDC {
 			t := ts[rand.N(len(ts))]
@@ -525,11 +507,11 @@ func (w *wanLink) pingLocked(cfg *Config) {
 // joinAddrs are where a speaker looks for the WAN pool: retry_join_wan
 // (default port serf_wan_port) and the speakers the remote summaries it
 // holds name.
-func (w *wanLink) joinAddrs(cfg *Config) []string {
+func (w *WAN) joinAddrs(conf *WANConfig) []string {
 	var out []string
-	for _, addr := range cfg.RetryJoinWAN {
+	for _, addr := range conf.RetryJoin {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			addr = net.JoinHostPort(addr, strconv.Itoa(cfg.SerfWANPort))
+			addr = net.JoinHostPort(addr, strconv.Itoa(w.p.cfg.WANPort))
 		}
 		out = append(out, addr)
 	}
@@ -541,13 +523,9 @@ func (w *wanLink) joinAddrs(cfg *Config) []string {
 	return out
 }
 
-// WANMembers lists the WAN pool's members in Consul's AgentMember shape
+// Members lists the WAN pool's members in Consul's AgentMember shape
 // while this agent speaks; an empty list otherwise.
-func (a *Agent) WANMembers() []httpapi.Member {
-	w := a.wan.Load()
-	if w == nil {
-		return nil
-	}
+func (w *WAN) Members() []httpapi.Member {
 	w.mu.Lock()
 	s := w.serf
 	w.mu.Unlock()
@@ -561,6 +539,3 @@ func (a *Agent) WANMembers() []httpapi.Member {
 	}
 	return out
 }
-
-// WANMembers is gossip's optional WAN listing for /v1/agent/members?wan=1.
-func (g gossip) WANMembers() []httpapi.Member { return g.a.WANMembers() }

@@ -1,4 +1,4 @@
-package agent
+package gossip
 
 import (
 	"testing"
@@ -8,8 +8,7 @@ import (
 // TestGossipProfileAndKnobs: the lan profile's timings reach memberlist,
 // and every gossip.* knob that is set replaces the profile's value.
 func TestGossipProfileAndKnobs(t *testing.T) {
-	var cfg Config
-	ml, _ := memberlistConfig(&cfg)
+	ml, _ := memberlistConfig("", Tuning{})
 	if ml.ProbeInterval != 300*time.Millisecond || ml.ProbeTimeout != 200*time.Millisecond ||
 		ml.SuspicionMult != 3 || ml.SuspicionMaxTimeoutMult != 6 || ml.RetransmitMult != 8 ||
 		ml.AwarenessMaxMultiplier != 8 || ml.HandoffQueueDepth != 4096 ||
@@ -20,13 +19,12 @@ func TestGossipProfileAndKnobs(t *testing.T) {
 		t.Fatal("compression on")
 	}
 
-	cfg.GossipProfile = "wan"
-	cfg.Gossip = GossipConfig{
+	knobs := Tuning{
 		ProbeInterval: time.Second, ProbeTimeout: 400 * time.Millisecond, SuspicionMult: 5,
 		SuspicionMaxTimeoutMult: 3, GossipInterval: 250 * time.Millisecond,
 		PushPullInterval: time.Minute, RetransmitMult: 6,
 	}
-	ml, prof := memberlistConfig(&cfg)
+	ml, prof := memberlistConfig("wan", knobs)
 	if ml.ProbeInterval != time.Second || ml.ProbeTimeout != 400*time.Millisecond ||
 		ml.SuspicionMult != 5 || ml.SuspicionMaxTimeoutMult != 3 || ml.RetransmitMult != 6 ||
 		ml.GossipInterval != 250*time.Millisecond || ml.PushPullInterval != time.Minute {
