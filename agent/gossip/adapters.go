@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,7 +118,7 @@ func (e Event) Script() (stdin []byte, env []string) {
 		for k, v := range m.Tags {
 			tags = append(tags, k+"="+v)
 		}
-		sort.Strings(tags)
+		slices.Sort(tags)
 		fmt.Fprintf(&input, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Tags[tagRole], strings.Join(tags, ","))
 	}
 	env = []string{"SERF_EVENT=" + e.Type(), "SERF_SELF_NAME=" + e.self.Name, "SERF_SELF_ROLE=" + e.self.Tags[tagRole]}

@@ -3,7 +3,7 @@ package gossip
 import (
 	"bufio"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -40,6 +40,6 @@ func snapshotPeers(path, self string) []string {
 			addrs = append(addrs, addr)
 		}
 	}
-	sort.Strings(addrs)
+	slices.Sort(addrs)
 	return addrs
 }

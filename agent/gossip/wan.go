@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,7 +423,7 @@ func (w *WAN) refreshLocked(conf *WANConfig) {
 		}
 	}
 	for dc, ds := range rtts {
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		slices.Sort(ds)
 		v := view[dc]
 		v.RTT = ds[len(ds)/2]
 		view[dc] = v
@@ -438,7 +437,7 @@ func (w *WAN) refreshLocked(conf *WANConfig) {
 		}
 	}
 	w.pingLocked()
-	sort.Strings(mine[1:])
+	slices.Sort(mine[1:])
 	w.node.SetSpeakers(mine)
 	w.node.SetView(view)
 	if len(view) == 0 && time.Since(w.lastJoin) >= wanRejoin {

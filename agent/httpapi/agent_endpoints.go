@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -183,9 +184,7 @@ func (a *Server) apiHost(w http.ResponseWriter, r *http.Request) (any, error) {
 func selfMeta(meta map[string]string) map[string]string {
 	m := make(map[string]string, len(meta)+1)
 	m[segmentMetaKey] = ""
-	for k, v := range meta {
-		m[k] = v
-	}
+	maps.Copy(m, meta)
 	return m
 }
 

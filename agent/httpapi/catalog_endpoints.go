@@ -51,9 +51,7 @@ func nodeMeta(n catalog.Node) map[string]string {
 	}
 	m := make(map[string]string, len(n.Meta)+2)
 	m[segmentMetaKey] = ""
-	for k, v := range n.Meta {
-		m[k] = v
-	}
+	maps.Copy(m, n.Meta)
 	if n.Zone != "" {
 		if _, ok := m["zone"]; !ok {
 			m["zone"] = n.Zone
@@ -74,9 +72,7 @@ func taggedAddresses(n catalog.Node) map[string]string {
 			t["lan_ipv6"], t["wan_ipv6"] = n.Address, n.Address
 		}
 	}
-	for k, v := range n.TaggedAddresses {
-		t[k] = v
-	}
+	maps.Copy(t, n.TaggedAddresses)
 	return t
 }
 
@@ -394,14 +390,7 @@ func (a *Server) apiCatalogServices(w http.ResponseWriter, r *http.Request) (any
 	}})
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
 
 func (a *Server) apiCatalogService(w http.ResponseWriter, r *http.Request) (any, error) {
 	name := r.PathValue("name")
