@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chorusdns/chorus/agent/gossip"
+	"github.com/chorusdns/chorus/agent/hooks"
 	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/agent/replication"
@@ -64,11 +65,9 @@ type Agent struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
-	handlerJobs chan handlerJob // event handler runs waiting (hooks.go)
-	watchMu     sync.Mutex
-	stopWatches func() // stops the running watches; guarded by watchMu
-	fatalErr    atomic.Pointer[error]
-	done        chan struct{}
+	hooks    *hooks.Runner // event handlers and watches
+	fatalErr atomic.Pointer[error]
+	done     chan struct{}
 }
 
 // New validates cfg and prepares an agent. It binds nothing and starts no
@@ -88,10 +87,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Agent, err
 		store:   catalog.NewStore(),
 		dataDir: cfg.DataDir,
 		done:    make(chan struct{}),
-
-		handlerJobs: make(chan handlerJob, handlerQueue),
 	}
 	a.cfg.Store(&cfg)
+	a.hooks = hooks.New(a.logger, func() []hooks.EventHandler { return a.cfg.Load().EventHandlers })
 	registerMetrics(reg, a.store)
 	return a, nil
 }
@@ -261,8 +259,8 @@ func (a *Agent) Start() (err error) {
 	a.wg.Go(func() { a.local.Run(a.ctx) })
 	a.wg.Go(func() { a.sync.Run(a.ctx) })
 	a.wg.Go(func() { a.local.Externals().Run(a.ctx, a.gossip.Leaving) }) // a leaving agent adopts nothing
-	a.wg.Go(func() { a.runHandlers(a.ctx) })
-	a.startWatches(cfg.Watches)
+	a.wg.Go(func() { a.hooks.Run(a.ctx) })
+	a.hooks.SetWatches(a.ctx, a.HTTPAddr(), cfg.Watches)
 	if len(cfg.Join) > 0 {
 		if _, err := a.gossip.Join(cfg.Join); err != nil {
 			a.logger.Warn("join failed", "addrs", cfg.Join, "err", err)
@@ -459,7 +457,7 @@ func (a *Agent) startGossip(cfg *Config, advertise string) error {
 		WANReconnectTimeout: cfg.WANReconnectTimeout, WAN: cfg.wanConfig(),
 	}, gossip.Deps{
 		Logger: a.logger, Root: a.root, Registerer: a.reg, Store: a.store, Sync: a.sync, Keyring: keyring,
-		SetGossipAddr: a.local.SetGossip, OnEvent: a.eventHandlers,
+		SetGossipAddr: a.local.SetGossip, OnEvent: a.hooks.OnEvent,
 	})
 	if err != nil {
 		return err

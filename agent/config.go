@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chorusdns/chorus/agent/gossip"
+	"github.com/chorusdns/chorus/agent/hooks"
 	"github.com/chorusdns/chorus/agent/httpapi"
 	"github.com/chorusdns/chorus/agent/local"
 	"github.com/chorusdns/chorus/agent/wan"
@@ -84,8 +85,8 @@ type Config struct {
 	// EventHandlers run commands on member events (Serf's event
 	// handlers); Watches run commands when a watched result changes
 	// (Consul's watches). Both are re-read on reload.
-	EventHandlers []EventHandlerConfig `mapstructure:"event_handlers"`
-	Watches       []WatchConfig        `mapstructure:"watches"`
+	EventHandlers []hooks.EventHandler `mapstructure:"event_handlers"`
+	Watches       []hooks.Watch        `mapstructure:"watches"`
 
 	// Config holds the DNS server's keys (domain, alt_domain, recursors
 	// and dns.*): the DNS server reads them as they are. Its node, zone
@@ -190,12 +191,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	for i := range c.EventHandlers {
-		if err := c.EventHandlers[i].validate(i); err != nil {
+		if err := c.EventHandlers[i].Validate(i); err != nil {
 			return err
 		}
 	}
 	for i := range c.Watches {
-		if err := c.Watches[i].validate(i); err != nil {
+		if err := c.Watches[i].Validate(i); err != nil {
 			return err
 		}
 	}

@@ -8,8 +8,8 @@
 //
 // Besides the wiring it keeps what belongs to no stage: the configuration
 // and its reloads, the DNS start-up gate (warmup.go), the built-in
-// service, event handlers and watches (hooks.go), and /v1/agent/self's
-// DebugConfig.
+// service, and /v1/agent/self's DebugConfig. Event handlers and watches
+// run in agent/hooks.
 //
 // Data flows one way: check results change the local state, the local
 // state publishes this node's record to the catalog store and the

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chorusdns/chorus/agent/hooks"
 	"github.com/chorusdns/chorus/test/testutil"
 )
 
@@ -30,7 +31,7 @@ func TestEventHandlersRunOnMemberEvents(t *testing.T) {
 		if i != 0 {
 			return
 		}
-		c.EventHandlers = []EventHandlerConfig{
+		c.EventHandlers = []hooks.EventHandler{
 			{Events: []string{"member-join"}, Handler: "exit 3"}, // fails every time
 			{Events: []string{"member-join", "member-failed"}, Handler: `{ echo "event=$SERF_EVENT self=$SERF_SELF_NAME role=$SERF_SELF_ROLE"; cat; } >> ` + out},
 		}
@@ -59,7 +60,7 @@ func TestWatchRunsHandlerOnChange(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "runs")
 	cfg := testConfig(t, "watcher")
-	cfg.Watches = []WatchConfig{{Type: "service", Service: "web", Handler: `cat >> ` + out + `; echo >> ` + out}}
+	cfg.Watches = []hooks.Watch{{Type: "service", Service: "web", Handler: `cat >> ` + out + `; echo >> ` + out}}
 	a := startAgent(t, cfg)
 	runs := func() []string {
 		b, _ := os.ReadFile(out)
@@ -102,7 +103,7 @@ func TestWatchRunsHandlerOnChange(t *testing.T) {
 	// Reload with a watch of db instead.
 	next := *a.Config()
 	out2 := filepath.Join(dir, "db-runs")
-	next.Watches = []WatchConfig{{Type: "service", Service: "db", Args: []string{"/bin/sh", "-c", "cat > " + out2}}}
+	next.Watches = []hooks.Watch{{Type: "service", Service: "db", Args: []string{"/bin/sh", "-c", "cat > " + out2}}}
 	if err := a.Reload(next); err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +122,11 @@ func TestHookConfigErrorsNameTheKey(t *testing.T) {
 		want   string
 	}{
 		{func(c *Config) {
-			c.EventHandlers = []EventHandlerConfig{{Events: []string{"member-explode"}, Handler: "true"}}
+			c.EventHandlers = []hooks.EventHandler{{Events: []string{"member-explode"}, Handler: "true"}}
 		}, "event_handlers[0].events"},
-		{func(c *Config) { c.EventHandlers = []EventHandlerConfig{{Events: []string{"member-join"}}} }, "event_handlers[0]"},
-		{func(c *Config) { c.Watches = []WatchConfig{{Type: "service", Handler: "true"}} }, "watches[0]"},
-		{func(c *Config) { c.Watches = []WatchConfig{{Type: "nodes"}} }, "watches[0]"},
+		{func(c *Config) { c.EventHandlers = []hooks.EventHandler{{Events: []string{"member-join"}}} }, "event_handlers[0]"},
+		{func(c *Config) { c.Watches = []hooks.Watch{{Type: "service", Handler: "true"}} }, "watches[0]"},
+		{func(c *Config) { c.Watches = []hooks.Watch{{Type: "nodes"}} }, "watches[0]"},
 	} {
 		c := testConfig(t, "x")
 		tc.mutate(&c)
@@ -169,6 +170,9 @@ func waitLog(t *testing.T, log *testutil.SyncBuffer, timeout time.Duration, want
 	return found
 }
 
+// handlerWorkers is how many event handlers agent/hooks runs at once.
+const handlerWorkers = 4
+
 // TestEventHandlerLimits: one member event that runs six handlers runs
 // them at most four at a time (handlerWorkers) and all of them; a handler
 // that fails is logged with its exit code and output, one that outlives
@@ -181,13 +185,13 @@ func TestEventHandlerLimits(t *testing.T) {
 	cfg := testConfig(t, "node0")
 	for range slow {
 		// Each run writes a start and an end line (O_APPEND: whole lines).
-		cfg.EventHandlers = append(cfg.EventHandlers, EventHandlerConfig{Events: []string{"member-join"},
+		cfg.EventHandlers = append(cfg.EventHandlers, hooks.EventHandler{Events: []string{"member-join"},
 			Handler: `echo "start $$" >> ` + spans + `; sleep 0.4; echo "end $$" >> ` + spans})
 	}
 	childPID := filepath.Join(dir, "child.pid")
 	cfg.EventHandlers = append(cfg.EventHandlers,
-		EventHandlerConfig{Events: []string{"member-join"}, Handler: `echo "no route to lb"; echo "on stderr" >&2; exit 3`},
-		EventHandlerConfig{Events: []string{"member-join"}, Timeout: 300 * time.Millisecond,
+		hooks.EventHandler{Events: []string{"member-join"}, Handler: `echo "no route to lb"; echo "on stderr" >&2; exit 3`},
+		hooks.EventHandler{Events: []string{"member-join"}, Timeout: 300 * time.Millisecond,
 			Handler: `sleep 60 & echo $! > ` + childPID + `; wait`})
 	a, log := startAgentLogged(t, cfg)
 
@@ -253,7 +257,7 @@ func TestEventHandlersLeave(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "events")
 	agents := startCluster(t, 2, func(i int, c *Config) {
 		if i == 0 {
-			c.EventHandlers = []EventHandlerConfig{{Events: []string{"member-update", "member-leave"},
+			c.EventHandlers = []hooks.EventHandler{{Events: []string{"member-update", "member-leave"},
 				Args: []string{"/bin/sh", "-c", `{ echo "event=$SERF_EVENT"; cat; } >> ` + out}}}
 		}
 	})

@@ -50,7 +50,7 @@ func (a *Agent) Reload(next Config) error {
 	a.local.SetEnableScriptChecks(next.EnableScriptChecks, next.EnableLocalScriptChecks)
 	a.gossip.WAN().SetConfig(next.wanConfig())
 	if !reflect.DeepEqual(next.Watches, cur.Watches) {
-		a.startWatches(next.Watches)
+		a.hooks.SetWatches(a.ctx, a.HTTPAddr(), next.Watches)
 	}
 	if err := a.local.LoadConfigServices(next.Services); err != nil {
 		return fmt.Errorf("reload services: %w", err)

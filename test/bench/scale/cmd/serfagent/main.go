@@ -178,8 +178,8 @@ type timings struct {
 	awarenessMax, handoffDepth                      int
 }
 
-// lanTimings are Chorus's `lan` gossip profile (agent/membership.go
-// gossipProfile and memberlistConfig); keep them equal.
+// lanTimings are Chorus's `lan` gossip profile (agent/gossip/profile.go
+// profileTimings and agent/gossip/pool.go memberlistConfig); keep them equal.
 var lanTimings = timings{
 	probeInterval: 300 * time.Millisecond, probeTimeout: 200 * time.Millisecond, gossipInterval: 100 * time.Millisecond,
 	suspicionMult: 3, suspicionMaxMult: 6, retransmitMult: 8,
