@@ -62,7 +62,7 @@ func (g api) Members() []httpapi.Member {
 	return out
 }
 
-func (g api) LocalMember() httpapi.Member           { return toAPIMember(g.p.serf.LocalMember()) }
+func (g api) LocalMember() httpapi.Member           { return toAPIMember(g.p.LocalMember()) }
 func (g api) Stats() map[string]string              { return g.p.serf.Stats() }
 func (g api) Addr() string                          { return g.p.Addr() }
 func (g api) Join(addrs []string) (int, error)      { return g.p.Join(addrs) }

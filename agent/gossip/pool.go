@@ -290,7 +290,7 @@ func (p *Pool) apply(me serf.MemberEvent) {
 	}
 	p.metrics.memberEvents.WithLabelValues(me.Type.String()).Add(float64(len(me.Members)))
 	if p.onEvent != nil {
-		p.onEvent(Event{event: me, self: p.serf.LocalMember()})
+		p.onEvent(Event{event: me, self: p.LocalMember()})
 	}
 }
 

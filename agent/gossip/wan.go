@@ -260,17 +260,6 @@ func (w *WAN) IsSpeaker() bool {
 	return w.serf != nil
 }
 
-// Addr returns the WAN pool address while this agent speaks, else "".
-func (w *WAN) Addr() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.serf == nil {
-		return ""
-	}
-	m := w.serf.LocalMember()
-	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
-}
-
 // step joins or leaves the WAN pool as the speaker set says, and reports
 // whether the datacenter is linked to another or this agent speaks (the
 // speaker set must then be followed closely).
