@@ -25,15 +25,16 @@ type Tuning struct {
 }
 
 // Validate returns an error naming the first negative knob as the user
-// wrote it (gossip.probe_interval…), in the order of the fields.
+// wrote it (gossip.probe_interval…), in a fixed order: the durations,
+// then the multipliers.
 func (t Tuning) Validate() error {
 	for _, k := range []struct {
 		key string
 		neg bool
 	}{
 		{"probe_interval", t.ProbeInterval < 0}, {"probe_timeout", t.ProbeTimeout < 0},
-		{"suspicion_mult", t.SuspicionMult < 0}, {"suspicion_max_timeout_mult", t.SuspicionMaxTimeoutMult < 0},
 		{"gossip_interval", t.GossipInterval < 0}, {"push_pull_interval", t.PushPullInterval < 0},
+		{"suspicion_mult", t.SuspicionMult < 0}, {"suspicion_max_timeout_mult", t.SuspicionMaxTimeoutMult < 0},
 		{"retransmit_mult", t.RetransmitMult < 0},
 	} {
 		if k.neg {

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,5 +33,25 @@ func TestGossipProfileAndKnobs(t *testing.T) {
 	}
 	if prof.ReconnectInterval != 30*time.Second {
 		t.Fatalf("wan reconnect interval %v", prof.ReconnectInterval)
+	}
+}
+
+// TestTuningValidateNamesTheKey: a negative knob is named as the user
+// wrote it, and of several the first in a fixed order.
+func TestTuningValidateNamesTheKey(t *testing.T) {
+	if err := (Tuning{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		t    Tuning
+		want string
+	}{
+		{Tuning{ProbeTimeout: -1}, "gossip.probe_timeout: "},
+		{Tuning{RetransmitMult: -1, PushPullInterval: -1}, "gossip.push_pull_interval: "},
+		{Tuning{SuspicionMaxTimeoutMult: -1, SuspicionMult: -2}, "gossip.suspicion_mult: "},
+	} {
+		if err := tc.t.Validate(); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q…", tc.t, err, tc.want)
+		}
 	}
 }
