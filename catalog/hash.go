@@ -2,7 +2,8 @@ package catalog
 
 import (
 	"hash/fnv"
-	"sort"
+	"maps"
+	"slices"
 )
 
 // FNV-1a, 64 bits: the Hasher carries its state from field to field,
@@ -50,12 +51,7 @@ func (h *Hasher) Strs(ss []string) *Hasher {
 
 // StrMap mixes in a map's keys and values in key order, and its size.
 func (h *Hasher) StrMap(m map[string]string) *Hasher {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		h.Str(k).Str(m[k])
 	}
 	return h.U64(uint64(len(m)))
