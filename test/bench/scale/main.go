@@ -72,6 +72,12 @@ type options struct {
 	keep             bool
 	seed             uint64
 	gossip           gossipFlags
+	// idleOnly stops each cluster after its idle window (no
+	// registrations, restart or crashes).
+	idleOnly bool
+	// chorusBin and serfBin, when set, are prebuilt binaries to run
+	// instead of building this tree's (e.g. to compare two builds).
+	chorusBin, serfBin string
 }
 
 func run() int {
@@ -94,6 +100,9 @@ func run() int {
 	flag.StringVar(&o.out, "out", "test/bench/scale/results", "directory for report.md and the PNG plots")
 	flag.BoolVar(&o.keep, "keep", false, "keep the agents' data dirs and logs")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed (owners of registrations, victims)")
+	flag.BoolVar(&o.idleOnly, "idle-only", false, "measure formation and the idle window only (no registrations, restart or crashes)")
+	flag.StringVar(&o.chorusBin, "chorus-bin", "", "prebuilt chorus binary to run (default: build ./cmd/chorus)")
+	flag.StringVar(&o.serfBin, "serf-bin", "", "prebuilt serfagent binary to run (default: build it)")
 	flag.DurationVar(&o.gossip.probeInterval, "probe-interval", 0, "memberlist ProbeInterval for both kinds (0: the lan profile's)")
 	flag.DurationVar(&o.gossip.probeTimeout, "probe-timeout", 0, "memberlist ProbeTimeout (0: the lan profile's)")
 	flag.DurationVar(&o.gossip.gossipInterval, "gossip-interval", 0, "memberlist GossipInterval (0: the lan profile's)")
@@ -127,7 +136,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "scale: run as root: the harness needs its own network namespace and nftables counters")
 		return 2
 	}
-	return buildAndReexec()
+	return buildAndReexec(o.chorusBin, o.serfBin)
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -146,9 +155,10 @@ func parseSizes(s string) ([]int, error) {
 	return out, nil
 }
 
-// buildAndReexec builds the chorus and serfagent binaries once, then runs
-// this program again in a new network namespace.
-func buildAndReexec() int {
+// buildAndReexec builds the chorus and serfagent binaries once (those not
+// given prebuilt), then runs this program again in a new network
+// namespace.
+func buildAndReexec(chorusBin, serfBin string) int {
 	bin, err := os.MkdirTemp("", "chorus-scale-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
@@ -156,7 +166,14 @@ func buildAndReexec() int {
 	}
 	defer os.RemoveAll(bin)
 	chorus, serfagent := filepath.Join(bin, "chorus"), filepath.Join(bin, "serfagent")
-	for _, b := range []struct{ out, pkg string }{{chorus, "./cmd/chorus"}, {serfagent, "./test/bench/scale/cmd/serfagent"}} {
+	for _, b := range []struct{ out, pkg, prebuilt string }{{chorus, "./cmd/chorus", chorusBin}, {serfagent, "./test/bench/scale/cmd/serfagent", serfBin}} {
+		if b.prebuilt != "" {
+			if err := copyFile(b.prebuilt, b.out); err != nil {
+				fmt.Fprintf(os.Stderr, "scale: %v\n", err)
+				return 1
+			}
+			continue
+		}
 		cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -292,6 +309,11 @@ func runCluster(o *options, k kind, n int, bin string, logAt func(string, ...any
 		return res
 	}
 	r.idle()
+	if o.idleOnly {
+		res.endLoad = loadAvg()
+		r.log("end (idle only): %s; load %.1f", r.memberView(), res.endLoad)
+		return res
+	}
 	var victims []*proc
 	var svcs []string
 	if k == kindChorus {
@@ -331,6 +353,15 @@ func runCluster(o *options, k kind, n int, bin string, logAt func(string, ...any
 	res.endLoad = loadAvg()
 	r.log("end: %s; load %.1f", r.memberView(), res.endLoad)
 	return res
+}
+
+// copyFile copies the executable src to dst.
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("prebuilt binary: %w", err)
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // memTotal is the machine's memory, e.g. "24 GiB".
