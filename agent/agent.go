@@ -507,6 +507,7 @@ func (a *Agent) apiSettings(cfg *Config) httpapi.Settings {
 	return httpapi.Settings{
 		Datacenter: cfg.Datacenter, NodeName: cfg.NodeName, Zone: cfg.Zone, Domain: cfg.Domain,
 		NodeMeta: cfg.NodeMeta, Version: Version, ACL: cfg.ACL, Failover: cfg.Failover, DebugConfig: a.debugConfig,
+		EnableDebug: cfg.EnableDebug,
 	}
 }
 

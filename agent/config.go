@@ -62,6 +62,13 @@ type Config struct {
 	// services from config files only, never through the HTTP API, as
 	// Consul's enable_local_script_checks.
 	EnableLocalScriptChecks bool `mapstructure:"enable_local_script_checks"`
+	// EnableDebug serves Go's runtime profiles (/debug/pprof/) on the
+	// HTTP API, as Consul's enable_debug. With ACLs enabled they are
+	// served whatever its value, to read tokens (Consul's operator:read);
+	// the command line, which may hold the gossip key, to write tokens.
+	// Reloadable.
+	EnableDebug bool `mapstructure:"enable_debug"`
+
 	// DockerSocket is the Docker Engine's unix socket that Docker checks
 	// (DockerContainerID) exec through; they are allowed only with
 	// enable_script_checks, as in Consul.

@@ -69,6 +69,7 @@ func (a *Agent) debugConfig() map[string]any {
 		"RetryJoinMaxAttemptsLAN": cfg.RetryMax,
 		"EncryptKey":              encrypt,
 		"EnableScriptChecks":      cfg.EnableScriptChecks,
+		"EnableDebug":             cfg.EnableDebug,
 		"ACLsEnabled":             cfg.ACL.Enabled,
 	}
 }

@@ -117,7 +117,7 @@ func (a *Server) withACL(next http.Handler) http.Handler {
 		}
 		why := ""
 		if holdsSecrets(r.URL.Path) {
-			why = " (the gossip keyring holds the encryption keys: reading it needs write access too)"
+			why = " (this path may show the gossip encryption keys: reading it needs write access too)"
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusForbidden)
@@ -127,9 +127,10 @@ func (a *Server) withACL(next http.Handler) http.Handler {
 }
 
 // holdsSecrets reports whether path answers with secrets even to a GET:
-// the gossip keyring's list names the encryption keys.
+// the gossip keyring's list names the encryption keys, and the agent's
+// command line (/debug/pprof/cmdline) may hold the gossip key.
 func holdsSecrets(path string) bool {
-	return path == "/v1/operator/keyring"
+	return path == "/v1/operator/keyring" || path == "/debug/pprof/cmdline"
 }
 
 // isPagePath reports whether path is the web page or the redirect to it.

@@ -111,6 +111,8 @@ type Settings struct {
 	// Failover is the agent-wide failover rule (catalog.ParseFailover)
 	// of /v1/health/service/<name>?failover.
 	Failover string
+	// EnableDebug serves /debug/pprof/ (debug.go).
+	EnableDebug bool
 }
 
 // Gossip is the gossip layer and the agent's membership operations as the
@@ -349,6 +351,7 @@ func (a *Server) routes() http.Handler {
 		h(m+" /v1/operator/keyring", a.apiKeyring)
 	}
 
+	mux.Handle("/debug/pprof/", a.pprof())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.Handle("/v1/", a.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, notProvided(mux, r)

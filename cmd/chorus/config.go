@@ -45,6 +45,7 @@ func loadConfig(flags *pflag.FlagSet, src sources, dev bool) (agent.Config, erro
 		def.Bind = "127.0.0.1"
 		def.LogLevel = "debug"
 		def.GossipProfile = "local"
+		def.EnableDebug = true // as Consul's -dev
 		if def.NodeName == "" {
 			def.NodeName = "dev"
 		}

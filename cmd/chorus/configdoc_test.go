@@ -54,6 +54,7 @@ var keyDescriptions = map[string]string{
 	"encrypt":                           "Gossip encryption key (base64 of 16, 24 or 32 bytes; `chorus keygen`). Read on first start only: afterwards `data_dir/serf/local.keyring` wins, so rotations survive restarts.",
 	"enable_script_checks":              "Allow script checks (checks that run a command); without it they are refused.",
 	"enable_local_script_checks":        "Allow script and Docker checks only in services from config files (`--config-file`, `--config-dir`), never through the HTTP API, as Consul's key of the same name.",
+	"enable_debug":                      "Serve Go's runtime profiles on the HTTP API at `/debug/pprof/` (`go tool pprof http://127.0.0.1:8500/debug/pprof/profile?seconds=30`), as Consul's key. With `acl.enabled` they are served whatever its value, to read tokens (`/debug/pprof/cmdline`, which may show `--encrypt`, to write tokens). On in `dev` mode. Reloadable.",
 	"docker_socket":                     "Docker Engine unix socket through which Docker checks (`DockerContainerID`) run their `Args` in the container; they also need `enable_script_checks`.",
 	"builtin_service":                   "Name of the service every agent registers for itself in the catalog (its HTTP endpoint, passing while it is alive; not in `/v1/agent/services`); \"\" = off. Read at start.",
 	"builtin_service_consul":            "Also register the built-in service as `consul`, for tools that look Consul's servers up that way. Read at start.",
