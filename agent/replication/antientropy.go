@@ -33,6 +33,52 @@ const (
 	digestRecheck = time.Second
 )
 
+// Digest pacing while nothing changes. A round sends a digest only when
+// the pacer says so: every round for aeBusyRounds rounds after this
+// agent's root last changed or a peer's digest last differed from it,
+// then every 2, 4, … rounds up to every aeIdleGap rounds. An idle
+// cluster thus sends one digest per agent per ~aeIdleGap seconds instead
+// of one a second (each costs a datagram sent and one received, and
+// wakes both processes). Repair is not slowed where it matters: a change
+// changes the root of every agent that received it, so after a lost
+// notice every agent but the one that missed it sends a digest every
+// round for aeBusyRounds rounds; the agent that missed it is sent one
+// within a round or two (each of the N-1 others picks it with chance
+// 1/(N-1) each round), and the first differing digest it receives puts
+// it back to a digest every round.
+const (
+	aeBusyRounds = 5
+	aeIdleGap    = 8
+)
+
+// digestPacer decides in which anti-entropy rounds a digest goes out. It
+// is the aeLoop's own (not safe for concurrent use).
+type digestPacer struct {
+	root  uint64 // the root of the last round
+	quiet int    // rounds since the root changed or a digest differed
+	gap   int    // rounds between digests now
+	wait  int    // rounds until the next digest
+}
+
+// due reports whether this round sends a digest, given this agent's
+// root now and whether a peer's digest differed from it since the last
+// round.
+func (p *digestPacer) due(root uint64, differed bool) bool {
+	if root != p.root || differed || p.gap == 0 {
+		p.root, p.quiet, p.gap, p.wait = root, 0, 1, 0
+	}
+	p.quiet++
+	if p.wait > 1 {
+		p.wait--
+		return false
+	}
+	if p.quiet > aeBusyRounds {
+		p.gap = min(2*p.gap, aeIdleGap)
+	}
+	p.wait = p.gap
+	return true
+}
+
 // recheck is a final digest due to addr at time at.
 type recheck struct {
 	addr string
@@ -88,6 +134,7 @@ func (s *Syncer) handleDigest(body []byte, from string, final bool) {
 	if binary.BigEndian.Uint64(body) == s.tree().root() {
 		return
 	}
+	s.differed.Store(true)
 	last := s.lastReply
 	if final {
 		last = s.lastAE

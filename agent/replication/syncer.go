@@ -61,8 +61,9 @@ const (
 //     notice, a version tag or anti-entropy) fetches the record over TCP,
 //     after a jitter that grows with the cluster, from whoever told it;
 //   - anti-entropy: every second each agent sends a random peer the root
-//     of its node → version tree; where it still differs a second later
-//     the two walk the tree and pull what the other has newer
+//     of its node → version tree (every 2, 4, up to 8 s once nothing has
+//     changed for 5 s: digestPacer); where it still differs a second
+//     later the two walk the tree and pull what the other has newer
 //     (antientropy.go), so a lost notice is repaired in seconds;
 //   - the version tag in the gossip layer carries the version an agent
 //     started with (set by the agent when it creates its gossip member,
@@ -114,6 +115,10 @@ type Syncer struct {
 	// catch is the catch-up after a join (catchup.go).
 	catch catchUp
 
+	// differed is set when a peer's digest differed from this agent's
+	// root; pacer is the aeLoop's own (digestPacer).
+	differed atomic.Bool
+	pacer    digestPacer
 	// mismatch is the aeLoop's own: member statuses that differed from
 	// the gossip layer's in its last round.
 	mismatch map[string]catalog.MemberStatus
@@ -733,7 +738,8 @@ func (s *Syncer) aeLoop(ctx context.Context) {
 		s.reconcileMembers()
 		s.joinUnmembered()
 		s.queueCatchUp()
-		if !kicked {
+		// A kick (a join) counts as a change: digests every round again.
+		if s.pacer.due(s.tree().root(), s.differed.Swap(false) || kicked) && !kicked {
 			s.sendDigest(false)
 		}
 		// 0.75–1.25 × the interval, so peers do not fall into step.
