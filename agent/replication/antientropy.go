@@ -33,50 +33,51 @@ const (
 	digestRecheck = time.Second
 )
 
-// Digest pacing while nothing changes. A round sends a digest only when
-// the pacer says so: every round for aeBusyRounds rounds after this
-// agent's root last changed or a peer's digest last differed from it,
-// then every 2, 4, … rounds up to every aeIdleGap rounds. An idle
+// Rounds while nothing changes. The anti-entropy loop runs a round (its
+// member checks and one digest) every aeInterval for aeBusyRounds rounds
+// after this agent's root last changed, a peer's digest last differed
+// from it, a join, or while a repair is pending (a member status that
+// differs from the gossip layer's, an unlisted node, a catch-up); then
+// the rounds space out to every 2, 4, up to aeIdleGap intervals. An idle
 // cluster thus sends one digest per agent per ~aeIdleGap seconds instead
-// of one a second (each costs a datagram sent and one received, and
-// wakes both processes). Repair is not slowed where it matters: a change
-// changes the root of every agent that received it, so after a lost
-// notice every agent but the one that missed it sends a digest every
-// round for aeBusyRounds rounds; the agent that missed it is sent one
-// within a round or two (each of the N-1 others picks it with chance
-// 1/(N-1) each round), and the first differing digest it receives puts
-// it back to a digest every round.
+// of one a second, and its agents wake for it that much less often (each
+// digest costs a datagram sent and one received). While spaced out the
+// loop still wakes at once for a catalog change or a differing digest,
+// and runs its next round one interval later. Repair is not slowed where
+// it matters: a change changes the root of every agent that received it,
+// so after a lost notice every agent but the one that missed it runs a
+// round a second for aeBusyRounds rounds; the agent that missed it is
+// sent a digest within a round or two (each of the N-1 others picks it
+// with chance 1/(N-1) each round), and that differing digest puts it
+// back to a round a second. A member event Serf dropped while the
+// cluster is idle (Serf drops them when overwhelmed, so rarely then) is
+// found at the next spaced round: within aeIdleGap seconds, then
+// confirmed a round later.
 const (
 	aeBusyRounds = 5
 	aeIdleGap    = 8
 )
 
-// digestPacer decides in which anti-entropy rounds a digest goes out. It
-// is the aeLoop's own (not safe for concurrent use).
-type digestPacer struct {
+// roundPacer spaces out the anti-entropy rounds. It is the aeLoop's own
+// (not safe for concurrent use).
+type roundPacer struct {
 	root  uint64 // the root of the last round
-	quiet int    // rounds since the root changed or a digest differed
-	gap   int    // rounds between digests now
-	wait  int    // rounds until the next digest
+	quiet int    // rounds since the root changed or the loop was busy
+	gap   int    // intervals until the next round
 }
 
-// due reports whether this round sends a digest, given this agent's
-// root now and whether a peer's digest differed from it since the last
-// round.
-func (p *digestPacer) due(root uint64, differed bool) bool {
-	if root != p.root || differed || p.gap == 0 {
-		p.root, p.quiet, p.gap, p.wait = root, 0, 1, 0
+// next returns in how many intervals the next round is due, given this
+// agent's root after this round and whether the round was busy (a
+// digest differed, a join, a repair pending).
+func (p *roundPacer) next(root uint64, busy bool) int {
+	if root != p.root || busy || p.gap == 0 {
+		p.root, p.quiet, p.gap = root, 0, 1
 	}
 	p.quiet++
-	if p.wait > 1 {
-		p.wait--
-		return false
-	}
 	if p.quiet > aeBusyRounds {
 		p.gap = min(2*p.gap, aeIdleGap)
 	}
-	p.wait = p.gap
-	return true
+	return p.gap
 }
 
 // recheck is a final digest due to addr at time at.
@@ -135,6 +136,10 @@ func (s *Syncer) handleDigest(body []byte, from string, final bool) {
 		return
 	}
 	s.differed.Store(true)
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
 	last := s.lastReply
 	if final {
 		last = s.lastAE

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -8,32 +9,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// TestDigestPacerSchedule: a digest every round for aeBusyRounds rounds
-// after a change, then every 2, 4 and aeIdleGap rounds; a new root or a
-// differing digest brings back a digest every round.
-func TestDigestPacerSchedule(t *testing.T) {
-	var p digestPacer
-	sched := func(rounds int, root uint64, differedAt int) string {
-		var b strings.Builder
+// TestRoundPacerSchedule: a round every interval for aeBusyRounds rounds
+// after a change, then every 2, 4 and aeIdleGap intervals; a new root or
+// a busy round brings back a round every interval.
+func TestRoundPacerSchedule(t *testing.T) {
+	var p roundPacer
+	gaps := func(rounds int, root uint64, busyAt int) string {
+		var out []string
 		for i := range rounds {
-			if p.due(root, i == differedAt) {
-				b.WriteByte('x')
-			} else {
-				b.WriteByte('.')
-			}
+			out = append(out, fmt.Sprint(p.next(root, i == busyAt)))
 		}
-		return b.String()
+		return strings.Join(out, " ")
 	}
-	// Rounds 1–6 send, then gaps of 2, 4, 8, 8.
-	if got, want := sched(36, 1, -1), "xxxxxx.x...x.......x.......x.......x"; got != want {
-		t.Fatalf("idle schedule\n got %s\nwant %s", got, want)
+	if got, want := gaps(9, 1, -1), "1 1 1 1 1 2 4 8 8"; got != want {
+		t.Fatalf("idle: gaps %s, want %s", got, want)
 	}
-	if got, want := sched(8, 2, -1), "xxxxxx.x"; got != want {
-		t.Fatalf("after the root changed\n got %s\nwant %s", got, want)
+	if got, want := gaps(7, 2, -1), "1 1 1 1 1 2 4"; got != want {
+		t.Fatalf("after the root changed: gaps %s, want %s", got, want)
 	}
-	sched(20, 2, -1) // backed off again
-	if got, want := sched(8, 2, 0), "xxxxxx.x"; got != want {
-		t.Fatalf("after a differing digest\n got %s\nwant %s", got, want)
+	gaps(5, 2, -1) // spaced out again
+	if got, want := gaps(7, 2, 0), "1 1 1 1 1 2 4"; got != want {
+		t.Fatalf("after a busy round: gaps %s, want %s", got, want)
 	}
 }
 
@@ -41,7 +37,8 @@ func TestDigestPacerSchedule(t *testing.T) {
 // than one digest per agent a second once nothing has changed for a
 // while, and a change whose every notice is lost on the way to one agent
 // (and whose version tags are hidden) still reaches that agent within a
-// few rounds: every agent that received it sends digests every round.
+// few seconds: every agent that received it wakes and runs a round a
+// second again.
 func TestIdleDigestsBackOffAndStillRepair(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the digests to back off (about 20 s)")

@@ -62,7 +62,7 @@ const (
 //     after a jitter that grows with the cluster, from whoever told it;
 //   - anti-entropy: every second each agent sends a random peer the root
 //     of its node → version tree (every 2, 4, up to 8 s once nothing has
-//     changed for 5 s: digestPacer); where it still differs a second
+//     changed for 5 s: roundPacer); where it still differs a second
 //     later the two walk the tree and pull what the other has newer
 //     (antientropy.go), so a lost notice is repaired in seconds;
 //   - the version tag in the gossip layer carries the version an agent
@@ -116,9 +116,11 @@ type Syncer struct {
 	catch catchUp
 
 	// differed is set when a peer's digest differed from this agent's
-	// root; pacer is the aeLoop's own (digestPacer).
+	// root, and wakeCh then wakes the aeLoop; pacer is the aeLoop's own
+	// (roundPacer).
 	differed atomic.Bool
-	pacer    digestPacer
+	wakeCh   chan struct{}
+	pacer    roundPacer
 	// mismatch is the aeLoop's own: member statuses that differed from
 	// the gossip layer's in its last round.
 	mismatch map[string]catalog.MemberStatus
@@ -184,6 +186,7 @@ func New(self string, store Store, keyring *memberlist.Keyring, logger *slog.Log
 		warnings:   newLimitedLog(logger.With("component", "sync")),
 		streams:    newStreamLimit(maxStreams, maxStreamsPerIP),
 		kickCh:     make(chan struct{}, 1),
+		wakeCh:     make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
 		applyCh:    make(chan received, applyQueue),
 		exchangeCh: make(chan exchangeReq, 16),
@@ -726,25 +729,50 @@ func (s *Syncer) encoded(name string) []byte {
 func (s *Syncer) aeLoop(ctx context.Context) {
 	t := time.NewTimer(aeInterval)
 	defer t.Stop()
+	var snap *catalog.Snapshot // as of the last round's root
+	spaced := false            // the timer is set beyond one interval
 	for {
 		kicked := false
+		var changed <-chan struct{}
+		if spaced {
+			changed = snap.Changed()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kickCh:
 			kicked = true
 		case <-t.C:
+		case <-changed:
+			spaced = false
+			t.Reset(jittered(1))
+			continue
+		case <-s.wakeCh:
+			if spaced {
+				spaced = false
+				t.Reset(jittered(1))
+			}
+			continue
 		}
 		s.reconcileMembers()
 		s.joinUnmembered()
 		s.queueCatchUp()
-		// A kick (a join) counts as a change: digests every round again.
-		if s.pacer.due(s.tree().root(), s.differed.Swap(false) || kicked) && !kicked {
+		if !kicked {
 			s.sendDigest(false)
 		}
-		// 0.75–1.25 × the interval, so peers do not fall into step.
-		t.Reset(aeInterval*3/4 + rand.N(aeInterval/2))
+		snap = s.store.Snapshot()
+		busy := s.differed.Swap(false) || kicked || len(s.mismatch) > 0 || len(s.unmembered) > 0 || s.catchingUp()
+		gap := s.pacer.next(s.tree().root(), busy)
+		spaced = gap > 1
+		t.Reset(jittered(gap))
 	}
+}
+
+// jittered is n anti-entropy intervals, 0.75–1.25 × that, so that peers
+// do not fall into step.
+func jittered(n int) time.Duration {
+	d := time.Duration(n) * aeInterval
+	return d*3/4 + rand.N(d/2)
 }
 
 // reconcileMembers repairs what missed member events left behind: it
