@@ -206,7 +206,10 @@ func (s *Server) Run(ctx context.Context) error {
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
 	servers := []*dns.Server{
-		{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize, NotifyStartedFunc: notify},
+		// ReadTimeout on the UDP socket only bounds each wait for a
+		// packet (miekg's default, 2 s, woke an idle agent every 2 s
+		// for nothing); ShutdownContext unblocks the read at once.
+		{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize, NotifyStartedFunc: notify, ReadTimeout: udpReadWait},
 		{Listener: ln, Handler: s, NotifyStartedFunc: notify},
 	}
 	errc := make(chan error, len(servers))
@@ -245,6 +248,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// udpReadWait is how long the UDP server waits for a packet before it
+// waits again: nothing depends on it but how often an idle server wakes.
+const udpReadWait = time.Hour
 
 // sweepLimiter forgets idle rate-limit buckets until ctx is done.
 func (s *Server) sweepLimiter(ctx context.Context) {
