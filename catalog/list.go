@@ -353,20 +353,25 @@ func (l List[T]) SortFunc(cmp func(a, b *T) int) List[T] {
 	return ListOf(s)
 }
 
-// MarshalJSON encodes l as a JSON array.
+// MarshalJSON encodes l as a JSON array. encoding/json checks and
+// compacts what a MarshalJSON returns, so a large List in a value passed
+// to json.Marshal costs a second pass; EncodeRecord encodes a record's
+// Lists as slices instead (recordJSON).
 func (l List[T]) MarshalJSON() ([]byte, error) {
+	if l.more == nil {
+		return json.Marshal(l.first)
+	}
 	var buf bytes.Buffer
 	buf.WriteByte('[')
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(true)
-	for i, x := range l.All() {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		if err := enc.Encode(x); err != nil {
+	for k := range l.numChunks() {
+		b, err := json.Marshal(l.chunk(k))
+		if err != nil {
 			return nil, err
 		}
-		buf.Truncate(buf.Len() - 1) // the Encoder's newline
+		if k > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b[1 : len(b)-1]) // the chunk's elements, without its brackets
 	}
 	buf.WriteByte(']')
 	return buf.Bytes(), nil
@@ -378,11 +383,6 @@ func (l *List[T]) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
-	if cap(s) > len(s) {
-		// The decoder grows slices by half again; a store holds every
-		// node's record, so keep them at their length.
-		s = slices.Clone(s)
-	}
-	*l = ListOf(s)
+	*l = ListOf(clipped(s))
 	return nil
 }

@@ -230,3 +230,45 @@ func FuzzListApply(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordJSONMatchesMarshal: the codec's form of a record (its Lists
+// as slices) holds what json.Marshal of the record holds, and decodes
+// back to the same record.
+func TestRecordJSONMatchesMarshal(t *testing.T) {
+	rec := &NodeRecord{Node: Node{Name: "n1", Address: "10.0.0.1"}, Version: 7, Gossip: "10.0.0.1:8301"}
+	for i := range 150 {
+		id := fmt.Sprintf("web-%03d", i)
+		rec.Services = rec.Services.Append(Service{ID: id, Name: "web", Port: 80 + i, Weights: DefaultWeights})
+		rec.Checks = rec.Checks.Append(Check{CheckID: "service:" + id, Name: "c", Status: HealthPassing, ServiceID: id, ServiceName: "web"})
+	}
+	a, err := RecordJSON(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ma, mb map[string]any
+	if err := json.Unmarshal(a, &ma); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &mb); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ma) != fmt.Sprint(mb) {
+		t.Fatalf("RecordJSON and json.Marshal differ:\n%s\n%s", a, b)
+	}
+	enc, err := EncodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeRecord(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := RecordJSON(back)
+	if string(c) != string(a) {
+		t.Fatalf("decoded record encodes differently:\n%s\n%s", c, a)
+	}
+}

@@ -306,7 +306,7 @@ func (x *Externals) baseLocked(name string) (*catalog.NodeRecord, error) {
 // version (a write through another agent that arrived meanwhile).
 func (x *Externals) writeLocked(rec *catalog.NodeRecord) (bool, error) {
 	rec.Sort()
-	if raw, err := json.Marshal(rec); err != nil {
+	if raw, err := catalog.RecordJSON(rec); err != nil {
 		return false, err
 	} else if len(raw) > catalog.MaxRecordSize {
 		return false, fmt.Errorf("external node %q: its record would be %d bytes, over the limit of %d: %w", rec.Node.Name, len(raw), catalog.MaxRecordSize, ErrTooLarge)
@@ -614,8 +614,8 @@ func (x *Externals) Reconcile() []string {
 func sameRecord(a, b *catalog.NodeRecord) bool {
 	ca, cb := *a, *b
 	ca.Version, cb.Version, ca.Owner, cb.Owner, ca.Signature, cb.Signature = 0, 0, "", "", nil, nil
-	ja, err1 := json.Marshal(&ca)
-	jb, err2 := json.Marshal(&cb)
+	ja, err1 := catalog.RecordJSON(&ca)
+	jb, err2 := catalog.RecordJSON(&cb)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 

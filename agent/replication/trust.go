@@ -3,7 +3,6 @@ package replication
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"sync"
@@ -70,7 +69,7 @@ func newKeys() *keys {
 // heldSize is the size of rec's JSON, which bounds what the decoded
 // record takes in memory up to a small factor.
 func heldSize(rec *catalog.NodeRecord) int {
-	b, err := json.Marshal(rec)
+	b, err := catalog.RecordJSON(rec)
 	if err != nil {
 		return catalog.MaxRecordSize
 	}
