@@ -116,8 +116,11 @@ func (a *Server) withACL(next http.Handler) http.Handler {
 			return
 		}
 		why := ""
-		if holdsSecrets(r.URL.Path) {
-			why = " (this path may show the gossip encryption keys: reading it needs write access too)"
+		switch {
+		case r.URL.Path == "/v1/operator/keyring":
+			why = " (the gossip keyring holds the encryption keys: reading it needs write access too)"
+		case holdsSecrets(r.URL.Path):
+			why = " (the agent's command line may hold the gossip encryption key: reading it needs write access too)"
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusForbidden)
