@@ -16,7 +16,7 @@ import (
 )
 
 // BenchmarkRegisterHTTP measures the whole write path in one process:
-// 32 clients re-register (a new port each time) the agent's own services
+// 32 clients (CHORUS_WRITES_CLIENTS) re-register (a new port each time) the agent's own services
 // over HTTP, with CHORUS_WRITES_N (default 10,000) services registered,
 // every answer after the journal's fsync. It reports registrations per
 // second and the process's CPU time per registration; run it with
@@ -29,7 +29,10 @@ func BenchmarkRegisterHTTP(b *testing.B) {
 	if s := os.Getenv("CHORUS_WRITES_N"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	const clients = 32
+	clients := 32
+	if s := os.Getenv("CHORUS_WRITES_CLIENTS"); s != "" {
+		clients, _ = strconv.Atoi(s)
+	}
 	cfg := testConfig(b, "bench")
 	cfg.LogLevel = "warn"
 	a := startAgent(b, cfg)
