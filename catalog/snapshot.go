@@ -652,15 +652,15 @@ func (n *NodeEntry) buildDense(old *NodeEntry, rec *NodeRecord, d *nodeDelta) {
 	}
 	insts := make([]Instance, rec.Services.Len())
 	list := make([]*Instance, rec.Services.Len())
-	olds := old.Instances.Slice()
+	olds := old.Instances
 	j := 0
 	for i, svc := range rec.Services.All() {
-		for j < len(olds) && olds[j].Service.ID != svc.ID && olds[j].Service.ID < svc.ID {
+		for j < olds.Len() && olds.Get(j).Service.ID < svc.ID {
 			j++
 		}
 		var oi *Instance
-		if j < len(olds) && olds[j].Service.ID == svc.ID {
-			oi = olds[j]
+		if j < olds.Len() && olds.Get(j).Service.ID == svc.ID {
+			oi = olds.Get(j)
 		}
 		inst := &insts[i]
 		*inst = Instance{Node: n, Service: svc}

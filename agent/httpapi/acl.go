@@ -116,11 +116,8 @@ func (a *Server) withACL(next http.Handler) http.Handler {
 			return
 		}
 		why := ""
-		switch {
-		case r.URL.Path == "/v1/operator/keyring":
-			why = " (the gossip keyring holds the encryption keys: reading it needs write access too)"
-		case holdsSecrets(r.URL.Path):
-			why = " (the agent's command line may hold the gossip encryption key: reading it needs write access too)"
+		if secret, ok := secretPaths[r.URL.Path]; ok {
+			why = " (" + secret + ": reading it needs write access too)"
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusForbidden)
@@ -129,11 +126,18 @@ func (a *Server) withACL(next http.Handler) http.Handler {
 	})
 }
 
-// holdsSecrets reports whether path answers with secrets even to a GET:
-// the gossip keyring's list names the encryption keys, and the agent's
-// command line (/debug/pprof/cmdline) may hold the gossip key.
+// secretPaths are the paths that answer with secrets even to a GET, with
+// what they hold: the gossip keyring's list names the encryption keys,
+// and the agent's command line may hold the gossip key.
+var secretPaths = map[string]string{
+	"/v1/operator/keyring": "the gossip keyring holds the encryption keys",
+	"/debug/pprof/cmdline": "the agent's command line may hold the gossip encryption key",
+}
+
+// holdsSecrets reports whether path answers with secrets even to a GET.
 func holdsSecrets(path string) bool {
-	return path == "/v1/operator/keyring" || path == "/debug/pprof/cmdline"
+	_, ok := secretPaths[path]
+	return ok
 }
 
 // isPagePath reports whether path is the web page or the redirect to it.

@@ -484,7 +484,10 @@ func (x *Externals) Register(reg NodeRegistration) error {
 			}
 		}
 		findService := func(id string) *catalog.Service {
-			if i := slices.IndexFunc(svcs, func(s catalog.Service) bool { return s.ID == id }); id != "" && i >= 0 {
+			if id == "" {
+				return nil
+			}
+			if i := slices.IndexFunc(svcs, func(s catalog.Service) bool { return s.ID == id }); i >= 0 {
 				return &svcs[i]
 			}
 			return nil

@@ -64,7 +64,8 @@ func Record(s Shape, i int, version uint64) *catalog.NodeRecord {
 		Version: version,
 		Gossip:  NodeAddr(i) + ":8301",
 	}
-	rec.Checks = rec.Checks.Append(catalog.Check{CheckID: "mem", Name: "Memory", Status: catalog.HealthPassing, Output: "ok: 41% used", Type: "script", Interval: "30s"})
+	checks := []catalog.Check{{CheckID: "mem", Name: "Memory", Status: catalog.HealthPassing, Output: "ok: 41% used", Type: "script", Interval: "30s"}}
+	services := make([]catalog.Service, 0, s.ServicesPerNode)
 	for k := 0; k < s.ServicesPerNode; k++ {
 		var sname string
 		if k == 0 {
@@ -92,18 +93,19 @@ func Record(s Shape, i int, version uint64) *catalog.NodeRecord {
 		if err := svc.Validate(); err != nil {
 			panic(err)
 		}
-		rec.Services = rec.Services.Append(svc)
-		rec.Checks = rec.Checks.Append(catalog.Check{
+		services = append(services, svc)
+		checks = append(checks, catalog.Check{
 			CheckID: "service:" + id, Name: "Service '" + sname + "' check", Status: catalog.HealthPassing,
 			Output: "HTTP GET http://" + NodeAddr(i) + ":" + strconv.Itoa(8000+k) + "/health: 200 OK", ServiceID: id, ServiceName: sname,
 			Type: "http", Interval: "10s", Timeout: "2s",
 		})
 		if h%2 == 0 {
-			rec.Checks = rec.Checks.Append(catalog.Check{
+			checks = append(checks, catalog.Check{
 				CheckID: "service:" + id + ":ttl", Name: "TTL", Status: catalog.HealthPassing, ServiceID: id, ServiceName: sname, Type: "ttl",
 			})
 		}
 	}
+	rec.Services, rec.Checks = catalog.ListOf(services), catalog.ListOf(checks)
 	rec.Sort()
 	return rec
 }
